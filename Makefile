@@ -1,0 +1,30 @@
+# The README's two commands: `make run` (set up, run the main job) and `make test`
+# (set up, run the whole test suite). Both create .venv on first use.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test test-heavy bench clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev,ml,postgres]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## Run the main job: the most complete pipeline chute can run today.
+run: setup
+	$(BIN)/python -m chute.cli.app lint examples/hello-world.yaml
+
+## Run the whole test suite (heavy trials stay behind CHUTE_HEAVY=1).
+test: setup
+	$(BIN)/python -m pytest -n 2 --dist loadfile -q
+
+test-heavy: setup
+	CHUTE_HEAVY=1 $(BIN)/python -m pytest -m heavy -q
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info
