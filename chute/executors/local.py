@@ -1,0 +1,240 @@
+"""LocalExecutor: each step attempt runs as host processes under a detached supervisor.
+
+``launch`` writes ``launch.json`` into the step directory and asks the fork server
+(:mod:`chute.executors.forkserver`, started lazily, restarted if it died) to fork a
+supervisor (:mod:`chute.executors.supervisor`). Everything after that goes through files
+in the step directory, so any controller — this one, or one started after this one was
+killed — can ``poll``, ``cancel`` or ``reattach``:
+
+``supervisor.pid``  pid and create time of the supervisor (written before launch returns)
+``step.pid``        pid and create time of the step's first process (its session id)
+``cancel.json``     why the attempt was cancelled (read by the supervisor on SIGTERM)
+``status.json``     the StepResult
+
+The step's environment is the controller's environment at launch time, updated with
+``LaunchSpec.env``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Self
+
+from chute.errors import ExecutionError
+from chute.executors import proctree
+from chute.executors.base import CANCELLED, ERROR, LaunchSpec, StepHandle, StepResult
+from chute.executors.supervisor import (
+    CANCELFILE,
+    LAUNCH,
+    PIDFILE,
+    STATUS,
+    STEPFILE,
+    read_json,
+    result_from_json,
+    result_to_json,
+    write_json_atomic,
+)
+
+LOST_MESSAGE = "supervisor lost"
+
+
+class _ForkServer:
+    """The controller's end of the fork-server pipe."""
+
+    def __init__(self, python: str):
+        self.proc = subprocess.Popen(
+            [python, "-m", "chute.executors.forkserver"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # a Ctrl-C meant for the controller must not reach it
+            close_fds=True,
+            env=_forkserver_env(),
+        )
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def request(self, step_dir: Path, env: dict[str, str]) -> dict:
+        assert self.proc.stdin and self.proc.stdout
+        self.proc.stdin.write(json.dumps({"step_dir": str(step_dir), "env": env}).encode() + b"\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise BrokenPipeError("fork server exited")
+        return json.loads(line)
+
+    def close(self) -> None:
+        for f in (self.proc.stdin, self.proc.stdout):
+            try:
+                if f:
+                    f.close()
+            except OSError:
+                pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _forkserver_env() -> dict[str, str]:
+    """The controller's environment, with chute importable by the fork server."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    return env
+
+
+class LocalExecutor:
+    """Runs step attempts as host processes, each under a supervisor that outlives us."""
+
+    def __init__(self, python: str | None = None):
+        self.python = python or sys.executable
+        self._server: _ForkServer | None = None
+        self._lock = threading.Lock()
+
+    # -- lifecycle of the fork server
+
+    def start(self) -> LocalExecutor:
+        """Start the fork server now (otherwise the first launch does)."""
+        with self._lock:
+            self._ensure_server()
+        return self
+
+    def close(self) -> None:
+        """Stop the fork server. Running supervisors and steps are not affected."""
+        with self._lock:
+            if self._server is not None:
+                self._server.close()
+                self._server = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _ensure_server(self) -> _ForkServer:
+        if self._server is None or not self._server.alive():
+            if self._server is not None:
+                self._server.close()
+            self._server = _ForkServer(self.python)
+        return self._server
+
+    # -- the Executor protocol
+
+    def launch(self, spec: LaunchSpec) -> StepHandle:
+        """Write launch.json and start the attempt's supervisor; returns at once."""
+        step_dir = Path(spec.step_dir)
+        step_dir.mkdir(parents=True, exist_ok=True)
+        if (step_dir / PIDFILE).exists() or (step_dir / STATUS).exists():
+            raise ExecutionError(f"{step_dir}: this attempt was already launched")
+        write_json_atomic(step_dir / LAUNCH, spec.to_json(), sync=False)
+        env = dict(os.environ)
+        with self._lock:
+            for tried in range(2):
+                server = self._ensure_server()
+                try:
+                    reply = server.request(step_dir, env)
+                    break
+                except (BrokenPipeError, ConnectionError, ValueError):
+                    server.close()
+                    self._server = None
+                    # the server may have died after forking: never launch twice
+                    pid = read_json(step_dir / PIDFILE)
+                    if pid:
+                        reply = pid
+                        break
+                    if tried:
+                        raise ExecutionError(f"{step_dir}: the fork server keeps dying") from None
+        if "error" in reply:
+            raise ExecutionError(f"{step_dir}: could not start supervisor: {reply['error']}")
+        return StepHandle(step_dir=step_dir, pid=reply["pid"])
+
+    def poll(self, handle: StepHandle) -> StepResult | None:
+        """The result if the attempt ended; None while its supervisor lives."""
+        step_dir = Path(handle.step_dir)
+        data = read_json(step_dir / STATUS)
+        if data is not None:
+            return result_from_json(data)
+        sup = read_json(step_dir / PIDFILE)
+        if sup is None and handle.pid is None:
+            return self._lost(step_dir, "supervisor never started")
+        pid = sup["pid"] if sup else handle.pid
+        if proctree.same_process(pid, sup.get("create_time") if sup else None):
+            return None
+        # it may have written the status just before it exited
+        data = read_json(step_dir / STATUS)
+        if data is not None:
+            return result_from_json(data)
+        return self._lost(step_dir, LOST_MESSAGE)
+
+    def cancel(self, handle: StepHandle, reason: str = "") -> None:
+        """Ask the supervisor to stop the step (TERM, KILL after the grace period).
+
+        Returns at once; the CANCELLED result arrives through :meth:`poll`. If the
+        supervisor is gone, the step's processes are killed here and the result written.
+        """
+        step_dir = Path(handle.step_dir)
+        if (step_dir / STATUS).exists():
+            return
+        write_json_atomic(step_dir / CANCELFILE, {"reason": reason or "cancelled"}, sync=False)
+        sup = read_json(step_dir / PIDFILE)
+        pid = sup["pid"] if sup else handle.pid
+        if proctree.same_process(pid, sup.get("create_time") if sup else None):
+            try:
+                os.kill(pid, signal.SIGTERM)
+                return
+            except ProcessLookupError:
+                pass
+        if not (step_dir / STATUS).exists():
+            self._kill_orphaned_step(step_dir)
+            write_json_atomic(
+                step_dir / STATUS,
+                result_to_json(
+                    StepResult(CANCELLED, None, reason or "cancelled", finished_at=time.time())
+                ),
+            )
+
+    def reattach(self, step_dir: Path) -> StepHandle | None:
+        """A handle for an attempt an earlier controller launched; None if it never started."""
+        step_dir = Path(step_dir)
+        if (step_dir / STATUS).exists():
+            return StepHandle(step_dir=step_dir)
+        sup = read_json(step_dir / PIDFILE)
+        if sup is None:
+            return None  # launch.json (maybe) written, but no supervisor was ever forked
+        return StepHandle(step_dir=step_dir, pid=sup.get("pid"))
+
+    # -- lost supervisors
+
+    def _lost(self, step_dir: Path, message: str) -> StepResult:
+        """Record an ERROR for an attempt whose supervisor died without a result."""
+        self._kill_orphaned_step(step_dir)
+        result = StepResult(ERROR, None, message, finished_at=time.time())
+        data = read_json(step_dir / STATUS)  # a racing writer wins
+        if data is not None:
+            return result_from_json(data)
+        write_json_atomic(step_dir / STATUS, result_to_json(result))
+        return result
+
+    @staticmethod
+    def _kill_orphaned_step(step_dir: Path) -> None:
+        """Kill what is left of a step whose supervisor is gone (by its session id)."""
+        step = read_json(step_dir / STEPFILE)
+        if not step or not step.get("pid"):
+            return
+        sid, started = int(step["pid"]), step.get("create_time")
+        now = proctree.create_time(sid)
+        if now is not None and started is not None and abs(now - started) > 0.01:
+            return  # the pid now belongs to an unrelated process and session
+        # with the leader gone, only the step's own processes can still carry its session id
+        proctree.kill_step(sid, give_up=2.0)

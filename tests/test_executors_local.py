@@ -1,0 +1,321 @@
+"""LocalExecutor: launch, poll, results, outputs, private /tmp, survival, reattach."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from chute.executors import sandbox
+from chute.executors.base import CANCELLED, ERROR, FAILED, SUCCEEDED, LaunchSpec
+from chute.executors.local import LocalExecutor
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def ex():
+    with LocalExecutor() as executor:
+        yield executor
+
+
+def spec(tmp_path: Path, argv, name="s", **kw) -> LaunchSpec:
+    return LaunchSpec(
+        workflow_uid="wf",
+        node_id=name,
+        attempt=0,
+        step_dir=tmp_path / name,
+        log_path=tmp_path / "logs" / f"{name}.log",
+        argv=list(argv),
+        **kw,
+    )
+
+
+def wait(ex, handle, timeout=20.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        r = ex.poll(handle)
+        if r is not None:
+            return r
+        time.sleep(0.005)
+    raise AssertionError(f"no result within {timeout}s for {handle}")
+
+
+def run(ex, tmp_path, argv, **kw):
+    s = spec(tmp_path, argv, **kw)
+    return wait(ex, ex.launch(s)), s
+
+
+def log_lines(path: Path) -> list[tuple[str, str, str]]:
+    out = []
+    for line in path.read_text().splitlines():
+        ts, stream, text = (line.split(" ", 2) + [""])[:3]
+        out.append((ts, stream, text))
+    return out
+
+
+def test_success_result_and_files(ex, tmp_path):
+    r, s = run(ex, tmp_path, ["sh", "-c", "echo hello; echo world"])
+    assert r.outcome == SUCCEEDED and r.exit_code == 0 and r.signal is None
+    assert r.result == "hello\nworld"  # Argo trims one trailing newline
+    assert r.started_at and r.finished_at and r.finished_at >= r.started_at
+    for f in ("launch.json", "supervisor.pid", "status.json", "stdout"):
+        assert (s.step_dir / f).exists(), f
+    assert (s.step_dir / "stdout").read_text() == "hello\nworld\n"
+    assert json.loads((s.step_dir / "status.json").read_text())["outcome"] == SUCCEEDED
+
+
+def test_failure_message_is_argos(ex, tmp_path):
+    r, _ = run(ex, tmp_path, ["sh", "-c", "echo oops >&2; exit 3"])
+    assert (r.outcome, r.exit_code, r.message) == (FAILED, 3, "Error (exit code 3)")
+    assert r.result == ""  # stderr is not part of outputs.result
+
+
+def test_logs_have_timestamps_streams_and_order(ex, tmp_path):
+    script = "for i in 1 2 3; do echo out$i; echo err$i >&2; sleep 0.02; done"
+    r, s = run(ex, tmp_path, ["sh", "-c", script])
+    assert r.outcome == SUCCEEDED
+    lines = log_lines(s.log_path)
+    assert [(st, t) for _, st, t in lines] == [
+        (st, f"{p}{i}") for i in (1, 2, 3) for st, p in (("stdout", "out"), ("stderr", "err"))
+    ]
+    stamps = [ts for ts, _, _ in lines]
+    for ts in stamps:  # RFC 3339, UTC
+        assert ts.endswith("Z") and ts[10] == "T"
+        time.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S")
+    assert stamps == sorted(stamps)
+
+
+def test_line_without_trailing_newline_is_logged(ex, tmp_path):
+    r, s = run(ex, tmp_path, ["sh", "-c", "printf 'a\\nno-newline'"])
+    assert [t for _, _, t in log_lines(s.log_path)] == ["a", "no-newline"]
+    assert r.result == "a\nno-newline"
+
+
+def test_script_source_and_python_maps_to_running_interpreter(ex, tmp_path):
+    src = "import sys\nprint(sys.executable)\n"
+    r, _ = run(ex, tmp_path, ["python"], script_source=src)
+    assert r.outcome == SUCCEEDED, r
+    assert r.result == sys.executable
+
+
+def test_env_working_dir_and_inherited_environment(ex, tmp_path, monkeypatch):
+    monkeypatch.setenv("FROM_CONTROLLER", "yes")
+    wd = tmp_path / "wd"
+    r, _ = run(
+        ex,
+        tmp_path,
+        ["sh", "-c", 'echo "$A $FROM_CONTROLLER $(pwd)"'],
+        env={"A": "1"},
+        working_dir=str(wd),
+    )
+    assert r.result == f"1 yes {wd}"
+
+
+def test_command_not_found_is_an_error(ex, tmp_path):
+    r, s = run(ex, tmp_path, ["no-such-command-xyz"])
+    assert r.outcome == ERROR and r.exit_code is None
+    assert "no-such-command-xyz" in r.message and "not found" in r.message
+    assert "no-such-command-xyz" in s.log_path.read_text()
+
+
+def test_stdout_result_keeps_last_256k(ex, tmp_path):
+    script = "import sys; sys.stdout.write('a' * 300000 + 'END\\n')"
+    r, _ = run(ex, tmp_path, ["python", "-c", script])
+    assert len(r.result) == 256 * 1024 and r.result.endswith("END")
+
+
+def test_launch_twice_into_one_step_dir_is_refused(ex, tmp_path):
+    from chute.errors import ExecutionError
+
+    s = spec(tmp_path, ["true"])
+    wait(ex, ex.launch(s))
+    with pytest.raises(ExecutionError):
+        ex.launch(s)
+
+
+def test_secret_values_are_masked(ex, tmp_path):
+    secret = "s3cr3t-T0ken"
+    r, s = run(
+        ex,
+        tmp_path,
+        ["sh", "-c", 'echo "token=$T"; echo "err $T" >&2; exit 2'],
+        env={"T": secret},
+        secret_values=[secret],
+    )
+    text = s.log_path.read_text()
+    assert secret not in text and "token=***" in text and "err ***" in text
+    assert r.result == "token=***"
+    assert secret not in (s.step_dir / "stdout").read_text()
+    assert secret not in (s.step_dir / "status.json").read_text()
+
+
+# ------------------------------------------------------------------ outputs and private view
+
+
+def test_outputs_are_collected_and_missing_ones_absent(ex, tmp_path):
+    r, s = run(
+        ex,
+        tmp_path,
+        ["sh", "-c", "mkdir -p /tmp/d && echo v > /tmp/out.txt && echo f > /tmp/d/f"],
+        private_paths=["/tmp/out.txt", "/tmp/d", "/tmp/missing"],
+        output_paths=["/tmp/out.txt", "/tmp/d", "/tmp/missing"],
+    )
+    assert r.outcome == SUCCEEDED, r
+    assert set(r.outputs) == {"/tmp/out.txt", "/tmp/d"}
+    assert Path(r.outputs["/tmp/out.txt"]).read_text() == "v\n"
+    assert Path(r.outputs["/tmp/d"], "f").read_text() == "f\n"
+    assert Path(r.outputs["/tmp/out.txt"]).is_relative_to(s.step_dir)
+
+
+@pytest.mark.skipif(not sandbox.available(), reason="no mount namespaces here")
+def test_two_concurrent_steps_get_their_own_tmp(ex, tmp_path):
+    specs = [
+        spec(
+            tmp_path,
+            ["sh", "-c", f"echo {v} > /tmp/out.txt; sleep 0.3; cat /tmp/out.txt"],
+            name=f"s{v}",
+            private_paths=["/tmp/out.txt"],
+            output_paths=["/tmp/out.txt"],
+        )
+        for v in ("one", "two")
+    ]
+    handles = [ex.launch(s) for s in specs]
+    results = [wait(ex, h) for h in handles]
+    for v, r in zip(("one", "two"), results, strict=True):
+        assert r.outcome == SUCCEEDED and r.result == v
+        assert Path(r.outputs["/tmp/out.txt"]).read_text() == f"{v}\n"
+    assert not Path("/tmp/out.txt").exists() or Path("/tmp/out.txt").read_text() not in (
+        "one\n",
+        "two\n",
+    )
+
+
+@pytest.mark.skipif(not sandbox.available(), reason="no mount namespaces here")
+def test_private_dirs_outside_tmp_and_input_files(ex, tmp_path):
+    src = tmp_path / "in.txt"
+    src.write_text("input-data")
+    r, s = run(
+        ex,
+        tmp_path,
+        ["sh", "-c", "mkdir -p /workspace && cat /argo/inputs/in.txt > /workspace/out"],
+        input_files={"/argo/inputs/in.txt": str(src)},
+        private_paths=["/workspace/out"],
+        output_paths=["/workspace/out"],
+    )
+    assert r.outcome == SUCCEEDED, r
+    assert Path(r.outputs["/workspace/out"]).read_text() == "input-data"
+    assert not Path("/workspace").exists() and not Path("/argo").exists()
+
+
+@pytest.mark.skipif(not sandbox.available(), reason="no mount namespaces here")
+def test_host_paths_given_to_a_private_step_stay_visible(ex, tmp_path):
+    # tmp_path is under /tmp, which the step sees privately; paths it is handed stay visible
+    tool = tmp_path / "tool.sh"
+    tool.write_text("#!/bin/sh\necho tool-ran > /tmp/out.txt\ncat \"$DATA\"\n")
+    tool.chmod(0o755)
+    data = tmp_path / "data.txt"
+    data.write_text("data")
+    r, _ = run(
+        ex,
+        tmp_path,
+        [str(tool)],
+        env={"DATA": str(data)},
+        private_paths=["/tmp/out.txt"],
+        output_paths=["/tmp/out.txt"],
+    )
+    assert r.outcome == SUCCEEDED, r
+    assert r.result == "data"
+    assert Path(r.outputs["/tmp/out.txt"]).read_text() == "tool-ran\n"
+
+
+# ------------------------------------------------------------------ survival and reattach
+
+
+LAUNCHER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from chute.executors.base import LaunchSpec
+    from chute.executors.local import LocalExecutor
+    d = Path(sys.argv[1])
+    ex = LocalExecutor()
+    h = ex.launch(LaunchSpec("wf", "n", 0, d / "step", d / "step.log",
+                             ["sh", "-c", "sleep 1; echo survived"]))
+    print(h.pid, flush=True)
+    time.sleep(60)
+    """
+)
+
+
+def test_supervisor_survives_death_of_its_launcher(ex, tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-c", LAUNCHER, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    pid = int(proc.stdout.readline())
+    proc.kill()  # SIGKILL the "controller" while the step runs
+    proc.wait()
+    assert psutil.pid_exists(pid)
+    handle = ex.reattach(tmp_path / "step")
+    assert handle is not None
+    assert ex.poll(handle) is None  # still running: never a false failure
+    r = wait(ex, handle)
+    assert r.outcome == SUCCEEDED and r.result == "survived"
+
+
+def test_supervisor_lost_is_an_error_and_kills_the_step(ex, tmp_path):
+    s = spec(tmp_path, ["sh", "-c", "sleep 30"])
+    h = ex.launch(s)
+    deadline = time.monotonic() + 5
+    while not (s.step_dir / "step.pid").exists() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    step_pid = json.loads((s.step_dir / "step.pid").read_text())["pid"]
+    os.kill(h.pid, signal.SIGKILL)
+    r = wait(ex, h)
+    assert r.outcome == ERROR and r.message == "supervisor lost"
+    assert ex.poll(h) == r  # recorded, so every later poll agrees
+    time.sleep(0.05)
+    assert not psutil.pid_exists(step_pid) or psutil.Process(step_pid).status() == "zombie"
+
+
+def test_reattach_states(ex, tmp_path):
+    assert ex.reattach(tmp_path / "nothing") is None
+    never = tmp_path / "never"
+    never.mkdir()
+    (never / "launch.json").write_text("{}")
+    assert ex.reattach(never) is None  # launch.json but no supervisor: safe to relaunch
+    r, s = run(ex, tmp_path, ["true"])
+    h = ex.reattach(s.step_dir)
+    assert h is not None and ex.poll(h) == r
+
+
+def test_fork_server_is_restarted_when_it_dies(ex, tmp_path):
+    r1, _ = run(ex, tmp_path, ["true"], name="a")
+    ex._server.proc.kill()
+    ex._server.proc.wait()
+    r2, _ = run(ex, tmp_path, ["true"], name="b")
+    assert r1.outcome == r2.outcome == SUCCEEDED
+
+
+def test_cancel(ex, tmp_path):
+    s = spec(tmp_path, ["sh", "-c", "echo started; sleep 30"], grace_seconds=0.5)
+    h = ex.launch(s)
+    while "started" not in (s.log_path.read_text() if s.log_path.exists() else ""):
+        time.sleep(0.005)
+    t0 = time.monotonic()
+    ex.cancel(h, "stopped by user")
+    r = wait(ex, h)
+    assert time.monotonic() - t0 < 2.0
+    assert r.outcome == CANCELLED and r.message == "stopped by user"
+    assert r.signal == signal.SIGTERM and r.exit_code == 143
