@@ -16,6 +16,7 @@ from chute.errors import UserError
 
 COMMAND_MODULES = [
     "chute.cli.lint",
+    "chute.cli.secret",
 ]
 
 
