@@ -26,6 +26,7 @@ a fresh staging directory and delete it on failure, so nothing half-unpacked rem
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import logging
 import os
@@ -255,10 +256,13 @@ class _Extractor:
 
     def finish(self) -> None:
         """Check every symlink's real target once all entries exist."""
-        for name in self.links:
-            real = os.path.realpath(os.path.join(self.root, name))
-            if not self._inside(real):
-                raise UnsafeArchiveError(f"archive symlink {name!r} resolves outside the root")
+        bad = [n for n in self.links
+               if not self._inside(os.path.realpath(os.path.join(self.root, n)))]
+        if bad:
+            for name in self.links:  # leave no link pointing out, even in a refused tree
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(self.root, name))
+            raise UnsafeArchiveError(f"archive symlink {bad[0]!r} resolves outside the root")
 
 
 def extract_tar(fileobj: BinaryIO, dest: Path) -> None:
