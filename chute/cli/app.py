@@ -17,6 +17,7 @@ from chute.errors import UserError
 COMMAND_MODULES = [
     "chute.cli.lint",
     "chute.cli.secret",
+    "chute.cli.models",
 ]
 
 
