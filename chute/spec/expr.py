@@ -1,0 +1,208 @@
+"""Safe evaluation of Argo's expressions: ``when`` conditions and ``{{= ... }}`` tags.
+
+Two languages, as in Argo:
+
+* :func:`evaluate_when` — the govaluate grammar of ``when:``, evaluated after the
+  ``{{...}}`` tags in it are substituted (see :mod:`chute.spec.expr_when` for the exact
+  rules, e.g. bare words are strings: ``heads == heads`` is true).
+* :func:`evaluate` — the expr-lang subset used in ``{{= ... }}`` tags,
+  ``retryStrategy.expression``, hook and metric expressions (see
+  :mod:`chute.spec.expr_parser` for the grammar and :mod:`chute.spec.expr_funcs` /
+  :mod:`chute.spec.expr_sprig` for the functions).
+
+Neither uses Python's ``eval``/``compile``: both are parsers and tree walkers of our own
+over plain data. Every call returns or raises :class:`~chute.errors.ExpressionError`
+within about 50 ms: sources are capped at 4 KiB, trees at 64 levels and 1,000 nodes,
+strings and lists at 1 MiB, evaluation at a step budget and a deadline, and regular
+expressions run on RE2. An undefined top-level name raises
+:class:`UndefinedVariableError` (an ExpressionError) naming it; a missing *member* of a
+map is nil-like (``a.missing ?? 'x'`` and ``a.missing == nil`` work, as in expr-lang) and
+raises UndefinedVariableError naming the full path when used in any other way.
+
+Argo builds the expression environment from its flat variable map
+(``util/expr/env/env.go``): keys are split on dots into nested maps, so
+``inputs.parameters.x`` is reachable as ``inputs.parameters.x`` and a name with a dash as
+``inputs.parameters['my-param']`` or ``steps['flip-coin'].outputs.result``; where both
+``a`` and ``a.b`` are keys, the less specific ``a`` is dropped. Added to it are ``asInt``,
+``asFloat``, ``jsonpath``, ``toJson`` and ``sprig``. :func:`build_env` does the same.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from chute.errors import ExpressionError
+from chute.spec import expr_eval, expr_parser
+from chute.spec.expr_funcs import ARGO_FUNCS, BUILTINS
+from chute.spec.expr_sprig import SPRIG
+from chute.spec.expr_values import (
+    Undefined,
+    UndefinedVariableError,
+    from_python,
+    go_json,
+)
+from chute.spec.expr_when import evaluate_when
+
+__all__ = [
+    "ExpressionError",
+    "UndefinedVariableError",
+    "build_env",
+    "evaluate",
+    "evaluate_when",
+    "format_result",
+    "parse",
+    "referenced_names",
+]
+
+DEADLINE_SECONDS = 0.045
+
+
+def parse(source: str) -> tuple:
+    """Parse a ``{{= }}`` expression (raises ExpressionError with the offset)."""
+    return expr_parser.parse(source)
+
+
+def build_env(ctx: Mapping[str, Any]) -> dict[str, Any]:
+    """Turn Argo's flat variable map into the nested expression environment, plus Argo's
+    functions (``asInt``, ``asFloat``, ``jsonpath``, ``toJson``, ``sprig``)."""
+    keys = sorted(ctx)
+    # Argo drops a key that is a prefix of another ("a" when "a.b" exists)
+    dropped = {k for k in keys if any(o.startswith(k + ".") for o in _neighbours(keys, k))}
+    env: dict[str, Any] = {}
+    for key in keys:
+        if key in dropped:
+            continue
+        parts = key.split(".")
+        node = env
+        for part in parts[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+        node[parts[-1]] = from_python(ctx[key])
+    env.update(ARGO_FUNCS)
+    env["sprig"] = SPRIG
+    return env
+
+
+def _neighbours(keys: list[str], k: str) -> Iterable[str]:
+    import bisect
+
+    i = bisect.bisect_right(keys, k)
+    while i < len(keys) and keys[i].startswith(k):
+        yield keys[i]
+        i += 1
+
+
+def evaluate(source: str, env: Mapping[str, Any], *, deadline: float | None = None) -> Any:
+    """Evaluate an expr-lang expression against ``env``.
+
+    ``env`` may be nested already (``{"inputs": {"parameters": {...}}}``) or Argo's flat map
+    (``{"inputs.parameters.x": "1"}``); flat keys are expanded as :func:`build_env` does.
+    Returns plain Python values (None, bool, int, float, str, list, dict). A result that
+    is a missing member raises UndefinedVariableError.
+    """
+    start = time.monotonic()
+    if deadline is None:
+        deadline = start + DEADLINE_SECONDS
+    tree = expr_parser.parse(source)
+    prepared = _prepare(env)
+    result = expr_eval.run(tree, prepared, deadline)
+    if isinstance(result, Undefined):
+        raise result.fail()
+    return _to_plain(result)
+
+
+def _prepare(env: Mapping[str, Any]) -> Mapping[str, Any]:
+    if getattr(env, "_chute_prepared", False):
+        return env
+    if any("." in k for k in env):
+        return build_env(env)
+    out = {k: from_python(v) for k, v in env.items()}
+    for name, fn in ARGO_FUNCS.items():
+        out.setdefault(name, fn)
+    out.setdefault("sprig", SPRIG)
+    return out
+
+
+class PreparedEnv(dict):
+    """An environment already built by :func:`build_env`; evaluate() uses it as it is."""
+
+    _chute_prepared = True
+
+
+def prepared_env(ctx: Mapping[str, Any]) -> PreparedEnv:
+    """Build once, evaluate many times (templating does this per substitution)."""
+    return PreparedEnv(build_env(ctx))
+
+
+def _to_plain(v: Any) -> Any:
+    from chute.spec.expr_values import Func, GoDuration, GoTime, Namespace
+
+    if isinstance(v, (Func, Namespace)):
+        raise ExpressionError("an expression cannot evaluate to a function")
+    if isinstance(v, GoTime):
+        return v.dt
+    if isinstance(v, GoDuration):
+        import datetime as _dt
+
+        return _dt.timedelta(microseconds=v.ns / 1000)
+    if isinstance(v, list):
+        return [_to_plain(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _to_plain(x) for k, x in v.items()}
+    return v
+
+
+def format_result(value: Any) -> str:
+    """What Argo inserts for an expression result: strings as they are, anything else as
+    Go's ``json.Marshal`` prints it (``20``, ``35.8``, ``true``, ``[3]``, ``{"a":1}``).
+    A nil result is an error, as in Argo."""
+    if value is None:
+        raise ExpressionError("expression evaluated to nil")
+    if isinstance(value, str):
+        return value
+    return go_json(from_python(value))
+
+
+def referenced_names(source: str) -> set[str]:
+    """Best-effort set of dotted variable paths an expression reads
+    (``inputs.parameters['a-b']`` gives ``inputs.parameters.a-b``). Function names,
+    closure pointers and builtins are left out; raises ExpressionError if it does not parse."""
+    tree = expr_parser.parse(source)
+    names: set[str] = set()
+    inner: set[int] = set()
+    callees: set[int] = set()
+    for node in expr_parser.walk(tree):
+        if node[0] == "call":
+            callees.add(id(node[2]))
+        if node[0] == "member":
+            inner.add(id(node[2]))
+    for node in expr_parser.walk(tree):
+        if id(node) in inner or id(node) in callees or node[0] not in ("name", "member"):
+            continue
+        path = _static_path(node)
+        if path is None:
+            continue
+        head = path.split(".")[0]
+        if head in ARGO_FUNCS or head == "sprig" or (head in BUILTINS and path == head):
+            continue
+        names.add(path)
+    return names
+
+
+def _static_path(node: tuple) -> str | None:
+    parts: list[str] = []
+    while node[0] == "member":
+        key = node[3]
+        if key[0] == "lit" and isinstance(key[2], str):
+            parts.append(key[2])
+        else:
+            parts.clear()  # a dynamic index: keep only the static prefix
+        node = node[2]
+    if node[0] != "name":
+        return None
+    return ".".join([node[2], *reversed(parts)])
