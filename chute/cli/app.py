@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "chute.cli.lint",
     "chute.cli.secret",
     "chute.cli.models",
+    "chute.cli.server",
 ]
 
 
