@@ -294,6 +294,7 @@ def test_reattach_states(ex, tmp_path):
     never = tmp_path / "never"
     never.mkdir()
     (never / "launch.json").write_text("{}")
+    os.utime(never / "launch.json", (time.time() - 60, time.time() - 60))
     assert ex.reattach(never) is None  # launch.json but no supervisor: safe to relaunch
     r, s = run(ex, tmp_path, ["true"])
     h = ex.reattach(s.step_dir)

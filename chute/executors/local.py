@@ -43,6 +43,7 @@ from chute.executors.supervisor import (
 )
 
 LOST_MESSAGE = "supervisor lost"
+STARTUP_WINDOW = 5.0  # seconds from launch.json to supervisor.pid, at the very most
 
 
 class _ForkServer:
@@ -91,6 +92,15 @@ def _forkserver_env() -> dict[str, str]:
     root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     return env
+
+
+def _wait_for(path: Path, seconds: float) -> dict | None:
+    end = time.monotonic() + seconds
+    while True:
+        data = read_json(path)
+        if data is not None or time.monotonic() > end:
+            return data
+        time.sleep(0.01)
 
 
 class LocalExecutor:
@@ -148,8 +158,9 @@ class LocalExecutor:
                 except (BrokenPipeError, ConnectionError, ValueError):
                     server.close()
                     self._server = None
-                    # the server may have died after forking: never launch twice
-                    pid = read_json(step_dir / PIDFILE)
+                    # it may have died after handing the step to a supervisor, which then
+                    # writes supervisor.pid within milliseconds: never launch twice
+                    pid = _wait_for(step_dir / PIDFILE, 0.25)
                     if pid:
                         reply = pid
                         break
@@ -211,7 +222,16 @@ class LocalExecutor:
             return StepHandle(step_dir=step_dir)
         sup = read_json(step_dir / PIDFILE)
         if sup is None:
-            return None  # launch.json (maybe) written, but no supervisor was ever forked
+            # a supervisor writes supervisor.pid before it starts the step, within
+            # milliseconds of launch.json; only after STARTUP_WINDOW is "no pid file"
+            # proof that the step never started (so it is safe to launch again)
+            try:
+                age = time.time() - (step_dir / LAUNCH).stat().st_mtime
+            except FileNotFoundError:
+                return None
+            sup = _wait_for(step_dir / PIDFILE, STARTUP_WINDOW - age)
+            if sup is None:
+                return None if not (step_dir / STATUS).exists() else StepHandle(step_dir)
         return StepHandle(step_dir=step_dir, pid=sup.get("pid"))
 
     # -- lost supervisors

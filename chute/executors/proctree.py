@@ -18,16 +18,47 @@ import os
 import signal
 import time
 
-import psutil
-
 PR_SET_CHILD_SUBREAPER = 36
+_TICKS = os.sysconf("SC_CLK_TCK")
+_boot_time: float | None = None
+
+
+def _btime() -> float:
+    global _boot_time
+    if _boot_time is None:
+        with open("/proc/stat", "rb") as f:
+            for line in f:
+                if line.startswith(b"btime "):
+                    _boot_time = float(line.split()[1])
+                    break
+            else:  # pragma: no cover - every Linux /proc/stat has btime
+                _boot_time = 0.0
+    return _boot_time
+
+
+def _stat(pid: int) -> list[bytes] | None:
+    """Fields of /proc/<pid>/stat after the command name (state is [0]), or None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    # the command name may contain spaces and parentheses: split after the last ')'
+    return data[data.rfind(b")") + 2 :].split()
 
 
 def create_time(pid: int) -> float | None:
-    """Start time of ``pid`` (epoch seconds, as psutil reports it), or None if gone."""
+    """Start time of ``pid`` in epoch seconds (10 ms resolution), or None if it is gone.
+
+    Read from /proc directly rather than through psutil: the fork server and the
+    supervisors stay small, which keeps every fork cheap.
+    """
+    f = _stat(pid)
+    if not f:
+        return None
     try:
-        return psutil.Process(pid).create_time()
-    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+        return round(_btime() + int(f[19]) / _TICKS, 2)
+    except (IndexError, ValueError):
         return None
 
 
@@ -35,13 +66,16 @@ def same_process(pid: int | None, started: float | None) -> bool:
     """True if ``pid`` is alive, not a zombie, and is the process that started at ``started``."""
     if not pid:
         return False
-    try:
-        p = psutil.Process(pid)
-        if started is not None and abs(p.create_time() - started) > 0.01:
-            return False  # the pid was reused by another process
-        return p.status() != psutil.STATUS_ZOMBIE
-    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+    f = _stat(pid)
+    if not f or f[0] in (b"Z", b"X"):
         return False
+    if started is None:
+        return True
+    try:
+        now = round(_btime() + int(f[19]) / _TICKS, 2)
+    except (IndexError, ValueError):
+        return False
+    return abs(now - started) < 0.015  # otherwise the pid was reused by another process
 
 
 def become_subreaper() -> bool:
@@ -53,46 +87,51 @@ def become_subreaper() -> bool:
         return False
 
 
-def _stat_fields(pid: int) -> tuple[str, int, int] | None:
-    """(state, pgrp, session) of ``pid`` from /proc/<pid>/stat, or None if gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    # the command name may contain spaces and parentheses: split after the last ')'
-    rest = data[data.rfind(b")") + 2 :].split()
-    try:
-        return rest[0].decode(), int(rest[2]), int(rest[3])
-    except (IndexError, ValueError):
-        return None
-
-
 def session_members(sid: int) -> list[int]:
     """Live (non-zombie) pids whose session id or process group is ``sid``."""
     out = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
-        f = _stat_fields(int(name))
-        if f and f[0] != "Z" and (f[2] == sid or f[1] == sid):
-            out.append(int(name))
+        f = _stat(int(name))
+        try:
+            if f and f[0] != b"Z" and (int(f[3]) == sid or int(f[2]) == sid):
+                out.append(int(name))
+        except (IndexError, ValueError):
+            pass
+    return out
+
+
+def _children(pid: int) -> list[int]:
+    """Direct children of ``pid`` (all its threads), from /proc/<pid>/task/*/children."""
+    out: list[int] = []
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+                out.extend(int(x) for x in f.read().split())
+        except OSError:
+            continue
     return out
 
 
 def live_descendants(pid: int) -> list[int]:
-    """Live (non-zombie) descendants of ``pid``."""
-    try:
-        kids = psutil.Process(pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        return []
-    out = []
-    for k in kids:
-        try:
-            if k.status() != psutil.STATUS_ZOMBIE:
-                out.append(k.pid)
-        except psutil.NoSuchProcess:
-            pass
+    """Live (non-zombie) descendants of ``pid``, walking the kernel's children lists."""
+    out: list[int] = []
+    todo = _children(pid)
+    seen = set()
+    while todo:
+        c = todo.pop()
+        if c in seen:
+            continue
+        seen.add(c)
+        f = _stat(c)
+        if f and f[0] not in (b"Z", b"X"):
+            out.append(c)
+        todo.extend(_children(c))
     return out
 
 
@@ -107,15 +146,16 @@ def _send(pid: int, sig: int) -> None:
 def signal_step(sid: int, sig: int, *, root: int | None = None, scan: bool = True) -> list[int]:
     """Send ``sig`` to the step's group/session and to every descendant of ``root``.
 
-    ``sid`` is the step's first pid (its session and group id). Returns the pids that were
-    still alive and signalled (empty: nothing of the step is left).
+    ``sid`` is the step's first pid (its session and group id). ``scan`` also searches
+    /proc for members of the session (needed when ``root`` is not a subreaper). Returns
+    the pids that were alive and signalled (empty: nothing of the step is left).
     """
     try:
         os.killpg(sid, sig)
     except OSError:
         pass
     targets = set(live_descendants(root)) if root else set()
-    if scan:
+    if scan or not root:
         targets.update(session_members(sid))
     targets.discard(os.getpid())
     for pid in targets:
@@ -127,6 +167,7 @@ def kill_step(
     sid: int,
     *,
     root: int | None = None,
+    scan: bool = True,
     grace: float = 0.0,
     reap=None,
     tick: float = 0.01,
@@ -140,17 +181,17 @@ def kill_step(
     """
     reap = reap or (lambda: None)
     if grace > 0:
-        alive = signal_step(sid, signal.SIGTERM, root=root)
+        alive = signal_step(sid, signal.SIGTERM, root=root, scan=scan)
         end = time.monotonic() + grace
         while alive and time.monotonic() < end:
             time.sleep(tick)
             reap()
-            alive = _alive(sid, root)
+            alive = _alive(sid, root, scan)
         if not alive:
             return True
     end = time.monotonic() + give_up
     while True:
-        alive = signal_step(sid, signal.SIGKILL, root=root)
+        alive = signal_step(sid, signal.SIGKILL, root=root, scan=scan)
         reap()
         if not alive:
             return True
@@ -159,8 +200,9 @@ def kill_step(
         time.sleep(tick / 2)
 
 
-def _alive(sid: int, root: int | None) -> list[int]:
+def _alive(sid: int, root: int | None, scan: bool) -> list[int]:
     alive = set(live_descendants(root)) if root else set()
-    alive.update(session_members(sid))
+    if scan or not root:
+        alive.update(session_members(sid))
     alive.discard(os.getpid())
     return sorted(alive)

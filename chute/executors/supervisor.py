@@ -19,10 +19,12 @@ The step-directory files are read back by :mod:`chute.executors.local`.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import select
 import signal
+import subprocess
 import sys
 import time
 from dataclasses import asdict
@@ -50,16 +52,23 @@ LAUNCH, STATUS, PIDFILE, STEPFILE, CANCELFILE = (
 
 
 def write_json_atomic(path: Path, data: dict, *, sync: bool = True) -> None:
-    """Write ``data`` as JSON to ``path`` via a temp file, fsync and rename."""
+    """Write ``data`` as JSON to ``path`` atomically: temp file, rename, then fsync.
+
+    Readers never see a partial file (the rename is atomic), whatever process dies when.
+    The fsync comes *after* the rename on purpose: it costs 1-15 ms on an ordinary disk,
+    more than the whole per-step budget, and the result should be visible at once. A
+    power cut in that window can leave an empty file, which readers treat as absent (for
+    status.json: "supervisor lost", so the engine's retry policy decides).
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
         os.write(fd, json.dumps(data).encode())
+        os.replace(tmp, path)
         if sync:
             os.fsync(fd)
     finally:
         os.close(fd)
-    os.replace(tmp, path)
 
 
 def read_json(path: Path) -> dict | None:
@@ -98,11 +107,18 @@ def resolve_argv(argv: list[str]) -> list[str]:
 
 
 class LogSink:
-    """Turns the step's output into timestamped, masked log lines as it arrives."""
+    """Turns the step's output into timestamped, masked log lines as it arrives.
 
-    def __init__(self, log_fd: int, stdout_fd: int, secrets: list[str]):
+    Also keeps the step's stdout (masked, byte for byte) in ``stdout_path``, created on
+    the first byte so that steps printing nothing cost one file less, and its last
+    256 kB in memory for ``outputs.result``.
+    """
+
+    def __init__(self, log_fd: int, stdout_path: Path, secrets: list[str]):
         self.log_fd = log_fd
-        self.stdout_fd = stdout_fd
+        self.stdout_path = stdout_path
+        self.stdout_fd: int | None = None
+        self.tail = bytearray()
         # mask the longest secrets first so that one containing another is fully hidden;
         # a multi-line secret is masked line by line since logs are cut at newlines
         parts = {p for s in secrets if s for p in s.splitlines() if p.strip()}
@@ -118,22 +134,43 @@ class LogSink:
     def feed(self, stream: bytes, data: bytes, *, final: bool = False) -> None:
         """Add bytes read from ``stream``; write every complete line at once."""
         buf = self.partial[stream] + data
-        lines = buf.split(b"\n")
-        rest = lines.pop()
+        pieces = buf.split(b"\n")
+        rest = pieces.pop()
+        lines = [(p, b"\n") for p in pieces]
         if final and rest:
-            lines.append(rest)
+            lines.append((rest, b""))
             rest = b""
-        while len(rest) > LINE_LIMIT:
-            lines.append(rest[:LINE_LIMIT])
+        while len(rest) > LINE_LIMIT:  # no newline in sight: log it in pieces
+            lines.append((rest[:LINE_LIMIT], b""))
             rest = rest[LINE_LIMIT:]
         self.partial[stream] = rest
         if not lines:
             return
         prefix = rfc3339(time.time()) + b" " + stream + b" "
-        masked = [self.mask(line) for line in lines]
-        _write_all(self.log_fd, b"".join(prefix + m + b"\n" for m in masked))
+        masked = [(self.mask(line), end) for line, end in lines]
+        _write_all(self.log_fd, b"".join(prefix + m + b"\n" for m, _ in masked))
         if stream == b"stdout":
-            _write_all(self.stdout_fd, b"".join(m + b"\n" for m in masked))
+            out = b"".join(m + end for m, end in masked)
+            if self.stdout_fd is None:
+                self.stdout_fd = os.open(
+                    self.stdout_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644
+                )
+            _write_all(self.stdout_fd, out)
+            self.tail += out
+            if len(self.tail) > 2 * RESULT_LIMIT:
+                del self.tail[: len(self.tail) - RESULT_LIMIT - 1]
+
+    def result(self) -> str:
+        """``outputs.result``: stdout less one trailing newline, its last 256 kB (as Argo)."""
+        data = bytes(self.tail)
+        if data.endswith(b"\n"):
+            data = data[:-1]
+        return data[-RESULT_LIMIT:].decode(errors="replace")
+
+    def close(self) -> None:
+        if self.stdout_fd is not None:
+            os.close(self.stdout_fd)
+            self.stdout_fd = None
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -159,6 +196,8 @@ class Supervisor:
         self.stop_message = ""
         self.kill_at: float | None = None
         self.started_at: float | None = None
+        self.subreaper = False
+        self.proc: subprocess.Popen | None = None
 
     # -- lifecycle
 
@@ -180,15 +219,20 @@ class Supervisor:
 
     def _cleanup_after_error(self) -> None:
         if self.step_pid:
-            proctree.kill_step(self.step_pid, root=os.getpid(), reap=self._reap)
+            proctree.kill_step(
+                self.step_pid, root=os.getpid(), scan=not self.subreaper, reap=self._reap
+            )
 
     def _run(self) -> StepResult:
+        me = os.getpid()
+        # before anything else: "supervisor.pid exists" means "the step may have started"
+        _write_small(self.step_dir / PIDFILE, {"pid": me, "create_time": proctree.create_time(me)})
         spec = self.spec
         if not spec:
             return StepResult(
                 ERROR, None, "launch.json missing or unreadable", finished_at=time.time()
             )
-        proctree.become_subreaper()
+        self.subreaper = proctree.become_subreaper()
         wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(wake_w)
         signal.signal(signal.SIGTERM, self._on_term)
@@ -208,6 +252,8 @@ class Supervisor:
         plan = sandbox.plan_for(spec, env, argv)
         try:
             plan.prepare()
+            if spec.get("working_dir") and not plan.enabled:
+                os.makedirs(spec["working_dir"], exist_ok=True)
         except OSError as e:
             return StepResult(
                 ERROR, None, f"could not prepare step files: {e}", finished_at=time.time()
@@ -216,38 +262,26 @@ class Supervisor:
         log_path = Path(spec["log_path"])
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
-        stdout_fd = os.open(
-            self.step_dir / "stdout", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644
-        )
-        sink = LogSink(log_fd, stdout_fd, list(spec.get("secret_values") or []))
+        sink = LogSink(log_fd, self.step_dir / "stdout", list(spec.get("secret_values") or []))
+        if plan.private_tops and not plan.enabled:
+            sink.feed(b"stderr", b"chute: no mount namespaces here; private paths are shared\n")
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
-        exec_r, exec_w = os.pipe2(os.O_CLOEXEC)
 
         self.started_at = time.time()
-        pid = os.fork()
-        if pid == 0:  # the step: never returns
-            _exec_step(argv, env, spec.get("working_dir"), plan, out_w, err_w, exec_w)
-        self.step_pid = pid
-        for fd in (out_w, err_w, exec_w):
-            os.close(fd)
-        write_json_atomic(
-            self.step_dir / STEPFILE,
-            {"pid": pid, "create_time": proctree.create_time(pid)},
-            sync=False,
-        )
-        exec_error = _read_all(exec_r)
-        os.close(exec_r)
+        exec_error = self._spawn(argv, env, spec.get("working_dir"), plan, out_w, err_w)
+        os.close(out_w)
+        os.close(err_w)
         if exec_error:
-            self._reap_until_step_gone()
-            sink.feed(b"stderr", exec_error, final=True)
+            sink.feed(b"stderr", exec_error.encode() + b"\n")
+            for fd in (out_r, err_r, log_fd):
+                os.close(fd)
+            sink.close()
             return StepResult(
-                ERROR,
-                None,
-                exec_error.decode(errors="replace"),
-                started_at=self.started_at,
-                finished_at=time.time(),
+                ERROR, None, exec_error, started_at=self.started_at, finished_at=time.time()
             )
+        if self.stop_outcome is not None:  # cancelled while the step was being started
+            proctree.signal_step(self.step_pid, signal.SIGTERM, root=me, scan=not self.subreaper)
 
         self._loop(
             sink,
@@ -256,9 +290,44 @@ class Supervisor:
             spec.get("deadline"),
             float(spec.get("grace_seconds") or 0.0),
         )
-        for fd in (out_r, err_r, log_fd, stdout_fd):
+        for fd in (out_r, err_r, log_fd):
             os.close(fd)
+        sink.close()
         return self._result(plan, sink)
+
+    def _spawn(self, argv, env, working_dir, plan, out_w, err_w) -> str | None:
+        """Start the step in a new session; returns an exec error message, or None.
+
+        Without a private view this is a plain ``Popen`` (vfork + exec: no copy of the
+        supervisor's memory); a private view needs code in the child (``preexec_fn``).
+        """
+        kw: dict = {}
+        if plan.enabled:
+            kw["preexec_fn"] = functools.partial(_enter_private_view, plan, working_dir)
+        else:
+            kw["cwd"] = working_dir or plan.default_cwd
+        try:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out_w,
+                stderr=err_w,
+                env=env,
+                start_new_session=True,
+                close_fds=True,
+                **kw,
+            )
+        except subprocess.SubprocessError as e:  # the preexec_fn failed
+            return f"could not start step: {e}"
+        except OSError as e:
+            return _exec_error(argv[0], e)
+        self.proc = proc
+        self.step_pid = proc.pid
+        _write_small(
+            self.step_dir / STEPFILE,
+            {"pid": proc.pid, "create_time": proctree.create_time(proc.pid)},
+        )
+        return None
 
     # -- the event loop
 
@@ -271,7 +340,9 @@ class Supervisor:
         self.stop_outcome, self.stop_message = outcome, message
         grace = float(self.spec.get("grace_seconds") or 0.0)
         if self.step_pid:
-            proctree.signal_step(self.step_pid, signal.SIGTERM, root=os.getpid())
+            proctree.signal_step(
+                self.step_pid, signal.SIGTERM, root=os.getpid(), scan=not self.subreaper
+            )
         self.kill_at = time.time() + max(grace, 0.0)
 
     def _reap(self) -> None:
@@ -285,15 +356,7 @@ class Supervisor:
                 return
             if pid == self.step_pid:
                 self.step_status = status
-
-    def _reap_until_step_gone(self) -> None:
-        while self.step_status is None:
-            try:
-                pid, status = os.waitpid(-1, 0)
-            except ChildProcessError:
-                return
-            if pid == self.step_pid:
-                self.step_status = status
+                self.proc.returncode = os.waitstatus_to_exitcode(status)
 
     def _loop(
         self,
@@ -314,14 +377,18 @@ class Supervisor:
             now = time.time()
             if self.step_status is not None and drain_until is None:
                 # the main process ended: kill what it left behind, then drain the pipes
-                proctree.kill_step(self.step_pid, root=os.getpid(), reap=self._reap)
+                proctree.kill_step(
+                    self.step_pid, root=os.getpid(), scan=not self.subreaper, reap=self._reap
+                )
                 drain_until = now + LEFTOVER_DRAIN
             if drain_until is not None and (not open_fds or now > drain_until):
                 break
             if self.stop_outcome is None and deadline is not None and now >= deadline:
                 self._begin_stop(TIMEOUT, DEADLINE_MESSAGE)
             if self.kill_at is not None and now >= self.kill_at and self.step_status is None:
-                proctree.kill_step(self.step_pid, root=os.getpid(), reap=self._reap)
+                proctree.kill_step(
+                    self.step_pid, root=os.getpid(), scan=not self.subreaper, reap=self._reap
+                )
                 self.kill_at = None
             timeout = 1.0
             for t in (deadline if self.stop_outcome is None else None, self.kill_at, drain_until):
@@ -378,20 +445,9 @@ class Supervisor:
             started_at=self.started_at,
             finished_at=time.time(),
             signal=sig,
-            result=self._stdout_result(sink),
+            result=sink.result(),
             outputs=outputs,
         )
-
-    def _stdout_result(self, sink: LogSink) -> str:
-        path = self.step_dir / "stdout"
-        size = path.stat().st_size
-        with open(path, "rb") as f:
-            if size > RESULT_LIMIT + 1:
-                f.seek(size - RESULT_LIMIT - 1)
-            data = f.read()
-        if data.endswith(b"\n"):
-            data = data[:-1]  # Argo trims a single trailing newline
-        return data[-RESULT_LIMIT:].decode(errors="replace")
 
 
 def _drain(fd: int) -> None:
@@ -402,50 +458,29 @@ def _drain(fd: int) -> None:
         pass
 
 
-def _read_all(fd: int) -> bytes:
-    chunks = []
-    while True:
-        try:
-            data = os.read(fd, 65536)
-        except InterruptedError:
-            continue
-        if not data:
-            return b"".join(chunks)
-        chunks.append(data)
-
-
-def _exec_step(argv, env, working_dir, plan, out_w, err_w, exec_w) -> None:
-    """In the forked child: new session, private view, redirections, then exec."""
+def _write_small(path: Path, data: dict) -> None:
+    """Write a small JSON file in one ``write`` (readers treat bad JSON as absent)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
-        os.setsid()
-        for s in (signal.SIGTERM, signal.SIGCHLD, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
-            signal.signal(s, signal.SIG_DFL)
-        signal.set_wakeup_fd(-1)
-        plan.enter()
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.dup2(out_w, 1)
-        os.dup2(err_w, 2)
-        if working_dir:
-            os.makedirs(working_dir, exist_ok=True)
-            os.chdir(working_dir)
-        else:
-            os.chdir(plan.default_cwd)
-        try:
-            os.execvpe(argv[0], argv, env)
-        except FileNotFoundError:
-            msg = f'exec: "{argv[0]}": executable file not found in $PATH'
-        except PermissionError:
-            msg = f'exec: "{argv[0]}": permission denied'
-        except OSError as e:
-            msg = f'exec: "{argv[0]}": {e.strerror or e}'
-        os.write(exec_w, msg.encode())
-    except BaseException as e:  # noqa: BLE001 - report anything to the supervisor
-        try:
-            os.write(exec_w, f"could not start step: {type(e).__name__}: {e}".encode())
-        except OSError:
-            pass
-    os._exit(127)
+        os.write(fd, json.dumps(data).encode())
+    finally:
+        os.close(fd)
+
+
+def _exec_error(argv0: str, e: OSError) -> str:
+    if isinstance(e, FileNotFoundError):
+        return f'exec: "{argv0}": executable file not found in $PATH'
+    if isinstance(e, PermissionError):
+        return f'exec: "{argv0}": permission denied'
+    return f'exec: "{argv0}": {e.strerror or e}'
+
+
+def _enter_private_view(plan: sandbox.Plan, working_dir: str | None) -> None:
+    """preexec_fn of a sandboxed step: mount namespace, chroot, then the working dir."""
+    plan.enter()
+    if working_dir:
+        os.makedirs(working_dir, exist_ok=True)
+    os.chdir(working_dir or plan.default_cwd)
 
 
 def supervise(step_dir: str | Path, base_env: dict[str, str] | None = None) -> int:
