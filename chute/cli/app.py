@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "chute.cli.secret",
     "chute.cli.models",
     "chute.cli.server",
+    "chute.cli.compile",
 ]
 
 
