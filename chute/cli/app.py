@@ -41,7 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     app = build_app()
     try:
-        app(args=argv, prog_name="chute", standalone_mode=False)
+        # click returns (not raises) a typer.Exit's code when standalone_mode is False
+        rc = app(args=argv, prog_name="chute", standalone_mode=False)
+        if isinstance(rc, int) and rc:
+            return rc
     except UserError as exc:
         typer.echo(f"error: {exc}", err=True)
         return 2
