@@ -33,7 +33,7 @@ _KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 
 def check_secret_name(name: str) -> str:
     """Return ``name`` if it is a valid Kubernetes object name, else raise UserError."""
-    if not isinstance(name, str) or not name or len(name) > 253 or not _NAME.match(name):
+    if not isinstance(name, str) or not name or len(name) > 253 or not _NAME.fullmatch(name):
         raise UserError(
             f"secret name {name!r} is invalid: use lowercase letters, digits, '-' and '.', "
             "starting and ending with a letter or digit (at most 253 characters)")
@@ -42,7 +42,7 @@ def check_secret_name(name: str) -> str:
 
 def check_secret_key(key: str, secret: str = "") -> str:
     """Return ``key`` if it is a valid Kubernetes Secret data key, else raise UserError."""
-    if not isinstance(key, str) or not key or len(key) > 253 or not _KEY.match(key) \
+    if not isinstance(key, str) or not key or len(key) > 253 or not _KEY.fullmatch(key) \
             or key in (".", ".."):
         where = f" in secret {secret!r}" if secret else ""
         raise UserError(
@@ -141,7 +141,7 @@ class SecretStore:
         out = []
         for p in sorted(self.root.glob("*.json")):
             name = p.name[: -len(".json")]
-            if not _NAME.match(name):
+            if not _NAME.fullmatch(name):
                 continue
             out.append(SecretInfo(name, tuple(sorted(self._read(name)))))
         return out

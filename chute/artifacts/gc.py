@@ -26,7 +26,7 @@ def run_prefixes(repository: ArtifactRepository) -> set[str]:
     found = set()
     for key, _ in repository.list():
         top = key.split("/", 1)[0]
-        if top != STAGING and UID.match(top):
+        if top != STAGING and UID.fullmatch(top):
             found.add(top)
     return found
 

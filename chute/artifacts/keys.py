@@ -93,7 +93,7 @@ def resolve_under(root: Path | str, key: str, where: str = "artifact") -> Path:
 
 def check_name(name: str, what: str = "artifact name") -> str:
     """Validate one key segment chute builds from a name (artifact, node, uid)."""
-    if not isinstance(name, str) or not _NAME.match(name) or name in (".", ".."):
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or name in (".", ".."):
         raise UserError(
             f"{what} {name!r} must be 1-253 characters of letters, digits, '.', '_', '-'"
         )

@@ -49,7 +49,8 @@ def _image_mime(data: bytes) -> str | None:
     return None
 
 
-def classify(data: bytes, truncated: bool, filename: str, max_rows: int = MAX_ROWS) -> Preview:
+def classify(data: bytes, truncated: bool, filename: str, max_rows: int = MAX_ROWS,
+             max_bytes: int = 64 * 1024) -> Preview:
     """Build a preview from the first bytes of a file named ``filename``."""
     mime = _image_mime(data)
     if mime:
@@ -75,10 +76,13 @@ def classify(data: bytes, truncated: bool, filename: str, max_rows: int = MAX_RO
     if lower.endswith(".json") or (not truncated and text.lstrip()[:1] in ("{", "[")):
         if not truncated:
             try:
-                return Preview("json", json.dumps(json.loads(text), indent=2)[: len(data)],
-                               "application/json", False, filename)
+                pretty = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
             except ValueError:
-                pass
+                pretty = None
+            if pretty is not None and len(pretty.encode()) <= max_bytes:
+                return Preview("json", pretty, "application/json", False, filename)
+            if pretty is not None:  # indentation made it too big: show it compact
+                return Preview("json", text, "application/json", False, filename)
     return Preview("text", text, "text/plain", truncated, filename)
 
 
@@ -96,7 +100,7 @@ def preview(repository: ArtifactRepository, record: ArtifactRecord,
                     if not record.is_dir:
                         f = tar.extractfile(m)
                         data, cut = _head(f, max_bytes)
-                        return classify(data, cut, record.filename)
+                        return classify(data, cut, record.filename, max_bytes=max_bytes)
                     names.append(m.name.split("/", 1)[-1])
                 if len(names) >= 100:
                     break
@@ -106,4 +110,4 @@ def preview(repository: ArtifactRepository, record: ArtifactRecord,
         return Preview("binary", "", "application/zip", True, record.filename)
     with repository.open(record.key) as raw:
         data, cut = _head(raw, max_bytes)
-    return classify(data, cut, record.filename)
+    return classify(data, cut, record.filename, max_bytes=max_bytes)

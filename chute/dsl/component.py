@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from chute.dsl.channels import Channel, LoopItem, TaskOutput
 from chute.dsl.context import current_builder, dns_name
-from chute.dsl.errors import PipelineError, user_location
+from chute.dsl.errors import PipelineError, def_location, user_location
 from chute.dsl.types import (
     ArtifactType,
     ParamType,
@@ -120,8 +120,7 @@ def read_spec(fn: Callable) -> ComponentSpec:
 
 
 def _def_location(fn: Callable) -> str:
-    code = fn.__code__
-    return f"{code.co_filename}:{code.co_firstlineno}"
+    return def_location(fn)
 
 
 class Component:

@@ -167,7 +167,7 @@ class Collected(Channel):
         self.type = ParamType("list", items=channel.type.kind)  # type: ignore[union-attr]
 
     def describe(self) -> str:
-        return f"Collected({self.channel.describe()})"
+        return f"{self.type} from Collected({self.channel.describe()})"
 
     def home(self) -> Scope | None:
         scope = self.channel.home()

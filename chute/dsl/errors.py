@@ -21,6 +21,12 @@ def user_location() -> str:
     return "<unknown>"
 
 
+def def_location(fn) -> str:
+    """``file.py:LINE`` of a function's definition."""
+    code = fn.__code__
+    return f"{_short(os.path.abspath(code.co_filename))}:{code.co_firstlineno}"
+
+
 def _short(filename: str) -> str:
     try:
         rel = os.path.relpath(filename)

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from chute.dsl.channels import PipelineParam
 from chute.dsl.context import Builder, building, dns_name
-from chute.dsl.errors import PipelineError
+from chute.dsl.errors import PipelineError, def_location
 from chute.dsl.types import constant_type, encode_constant, param_type
 
 _K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -28,7 +28,7 @@ class Pipeline:
         self.fn = fn
         self.name = name or dns_name(fn.__name__)
         self.description = description if description is not None else _first_line(fn)
-        where = f"{fn.__code__.co_filename}:{fn.__code__.co_firstlineno}"
+        where = def_location(fn)
         if not _K8S_NAME.match(self.name) or len(self.name) > 52:
             raise PipelineError(f"pipeline name {self.name!r} must be lower case letters, "
                                 "digits and '-', at most 52 characters", where)
@@ -68,9 +68,7 @@ class Pipeline:
         if builder.blocks:  # an exception inside a with-block left it open
             raise PipelineError("pipeline function ended inside an open block")
         if not builder.root.nodes:
-            raise PipelineError(f"pipeline '{self.name}' has no tasks",
-                                f"{self.fn.__code__.co_filename}:"
-                                f"{self.fn.__code__.co_firstlineno}")
+            raise PipelineError(f"pipeline '{self.name}' has no tasks", def_location(self.fn))
         return builder
 
     def arguments(self) -> list[dict[str, Any]]:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chute.dsl import runtime
-from chute.dsl.errors import PipelineError
+from chute.dsl.errors import PipelineError, def_location
 from chute.dsl.types import ArtifactType
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def _runtime_names() -> frozenset[str]:
 def function_source(comp: Component) -> str:
     """The component function's source: dedented, decorators stripped, checked."""
     fn = comp.fn
-    where = f"{fn.__code__.co_filename}:{fn.__code__.co_firstlineno}"
+    where = def_location(fn)
     try:
         src = textwrap.dedent(inspect.getsource(fn))
     except (OSError, TypeError) as exc:

@@ -1,4 +1,6 @@
-"""Synthetic credit-card transactions shaped like the public Kaggle data set.
+"""Small synthetic data sets for examples and tests (like ``sklearn.datasets.make_*``).
+
+``make_transactions``: credit-card transactions shaped like the public Kaggle data set.
 
 The real data (``creditcard.csv``: 284,807 rows over two days, columns ``Time``, ``V1`` ..
 ``V28``, ``Amount``, ``Class``; 492 frauds, about 0.17 %) cannot be fetched here, so this
@@ -10,14 +12,12 @@ of frauds is "camouflaged" (shifted only slightly) so that no model is perfect. 
 is log-normal, ``Time`` spans two days in seconds with a day/night rhythm, rows are
 sorted by ``Time``. The same seed gives the same rows, byte for byte.
 
-Command line (writes a CSV the pipeline's CSV ingest can read)::
-
-    python examples/fraud_detection/data.py --rows 100000 --seed 7 -o transactions.csv
+The fraud-detection example (``examples/fraud_detection/data.py``) wraps this in a command
+line; its pipeline steps import it, so it lives in the package a step has installed.
 """
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +26,7 @@ import pandas as pd
 FEATURES = [f"V{i}" for i in range(1, 29)]
 COLUMNS = ["Time", *FEATURES, "Amount", "Class"]
 TWO_DAYS = 2 * 24 * 3600
-DEFAULT_ROWS = 100_000
+DEFAULT_ROWS = 60_000
 DEFAULT_FRAUD_RATE = 0.0017
 # fraud shift per component, in units of that component's standard deviation (signs as in
 # the real data: frauds have low V3/V10/V12/V14/V17 and high V4/V11)
@@ -52,7 +52,7 @@ def _times(rng: np.random.Generator, n: int, night_bias: bool) -> np.ndarray:
     return np.floor(keep[:n])
 
 
-def generate(rows: int = DEFAULT_ROWS, fraud_rate: float = DEFAULT_FRAUD_RATE,
+def make_transactions(rows: int = DEFAULT_ROWS, fraud_rate: float = DEFAULT_FRAUD_RATE,
              seed: int = 7, time_offset: float = 0.0) -> pd.DataFrame:
     """Make ``rows`` transactions with about ``fraud_rate`` frauds, deterministic for ``seed``.
 
@@ -99,22 +99,3 @@ def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(path, index=False, float_format="%.6f")
     return path
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command line: generate transactions and write them as CSV."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rows", type=int, default=DEFAULT_ROWS)
-    parser.add_argument("--fraud-rate", type=float, default=DEFAULT_FRAUD_RATE)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--time-offset", type=float, default=0.0)
-    parser.add_argument("-o", "--output", default="transactions.csv")
-    args = parser.parse_args(argv)
-    frame = generate(args.rows, args.fraud_rate, args.seed, args.time_offset)
-    path = write_csv(frame, args.output)
-    print(f"wrote {len(frame)} rows ({int(frame['Class'].sum())} frauds) to {path}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

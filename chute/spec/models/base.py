@@ -48,6 +48,40 @@ Str = Annotated[str, BeforeValidator(_stringish)]
 K8s = dict[str, Any]
 
 
+def _int_or_string_at(*paths: tuple[str, ...]) -> BeforeValidator:
+    """Text form for the IntOrString fields at ``paths`` inside a loose Kubernetes object
+    (probe ports, PDB sizes), as :data:`IntOrString` does, so dumps match Argo's schema."""
+
+    def fix(value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        out = value
+        for path in paths:
+            node: Any = out
+            for key in path[:-1]:
+                node = node.get(key) if isinstance(node, dict) else None
+            leaf = node.get(path[-1]) if isinstance(node, dict) else None
+            if isinstance(leaf, int) and not isinstance(leaf, bool):
+                if out is value:
+                    import copy
+
+                    out = copy.deepcopy(value)
+                    return fix(out)
+                node[path[-1]] = str(leaf)
+        return out
+
+    return BeforeValidator(fix)
+
+
+#: A Kubernetes probe (``httpGet.port`` and ``tcpSocket.port`` are IntOrString).
+K8sProbe = Annotated[K8s, _int_or_string_at(("httpGet", "port"), ("tcpSocket", "port"))]
+#: A container's lifecycle handlers (their ports are IntOrString).
+K8sLifecycle = Annotated[K8s, _int_or_string_at(
+    *[(h, a, "port") for h in ("postStart", "preStop") for a in ("httpGet", "tcpSocket")])]
+#: A PodDisruptionBudget spec (``minAvailable`` and ``maxUnavailable`` are IntOrString).
+K8sPDB = Annotated[K8s, _int_or_string_at(("minAvailable",), ("maxUnavailable",))]
+
+
 def as_int(value: str | int | None, default: int | None = None) -> int | None:
     """The integer of an IntOrString field (``None`` gives ``default``)."""
     if value is None:

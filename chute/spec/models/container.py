@@ -7,7 +7,16 @@ The local runtime runs ``command``/``args`` (or ``source``) as host processes wi
 
 from __future__ import annotations
 
-from chute.spec.models.base import K8s, ConfigMapKeySelector, IntOrString, Model, SecretKeySelector, Str
+from chute.spec.models.base import (
+    ConfigMapKeySelector,
+    IntOrString,
+    K8s,
+    K8sLifecycle,
+    K8sProbe,
+    Model,
+    SecretKeySelector,
+    Str,
+)
 
 
 class EnvVarSource(Model):
@@ -37,17 +46,17 @@ class _ContainerFields(Model):
     envFrom: list[K8s] | None = None
     image: str | None = None
     imagePullPolicy: str | None = None
-    lifecycle: K8s | None = None
-    livenessProbe: K8s | None = None
+    lifecycle: K8sLifecycle | None = None
+    livenessProbe: K8sProbe | None = None
     name: str | None = None
     ports: list[K8s] | None = None
-    readinessProbe: K8s | None = None
+    readinessProbe: K8sProbe | None = None
     resizePolicy: list[K8s] | None = None
     resources: K8s | None = None
     restartPolicy: str | None = None
     restartPolicyRules: list[K8s] | None = None
     securityContext: K8s | None = None
-    startupProbe: K8s | None = None
+    startupProbe: K8sProbe | None = None
     stdin: bool | None = None
     stdinOnce: bool | None = None
     terminationMessagePath: str | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from chute.spec.models.base import K8s, Metadata, Model, ObjectMeta, Str
+from chute.spec.models.base import K8s, K8sPDB, Metadata, Model, ObjectMeta, Str
 from chute.spec.models.io import Arguments, ArtifactLocation
 from chute.spec.models.template import LifecycleHook, RetryStrategy, Template
 
@@ -83,7 +83,7 @@ class WorkflowSpec(Model):
     nodeSelector: dict[str, Str] | None = None
     onExit: str | None = None
     parallelism: int | None = None
-    podDisruptionBudget: K8s | None = None
+    podDisruptionBudget: K8sPDB | None = None
     podGC: PodGC | None = None
     podMetadata: Metadata | None = None
     podPriorityClassName: str | None = None

@@ -1,0 +1,64 @@
+"""Preparing a step or task to run: substitution, loop expansion, ``when``, ``continueOn``."""
+
+from __future__ import annotations
+
+import re
+from collections import ChainMap
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from chute.engine.loops import has_loop, loop_values, make_item
+from chute.engine.phases import ERROR, FAILED
+from chute.engine.vars import substitute_all
+from chute.spec.expr import evaluate_when
+
+LOOP_KEYS = ("withItems", "withParam", "withSequence")
+# A whole argument value that is one output reference still unresolved (its producer was
+# skipped or omitted and had no default): Argo drops the argument so the input's default
+# applies.
+_LONE_OUTPUT_REF = re.compile(r"^\{\{\s*(tasks|steps)\.[^{}]+\.outputs\.[^{}]+\}\}$")
+
+
+def _prepare(sub: dict[str, Any]) -> dict[str, Any]:
+    args = sub.get("arguments")
+    if args and args.get("parameters"):
+        kept = [p for p in args["parameters"]
+                if not (isinstance(p.get("value"), str) and _LONE_OUTPUT_REF.match(p["value"]))]
+        if len(kept) != len(args["parameters"]):
+            sub["arguments"] = {**args, "parameters": kept}
+    return sub
+
+
+def expand(call: Mapping[str, Any], ctx: Mapping[str, str]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield ``(name suffix, substituted call)``: one for a plain call, one per loop item
+    (suffix ``(i:label)``). ``inline`` templates are not substituted with the caller's
+    scope: they see their own inputs, like any template."""
+    inline = call.get("inline")
+    base = {k: v for k, v in call.items() if k not in LOOP_KEYS and k != "inline"}
+    if not has_loop(call):
+        sub = substitute_all(base, ctx)
+        if inline is not None:
+            sub["inline"] = inline
+        yield "", _prepare(sub)
+        return
+    loop = substitute_all({k: call[k] for k in LOOP_KEYS if call.get(k) is not None}, ctx)
+    for i, value in enumerate(loop_values(loop) or []):
+        item = make_item(i, value)
+        sub = substitute_all(base, ChainMap(item.vars, ctx))
+        if inline is not None:
+            sub["inline"] = inline
+        yield f"({i}:{item.label})", _prepare(sub)
+
+
+def should_run(sub: Mapping[str, Any]) -> bool:
+    """Evaluate the (substituted) ``when``; no condition means run."""
+    when = sub.get("when")
+    if when is None or str(when).strip() == "":
+        return True
+    return evaluate_when(str(when))
+
+
+def continues_on(call: Mapping[str, Any], phase: str) -> bool:
+    """Whether ``continueOn`` lets the workflow go on after this phase."""
+    co = call.get("continueOn") or {}
+    return bool((phase == FAILED and co.get("failed")) or (phase == ERROR and co.get("error")))

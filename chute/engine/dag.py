@@ -1,0 +1,337 @@
+"""``dag`` templates: tasks scheduled by in-degree counting, ``depends`` logic, Argo's
+branch-phase rule for the DAG's own phase, ``failFast`` and ``target``.
+
+A task becomes ready when its last dependency is decided (ran, was skipped, or omitted):
+each decided task decrements the counters of its dependants, so scheduling a whole DAG
+costs O(tasks + edges).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import ChainMap
+from typing import Any
+
+from chute.engine import phases as P
+from chute.engine.calls import continues_on, expand, should_run
+from chute.engine.nodes import Node
+from chute.engine.outputs import compound_outputs
+from chute.engine.state import Frame, Gate, RunState
+from chute.engine.vars import group_vars, input_vars, node_vars
+from chute.errors import ChuteError, ExpressionError
+from chute.spec import expr
+
+_RESULTS = ("Succeeded", "Failed", "Errored", "Skipped", "Daemoned", "AnySucceeded", "AllFailed")
+_TOKEN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-]*(?:\.[A-Za-z]+)?")
+
+
+def depends_names(text: str) -> list[str]:
+    """Task names a ``depends`` expression refers to, in order of appearance."""
+    names: list[str] = []
+    for m in _TOKEN.finditer(text):
+        name = m.group(0).split(".")[0]
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def _expand_depends(text: str, tasks: dict[str, dict[str, Any]]) -> str:
+    """Argo's expansion: a bare ``A`` means ``(A.Succeeded || A.Skipped || A.Daemoned)``
+    (plus ``A.Failed``/``A.Errored`` if A continues on them); ``-`` becomes ``_``."""
+    def repl(m: re.Match) -> str:
+        token = m.group(0)
+        name, _, result = token.partition(".")
+        ident = name.replace("-", "_")
+        if result:
+            return f"{ident}.{result}"
+        alts = [f"{ident}.Succeeded", f"{ident}.Skipped", f"{ident}.Daemoned"]
+        co = (tasks.get(name) or {}).get("continueOn") or {}
+        if co.get("failed"):
+            alts.append(f"{ident}.Failed")
+        if co.get("error"):
+            alts.append(f"{ident}.Errored")
+        return "(" + " || ".join(alts) + ")"
+
+    return _TOKEN.sub(repl, text)
+
+
+def _results(node: Node, children: list[Node]) -> dict[str, bool]:
+    any_ok = any(c.phase == P.SUCCEEDED for c in children)
+    all_failed = bool(children) and all(c.phase == P.FAILED for c in children)
+    return {"Succeeded": node.phase == P.SUCCEEDED, "Failed": node.phase == P.FAILED,
+            "Errored": node.phase == P.ERROR, "Skipped": node.phase == P.SKIPPED,
+            "Daemoned": False, "AnySucceeded": any_ok, "AllFailed": all_failed}
+
+
+class DagFrame(Frame):
+    """One running DAG template."""
+
+    def __init__(self, st: RunState, name, display, tmpl, tscope, inputs, boundary_id, parent,
+                 owner):
+        self.st, self.tmpl, self.tscope = st, tmpl, tscope
+        self.node = st.add_node(name, display, P.DAG, template_name=tmpl.get("name"),
+                                boundary_id=boundary_id, parent=parent, inputs=inputs,
+                                owner=owner)
+        st.transition(self.node, P.RUNNING)
+        self.local: dict[str, str] = {}
+        self.ctx = ChainMap(self.local, input_vars(inputs), st.globals)
+        dag = tmpl.get("dag") or {}
+        ff = dag.get("failFast")
+        self.fail_fast = ff is not False and tmpl.get("failFast") is not False
+        self.tasks: dict[str, dict[str, Any]] = {t["name"]: t for t in dag.get("tasks") or []}
+        self.gate = Gate(tmpl.get("parallelism"))
+        self.deps: dict[str, list[str]] = {}
+        self.results: dict[str, Node] = {}
+        self.group_children: dict[str, list[Node]] = {}
+        self.group_pending: dict[str, int] = {}
+        self.group_nodes: dict[str, Node] = {}
+        self.child_task: dict[str, str] = {}
+        self.branch: dict[str, set[str]] = {}
+        self.gated: set[str] = set()
+        self.stopped = False
+        self.failure: Node | None = None
+        try:
+            self._plan(dag)
+        except ChuteError as exc:
+            st.finish(self.node, P.ERROR, str(exc))
+            return
+        st.run_later(self._start)
+
+    def _plan(self, dag: dict[str, Any]) -> None:
+        for tname, task in self.tasks.items():
+            if task.get("depends"):
+                deps = depends_names(task["depends"])
+            else:
+                deps = list(dict.fromkeys(task.get("dependencies") or []))
+            for d in deps:
+                if d not in self.tasks:
+                    raise ExpressionError(
+                        f"templates.{self.tmpl.get('name')}.tasks.{tname}: "
+                        f"depends on unknown task {d!r}")
+            self.deps[tname] = deps
+        has_dependants = {d for ds in self.deps.values() for d in ds}
+        if dag.get("target"):
+            targets = str(dag["target"]).split()
+            for t in targets:
+                if t not in self.tasks:
+                    raise ExpressionError(f"dag.target: unknown task {t!r}")
+            active: set[str] = set()
+            stack = list(targets)
+            while stack:  # targets and everything they need
+                t = stack.pop()
+                if t not in active:
+                    active.add(t)
+                    stack.extend(self.deps[t])
+        else:
+            targets = sorted(t for t in self.tasks if t not in has_dependants)
+            active = set(self.tasks)
+        self.targets = targets
+        self.active = active
+        self.dependants: dict[str, list[str]] = {t: [] for t in active}
+        for t in active:
+            for d in self.deps[t]:
+                self.dependants[d].append(t)
+        self.remaining = {t: len(self.deps[t]) for t in active}
+        self.undecided = len(active)
+
+    def _start(self) -> None:
+        if self.undecided == 0:
+            self.complete()
+            return
+        for tname in self.tasks:
+            if tname in self.active and self.remaining[tname] == 0:
+                self.ready(tname)
+
+    # -- a task whose dependencies are all decided -------------------------------------
+
+    def _depends_ok(self, tname: str) -> bool:
+        task = self.tasks[tname]
+        deps = self.deps[tname]
+        if not deps:
+            return True
+        if task.get("depends"):
+            env = {d.replace("-", "_"): _results(self.results[d], self.group_children.get(d, []))
+                   for d in deps}
+            value = expr.evaluate(_expand_depends(task["depends"], self.tasks), env)
+            if not isinstance(value, bool):
+                raise ExpressionError(f"depends {task['depends']!r} is not a boolean")
+            return value
+        for d in deps:
+            phase = self.results[d].phase
+            if phase in (P.SUCCEEDED, P.SKIPPED) or continues_on(self.tasks[d], phase):
+                continue
+            return False
+        return True
+
+    def _place(self, node: Node, tname: str) -> None:
+        """Argo's edges: a root task hangs off the DAG node, others off their dependencies."""
+        if self.deps[tname]:
+            try:
+                self.node.children.remove(node.id)
+            except ValueError:
+                pass
+            for d in self.deps[tname]:
+                self.st.link(self.results[d], node)
+
+    def ready(self, tname: str) -> None:
+        if self.stopped or P.is_terminal(self.node.phase):
+            return
+        st, task = self.st, self.tasks[tname]
+        name = f"{self.node.name}.{tname}"
+        try:
+            ok = self._depends_ok(tname)
+        except ChuteError as exc:
+            node = st.error_node(name, tname, task.get("template"), self.node.id, self.node,
+                                 self, str(exc))
+            self._own(node, tname)
+            return
+        if not ok:
+            node = st.skip_node(name, tname, task, self.tscope, self.node.id, self.node, self,
+                                P.OMITTED, "omitted: depends condition not met")
+            self._own(node, tname)
+            return
+        looped = any(task.get(k) is not None for k in ("withItems", "withParam", "withSequence"))
+        try:
+            expanded = list(expand(task, self.ctx))
+        except ChuteError as exc:
+            self._own(st.error_node(name, tname, task.get("template"), self.node.id, self.node,
+                                    self, str(exc)), tname)
+            return
+        if looped:
+            group = st.add_node(name, tname, P.TASK_GROUP, template_name=task.get("template"),
+                                boundary_id=self.node.id, parent=self.node, owner=self)
+            self._own(group, tname)
+            self.group_nodes[tname] = group
+            st.transition(group, P.RUNNING)
+            self.group_children[tname] = []
+            self.group_pending[tname] = len(expanded)
+            if not expanded:
+                st.finish(group, P.SUCCEEDED)
+            for suffix, sub in expanded:
+                self._run_one(name + suffix, tname + suffix, sub, group, tname, in_group=True)
+        else:
+            self._run_one(name, tname, expanded[0][1], self.node, tname, in_group=False)
+
+    def _own(self, node: Node, tname: str) -> None:
+        self.child_task[node.id] = tname
+        self._place(node, tname)
+
+    def _run_one(self, name: str, display: str, sub: dict, parent: Node, tname: str,
+                 in_group: bool) -> None:
+        st = self.st
+
+        def register(node: Node) -> None:
+            self.child_task[node.id] = tname
+            if in_group:
+                self.group_children[tname].append(node)
+            else:
+                self._place(node, tname)
+
+        try:
+            run = should_run(sub)
+        except ChuteError as exc:
+            register(st.error_node(name, display, sub.get("template"), self.node.id, parent,
+                                   self, str(exc)))
+            return
+        if not run:
+            register(st.skip_node(name, display, sub, self.tscope, self.node.id, parent, self,
+                                  P.SKIPPED, f"when '{sub.get('when')}' evaluated false"))
+            return
+
+        def start() -> None:
+            node = st.execute(name=name, display=display, call=sub, scope=self.tscope,
+                              boundary_id=self.node.id, parent=parent, owner=self)
+            self.gated.add(node.id)
+            register(node)
+
+        self.gate.submit(start)
+
+    # -- completion ----------------------------------------------------------------------
+
+    def child_done(self, st: RunState, child: Node) -> None:
+        if child.id in self.gated:
+            self.gated.discard(child.id)
+            self.gate.release()
+        tname = self.child_task.get(child.id)
+        if tname is None or P.is_terminal(self.node.phase):
+            return
+        if tname in self.group_pending and child.type != P.TASK_GROUP:
+            self.group_pending[tname] -= 1
+            if self.group_pending[tname] == 0:
+                kids = self.group_children[tname]
+                bad = [k for k in kids if k.phase in P.FAILED_OR_ERROR]
+                group = st.nodes[st.nodes[child.id].parent_id] if child.parent_id else None
+                if group is not None:
+                    st.finish(group, bad[-1].phase if bad else P.SUCCEEDED)
+            elif self.stopped and self.gate.active == 0:
+                self._maybe_complete()
+            return
+        self.decide(tname, child)
+
+    def decide(self, tname: str, node: Node) -> None:
+        self.results[tname] = node
+        prefix = f"tasks.{tname}"
+        if node.type == P.TASK_GROUP:
+            self.local.update(group_vars(prefix, node, self.group_children.get(tname, [])))
+        else:
+            self.local.update(node_vars(prefix, node))
+        if node.phase == P.OMITTED:
+            inherited: set[str] = set()
+            for d in self.deps[tname]:
+                inherited |= self.branch.get(d, set())
+            self.branch[tname] = inherited or {P.SUCCEEDED}
+        else:
+            self.branch[tname] = {node.phase}
+        self.undecided -= 1
+        if node.phase in P.FAILED_OR_ERROR and not continues_on(self.tasks[tname], node.phase):
+            if self.failure is None:
+                self.failure = node
+            if self.fail_fast and not self.dependants[tname]:
+                self.stopped = True
+                self.gate.drop_waiting()
+        if not self.stopped:
+            for d in self.dependants[tname]:
+                self.remaining[d] -= 1
+                if self.remaining[d] == 0:
+                    self.ready(d)
+        self._maybe_complete()
+
+    def _maybe_complete(self) -> None:
+        if P.is_terminal(self.node.phase):
+            return
+        if self.undecided == 0 or (self.stopped and self.gate.active == 0):
+            self.complete()
+
+    def complete(self) -> None:
+        st = self.st
+        phase = P.SUCCEEDED
+        failed_task = None
+        if self.stopped:
+            phase = self.failure.phase if self.failure else P.FAILED
+            failed_task = self.failure
+        else:
+            for t in self.targets:
+                for bp in (P.ERROR, P.FAILED):
+                    if bp in self.branch.get(t, set()) and not continues_on(self.tasks[t], bp):
+                        phase = bp
+                        failed_task = self.results.get(t)
+                        break
+                if phase != P.SUCCEEDED:
+                    break
+        # groups cut short by fail-fast never finish on their own
+        for tname, pending in self.group_pending.items():
+            group = self.group_nodes.get(tname)
+            if pending > 0 and group is not None and not P.is_terminal(group.phase):
+                st.finish(group, P.FAILED, "stopped: the DAG failed fast")
+        if phase != P.SUCCEEDED:
+            who = failed_task or self.failure
+            st.finish(self.node, phase, f"child '{who.id}' failed" if who else None)
+            return
+        outputs, error = compound_outputs(self.tmpl, self.ctx)
+        if error:
+            st.finish(self.node, P.ERROR, error)
+            return
+        self.node.outputs = outputs
+        if outputs:
+            st._apply_globals(self.node)
+        st.finish(self.node, P.SUCCEEDED)

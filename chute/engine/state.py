@@ -1,0 +1,486 @@
+"""The run's state machine: events in, decisions out, no IO and an injected clock.
+
+A :class:`RunState` owns the node tree of one workflow. The controller feeds it events
+(:meth:`start`, :meth:`pod_finished`, :meth:`tick`) and collects :class:`Decisions`
+(nodes to insert or update, journal entries, pods to launch or re-attach) with
+:meth:`drain`; it commits them before acting on them.
+
+Scheduling is event driven: a finished node notifies the frame that waits for it (a DAG,
+a steps template, a retry), which decrements its dependants' counters; no rescan of the
+tree per event, so total work is O(nodes + edges). Notifications go through a queue, never
+recursion, so a 10,000-long chain does not grow the stack.
+
+Crash recovery is replay: node ids are deterministic (Argo's hash of the node name), so
+a state rebuilt from the spec with ``recorded`` (the nodes in the store) takes the recorded
+result of a pod that finished instead of launching it again, and re-attaches to one that
+was Running. A succeeded step never runs twice.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+from collections import ChainMap, deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from chute.engine import phases as P
+from chute.engine.nodes import Node, node_id
+from chute.engine.params import resolve_inputs
+from chute.engine.plan import Plan, TemplateScope
+from chute.engine.pod import LaunchRequest, PodOutcome, collect_outputs, launch_request, pod_vars
+from chute.engine.vars import global_vars, input_vars, substitute
+from chute.errors import ChuteError
+
+
+@dataclass
+class Decisions:
+    """What the controller must persist (first) and then do."""
+
+    new_nodes: list[Node] = field(default_factory=list)
+    changed_nodes: list[Node] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    launches: list[LaunchRequest] = field(default_factory=list)
+    reattach: list[Node] = field(default_factory=list)
+    cancels: list[Node] = field(default_factory=list)
+    workflow: dict[str, Any] | None = None  # workflow columns to update
+
+    def empty(self) -> bool:
+        """Whether there is nothing to do."""
+        return not (self.new_nodes or self.changed_nodes or self.events or self.launches
+                    or self.reattach or self.cancels or self.workflow)
+
+
+class Frame:
+    """Something that waits for child nodes: a DAG, a steps template, a retry, the root."""
+
+    node: Node
+
+    def child_done(self, st: "RunState", child: Node) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class Gate:
+    """A template's ``parallelism``: at most ``limit`` children active at once."""
+
+    def __init__(self, limit: int | None):
+        self.limit = limit if limit and limit > 0 else None
+        self.active = 0
+        self.waiting: deque[Callable[[], None]] = deque()
+
+    def submit(self, start: Callable[[], None]) -> None:
+        """Run ``start`` now if a slot is free, else when one frees up."""
+        if self.limit is None or self.active < self.limit:
+            self.active += 1
+            start()
+        else:
+            self.waiting.append(start)
+
+    def release(self) -> None:
+        """A child finished: start the next waiting one."""
+        self.active -= 1
+        while self.waiting and (self.limit is None or self.active < self.limit):
+            self.active += 1
+            self.waiting.popleft()()
+
+    def drop_waiting(self) -> int:
+        """Forget children that never started (fail-fast); how many there were."""
+        n = len(self.waiting)
+        self.waiting.clear()
+        return n
+
+
+def template_kind(tmpl: Mapping[str, Any]) -> str | None:
+    """Which kind a template dict is (container, script, dag, steps, suspend, ...)."""
+    for k in ("container", "script", "dag", "steps", "suspend", "resource", "http",
+              "containerSet", "data", "plugin"):
+        if tmpl.get(k) is not None:
+            return k
+    return None
+
+
+NODE_TYPE = {"container": P.POD, "script": P.POD, "dag": P.DAG, "steps": P.STEPS,
+             "suspend": P.SUSPEND}
+
+
+class RunState:
+    """The node tree of one workflow and the rules that move it forward."""
+
+    def __init__(self, plan: Plan, *, now: float, recorded: Mapping[str, Node] | None = None):
+        self.plan = plan
+        self.now = now
+        self.recorded: dict[str, Node] = dict(recorded or {})
+        self.nodes: dict[str, Node] = {}
+        self.globals: dict[str, str] = global_vars(plan)
+        self.global_outputs: dict[str, str] = {}
+        self.phase = P.WF_PENDING
+        self.message: str | None = None
+        self.started_at: float | None = None
+        self.finished_at: float | None = None
+        self.launched_ids: set[str] = set()
+        self._owner: dict[str, Frame] = {}
+        self._pods: dict[str, tuple[dict, ChainMap]] = {}  # pod id -> (template, ctx)
+        self._queue: deque[Callable[[], None]] = deque()
+        self._pending_pods: deque[LaunchRequest] = deque()
+        self._running_pods = 0
+        self._timers: list[tuple[float, int, Callable[[], None]]] = []
+        self._seq = 0
+        self._new: dict[str, Node] = {}
+        self._dirty: dict[str, Node] = {}
+        self._events: list[dict[str, Any]] = []
+        self._launches: list[LaunchRequest] = []
+        self._reattach: list[Node] = []
+        self._cancels: list[Node] = []
+        self._wf_update: dict[str, Any] = {}
+        self.root: Node | None = None
+        self.stopping = False  # no new pods start (stop/terminate)
+        self.stopping_hard = False  # terminate: exit handlers do not run either
+        self.finished_duration_var: Callable[[], str] | None = (
+            lambda: str(round(self.now - (self.started_at or self.now), 3)))
+
+    # -- events ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Create the root node (the entrypoint) and everything that can start at once."""
+        from chute.engine.root import RootFrame
+
+        self.phase = P.WF_RUNNING
+        self.started_at = self.now
+        self._wf_update.update(phase=P.WF_RUNNING, started_at=self.now)
+        RootFrame(self).start()
+        self._run()
+
+    def pod_finished(self, pod_id: str, outcome: PodOutcome, now: float) -> None:
+        """A pod attempt ended (the controller read its status and output files)."""
+        self.now = now
+        node = self.nodes.get(pod_id)
+        if node is None or P.is_terminal(node.phase):
+            return  # duplicate or late report: terminal states are final (R-8)
+        self._running_pods -= 1
+        self._complete_pod(node, outcome)
+        self._run()
+
+    def tick(self, now: float) -> None:
+        """Time passed: fire due timers (suspend durations, retry backoff)."""
+        self.now = now
+        while self._timers and self._timers[0][0] <= now:
+            _, _, fn = heapq.heappop(self._timers)
+            fn()
+        self._run()
+
+    def next_timer(self) -> float | None:
+        """When the next timer is due, if any."""
+        return self._timers[0][0] if self._timers else None
+
+    def mark_running(self, pod_id: str, step_dir: str, now: float) -> Node:
+        """Record that a pod is about to be launched in ``step_dir`` (committed first)."""
+        node = self.nodes[pod_id]
+        node.step_dir = step_dir
+        node.started_at = now
+        self.transition(node, P.RUNNING)
+        self.launched_ids.add(pod_id)
+        return node
+
+    def drain(self) -> Decisions:
+        """Take the decisions made since the last drain."""
+        d = Decisions(
+            new_nodes=list(self._new.values()),
+            changed_nodes=[n for i, n in self._dirty.items() if i not in self._new],
+            events=self._events, launches=self._launches, reattach=self._reattach,
+            cancels=self._cancels, workflow=self._wf_update or None,
+        )
+        self._new, self._dirty, self._events = {}, {}, []
+        self._launches, self._reattach, self._cancels, self._wf_update = [], [], [], {}
+        return d
+
+    @property
+    def done(self) -> bool:
+        """Whether the workflow reached a final phase."""
+        return self.phase in P.WF_TERMINAL
+
+    # -- node bookkeeping ------------------------------------------------------------------
+
+    def add_node(self, name: str, display: str, type_: str, *, template_name: str | None,
+                 boundary_id: str | None, parent: Node | None, inputs: dict | None = None,
+                 owner: Frame | None = None, link_parent: bool = True) -> Node:
+        """Create a node (or adopt its recorded twin) and register who waits for it."""
+        nid = node_id(self.plan.name, name)
+        rec = self.recorded.get(nid)
+        node = Node(id=nid, name=name, display_name=display, type=type_,
+                    template_name=template_name, boundary_id=boundary_id,
+                    parent_id=parent.id if parent else None, inputs=inputs or {},
+                    started_at=rec.started_at if rec and rec.started_at else self.now)
+        if rec is not None:
+            node.attempt = rec.attempt
+        self.nodes[nid] = node
+        if rec is None:
+            self._new[nid] = node
+        else:
+            self._dirty[nid] = node
+        if parent is not None and link_parent and nid not in parent.children:
+            parent.children.append(nid)
+            self.touch(parent)
+        if owner is not None:
+            self._owner[nid] = owner
+        return node
+
+    def touch(self, node: Node) -> None:
+        """Mark a node for persisting."""
+        if node.id not in self._new:
+            self._dirty[node.id] = node
+
+    def link(self, parent: Node, child: Node) -> None:
+        """Add ``child`` to ``parent.children`` (Argo's graph edges)."""
+        if child.id not in parent.children:
+            parent.children.append(child.id)
+            self.touch(parent)
+
+    def transition(self, node: Node, phase: str, message: str | None = None) -> None:
+        """The one way a node's phase changes: checked, journaled, persisted."""
+        if node.phase == phase:
+            return
+        P.check_transition(node.id, node.phase, phase)
+        self._events.append({
+            "transition_id": f"{self.plan.uid}/{node.id}/{node.attempt}/{phase}",
+            "workflow_uid": self.plan.uid, "node_id": node.id, "from_phase": node.phase,
+            "to_phase": phase, "at": self.now, "message": message,
+        })
+        node.phase = phase
+        if message is not None:
+            node.message = message
+        if P.is_terminal(phase):
+            node.finished_at = self.now
+        self.touch(node)
+
+    def finish(self, node: Node, phase: str, message: str | None = None) -> None:
+        """Move a node to a final phase and notify the frame waiting for it."""
+        self.transition(node, phase, message)
+        owner = self._owner.pop(node.id, None)
+        if owner is not None:
+            self._queue.append(lambda: owner.child_done(self, node))
+
+    def run_later(self, fn: Callable[[], None]) -> None:
+        """Queue work to run after the current step (keeps the stack flat)."""
+        self._queue.append(fn)
+
+    def at(self, when: float, fn: Callable[[], None]) -> None:
+        """Run ``fn`` at time ``when`` (on a later tick)."""
+        self._seq += 1
+        heapq.heappush(self._timers, (when, self._seq, fn))
+
+    def _run(self) -> None:
+        while self._queue:
+            self._queue.popleft()()
+        self._pump_pods()
+
+    # -- executing a call ------------------------------------------------------------------
+
+    def execute(self, *, name: str, display: str, call: Mapping[str, Any], scope: TemplateScope,
+                boundary_id: str | None, parent: Node | None, owner: Frame,
+                retry_attempt: int | None = None) -> Node:
+        """Run the template a step/task/root calls, as node ``name``; returns its node."""
+        try:
+            tmpl, tscope = self.plan.resolve(call, scope)
+        except ChuteError as exc:
+            return self.error_node(name, display, call.get("template"), boundary_id, parent,
+                                   owner, str(exc))
+        if tmpl.get("retryStrategy") and retry_attempt is None:
+            from chute.engine.retry import RetryFrame
+
+            return RetryFrame(self, name=name, display=display, call=call, tmpl=tmpl,
+                              scope=scope, boundary_id=boundary_id, parent=parent,
+                              owner=owner).node
+        kind = template_kind(tmpl)
+        tname = tmpl.get("name")
+        try:
+            inputs = resolve_inputs(tmpl, call.get("arguments"), self.globals)
+        except ChuteError as exc:
+            return self.error_node(name, display, tname, boundary_id, parent, owner, str(exc),
+                                   type_=NODE_TYPE.get(kind or "", P.POD))
+        if kind in ("container", "script"):
+            return self._start_pod(name, display, tmpl, inputs, boundary_id, parent, owner,
+                                   retry_attempt)
+        if kind == "dag":
+            from chute.engine.dag import DagFrame
+
+            return DagFrame(self, name, display, tmpl, tscope, inputs, boundary_id, parent,
+                            owner).node
+        if kind == "steps":
+            from chute.engine.steps import StepsFrame
+
+            return StepsFrame(self, name, display, tmpl, tscope, inputs, boundary_id, parent,
+                              owner).node
+        if kind == "suspend":
+            return self._start_suspend(name, display, tmpl, inputs, boundary_id, parent, owner)
+        return self.error_node(name, display, tname, boundary_id, parent, owner,
+                               f"not supported locally: {kind} template {tname!r}")
+
+    def error_node(self, name: str, display: str, template_name: str | None,
+                   boundary_id: str | None, parent: Node | None, owner: Frame, message: str,
+                   type_: str = P.SKIPPED_TYPE) -> Node:
+        """A node that could not even start (bad reference, bad parameter): phase Error."""
+        node = self.add_node(name, display, type_, template_name=template_name,
+                             boundary_id=boundary_id, parent=parent, owner=owner)
+        self.finish(node, P.ERROR, message)
+        return node
+
+    def skip_node(self, name: str, display: str, call: Mapping[str, Any], scope: TemplateScope,
+                  boundary_id: str | None, parent: Node | None, owner: Frame, phase: str,
+                  message: str) -> Node:
+        """A Skipped (``when`` false) or Omitted (``depends`` false) node; its template's
+        output parameters take their ``valueFrom.default``, as Argo does."""
+        try:
+            tmpl, _ = self.plan.resolve(call, scope)
+        except ChuteError:
+            tmpl = {}
+        node = self.add_node(name, display, P.SKIPPED_TYPE, template_name=tmpl.get("name"),
+                             boundary_id=boundary_id, parent=parent, owner=owner)
+        defaults = [{"name": p["name"], "value": p["valueFrom"]["default"]}
+                    for p in ((tmpl.get("outputs") or {}).get("parameters") or [])
+                    if (p.get("valueFrom") or {}).get("default") is not None]
+        if defaults:
+            node.outputs = {"parameters": defaults}
+        self.finish(node, phase, message)
+        return node
+
+    # -- pods ------------------------------------------------------------------------------
+
+    def _start_pod(self, name, display, tmpl, inputs, boundary_id, parent, owner,
+                   retry_attempt) -> Node:
+        node = self.add_node(name, display, P.POD, template_name=tmpl.get("name"),
+                             boundary_id=boundary_id, parent=parent, inputs=inputs, owner=owner)
+        local = {"pod.name": node.id, "node.name": node.name,
+                 "retries": str(retry_attempt or 0)}
+        ctx = ChainMap(local, input_vars(inputs), pod_vars(tmpl), self.globals)
+        self._pods[node.id] = (tmpl, ctx)
+        rec = self.recorded.get(node.id)
+        if rec is not None and P.is_terminal(rec.phase):
+            # Finished before a restart: take its recorded result, never run it again.
+            node.step_dir, node.exit_code, node.outputs = rec.step_dir, rec.exit_code, rec.outputs
+            node.started_at = rec.started_at
+            self._apply_globals(node)
+            self.finish(node, rec.phase, rec.message)
+            node.finished_at = rec.finished_at
+            return node
+        if rec is not None and rec.phase == P.RUNNING and rec.step_dir:
+            node.step_dir = rec.step_dir
+            node.phase = P.RUNNING
+            self._running_pods += 1
+            self.launched_ids.add(node.id)
+            self._reattach.append(node)
+            return node
+        try:
+            req = launch_request(self.plan.uid, node.id, node.attempt, tmpl, ctx)
+        except ChuteError as exc:
+            self.finish(node, P.ERROR, str(exc))
+            return node
+        self._pending_pods.append(req)
+        return node
+
+    def _pump_pods(self) -> None:
+        limit = self.plan.parallelism
+        while self._pending_pods and (limit is None or self._running_pods < limit):
+            req = self._pending_pods.popleft()
+            node = self.nodes[req.node_id]
+            if P.is_terminal(node.phase):
+                continue
+            if self.stopping:
+                self.finish(node, P.FAILED, "workflow shutdown")
+                continue
+            self._running_pods += 1
+            self._launches.append(req)
+        if self._queue:
+            self._run()
+
+    def _complete_pod(self, node: Node, outcome: PodOutcome) -> None:
+        tmpl, ctx = self._pods.get(node.id, ({}, ChainMap(self.globals)))
+        outputs, error = collect_outputs(tmpl, outcome, ctx)
+        node.outputs = outputs
+        node.exit_code = outcome.exit_code
+        if outcome.started_at:
+            node.started_at = outcome.started_at
+        phase, message = outcome.phase, outcome.message or None
+        if error and phase == P.SUCCEEDED:
+            phase, message = P.ERROR, error
+        if phase == P.SUCCEEDED:
+            self._apply_globals(node)
+        if node.phase == P.PENDING:
+            self.transition(node, P.RUNNING)
+        self.finish(node, phase, message)
+        if outcome.finished_at:
+            node.finished_at = outcome.finished_at
+
+    def _apply_globals(self, node: Node) -> None:
+        """``globalName`` outputs become ``workflow.outputs.parameters.X``."""
+        for p in (node.outputs or {}).get("parameters") or []:
+            if p.get("globalName") and p.get("value") is not None:
+                self.set_global_output(p["globalName"], p["value"])
+
+    def set_global_output(self, name: str, value: str) -> None:
+        """Publish a workflow-level output parameter."""
+        self.global_outputs[name] = value
+        self.globals[f"workflow.outputs.parameters.{name}"] = value
+        self._wf_update["outputs"] = {
+            "parameters": [{"name": k, "value": v} for k, v in self.global_outputs.items()]}
+
+    # -- suspend ---------------------------------------------------------------------------
+
+    def _start_suspend(self, name, display, tmpl, inputs, boundary_id, parent, owner) -> Node:
+        from chute.engine.durations import parse_duration
+
+        node = self.add_node(name, display, P.SUSPEND, template_name=tmpl.get("name"),
+                             boundary_id=boundary_id, parent=parent, inputs=inputs, owner=owner)
+        self.transition(node, P.RUNNING)
+        duration = (tmpl.get("suspend") or {}).get("duration")
+        if duration not in (None, ""):
+            ctx = ChainMap(input_vars(inputs), self.globals)
+            try:
+                seconds = parse_duration(substitute(str(duration), ctx))
+            except ChuteError as exc:
+                self.finish(node, P.ERROR, str(exc))
+                return node
+            started = node.started_at or self.now
+
+            def wake() -> None:
+                if node.phase == P.RUNNING:
+                    self._finish_suspend(node, tmpl)
+
+            self.at(started + seconds, wake)
+        return node
+
+    def _finish_suspend(self, node: Node, tmpl: Mapping[str, Any],
+                        values: Mapping[str, str] | None = None) -> None:
+        params = []
+        for p in ((tmpl.get("outputs") or {}).get("parameters") or []):
+            vf = p.get("valueFrom") or {}
+            value = (values or {}).get(p["name"], vf.get("default"))
+            if value is not None:
+                params.append({"name": p["name"], "value": value})
+        if params:
+            node.outputs = {"parameters": params}
+        self.finish(node, P.SUCCEEDED)
+
+    # -- workflow end ----------------------------------------------------------------------
+
+    def complete_workflow(self, phase: str, message: str | None) -> None:
+        """The workflow reached its final phase."""
+        self.phase = phase
+        self.message = message
+        self.finished_at = self.now
+        self._wf_update.update(phase=phase, message=message, finished_at=self.now)
+        self._events.append({
+            "transition_id": f"{self.plan.uid}//{phase}", "workflow_uid": self.plan.uid,
+            "node_id": None, "from_phase": P.WF_RUNNING, "to_phase": phase, "at": self.now,
+            "message": message,
+        })
+
+    def failures(self) -> str:
+        """``workflow.failures``: the failed and errored pod nodes, as JSON."""
+        out = []
+        for n in self.nodes.values():
+            if n.phase in P.FAILED_OR_ERROR and n.type == P.POD:
+                out.append({"displayName": n.display_name, "message": n.message or "",
+                            "templateName": n.template_name or "", "phase": n.phase,
+                            "podName": n.id, "finishedAt": n.finished_at})
+        return json.dumps(out)

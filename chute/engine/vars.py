@@ -1,0 +1,169 @@
+"""Variables and substitution: the ``{{...}}`` scope of a node, built from the run's
+globals, a template's inputs and the outputs of earlier steps and tasks.
+
+Substitution itself is :func:`chute.spec.templating.substitute` (one pass; values are data,
+never re-scanned). This module only decides *which* names are visible where.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import ChainMap
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from chute.engine.nodes import Node
+from chute.engine.phases import SUCCEEDED, TASK_GROUP
+from chute.spec import templating
+
+
+def rfc3339(ts: float | None) -> str | None:
+    """Epoch seconds as Argo's RFC 3339 UTC timestamp."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def substitute(text: str, ctx: Mapping[str, str], strict: bool = False) -> str:
+    """Replace ``{{...}}`` tags in ``text`` (fast path when there is none). Tags that cannot
+    be resolved yet stay as written (Argo's allowUnresolved) unless ``strict``."""
+    if "{{" not in text:
+        return text
+    return templating.substitute(text, ctx, strict=strict)
+
+
+def substitute_all(value: Any, ctx: Mapping[str, str], strict: bool = False) -> Any:
+    """Substitute every string inside a JSON value (dicts, lists, strings)."""
+    return templating.substitute_all(value, ctx, strict=strict)
+
+
+def unresolved(text: str) -> bool:
+    """Whether ``text`` still holds a ``{{...}}`` tag."""
+    return "{{" in text and templating.has_tags(text)
+
+
+def global_vars(plan) -> dict[str, str]:
+    """The workflow-wide variables (``workflow.*``)."""
+    g = {
+        "workflow.name": plan.name,
+        "workflow.namespace": plan.namespace,
+        "workflow.uid": plan.uid,
+        "workflow.creationTimestamp": rfc3339(plan.created_at) or "",
+        "workflow.serviceAccountName": plan.spec.get("serviceAccountName") or "default",
+        "workflow.mainEntrypoint": plan.spec.get("entrypoint") or "",
+        "workflow.priority": str(plan.spec.get("priority") or 0),
+        "workflow.parameters": json.dumps(
+            [{"name": k, "value": v} for k, v in plan.parameters.items()]),
+        "workflow.parameters.json": json.dumps(
+            [{"name": k, "value": v} for k, v in plan.parameters.items()]),
+        "workflow.labels.json": json.dumps(plan.labels),
+        "workflow.annotations.json": json.dumps(plan.annotations),
+    }
+    dt = datetime.fromtimestamp(plan.created_at, UTC)
+    for ch in "YmdHMSyjaAbBcIpUwWxXZz":  # Argo's strftime variants
+        try:
+            g[f"workflow.creationTimestamp.{ch}"] = dt.strftime(f"%{ch}")
+        except ValueError:
+            pass
+    g["workflow.creationTimestamp.s"] = str(int(plan.created_at))
+    g["workflow.creationTimestamp.RFC3339"] = g["workflow.creationTimestamp"]
+    for k, v in plan.parameters.items():
+        g[f"workflow.parameters.{k}"] = v
+    for k, v in plan.labels.items():
+        g[f"workflow.labels.{k}"] = str(v)
+    for k, v in plan.annotations.items():
+        g[f"workflow.annotations.{k}"] = str(v)
+    return g
+
+
+def input_vars(inputs: Mapping[str, Any]) -> dict[str, str]:
+    """``inputs.parameters.X`` (and the JSON list ``inputs.parameters``) of a node."""
+    params = inputs.get("parameters") or []
+    out = {f"inputs.parameters.{p['name']}": p.get("value", "") for p in params}
+    out["inputs.parameters"] = json.dumps(params)
+    for a in inputs.get("artifacts") or []:
+        if a.get("path"):
+            out[f"inputs.artifacts.{a['name']}.path"] = a["path"]
+    return out
+
+
+def node_vars(prefix: str, node: Node) -> dict[str, str]:
+    """What ``steps.X.*`` / ``tasks.X.*`` expose about one finished node."""
+    out: dict[str, str] = {
+        f"{prefix}.id": node.id,
+        f"{prefix}.ip": "127.0.0.1",
+        f"{prefix}.status": node.phase,
+    }
+    if node.started_at is not None:
+        out[f"{prefix}.startedAt"] = rfc3339(node.started_at) or ""
+    if node.finished_at is not None:
+        out[f"{prefix}.finishedAt"] = rfc3339(node.finished_at) or ""
+    outs = node.outputs or {}
+    if node.exit_code is not None:
+        out[f"{prefix}.exitCode"] = str(node.exit_code)
+    elif outs.get("exitCode") is not None:
+        out[f"{prefix}.exitCode"] = str(outs["exitCode"])
+    if outs.get("result") is not None:
+        out[f"{prefix}.outputs.result"] = outs["result"]
+    params = outs.get("parameters") or []
+    for p in params:
+        if p.get("value") is not None:
+            out[f"{prefix}.outputs.parameters.{p['name']}"] = p["value"]
+    if params:
+        out[f"{prefix}.outputs.parameters"] = json.dumps(
+            {p["name"]: p.get("value") for p in params})
+    for a in outs.get("artifacts") or []:
+        out[f"{prefix}.outputs.artifacts.{a['name']}"] = json.dumps(a)
+        if a.get("path"):
+            out[f"{prefix}.outputs.artifacts.{a['name']}.path"] = a["path"]
+    return out
+
+
+def _parse_item(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, TypeError):
+        return text
+
+
+def aggregate_vars(prefix: str, children: Iterable[Node]) -> dict[str, str]:
+    """Outputs of a loop, as Argo aggregates them: JSON lists over succeeded children."""
+    params_list: list[dict[str, str]] = []
+    per_param: dict[str, list[str]] = {}
+    results: list[Any] = []
+    for child in children:
+        if child.phase != SUCCEEDED:
+            continue
+        outs = child.outputs or {}
+        ps = outs.get("parameters") or []
+        if ps:
+            params_list.append({p["name"]: p.get("value") for p in ps})
+            for p in ps:
+                per_param.setdefault(p["name"], []).append(p.get("value"))
+        if outs.get("result") is not None:
+            results.append(_parse_item(outs["result"]))
+    out = {
+        f"{prefix}.outputs.result": json.dumps(results),
+        f"{prefix}.outputs.parameters": json.dumps(params_list),
+    }
+    for name, values in per_param.items():
+        out[f"{prefix}.outputs.parameters.{name}"] = json.dumps(values)
+    return out
+
+
+def group_vars(prefix: str, group: Node, children: list[Node]) -> dict[str, str]:
+    """Variables of a step or task that looped (the group node plus aggregated outputs)."""
+    out = {f"{prefix}.id": group.id, f"{prefix}.status": group.phase}
+    out.update(aggregate_vars(prefix, children))
+    return out
+
+
+def layered(*maps: Mapping[str, str]) -> ChainMap:
+    """A read view over several scopes, first wins."""
+    return ChainMap(*maps)
+
+
+def is_group(node: Node) -> bool:
+    """Whether a node is a loop's TaskGroup."""
+    return node.type == TASK_GROUP

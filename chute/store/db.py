@@ -1,0 +1,161 @@
+"""Opening the metadata store: engine, sessions, SQLite tuning and automatic migrations.
+
+``open_store(settings)`` upgrades the schema to head (Alembic) before returning, as Argo's
+controller does on start; a failed migration raises :class:`StoreError` and nothing runs.
+
+SQLite is tuned for several processes at once: WAL journal, ``busy_timeout`` of 30 s, and
+``BEGIN IMMEDIATE`` for write transactions (so two writers queue on the lock up front
+instead of failing with "database is locked" when a read transaction tries to upgrade).
+Store functions take the session first and never commit: :meth:`Store.write` owns the
+transaction.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import create_engine, event, inspect, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from chute.config import Settings
+from chute.errors import StoreError
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+HEAD = "0001"  # latest revision; bump with each new migration (a test checks it)
+
+
+class Store:
+    """An open metadata store: the engine plus read and write session factories."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.is_sqlite = engine.dialect.name == "sqlite"
+        self._sessions = sessionmaker(bind=engine, expire_on_commit=False)
+        writer = engine.execution_options(chute_write=True) if self.is_sqlite else engine
+        self._write_sessions = sessionmaker(bind=writer, expire_on_commit=False)
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A short read-only session (a deferred transaction, rolled back at the end)."""
+        with self._sessions() as session:
+            try:
+                yield session
+            finally:
+                session.rollback()
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A write transaction (``BEGIN IMMEDIATE`` on SQLite), committed on success."""
+        with self._write_sessions() as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    """WAL + busy timeout on each connection; BEGIN IMMEDIATE for write sessions."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):  # pragma: no cover - exercised by every test
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute("PRAGMA synchronous = NORMAL")  # WAL keeps this crash-safe for commits
+        cur.execute("PRAGMA foreign_keys = ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        if conn.get_execution_options().get("chute_write"):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine for ``url`` with chute's connection settings."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[1] if "///" in url else ""
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        _tune_sqlite(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The schema revision recorded in the database, or None for an empty database."""
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def _alembic_config(connection):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+@contextmanager
+def _migration_lock(engine: Engine, settings: Settings) -> Iterator[None]:
+    """Serialise migrations across processes (flock for SQLite, advisory lock for PG)."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(421337)"))
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(421337)"))
+                conn.commit()
+        return
+    settings.home.mkdir(parents=True, exist_ok=True)
+    fd = os.open(settings.home / ".migrate.lock", os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def upgrade(engine: Engine, settings: Settings, revision: str = "head") -> None:
+    """Run migrations up to ``revision``; raise StoreError if they fail."""
+    from alembic import command
+
+    try:
+        if revision == "head" and current_revision(engine) == HEAD:
+            return  # fast path: every CLI call opens the store
+        with _migration_lock(engine, settings):
+            with engine.begin() as conn:
+                command.upgrade(_alembic_config(conn), revision)
+    except StoreError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure stops startup, loudly
+        raise StoreError(f"database migration failed: {exc}") from exc
+
+
+def open_store(settings: Settings) -> Store:
+    """Open the metadata store of ``settings``, migrated to the latest schema."""
+    engine = make_engine(settings.database_url)
+    upgrade(engine, settings)
+    return Store(engine)

@@ -1,0 +1,248 @@
+"""Store functions: each takes the session first and never commits (the caller does).
+
+Workflows, nodes, the transition journal, stored templates and leases. Bulk node writes
+use executemany so that a 10,000-node fan-out is a handful of statements.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from chute.errors import ConflictError, LeaseHeldError, NotFoundError
+from chute.store.models import EventRow, LeaseRow, NodeRow, TemplateRow, WorkflowRow
+
+ACTIVE_PHASES = ("Pending", "Running")
+NODE_COLUMNS = (
+    "name", "display_name", "type", "template_name", "phase", "boundary_id", "parent_id",
+    "children", "inputs", "outputs", "exit_code", "message", "started_at", "finished_at",
+    "attempt", "step_dir", "cached",
+)
+
+
+# -- workflows ---------------------------------------------------------------------------
+
+def create_workflow(session: Session, row: WorkflowRow) -> WorkflowRow:
+    """Insert a new workflow; ConflictError if the name is taken."""
+    if session.scalar(select(WorkflowRow.uid).where(WorkflowRow.name == row.name)):
+        raise ConflictError(f"workflow {row.name!r} already exists")
+    session.add(row)
+    session.flush()
+    return row
+
+
+def get_workflow(session: Session, name_or_uid: str) -> WorkflowRow:
+    """The workflow with this name (or uid); NotFoundError if there is none."""
+    row = session.scalar(select(WorkflowRow).where(WorkflowRow.name == name_or_uid))
+    if row is None:
+        row = session.get(WorkflowRow, name_or_uid)
+    if row is None:
+        raise NotFoundError(f"workflow {name_or_uid!r} not found")
+    return row
+
+
+def find_workflow(session: Session, uid: str) -> WorkflowRow | None:
+    """The workflow with this uid, or None."""
+    return session.get(WorkflowRow, uid)
+
+
+def list_workflows(
+    session: Session, phases: Sequence[str] | None = None, limit: int | None = None
+) -> list[WorkflowRow]:
+    """Workflows, newest first, optionally only those in ``phases``."""
+    q = select(WorkflowRow).order_by(WorkflowRow.created_at.desc())
+    if phases:
+        q = q.where(WorkflowRow.phase.in_(list(phases)))
+    if limit:
+        q = q.limit(limit)
+    return list(session.scalars(q))
+
+
+def name_exists(session: Session, name: str) -> bool:
+    """Whether a workflow of this name exists."""
+    return session.scalar(select(WorkflowRow.uid).where(WorkflowRow.name == name)) is not None
+
+
+def update_workflow(session: Session, uid: str, **values: Any) -> None:
+    """Set columns of one workflow."""
+    session.execute(update(WorkflowRow).where(WorkflowRow.uid == uid).values(**values))
+
+
+def delete_workflow(session: Session, uid: str) -> None:
+    """Delete a workflow with its nodes and journal."""
+    session.execute(delete(NodeRow).where(NodeRow.workflow_uid == uid))
+    session.execute(delete(EventRow).where(EventRow.workflow_uid == uid))
+    session.execute(delete(WorkflowRow).where(WorkflowRow.uid == uid))
+
+
+# -- nodes -------------------------------------------------------------------------------
+
+def insert_nodes(session: Session, workflow_uid: str, nodes: Iterable[dict[str, Any]]) -> None:
+    """Insert new nodes (dicts with ``node_id`` and the NODE_COLUMNS)."""
+    rows = [{"workflow_uid": workflow_uid, **n} for n in nodes]
+    if rows:
+        session.execute(insert(NodeRow), rows)
+
+
+def update_nodes(session: Session, workflow_uid: str, nodes: Iterable[dict[str, Any]]) -> None:
+    """Update existing nodes, matched on (workflow_uid, node_id); one executemany."""
+    rows = [{"b_wf": workflow_uid, "b_id": n["node_id"], **{c: n[c] for c in NODE_COLUMNS}} for n in nodes]
+    if not rows:
+        return
+    stmt = (
+        update(NodeRow.__table__)
+        .where(and_(NodeRow.__table__.c.workflow_uid == bindparam("b_wf"),
+                    NodeRow.__table__.c.node_id == bindparam("b_id")))
+        .values({c: bindparam(c) for c in NODE_COLUMNS})
+    )
+    session.connection().execute(stmt, rows)
+
+
+def nodes_of(session: Session, workflow_uid: str) -> list[NodeRow]:
+    """Every node of a workflow, in insertion order."""
+    return list(session.scalars(
+        select(NodeRow).where(NodeRow.workflow_uid == workflow_uid).order_by(NodeRow.pk)
+    ))
+
+
+def node_dict(row: NodeRow) -> dict[str, Any]:
+    """A node row as a plain dict (``node_id`` plus NODE_COLUMNS)."""
+    return {"node_id": row.node_id, **{c: getattr(row, c) for c in NODE_COLUMNS}}
+
+
+# -- journal -----------------------------------------------------------------------------
+
+def record_events(session: Session, events: Iterable[dict[str, Any]]) -> None:
+    """Append transitions; one whose ``transition_id`` exists already is a no-op (R-8)."""
+    rows = list(events)
+    if not rows:
+        return
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    stmt = dialect_insert(EventRow).on_conflict_do_nothing(index_elements=["transition_id"])
+    session.execute(stmt, rows)
+
+
+def events_of(session: Session, workflow_uid: str) -> list[EventRow]:
+    """The transition journal of one workflow, oldest first."""
+    return list(session.scalars(
+        select(EventRow).where(EventRow.workflow_uid == workflow_uid).order_by(EventRow.pk)
+    ))
+
+
+# -- stored templates --------------------------------------------------------------------
+
+def put_template(session: Session, kind: str, name: str, namespace: str, spec: dict, now: float) -> None:
+    """Create or replace a WorkflowTemplate / ClusterWorkflowTemplate."""
+    row = session.scalar(select(TemplateRow).where(
+        TemplateRow.kind == kind, TemplateRow.name == name, TemplateRow.namespace == namespace))
+    if row is None:
+        session.add(TemplateRow(kind=kind, name=name, namespace=namespace, spec=spec, created_at=now))
+    else:
+        row.spec = spec
+    session.flush()
+
+
+def get_template(session: Session, kind: str, name: str, namespace: str = "default") -> dict | None:
+    """The stored resource of a template, or None."""
+    q = select(TemplateRow.spec).where(TemplateRow.kind == kind, TemplateRow.name == name)
+    if kind != "ClusterWorkflowTemplate":
+        q = q.where(TemplateRow.namespace == namespace)
+    return session.scalar(q)
+
+
+def list_templates(session: Session) -> list[TemplateRow]:
+    """Every stored template."""
+    return list(session.scalars(select(TemplateRow).order_by(TemplateRow.kind, TemplateRow.name)))
+
+
+def delete_template(session: Session, kind: str, name: str) -> bool:
+    """Delete a stored template; whether it existed."""
+    res = session.execute(delete(TemplateRow).where(TemplateRow.kind == kind, TemplateRow.name == name))
+    return bool(res.rowcount)
+
+
+# -- workflow leases ---------------------------------------------------------------------
+
+def claim_workflow(session: Session, uid: str, owner: str, now: float, ttl: float) -> bool:
+    """Take the lease of an active workflow if it is free, expired or ours; whether we hold it."""
+    res = session.execute(
+        update(WorkflowRow)
+        .where(WorkflowRow.uid == uid, WorkflowRow.phase.in_(ACTIVE_PHASES),
+               or_(WorkflowRow.lease_owner.is_(None), WorkflowRow.lease_owner == owner,
+                   WorkflowRow.lease_expires_at < now))
+        .values(lease_owner=owner, lease_expires_at=now + ttl)
+    )
+    return bool(res.rowcount)
+
+
+def claimable_workflows(session: Session, now: float) -> list[str]:
+    """Uids of active workflows nobody holds (lease free or expired), oldest first."""
+    q = (select(WorkflowRow.uid)
+         .where(WorkflowRow.phase.in_(ACTIVE_PHASES),
+                or_(WorkflowRow.lease_owner.is_(None), WorkflowRow.lease_expires_at < now))
+         .order_by(WorkflowRow.created_at))
+    return list(session.scalars(q))
+
+
+def renew_workflow_leases(session: Session, owner: str, uids: Sequence[str], now: float, ttl: float) -> set[str]:
+    """Extend our leases on ``uids``; returns the uids we still hold (fencing)."""
+    if not uids:
+        return set()
+    session.execute(
+        update(WorkflowRow)
+        .where(WorkflowRow.uid.in_(list(uids)), WorkflowRow.lease_owner == owner)
+        .values(lease_expires_at=now + ttl)
+    )
+    held = session.scalars(select(WorkflowRow.uid).where(
+        WorkflowRow.uid.in_(list(uids)), WorkflowRow.lease_owner == owner))
+    return set(held)
+
+
+def release_workflow_lease(session: Session, uid: str, owner: str) -> None:
+    """Give up our lease on a workflow."""
+    session.execute(update(WorkflowRow)
+                    .where(WorkflowRow.uid == uid, WorkflowRow.lease_owner == owner)
+                    .values(lease_owner=None, lease_expires_at=None))
+
+
+# -- named leases (the single standalone controller) --------------------------------------
+
+def acquire_lease(session: Session, name: str, owner: str, now: float, ttl: float) -> None:
+    """Take the named lease or raise LeaseHeldError naming the live holder (R-4)."""
+    row = session.get(LeaseRow, name)
+    if row is not None and row.owner != owner and row.expires_at >= now:
+        raise LeaseHeldError(f"lease held by pid {row.pid} on {row.host} (owner {row.owner})")
+    values = dict(owner=owner, pid=os.getpid(), host=socket.gethostname(), expires_at=now + ttl)
+    if row is None:
+        session.add(LeaseRow(name=name, **values))
+    else:
+        for k, v in values.items():
+            setattr(row, k, v)
+    session.flush()
+
+
+def lease_holder(session: Session, name: str, now: float) -> LeaseRow | None:
+    """The live holder of a named lease, or None."""
+    row = session.get(LeaseRow, name)
+    return row if row is not None and row.expires_at >= now else None
+
+
+def renew_lease(session: Session, name: str, owner: str, now: float, ttl: float) -> bool:
+    """Extend a named lease we hold; False if someone else took it."""
+    res = session.execute(update(LeaseRow).where(LeaseRow.name == name, LeaseRow.owner == owner)
+                          .values(expires_at=now + ttl))
+    return bool(res.rowcount)
+
+
+def release_lease(session: Session, name: str, owner: str) -> None:
+    """Drop a named lease we hold."""
+    session.execute(delete(LeaseRow).where(LeaseRow.name == name, LeaseRow.owner == owner))
