@@ -9,6 +9,7 @@ not interpret them, and ``chute lint --runtime local`` reports the ones it canno
 
 from __future__ import annotations
 
+import copy
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
@@ -52,22 +53,23 @@ def _int_or_string_at(*paths: tuple[str, ...]) -> BeforeValidator:
     """Text form for the IntOrString fields at ``paths`` inside a loose Kubernetes object
     (probe ports, PDB sizes), as :data:`IntOrString` does, so dumps match Argo's schema."""
 
-    def fix(value: Any) -> Any:
-        if not isinstance(value, dict):
-            return value
-        out = value
-        for path in paths:
-            node: Any = out
-            for key in path[:-1]:
-                node = node.get(key) if isinstance(node, dict) else None
-            leaf = node.get(path[-1]) if isinstance(node, dict) else None
-            if isinstance(leaf, int) and not isinstance(leaf, bool):
-                if out is value:
-                    import copy
+    def parent(obj: Any, path: tuple[str, ...]) -> dict[str, Any] | None:
+        for key in path[:-1]:
+            obj = obj.get(key) if isinstance(obj, dict) else None
+        return obj if isinstance(obj, dict) else None
 
-                    out = copy.deepcopy(value)
-                    return fix(out)
-                node[path[-1]] = str(leaf)
+    def is_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    def fix(value: Any) -> Any:
+        if not isinstance(value, dict) or not any(
+                is_int((parent(value, p) or {}).get(p[-1])) for p in paths):
+            return value
+        out = copy.deepcopy(value)  # never change the caller's data
+        for p in paths:
+            node = parent(out, p)
+            if node is not None and is_int(node.get(p[-1])):
+                node[p[-1]] = str(node[p[-1]])
         return out
 
     return BeforeValidator(fix)
