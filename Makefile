@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-heavy bench clean
+.PHONY: setup ui run test test-heavy bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -13,7 +13,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev,ml,postgres]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+setup: $(STAMP) ui
+
+## Build the web UI (ui/, npm + Vite) into chute/server/static.
+UI_INDEX := chute/server/static/index.html
+ui: $(UI_INDEX)
+
+$(UI_INDEX): ui/package.json ui/package-lock.json ui/index.html ui/vite.config.js $(wildcard ui/src/*)
+	cd ui && npm install --no-audit --no-fund --loglevel=error && npx vite build --logLevel warn
 
 ## Run the main job: the most complete pipeline chute can run today.
 run: setup

@@ -1,0 +1,238 @@
+// The DAG view: a layered layout (dagre) computed once per graph shape, drawn on a canvas.
+// Phase changes only recolour (no relayout), so a 1,000-node run stays responsive while
+// events stream in. Pan with drag, zoom with the wheel, click a node to select it.
+import dagre from "@dagrejs/dagre";
+
+export const PHASE_COLORS = {
+  Pending: "#c4c9d0",
+  Running: "#3b82f6",
+  Succeeded: "#22a06b",
+  Failed: "#e5484d",
+  Error: "#c2410c",
+  Skipped: "#eef0f3",
+  Omitted: "#eef0f3",
+  Suspended: "#f5a524",
+};
+const SMALL_TYPES = new Set(["StepGroup", "TaskGroup", "DAG", "Steps", "Retry"]);
+const NODE_W = 150;
+const NODE_H = 30;
+
+function phaseColor(n) {
+  if (n.type === "Suspend" && n.phase === "Running") return PHASE_COLORS.Suspended;
+  return PHASE_COLORS[n.phase] || PHASE_COLORS.Pending;
+}
+
+export function layout(nodes, edges) {
+  const g = new dagre.graphlib.Graph({ multigraph: false });
+  const big = nodes.length > 300;
+  // network-simplex ranking is the prettiest but superlinear; longest-path keeps big
+  // graphs (fan-outs of hundreds of items) well under the 1 s render budget.
+  g.setGraph({ rankdir: "TB", nodesep: 16, ranksep: 36, edgesep: 6, marginx: 20, marginy: 20,
+    ranker: big ? "longest-path" : "network-simplex" });
+  g.setDefaultEdgeLabel(() => ({}));
+  for (const n of nodes) {
+    const small = SMALL_TYPES.has(n.type);
+    g.setNode(n.id, { width: small ? 16 : NODE_W, height: small ? 16 : NODE_H });
+  }
+  for (const [a, b] of edges) if (g.hasNode(a) && g.hasNode(b)) g.setEdge(a, b);
+  dagre.layout(g);
+  const pos = new Map();
+  for (const id of g.nodes()) pos.set(id, g.node(id));
+  const lines = g.edges().map((e) => ({ from: e.v, to: e.w, points: g.edge(e).points }));
+  const { width, height } = g.graph();
+  return { pos, lines, width, height };
+}
+
+export class DagView {
+  constructor(canvas, { onSelect, onFirstPaint } = {}) {
+    this.canvas = canvas;
+    this.onFirstPaint = onFirstPaint;
+    this.ctx = canvas.getContext("2d");
+    this.onSelect = onSelect || (() => {});
+    this.nodes = new Map();
+    this.layout = null;
+    this.view = { k: 1, x: 0, y: 0 };
+    this.selected = null;
+    this.shape = "";
+    this._frame = 0;
+    this._bind();
+    this._resize = new ResizeObserver(() => this.fit());
+    this._resize.observe(canvas.parentElement);
+  }
+
+  destroy() {
+    this._resize.disconnect();
+  }
+
+  // Replace the graph; relayout only if the set of nodes or edges changed.
+  setGraph(nodes, edges) {
+    const shape = nodes.map((n) => n.id).join("|") + "#" + edges.length;
+    this.nodes = new Map(nodes.map((n) => [n.id, n]));
+    if (shape !== this.shape) {
+      this.shape = shape;
+      this.layout = layout(nodes, edges);
+      this.fit();
+    } else {
+      this.draw();
+    }
+  }
+
+  // Update phases (and other fields) of known nodes; returns false if a node is unknown.
+  update(patches) {
+    let known = true;
+    for (const p of patches) {
+      const n = this.nodes.get(p.id);
+      if (n) Object.assign(n, p);
+      else known = false;
+    }
+    this.draw();
+    return known;
+  }
+
+  select(id) {
+    this.selected = id;
+    this.draw();
+  }
+
+  fit() {
+    if (!this.layout) return;
+    const r = this.canvas.parentElement.getBoundingClientRect();
+    const dpr = window.devicePixelRatio || 1;
+    this.canvas.width = Math.max(1, r.width * dpr);
+    this.canvas.height = Math.max(1, r.height * dpr);
+    this.canvas.style.width = r.width + "px";
+    this.canvas.style.height = r.height + "px";
+    const k = Math.min(1.2, r.width / (this.layout.width || 1), r.height / (this.layout.height || 1));
+    this.view = { k: Math.max(k, 0.05), x: (r.width - this.layout.width * k) / 2, y: 8 };
+    this.draw();
+  }
+
+  draw() {
+    if (this._frame) return;
+    this._frame = requestAnimationFrame(() => {
+      this._frame = 0;
+      this._paint();
+      if (this.onFirstPaint && this.layout) {
+        const cb = this.onFirstPaint;
+        this.onFirstPaint = null;
+        cb();
+      }
+    });
+  }
+
+  _paint() {
+    const { ctx, layout: L } = this;
+    if (!L) return;
+    const dpr = window.devicePixelRatio || 1;
+    const { k, x, y } = this.view;
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);
+    ctx.setTransform(dpr * k, 0, 0, dpr * k, dpr * x, dpr * y);
+    ctx.lineWidth = 1 / Math.max(k, 0.5);
+    for (const e of L.lines) {
+      const to = this.nodes.get(e.to);
+      const skipped = to && (to.phase === "Skipped" || to.phase === "Omitted");
+      ctx.strokeStyle = skipped ? "#b8bec7" : "#8a94a3";
+      ctx.setLineDash(skipped ? [4, 3] : []);
+      ctx.beginPath();
+      e.points.forEach((p, i) => (i ? ctx.lineTo(p.x, p.y) : ctx.moveTo(p.x, p.y)));
+      ctx.stroke();
+    }
+    ctx.setLineDash([]);
+    const showText = k > 0.35;
+    ctx.font = "12px system-ui, sans-serif";
+    ctx.textBaseline = "middle";
+    for (const [id, n] of this.nodes) {
+      const p = L.pos.get(id);
+      if (!p) continue;
+      const left = p.x - p.width / 2;
+      const top = p.y - p.height / 2;
+      ctx.fillStyle = phaseColor(n);
+      const skipped = n.phase === "Skipped" || n.phase === "Omitted";
+      if (SMALL_TYPES.has(n.type)) {
+        ctx.beginPath();
+        ctx.arc(p.x, p.y, p.width / 2, 0, Math.PI * 2);
+        ctx.fill();
+      } else {
+        ctx.fillRect(left, top, p.width, p.height);
+        if (skipped) {
+          ctx.setLineDash([4, 3]);
+          ctx.strokeStyle = "#8a94a3";
+          ctx.strokeRect(left, top, p.width, p.height);
+          ctx.setLineDash([]);
+        }
+        if (showText) {
+          ctx.fillStyle = skipped || n.phase === "Pending" ? "#333" : "#fff";
+          const label = n.label.length > 20 ? n.label.slice(0, 19) + "…" : n.label;
+          ctx.fillText(label, left + 8, p.y);
+        }
+      }
+      if (id === this.selected) {
+        ctx.strokeStyle = "#111";
+        ctx.lineWidth = 2.5 / Math.max(k, 0.5);
+        ctx.strokeRect(left - 3, top - 3, p.width + 6, p.height + 6);
+        ctx.lineWidth = 1 / Math.max(k, 0.5);
+      }
+    }
+  }
+
+  _hit(clientX, clientY) {
+    const r = this.canvas.getBoundingClientRect();
+    const gx = (clientX - r.left - this.view.x) / this.view.k;
+    const gy = (clientY - r.top - this.view.y) / this.view.k;
+    for (const [id, p] of this.layout.pos) {
+      if (Math.abs(gx - p.x) <= p.width / 2 + 2 && Math.abs(gy - p.y) <= p.height / 2 + 2) return id;
+    }
+    return null;
+  }
+
+  _bind() {
+    let drag = null;
+    this.canvas.addEventListener("mousedown", (e) => {
+      drag = { x: e.clientX, y: e.clientY, vx: this.view.x, vy: this.view.y, moved: false };
+    });
+    window.addEventListener("mousemove", (e) => {
+      if (!drag) return;
+      const dx = e.clientX - drag.x;
+      const dy = e.clientY - drag.y;
+      if (Math.abs(dx) + Math.abs(dy) > 3) drag.moved = true;
+      this.view.x = drag.vx + dx;
+      this.view.y = drag.vy + dy;
+      this.draw();
+    });
+    window.addEventListener("mouseup", (e) => {
+      if (drag && !drag.moved && this.layout) {
+        const id = this._hit(e.clientX, e.clientY);
+        if (id) {
+          this.select(id);
+          this.onSelect(id);
+        }
+      }
+      drag = null;
+    });
+    this.canvas.addEventListener("wheel", (e) => {
+      e.preventDefault();
+      const r = this.canvas.getBoundingClientRect();
+      const mx = e.clientX - r.left;
+      const my = e.clientY - r.top;
+      const f = Math.exp(-e.deltaY * 0.0015);
+      const k = Math.min(4, Math.max(0.03, this.view.k * f));
+      this.view.x = mx - ((mx - this.view.x) * k) / this.view.k;
+      this.view.y = my - ((my - this.view.y) * k) / this.view.k;
+      this.view.k = k;
+      this.draw();
+    }, { passive: false });
+  }
+}
+
+// Nodes and edges of a run in Argo's shape (status.nodes, children lists).
+export function runGraph(status) {
+  const nodes = [];
+  const edges = [];
+  for (const n of Object.values((status && status.nodes) || {})) {
+    nodes.push({ id: n.id, label: n.displayName || n.name, phase: n.phase, type: n.type });
+    for (const c of n.children || []) edges.push([n.id, c]);
+  }
+  nodes.sort((a, b) => (a.id < b.id ? -1 : 1));
+  return { nodes, edges };
+}
