@@ -260,11 +260,14 @@ class _Parser:
         args: list[tuple] = []
         if first is not None:
             args.append(first)
+            if not self.is_op(")"):
+                args.append(self.closure())
         else:
             args.append(self.expression(0))
-        if self.is_op(","):
-            self.i += 1
-            args.append(self.closure())
+            if self.is_op(","):
+                self.i += 1
+                args.append(self.closure())
+        if len(args) > 1:
             while self.is_op(","):
                 self.i += 1
                 if self.is_op(")"):
