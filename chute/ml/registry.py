@@ -310,3 +310,23 @@ class Registry:
         """See :func:`promote`."""
         with self.store.write() as s:
             return promote(s, name, version, stage)
+
+
+def download(version: ModelVersion, dest, settings=None):
+    """Copy the model file of ``version`` from the artifact repository to ``dest``.
+
+    The version's ``artifact_uri`` must lie in the configured repository (where publishing
+    steps put it); returns ``dest`` as a Path.
+    """
+    from pathlib import Path
+
+    from chute.artifacts import ArtifactRepository
+
+    repo = ArtifactRepository.from_settings(settings)
+    root = repo.uri.rstrip("/") + "/"
+    if not version.artifact_uri.startswith(root):
+        raise NotFoundError(f"model {version.name!r} version {version.version}: artifact "
+                            f"{version.artifact_uri} is not in the artifact repository {root}")
+    dest = Path(dest)
+    repo.get_file(version.artifact_uri[len(root):], dest)
+    return dest
