@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from chute.executors.base import LaunchSpec  # noqa: E402
-from chute.executors.local import LocalExecutor  # noqa: E402
+from chute.executors.base import LaunchSpec
+from chute.executors.local import LocalExecutor
 
 
 def bare(n: int) -> float:
@@ -43,12 +43,20 @@ def bare_parallel(n: int, width: int) -> float:
 
 def make(root: Path, i: int, private: bool) -> LaunchSpec:
     extra = {"private_paths": ["/tmp/out.txt"], "output_paths": ["/tmp/out.txt"]} if private else {}
-    return LaunchSpec("bench", f"n{i}", 0, root / f"s{i}", root / "logs" / f"n{i}.log",
-                      ["sh", "-c", "true"], **extra)
+    return LaunchSpec(
+        "bench",
+        f"n{i}",
+        0,
+        root / f"s{i}",
+        root / "logs" / f"n{i}.log",
+        ["sh", "-c", "true"],
+        **extra,
+    )
 
 
-def executor_run(ex: LocalExecutor, root: Path, n: int, width: int, poll: float,
-                 private: bool = False) -> tuple[float, float]:
+def executor_run(
+    ex: LocalExecutor, root: Path, n: int, width: int, poll: float, private: bool = False
+) -> tuple[float, float]:
     """Mean seconds per step (wall, amortised over ``width`` at a time) and mean launch()."""
     launch_times = []
     t = time.perf_counter()
@@ -94,8 +102,9 @@ def main() -> None:
     print(f"{n} no-op steps (sh -c true), poll every {args.poll * 1000:.1f} ms")
     print(f"{'mode':28} {'bare ms':>8} {'executor ms':>12} {'overhead ms':>12} {'launch() ms':>12}")
     for label, b, e, launch in rows:
-        print(f"{label:28} {b * 1e3:8.2f} {e * 1e3:12.2f} {(e - b) * 1e3:12.2f} "
-              f"{launch * 1e3:12.2f}")
+        print(
+            f"{label:28} {b * 1e3:8.2f} {e * 1e3:12.2f} {(e - b) * 1e3:12.2f} {launch * 1e3:12.2f}"
+        )
 
 
 if __name__ == "__main__":

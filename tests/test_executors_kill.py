@@ -169,7 +169,11 @@ def test_timeout_kills_whole_tree_50_trials(ex, tmp_path):
 
 def test_cancel_kills_whole_tree(ex, tmp_path):
     """P-2: cancel stops everything the step spawned, with outcome CANCELLED."""
-    s, mark, pids, = tree_spec(tmp_path, 0, grace_seconds=0.3)
+    (
+        s,
+        mark,
+        pids,
+    ) = tree_spec(tmp_path, 0, grace_seconds=0.3)
     h = ex.launch(s)
     end = time.monotonic() + 20
     while not pids.exists() and time.monotonic() < end:

@@ -21,7 +21,7 @@ from chute.executors.local import LocalExecutor
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def ex():
     with LocalExecutor() as executor:
         yield executor
@@ -203,7 +203,7 @@ def test_two_concurrent_steps_get_their_own_tmp(ex, tmp_path):
 def test_private_dirs_outside_tmp_and_input_files(ex, tmp_path):
     src = tmp_path / "in.txt"
     src.write_text("input-data")
-    r, s = run(
+    r, _s = run(
         ex,
         tmp_path,
         ["sh", "-c", "mkdir -p /workspace && cat /argo/inputs/in.txt > /workspace/out"],
@@ -220,7 +220,7 @@ def test_private_dirs_outside_tmp_and_input_files(ex, tmp_path):
 def test_host_paths_given_to_a_private_step_stay_visible(ex, tmp_path):
     # tmp_path is under /tmp, which the step sees privately; paths it is handed stay visible
     tool = tmp_path / "tool.sh"
-    tool.write_text("#!/bin/sh\necho tool-ran > /tmp/out.txt\ncat \"$DATA\"\n")
+    tool.write_text('#!/bin/sh\necho tool-ran > /tmp/out.txt\ncat "$DATA"\n')
     tool.chmod(0o755)
     data = tmp_path / "data.txt"
     data.write_text("data")
@@ -320,3 +320,68 @@ def test_cancel(ex, tmp_path):
     assert time.monotonic() - t0 < 2.0
     assert r.outcome == CANCELLED and r.message == "stopped by user"
     assert r.signal == signal.SIGTERM and r.exit_code == 143
+
+
+def test_stopped_supervisor_is_not_a_false_failure(ex, tmp_path):
+    """R-5b: a supervisor that cannot run for a while is alive, not lost."""
+    s = spec(tmp_path, ["sh", "-c", "sleep 0.5; echo done"])
+    h = ex.launch(s)
+    deadline = time.monotonic() + 5
+    while not (s.step_dir / "step.pid").exists() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    os.kill(h.pid, signal.SIGSTOP)
+    try:
+        for _ in range(20):  # 1 s: the step ends meanwhile, the supervisor cannot record it
+            assert ex.poll(h) is None
+            time.sleep(0.05)
+    finally:
+        os.kill(h.pid, signal.SIGCONT)
+    r = wait(ex, h)
+    assert r.outcome == SUCCEEDED and r.result == "done"
+
+
+def test_result_of_a_step_that_ended_while_no_controller_watched(ex, tmp_path):
+    """R-3: the result is adopted from status.json, the step does not run again."""
+    s = spec(tmp_path, ["sh", "-c", 'echo ran >> "$1"', "sh", str(tmp_path / "count")])
+    with LocalExecutor() as first:
+        first.launch(s)
+    time.sleep(0.5)  # the step ends while nobody polls
+    h = ex.reattach(s.step_dir)
+    r = ex.poll(h)
+    assert r is not None and r.outcome == SUCCEEDED
+    assert (tmp_path / "count").read_text() == "ran\n"
+
+
+# ------------------------------------------------------------------ argosay (tests/tools)
+
+TOOLS = REPO / "tests" / "tools"
+
+
+@pytest.mark.parametrize(
+    ("args", "outcome", "result"),
+    [
+        ([], SUCCEEDED, "hello argo"),
+        (["echo", "hi there"], SUCCEEDED, "hi there"),
+        (["sleep", "50ms"], SUCCEEDED, ""),
+        (["sleep", "0.05"], SUCCEEDED, ""),
+        (["exit", "3"], FAILED, ""),
+        (["nope"], FAILED, ""),
+    ],
+)
+def test_argosay(ex, tmp_path, monkeypatch, args, outcome, result):
+    monkeypatch.setenv("PATH", f"{TOOLS}{os.pathsep}{os.environ['PATH']}")
+    r, _ = run(ex, tmp_path, ["argosay", *args])
+    assert (r.outcome, r.result) == (outcome, result)
+
+
+def test_argosay_files(ex, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", f"{TOOLS}{os.pathsep}{os.environ['PATH']}")
+    f = tmp_path / "deep" / "dir" / "out.txt"
+    r, _ = run(ex, tmp_path, ["argosay", "echo", "real-value", str(f)], name="w")
+    assert r.outcome == SUCCEEDED and f.read_text() == "real-value"
+    r, _ = run(ex, tmp_path, ["argosay", "cat", str(f)], name="c")
+    assert r.result == "real-value"
+    r, _ = run(ex, tmp_path, ["argosay", "assert_contains", str(f), "al-va"], name="a1")
+    assert r.outcome == SUCCEEDED
+    r, s = run(ex, tmp_path, ["argosay", "assert_contains", str(f), "zzz"], name="a2")
+    assert r.outcome == FAILED and "zzz" in s.log_path.read_text()
