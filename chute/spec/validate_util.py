@@ -48,6 +48,6 @@ def when_problem(text: str) -> str | None:
         msg = str(exc)
         shown = body if len(body) <= 200 else body[:200] + "..."
         prefix = f"invalid 'when' expression '{shown}': "
-        detail = msg[len(prefix):] if msg.startswith(prefix) else msg
+        detail = msg.removeprefix(prefix)
         return f"invalid when condition {text!r}: {detail}"
     return None

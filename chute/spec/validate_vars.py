@@ -39,16 +39,33 @@ OUTPUT_KINDS = ("container", "script", "data", "http", "plugin")
 
 @dataclass
 class Scope:
-    """Names a tag may use: exact names and name prefixes."""
+    """Names a tag may use: exact names and name prefixes, on top of a parent scope.
+
+    A child scope (:meth:`child`) shares its parent instead of copying it, so a DAG of n
+    tasks costs O(n), not O(n^2)."""
 
     names: set[str] = field(default_factory=set)
     prefixes: set[str] = field(default_factory=set)
+    parent: Scope | None = None
 
-    def copy(self) -> Scope:
-        return Scope(set(self.names), set(self.prefixes))
+    def child(self) -> Scope:
+        return Scope(parent=self)
 
     def has(self, name: str) -> bool:
-        return name in self.names or any(name.startswith(p) for p in self.prefixes)
+        scope: Scope | None = self
+        while scope is not None:
+            if name in scope.names or any(name.startswith(p) for p in scope.prefixes):
+                return True
+            scope = scope.parent
+        return False
+
+    def all_names(self) -> set[str]:
+        out: set[str] = set()
+        scope: Scope | None = self
+        while scope is not None:
+            out |= scope.names
+            scope = scope.parent
+        return out
 
 
 def walk_strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
@@ -197,7 +214,7 @@ class VariableChecker:
                 self._global_outputs(g, task.inline)
 
     def template_scope(self, t: Template) -> Scope:
-        s = self.globals.copy()
+        s = self.globals.child()
         leaf = t.kind not in ("steps", "dag")
         ins = t.inputs
         if ins is not None:
@@ -239,7 +256,7 @@ class VariableChecker:
             for j, step in enumerate(group):
                 sp = f"{path}.steps[{i}][{j}]"
                 tmpl, resolved = self._call_template(step)
-                s = scope.copy()
+                s = scope.child()
                 if step.name:
                     s.names.add(f"steps.{step.name}.status")
                     if step.hooks and "exit" in step.hooks:
@@ -271,7 +288,7 @@ class VariableChecker:
         ctx = ("tasks", names, names)
         for i, task in enumerate(tasks):
             tp = f"{path}.dag.tasks[{i}]"
-            s = scope.copy()
+            s = scope.child()
             item_scope(s, task)
             if task.inline is not None:
                 if task.inline.inputs:
