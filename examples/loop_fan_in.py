@@ -4,13 +4,11 @@ The list comes from a step (``withParam``); at most two iterations run at once
 (``parallelism=2``); ``Collected`` gathers every iteration's output into one list.
 """
 
-from typing import List
-
 from chute.dsl import Collected, ParallelFor, component, pipeline
 
 
 @component
-def numbers(n: int) -> List[int]:
+def numbers(n: int) -> list[int]:
     """The numbers 1..n."""
     return list(range(1, n + 1))
 
@@ -22,7 +20,7 @@ def square(x: int) -> int:
 
 
 @component
-def total(values: List[int]) -> int:
+def total(values: list[int]) -> int:
     """The sum of the values."""
     result = sum(values)
     print(f"sum of squares: {result}")

@@ -75,4 +75,4 @@ def test_script_sources_never_hold_a_template_brace_pair_beyond_env():
                 for env in tmpl["script"].get("env", []):
                     if env["name"].startswith("CHUTE_INPUT_"):
                         key = env["name"].removeprefix("CHUTE_INPUT_")
-                        assert env["value"] == "{{inputs.parameters.%s}}" % key
+                        assert env["value"] == "{{" + f"inputs.parameters.{key}" + "}}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
 import pytest
 
@@ -43,7 +43,8 @@ def assert_at(exc: PipelineError, marker: str) -> None:
 
 @component
 def load(rows: int, data: Output[Dataset]):
-    open(data.path, "w").write(str(rows))
+    with open(data.path, "w") as fh:
+        fh.write(str(rows))
 
 
 @component
@@ -77,7 +78,7 @@ def pair() -> Pair:
 
 
 @component
-def total(values: List[int]) -> int:
+def total(values: list[int]) -> int:
     return sum(values)
 
 
@@ -389,7 +390,7 @@ def test_bad_signatures_fail_at_decoration_with_the_def_line():
 
     with pytest.raises(PipelineError, match="default of 'x' must be"):
         @component
-        def h(x: str = None):  # type: ignore[assignment]
+        def h(x: str = None):  # type: ignore[assignment]  # noqa: RUF013
             pass
 
 
@@ -432,7 +433,7 @@ def test_pipeline_parameter_types_and_enum_defaults():
 def test_global_names_in_a_component_are_refused_at_compile():
     import json as module_json  # noqa: F401 - used by the component below, on purpose
 
-    SEED = 4  # noqa: F841 - a local of the test, captured as a closure variable
+    SEED = 4
 
     @component
     def uses_closure() -> int:

@@ -43,10 +43,10 @@ class Channel:
         return self.type.cls.__name__ if isinstance(self.type, ArtifactType) else str(self.type)
 
     # Comparisons build conditions for If/Elif (KFP style: ``If(task.output == 'x')``).
-    def __eq__(self, other: Any) -> Condition:  # type: ignore[override]
+    def __eq__(self, other: object) -> Condition:  # type: ignore[override]
         return Condition(self, "==", other)
 
-    def __ne__(self, other: Any) -> Condition:  # type: ignore[override]
+    def __ne__(self, other: object) -> Condition:  # type: ignore[override]
         return Condition(self, "!=", other)
 
     def __lt__(self, other: Any) -> Condition:

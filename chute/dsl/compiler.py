@@ -31,9 +31,11 @@ found here, and reported at the line of the ``.after()`` call that closed it.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import yaml
 
@@ -51,7 +53,7 @@ from chute.dsl.control import Collected, ParallelFor
 from chute.dsl.errors import PipelineError
 from chute.dsl.pipeline import Pipeline
 from chute.dsl.script import ART_IN_DIR, ART_OUT_DIR, PARAM_OUT_DIR, build_source, code_digest
-from chute.dsl.types import ArtifactType, encode_constant
+from chute.dsl.types import encode_constant
 
 API_VERSION = "argoproj.io/v1alpha1"
 CACHE_CONFIGMAP = "chute-cache"
@@ -91,30 +93,29 @@ class _Compiler:
         """The Argo expression for ``ch`` inside the DAG template of ``scope``."""
         kind = "artifacts" if ch.is_artifact else "parameters"
         if isinstance(ch, PipelineParam):
-            return "{{workflow.parameters.%s}}" % ch.name
+            return tag(f"workflow.parameters.{ch.name}")
         if isinstance(ch, WorkflowVariable):
-            return "{{%s}}" % ch.expression
+            return tag(ch.expression)
         if isinstance(ch, Collected):
             loop = ch.channel.home().loop
             if loop.scope is scope:
                 name = self._export(loop, ch.channel)
-                return "{{tasks.%s.outputs.parameters.%s}}" % (loop.name, name)
+                return tag(f"tasks.{loop.name}.outputs.parameters.{name}")
         elif isinstance(ch, TaskOutput):
             if self.b.exit_task is ch.task:
                 raise PipelineError(f"the output of the exit task '{ch.task.name}' cannot be "
                                     "used by other tasks", ch.task.location)
             if ch.task.scope is scope:
-                return "{{tasks.%s.outputs.%s.%s}}" % (ch.task.name, kind, ch.name)
-        elif isinstance(ch, LoopItem):
-            if ch.loop.body is scope:
-                name = _input_name(ch)
-                self.item_inputs.setdefault(id(ch.loop), {})[name] = ch.key
-                return "{{inputs.parameters.%s}}" % name
+                return tag(f"tasks.{ch.task.name}.outputs.{kind}.{ch.name}")
+        elif isinstance(ch, LoopItem) and ch.loop.body is scope:
+            name = _input_name(ch)
+            self.item_inputs.setdefault(id(ch.loop), {})[name] = ch.key
+            return tag(f"inputs.parameters.{name}")
         if scope.parent is None:
             raise AssertionError(f"unresolvable channel {ch!r}")  # checked at wiring time
         name = _input_name(ch)
         self.passed.setdefault(id(scope), {})[name] = ch
-        return "{{inputs.%s.%s}}" % (kind, name)
+        return tag(f"inputs.{kind}.{name}")
 
     def _export(self, loop: ParallelFor, ch: Channel) -> str:
         if not (isinstance(ch, TaskOutput) and ch.task.scope is loop.body):
@@ -194,7 +195,7 @@ class _Compiler:
         if task.cache and not spec.input_artifacts and outputs:
             tmpl["memoize"] = self._memoize(task)
         env = [{"name": INPUT_ENV_PREFIX + i.name,
-                "value": "{{inputs.parameters.%s}}" % i.name} for i in spec.input_params]
+                "value": tag(f"inputs.parameters.{i.name}")} for i in spec.input_params]
         env += [{"name": k, "value": v} for k, v in comp.env.items()]
         env += [{"name": k, "valueFrom": {"secretKeyRef": {"name": s, "key": key_}}}
                 for k, (s, key_) in comp.secrets.items()]
@@ -215,7 +216,7 @@ class _Compiler:
         params = [i.name for i in comp.spec.input_params]
         if params:
             values = ", ".join(f"inputs.parameters.{p}" for p in params)
-            key += "-{{=sprig.sha256sum(toJson([%s]))}}" % values
+            key += "-" + tag(f"=sprig.sha256sum(toJson([{values}]))")
         return {"key": key, "maxAge": "", "cache": {"configMap": {"name": CACHE_CONFIGMAP}}}
 
     def task_node(self, task: PipelineTask, scope: Scope) -> dict[str, Any]:
@@ -293,7 +294,7 @@ class _Compiler:
                         for n, ch in passed.items() if not ch.is_artifact]
         outer_arts = [{"name": n, "from": self.ref(ch, scope)}
                       for n, ch in passed.items() if ch.is_artifact]
-        item_args = [{"name": n, "value": "{{item.%s}}" % k if k else "{{item}}"}
+        item_args = [{"name": n, "value": tag(f"item.{k}" if k else "item")}
                      for n, k in item_inputs.items()]
         node: dict[str, Any] = {"name": loop.name}
         templates = [body]
@@ -307,9 +308,9 @@ class _Compiler:
         else:
             wrapper: dict[str, Any] = {"name": self._tname(loop.name),
                                        "parallelism": loop.parallelism}
-            fwd_params = [{"name": p["name"], "value": "{{inputs.parameters.%s}}" % p["name"]}
+            fwd_params = [{"name": p["name"], "value": tag(f"inputs.parameters.{p['name']}")}
                           for p in outer_params]
-            fwd_arts = [{"name": a["name"], "from": "{{inputs.artifacts.%s}}" % a["name"]}
+            fwd_arts = [{"name": a["name"], "from": tag(f"inputs.artifacts.{a['name']}")}
                         for a in outer_arts]
             inner: dict[str, Any] = {"name": "iteration", "template": body["name"]}
             w_inputs: dict[str, Any] = {}
@@ -317,7 +318,7 @@ class _Compiler:
             if items_ref is None:
                 inner["withItems"] = loop.items
             else:
-                inner["withParam"] = "{{inputs.parameters.loop-items}}"
+                inner["withParam"] = tag("inputs.parameters.loop-items")
                 w_params.append({"name": "loop-items"})
                 outer_params = outer_params + [{"name": "loop-items", "value": items_ref}]
             if w_params:
@@ -352,7 +353,7 @@ class _Compiler:
             if len(templates) == 2:  # the parallelism wrapper passes the lists up
                 templates[0]["outputs"] = {"parameters": [
                     {"name": n, "valueFrom": {
-                        "parameter": "{{tasks.iteration.outputs.parameters.%s}}" % n}}
+                        "parameter": tag(f"tasks.iteration.outputs.parameters.{n}")}}
                     for n in exports]}
 
     def exit_handler(self) -> str | None:
@@ -384,6 +385,11 @@ class _Compiler:
         spec["templates"] = [root, *self.dag_templates, *self.comp_templates]
         return {"apiVersion": API_VERSION, "kind": self.kind, "metadata": metadata,
                 "spec": spec}
+
+
+def tag(expression: str) -> str:
+    """An Argo template tag: ``{{expression}}``."""
+    return "{{" + expression + "}}"
 
 
 def _input_name(ch: Channel) -> str:
@@ -450,7 +456,7 @@ def _check_cycles(deps: dict[str, list[str]], after: dict[str, list[tuple[str, s
             if state.get(d) == 1:
                 cycle = stack[stack.index(d):] + [d]
                 location = None
-                for a, b in zip(cycle, cycle[1:]):
+                for a, b in itertools.pairwise(cycle):
                     for dep, loc in after.get(a, []):
                         if dep == b:
                             location = loc

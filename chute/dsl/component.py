@@ -16,8 +16,9 @@ from __future__ import annotations
 import functools
 import inspect
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from chute.dsl.channels import Channel, LoopItem, TaskOutput
 from chute.dsl.context import current_builder, dns_name
@@ -85,7 +86,7 @@ def read_spec(fn: Callable) -> ComponentSpec:
     where = f"component {fn.__name__}()"
     try:
         hints = typing.get_type_hints(fn)
-    except Exception as exc:  # a name in an annotation that does not resolve
+    except Exception as exc:  # noqa: BLE001 - any annotation that does not evaluate
         raise PipelineError(f"{where}: cannot resolve its annotations: {exc}",
                             _def_location(fn)) from None
     spec = ComponentSpec()
@@ -153,7 +154,7 @@ class Component:
 
 def component(fn: Callable | None = None, *, image: str = "python:3.11",
               packages: list[str] | None = None, retries: int = 0, timeout: int | None = None,
-              cache: bool = True, cpu: str | int | float | None = None,
+              cache: bool = True, cpu: str | float | None = None,
               memory: str | None = None, env: dict[str, str] | None = None,
               secrets: dict[str, tuple[str, str]] | None = None):
     """Make a Python function a pipeline step (``@component`` or ``@component(...)``).
@@ -280,7 +281,7 @@ class PipelineTask:
         return result
 
     def _check_type(self, inp: InputSpec, value: Any, where: str) -> None:
-        what = f"{where}: parameter {inp.name!r} expects {_type_text(inp.type)}"
+        what = f"{where}: parameter {inp.name!r} expects {inp.type}"
         if isinstance(value, PipelineTask):
             raise PipelineError(f"{what}, got the task '{value.name}' itself "
                                 "(use .output or .outputs['name'])", self.location)
@@ -309,10 +310,6 @@ class PipelineTask:
 
     def __repr__(self) -> str:
         return f"<task {self.name}>"
-
-
-def _type_text(t: ParamType | ArtifactType) -> str:
-    return str(t) if isinstance(t, ArtifactType) else str(t)
 
 
 def check_visible(ch: Channel, node: Any, what: str) -> None:

@@ -19,7 +19,7 @@ How each maps onto Argo:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 from chute.dsl.channels import Channel, Condition, LoopItem
 from chute.dsl.component import PipelineTask, check_visible
@@ -50,12 +50,12 @@ class If:
         self.guards: tuple[Guard, ...] = (Guard(self.condition, True),)
         self._ctx: Any = None
 
-    def __enter__(self) -> If:
+    def __enter__(self) -> Self:
         self._ctx = self.builder.open(Block(self.kind, self.guards, chain=self.chain))
         self._ctx.__enter__()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._ctx.__exit__(*exc)
 
 
@@ -146,7 +146,7 @@ class ParallelFor:
         self._ctx.__enter__()
         return self.item
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._ctx.__exit__(*exc)
         if exc[0] is None and not self.body.nodes:
             raise PipelineError(f"ParallelFor '{self.name}' has no tasks in its body",
@@ -202,10 +202,10 @@ class ExitHandler:
         self.exit_task = exit_task
         self._ctx: Any = None
 
-    def __enter__(self) -> ExitHandler:
+    def __enter__(self) -> Self:
         self._ctx = self.builder.open(Block("exit"))
         self._ctx.__enter__()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._ctx.__exit__(*exc)

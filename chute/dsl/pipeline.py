@@ -11,7 +11,8 @@ from __future__ import annotations
 import inspect
 import re
 import typing
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from chute.dsl.channels import PipelineParam
 from chute.dsl.context import Builder, building, dns_name
@@ -37,7 +38,7 @@ class Pipeline:
     def _read_params(self, where: str) -> list[tuple[PipelineParam, Any, bool]]:
         try:
             hints = typing.get_type_hints(self.fn)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any annotation that does not evaluate
             raise PipelineError(f"pipeline {self.fn.__name__}(): cannot resolve its "
                                 f"annotations: {exc}", where) from None
         params = []
