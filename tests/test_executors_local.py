@@ -385,3 +385,20 @@ def test_argosay_files(ex, tmp_path, monkeypatch):
     assert r.outcome == SUCCEEDED
     r, s = run(ex, tmp_path, ["argosay", "assert_contains", str(f), "zzz"], name="a2")
     assert r.outcome == FAILED and "zzz" in s.log_path.read_text()
+
+
+@pytest.mark.skipif(not sandbox.available(), reason="no mount namespaces here")
+def test_host_paths_inside_a_shell_string_stay_visible(ex, tmp_path):
+    count = tmp_path / "sub" / "count"  # does not exist yet: reached through tmp_path
+    script = f"echo ran >> {count.parent}/count && echo mine > /tmp/out.txt && cat /tmp/out.txt"
+    (tmp_path / "sub").mkdir()
+    r, _ = run(
+        ex,
+        tmp_path,
+        ["sh", "-c", script],
+        private_paths=["/tmp/out.txt"],
+        output_paths=["/tmp/out.txt"],
+    )
+    assert r.outcome == SUCCEEDED and r.result == "mine"
+    assert count.read_text() == "ran\n"
+    assert Path(r.outputs["/tmp/out.txt"]).read_text() == "mine\n"

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -260,25 +261,44 @@ def plan_for(
     return plan
 
 
+_PATHLIKE = re.compile(r"(?<![\w.~-])/[^\s'\"`;|&<>(){}$,=:*?]+")
+
+
 def _exposed(
     plan: Plan, private: list[str], spec: dict, env: dict[str, str], argv: list[str]
 ) -> list[str]:
-    """Host paths under private tops that the step is given and must still see."""
-    candidates = [str(plan.step_dir), spec.get("working_dir") or ""]
-    candidates += [a for a in argv if a.startswith("/")]
-    for k, v in env.items():
-        candidates += [p for p in v.split(":") if p.startswith("/")] if k == "PATH" else [v]
-    out: list[str] = []
-    for c in candidates:
-        if not c.startswith("/") or "\0" in c:
+    """Host paths under private tops that the step is handed and must still see.
+
+    Candidates are the step directory, the working directory, and every absolute path
+    that appears in argv, the script source and env values (``sh -c "... >> /tmp/x/log"``
+    included). What is exposed is the deepest part of a candidate that exists on the
+    host (a file the step will create is reached through its existing directory), if
+    that is a directory below a private top or anything deeper (``/tmp/data/``,
+    ``/tmp/data/x``, but never a file ``/tmp/x.txt``: scratch files stay private), and
+    contains no private path.
+    """
+    texts = [str(plan.step_dir), spec.get("working_dir") or "", *argv, *env.values()]
+    texts.append(spec.get("script_source") or "")
+    candidates: set[str] = set()
+    for text in texts:
+        if "\0" in text:
             continue
+        candidates.update(_PATHLIKE.findall(text))
+    tops = ["/" + t for t in plan.private_tops]
+    out: set[str] = set()
+    for c in candidates:
         c = os.path.normpath(c)
-        if not any(c.startswith("/" + t + "/") for t in plan.private_tops):
-            continue  # not hidden, or a private top itself (never re-share /tmp)
+        top = next((t for t in tops if c.startswith(t + "/")), None)
+        if top is None:
+            continue  # not hidden by the private view, or a private top itself
+        depth = top.count("/") + 1  # /tmp/a: one level below the top
+        while c.count("/") > depth and not os.path.lexists(c):
+            c = os.path.dirname(c)  # reach a file to be created through its directory
+        if not os.path.lexists(c) or (c.count("/") == depth and not os.path.isdir(c)):
+            continue  # e.g. /tmp/x.txt: a scratch file, private to the step
         if any(p == c or p.startswith(c + "/") for p in private):
             continue  # re-sharing it would share a private path
-        if os.path.exists(c) and c not in out:
-            out.append(c)
+        out.add(c)
     # bind parents first, and only once: a child of an exposed path is already visible
     chosen: list[str] = []
     for c in sorted(out, key=len):
