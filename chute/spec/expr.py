@@ -29,6 +29,8 @@ Argo builds the expression environment from its flat variable map
 
 from __future__ import annotations
 
+import bisect
+import datetime as _dt
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -38,6 +40,10 @@ from chute.spec import expr_eval, expr_parser
 from chute.spec.expr_funcs import ARGO_FUNCS, BUILTINS
 from chute.spec.expr_sprig import SPRIG
 from chute.spec.expr_values import (
+    Func,
+    GoDuration,
+    GoTime,
+    Namespace,
     Undefined,
     UndefinedVariableError,
     from_python,
@@ -89,8 +95,6 @@ def build_env(ctx: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _neighbours(keys: list[str], k: str) -> Iterable[str]:
-    import bisect
-
     i = bisect.bisect_right(keys, k)
     while i < len(keys) and keys[i].startswith(k):
         yield keys[i]
@@ -140,15 +144,11 @@ def prepared_env(ctx: Mapping[str, Any]) -> PreparedEnv:
 
 
 def _to_plain(v: Any) -> Any:
-    from chute.spec.expr_values import Func, GoDuration, GoTime, Namespace
-
     if isinstance(v, (Func, Namespace)):
         raise ExpressionError("an expression cannot evaluate to a function")
     if isinstance(v, GoTime):
         return v.dt
     if isinstance(v, GoDuration):
-        import datetime as _dt
-
         return _dt.timedelta(microseconds=v.ns / 1000)
     if isinstance(v, list):
         return [_to_plain(x) for x in v]

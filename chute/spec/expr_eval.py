@@ -13,6 +13,7 @@ arithmetic refuses int64 overflow and ``**`` refuses non-finite results.
 
 from __future__ import annotations
 
+import datetime as _dt
 import math
 import time
 from collections.abc import Mapping
@@ -20,6 +21,7 @@ from collections.abc import Mapping
 from chute.errors import ExpressionError
 from chute.spec import expr_regex
 from chute.spec.expr_funcs import BUILTINS
+from chute.spec.expr_sprig import go_format_time
 from chute.spec.expr_values import (
     MAX_ITEMS,
     Func,
@@ -153,8 +155,6 @@ _DURATION_METHODS = {
 
 
 def _format_time(t: GoTime, layout: object) -> str:
-    from chute.spec.expr_sprig import go_format_time
-
     if not isinstance(layout, str):
         raise ExpressionError("Format: layout must be a string")
     return go_format_time(layout, t.dt)
@@ -483,8 +483,6 @@ def _arith(op: str, a: object, b: object) -> object:
 
 
 def _td(ns: int):
-    import datetime as _dt
-
     return _dt.timedelta(microseconds=ns // 1000)
 
 

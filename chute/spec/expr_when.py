@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+import re
 
 from chute.errors import ExpressionError
 from chute.spec import expr_regex
-from chute.spec.expr_lexer import MAX_SOURCE
 from chute.spec.expr_values import go_sprint_float
 
 _PREFIX = {"-", "!", "~"}
@@ -36,6 +36,16 @@ _LOGICAL = {"&&", "||"}
 _COMPARATORS = {"==", "!=", ">", ">=", "<", "<=", "=~", "!~", "in"}
 _TERNARY = {"?", ":", "??"}
 _MAX_DEPTH = 64
+# A `when` is data after substitution (a step result may sit in it), so it may be longer
+# than a hand-written expression; scanning is linear, so 64 KiB stays far under 50 ms.
+MAX_WHEN = 64 * 1024
+_HEX = re.compile(r"[0-9a-fA-F]*")
+_NUMBER = re.compile(r"[\d.]+")
+_WORD = re.compile(r"(?:[\w.]+|\\.)*", re.DOTALL)  # letters, digits, "_", "." and \-escapes
+_SYMBOL = re.compile(r"[^ \t\n\r\f\vA-Za-z0-9()\[\]'\"]*")  # ASCII classes: fast and linear  # govaluate counts "_" as a symbol character
+_MAX_TOKENS = 1000
+_STRING_BODY = re.compile(r"(?:[^'\"\\]+|\\.)*", re.DOTALL)  # up to the next quote of either kind
+_UNESCAPE = re.compile(r"\\(.)", re.DOTALL)
 _TIME_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S%z",
                  "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%dT%H:%M%z")
 
@@ -46,12 +56,6 @@ def _err(when: str, msg: str) -> ExpressionError:
     return ExpressionError(f"invalid 'when' expression '{shown}': {msg}{hint}")
 
 
-def _is_word_char(c: str) -> bool:
-    return c.isalpha() or c.isdigit() or c in "_."
-
-
-def _is_symbol_char(c: str) -> bool:
-    return not (c.isdigit() or c.isalpha() or c in "()[]'\"")
 
 
 def _tokenize(when: str) -> list[tuple[str, object]]:
@@ -62,20 +66,18 @@ def _tokenize(when: str) -> list[tuple[str, object]]:
         if c.isspace():
             i += 1
             continue
+        if len(toks) >= _MAX_TOKENS:
+            raise _err(when, f"more than {_MAX_TOKENS} tokens")
         if c.isdigit() or c == ".":
             if when.startswith(("0x", "0X"), i):
-                j = i + 2
-                while j < n and when[j] in "0123456789abcdefABCDEF":
-                    j += 1
+                j = _HEX.match(when, i + 2).end()  # type: ignore[union-attr]
                 try:
                     toks.append(("num", float(int(when[i + 2:j], 16))))
                 except ValueError:
                     raise _err(when, f"Unable to parse hex value '{when[i + 2:j]}' to uint64") from None
                 i = j
                 continue
-            j = i
-            while j < n and (when[j].isdigit() or when[j] == "."):
-                j += 1
+            j = _NUMBER.match(when, i).end()  # type: ignore[union-attr]
             text = when[i:j]
             try:
                 toks.append(("num", float(text)))
@@ -95,17 +97,8 @@ def _tokenize(when: str) -> list[tuple[str, object]]:
             i = j + 1
             continue
         if c.isalpha():
-            buf, j = [], i
-            while j < n:
-                if when[j] == "\\" and j + 1 < n:
-                    buf.append(when[j + 1])
-                    j += 2
-                    continue
-                if not _is_word_char(when[j]):
-                    break
-                buf.append(when[j])
-                j += 1
-            word = "".join(buf)
+            j = _WORD.match(when, i).end()  # type: ignore[union-attr]
+            word = _UNESCAPE.sub(r"\1", when[i:j])
             i = j
             if word in ("true", "false"):
                 toks.append(("bool", word == "true"))
@@ -119,15 +112,10 @@ def _tokenize(when: str) -> list[tuple[str, object]]:
                 toks.append(("str", word))  # Argo turns variables into strings
             continue
         if c in "'\"":
-            buf, j = [], i + 1
-            while j < n and when[j] not in "'\"":
-                if when[j] == "\\" and j + 1 < n:
-                    j += 1
-                buf.append(when[j])
-                j += 1
-            if j >= n:
+            j = _STRING_BODY.match(when, i + 1).end()  # type: ignore[union-attr]
+            if j >= n or when[j] not in "'\"":
                 raise _err(when, "Unclosed string literal")
-            text = "".join(buf)
+            text = _UNESCAPE.sub(r"\1", when[i + 1:j])
             stamp = _parse_time(text)
             toks.append(("num", stamp) if stamp is not None else ("str", text))
             i = j + 1
@@ -136,9 +124,7 @@ def _tokenize(when: str) -> list[tuple[str, object]]:
             toks.append(("paren", c))
             i += 1
             continue
-        j = i
-        while j < n and not when[j].isspace() and _is_symbol_char(when[j]):
-            j += 1
+        j = _SYMBOL.match(when, i).end()  # type: ignore[union-attr]
         sym = when[i:j] or c
         i = max(j, i + 1)
         if sym in _PREFIX | _MODIFIERS | _LOGICAL | _COMPARATORS | _TERNARY:
@@ -352,13 +338,11 @@ def evaluate_when(when: str) -> bool:
         raise ExpressionError("a 'when' condition must be a string")
     if when == "":
         return True
-    if len(when.encode("utf-8", "surrogatepass")) > MAX_SOURCE:
-        raise ExpressionError(f"'when' condition longer than {MAX_SOURCE} bytes")
+    if len(when) > MAX_WHEN:
+        raise ExpressionError(f"'when' condition longer than {MAX_WHEN} characters after substitution")
     toks = _tokenize(when)
     if not toks:
         raise _err(when, "expected a boolean expression")
-    if len(toks) > 1000:
-        raise _err(when, "more than 1000 tokens")
     result = _eval(_Parser(when, toks).parse(), when)
     if not isinstance(result, bool):
         raise ExpressionError(f"expected boolean evaluation for '{when}', got {_fmt(result)}")
