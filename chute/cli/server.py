@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 DEFAULT_HOST = "127.0.0.1"
@@ -28,6 +30,8 @@ def register(app: typer.Typer) -> None:
         from chute.server.app import create_app
 
         settings = load_settings()
+        # Steps inherit the controller's environment: the API token must not reach them.
+        os.environ.pop("CHUTE_TOKEN", None)
         api = create_app(settings, controller=controller)
         token = api.state.ctx.new_token
         url = f"http://{host}:{port}"

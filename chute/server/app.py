@@ -28,6 +28,11 @@ ROUTE_MODULES = (
     "routes_pipelines",
     "routes_experiments",
     "routes_templates",
+    "routes_runs",
+    "routes_logs",
+    "routes_artifacts",
+    "sse",
+    "routes_models",
 )
 log = logging.getLogger("chute.server")
 

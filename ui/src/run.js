@@ -45,16 +45,17 @@ export function RunPage({ name }) {
       reloadTimer = setTimeout(() => load().catch(() => {}), 250);
     };
     const es = new EventSource(`/api/v1/runs/${encodeURIComponent(name)}/events`);
-    es.addEventListener("node", (e) => {
-      const n = JSON.parse(e.data);
+    es.addEventListener("nodes", (e) => {
+      const batch = JSON.parse(e.data);
       const cur = runRef.current;
-      if (cur && cur.status && cur.status.nodes && cur.status.nodes[n.id]) {
-        Object.assign(cur.status.nodes[n.id], n);
-        if (!view.update([{ id: n.id, phase: n.phase }])) reload();
-        setRun({ ...cur });
-      } else {
+      const known = cur && cur.status && cur.status.nodes;
+      if (!known || batch.some((n) => !known[n.id])) {
         reload();
+        return;
       }
+      for (const n of batch) known[n.id].phase = n.phase;
+      view.update(batch.map((n) => ({ id: n.id, phase: n.phase })));
+      setRun({ ...cur });
     });
     es.addEventListener("workflow", () => reload());
     es.addEventListener("end", () => {

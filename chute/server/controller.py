@@ -1,0 +1,63 @@
+"""The engine's controller, embedded in the server process on a background thread.
+
+The server does not drive workflows itself: it starts the engine's
+:class:`chute.engine.controller.Controller` with the local executor and lets it claim
+whatever is submitted (through the API, or by the CLI on the same store). Stopping the
+server stops the loop and releases the leases; steps keep running under their
+supervisors and the next controller re-attaches to them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from chute.config import Settings
+
+log = logging.getLogger("chute.server")
+
+
+class EmbeddedController:
+    """A controller loop on a daemon thread; ``stop()`` ends it and releases its leases."""
+
+    def __init__(self, controller: Any):
+        self.controller = controller
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="chute-controller", daemon=True)
+        self.error: BaseException | None = None
+
+    @property
+    def owner(self) -> str:
+        """The lease owner id of the controller (runs it drives carry it)."""
+        return self.controller.owner
+
+    def _run(self) -> None:
+        try:
+            self.controller.serve(self.stop_event)
+        except BaseException as exc:  # noqa: BLE001 - reported by /healthz-style checks
+            self.error = exc
+            log.error("the embedded controller stopped: %s", type(exc).__name__)
+
+    def start(self) -> "EmbeddedController":
+        """Start the loop thread."""
+        self.thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the loop and release the controller's leases."""
+        self.stop_event.set()
+        self.thread.join(timeout=timeout)
+        try:
+            self.controller.close()
+        except Exception:  # noqa: BLE001 - shutting down; leases expire anyway
+            log.warning("could not release controller leases cleanly")
+
+
+def start_embedded(settings: Settings, store: Any) -> EmbeddedController:
+    """Create the engine's controller with the local executor and run it in a thread."""
+    from chute.engine.controller import Controller
+    from chute.executors.local import LocalExecutor
+
+    controller = Controller(store, settings, LocalExecutor(), poll_interval=0.05)
+    return EmbeddedController(controller).start()

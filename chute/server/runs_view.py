@@ -1,0 +1,89 @@
+"""Read side of runs: list with filters and paging, summaries, Argo-shaped documents.
+
+Runs are the store's workflow rows; a run of a pipeline carries the labels
+:data:`PIPELINE_LABEL` / :data:`VERSION_LABEL`, and ``experiment_id`` says which
+experiment it belongs to.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from chute.store.models import NodeRow, WorkflowRow
+
+PIPELINE_LABEL = "chute.dev/pipeline-id"
+VERSION_LABEL = "chute.dev/pipeline-version"
+STEP_TYPES = ("Pod", "Container", "Script")
+TERMINAL = ("Succeeded", "Failed", "Error")
+
+
+def parameters_of_run(row: WorkflowRow) -> dict[str, Any]:
+    """Effective parameters of a run: spec defaults overlaid with submitted values."""
+    spec = (row.spec or {}).get("spec") or {}
+    params = {p.get("name"): p.get("value") for p in
+              ((spec.get("arguments") or {}).get("parameters") or []) if p.get("name")}
+    params.update(row.arguments or {})
+    return params
+
+
+def progress_of(session: Session, uids: list[str]) -> dict[str, str]:
+    """Argo's ``progress`` (``done/total`` over step nodes) for each workflow uid."""
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    if uids:
+        q = (select(NodeRow.workflow_uid, NodeRow.phase, func.count())
+             .where(NodeRow.workflow_uid.in_(uids), NodeRow.type.in_(STEP_TYPES))
+             .group_by(NodeRow.workflow_uid, NodeRow.phase))
+        for uid, phase, n in session.execute(q):
+            counts[uid][1] += n
+            if phase in ("Succeeded", "Failed", "Error", "Skipped", "Omitted"):
+                counts[uid][0] += n
+    return {u: f"{counts[u][0]}/{counts[u][1]}" for u in uids}
+
+
+def summary(row: WorkflowRow, progress: str) -> dict[str, Any]:
+    """A run as the runs list shows it."""
+    end = row.finished_at or (time.time() if row.started_at else None)
+    return {
+        "name": row.name, "uid": row.uid, "phase": row.phase, "message": row.message,
+        "createdAt": row.created_at, "startedAt": row.started_at,
+        "finishedAt": row.finished_at,
+        "duration": (end - row.started_at) if row.started_at and end else None,
+        "progress": progress, "experimentId": row.experiment_id,
+        "pipelineId": (row.labels or {}).get(PIPELINE_LABEL),
+        "parameters": parameters_of_run(row), "suspended": bool(row.suspended),
+    }
+
+
+def list_runs(session: Session, *, phases: list[str] | None = None,
+              experiment_id: str | None = None, pipeline_id: str | None = None,
+              name_contains: str | None = None, limit: int = 50,
+              offset: int = 0) -> tuple[list[WorkflowRow], int]:
+    """Filtered workflow rows (newest first) and the total count before paging."""
+    q = select(WorkflowRow)
+    if phases:
+        q = q.where(WorkflowRow.phase.in_(phases))
+    if experiment_id:
+        q = q.where(WorkflowRow.experiment_id == experiment_id)
+    if name_contains:
+        q = q.where(WorkflowRow.name.contains(name_contains, autoescape=True))
+    rows = list(session.scalars(q.order_by(WorkflowRow.created_at.desc(), WorkflowRow.name)))
+    if pipeline_id:  # labels are JSON: filter in Python, portable across SQLite/PostgreSQL
+        rows = [r for r in rows if (r.labels or {}).get(PIPELINE_LABEL) == pipeline_id]
+    return rows[offset:offset + limit], len(rows)
+
+
+def argo_document(session: Session, row: WorkflowRow) -> dict[str, Any]:
+    """The run in Argo's Workflow shape, with ``status.nodes`` and ``status.progress``."""
+    from chute.engine.status import workflow_status
+    from chute.store import queries
+
+    doc = workflow_status(row, queries.nodes_of(session, row.uid))
+    doc.setdefault("status", {})["progress"] = progress_of(session, [row.uid])[row.uid]
+    if row.experiment_id:
+        doc["metadata"].setdefault("labels", {})["chute.dev/experiment-id"] = row.experiment_id
+    return doc
