@@ -224,3 +224,21 @@ def test_cancel_with_supervisor_gone_kills_the_step(ex, tmp_path):
     r = ex.poll(h)
     assert r is not None and r.outcome == CANCELLED
     assert marked(mark) == []
+
+
+def test_cancel_right_after_launch_is_not_lost(ex, tmp_path):
+    for i in range(5):
+        mark = uuid.uuid4().hex
+        h = ex.launch(
+            spec(tmp_path, ["sleep", "1000"], name=f"c{i}", env={"CHUTE_TEST_MARK": mark})
+        )
+        ex.cancel(h, "early")
+        r = wait(ex, h, timeout=10)
+        assert (r.outcome, r.message) == (CANCELLED, "early")
+        assert marked(mark) == []
+
+
+def test_secret_in_a_message_is_masked(ex, tmp_path):
+    r = wait(ex, ex.launch(spec(tmp_path, ["no-such-cmd-hunter2"], secret_values=["hunter2"])))
+    assert "hunter2" not in r.message and "***" in r.message
+    assert "hunter2" not in (tmp_path / "s" / "status.json").read_text()

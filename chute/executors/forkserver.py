@@ -43,6 +43,8 @@ class Spare:
                 os.closerange(r + 1, 1 << 16)
                 os.setsid()
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                # held until the supervisor's handler is installed (see Supervisor._run)
+                signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
                 with os.fdopen(r, "rb") as f:
                     data = f.read()
                 if not data:  # the fork server went away without using us

@@ -19,6 +19,7 @@ The step-directory files are read back by :mod:`chute.executors.local`.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -214,6 +215,13 @@ class Supervisor:
                 started_at=self.started_at,
                 finished_at=time.time(),
             )
+        # nothing recorded may carry a secret: the message can quote the command or env
+        masker = LogSink(-1, self.step_dir / "stdout", list(self.spec.get("secret_values") or []))
+        result = dataclasses.replace(
+            result,
+            message=masker.mask(result.message.encode()).decode(errors="replace"),
+            result=None if result.result is None else masker.mask(result.result.encode()).decode(),
+        )
         write_json_atomic(self.step_dir / STATUS, result_to_json(result))
         return 0
 
@@ -239,6 +247,9 @@ class Supervisor:
         signal.signal(signal.SIGCHLD, lambda *_: None)  # only to wake the poll loop
         for s in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
             signal.signal(s, signal.SIG_IGN)
+        # the fork server blocks SIGTERM until the handler is in place, so that a cancel
+        # arriving this early is not lost; the step must not inherit the mask
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
         argv = resolve_argv(list(spec["argv"]))
         if spec.get("script_source") is not None:
@@ -268,6 +279,10 @@ class Supervisor:
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
 
+        if self.stop_outcome is not None:  # cancelled before the step started: do not start it
+            for fd in (out_r, out_w, err_r, err_w, log_fd):
+                os.close(fd)
+            return StepResult(self.stop_outcome, None, self.stop_message, finished_at=time.time())
         self.started_at = time.time()
         exec_error = self._spawn(argv, env, spec.get("working_dir"), plan, out_w, err_w)
         os.close(out_w)
