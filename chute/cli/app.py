@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "chute.cli.models",
     "chute.cli.server",
     "chute.cli.compile",
+    "chute.cli.workflows",
 ]
 
 
@@ -56,11 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # click's usage errors end here in non-standalone mode
         return int(exc.code or 0)
     except Exception as exc:  # click.UsageError and friends
-        import click
-
-        if isinstance(exc, click.ClickException):
+        # Typer may vendor click (typer._click), so match click's exceptions by shape:
+        # a usage error's exit_code is 2, any other ClickException's is 1.
+        if callable(getattr(exc, "show", None)) and isinstance(
+                getattr(exc, "exit_code", None), int):
             exc.show()
-            return 2 if isinstance(exc, click.UsageError) else exc.exit_code
+            return exc.exit_code
         raise
     return 0
 

@@ -64,7 +64,8 @@ def register(app: typer.Typer) -> None:
     def lint(
         files: Annotated[list[str], typer.Argument(
             help="Workflow, WorkflowTemplate, ClusterWorkflowTemplate or CronWorkflow files "
-                 "(YAML or JSON; '-' reads standard input).", show_default=False)],
+                 "(YAML or JSON; '-' reads standard input).", show_default=False,
+            metavar="FILE...")],
         runtime: Annotated[str | None, typer.Option(
             "--runtime", help=f"Also report what this runtime cannot honour "
                               f"({', '.join(RUNTIMES)}).")] = None,
@@ -73,10 +74,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Check workflow files as Argo would; exit 2 listing every problem."""
         if runtime is not None and runtime not in RUNTIMES:
-            raise typer.BadParameter(f"unknown runtime {runtime!r}; use one of "
-                                     f"{', '.join(RUNTIMES)}", param_hint="--runtime")
+            typer.echo(f"error: unknown runtime {runtime!r} for --runtime; use one of "
+                       f"{', '.join(RUNTIMES)}", err=True)
+            raise typer.Exit(EXIT_INVALID)
         if output not in ("text", "json"):
-            raise typer.BadParameter("use text or json", param_hint="--output")
+            typer.echo(f"error: unknown output format {output!r} for -o; use text or json",
+                       err=True)
+            raise typer.Exit(EXIT_INVALID)
         try:
             results = lint_files(files, runtime)
         except RecursionError:
