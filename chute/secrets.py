@@ -21,9 +21,9 @@ import os
 import re
 import stat
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from chute.errors import NotFoundError, UserError
 

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from chute.artifacts.archive import (UnsafeArchiveError, extract_tar, extract_zip, pack_tar,
-                                     pack_zip)
+from chute.artifacts.archive import UnsafeArchiveError, extract_tar, extract_zip, pack_tar, pack_zip
 from chute.errors import UserError
 
 

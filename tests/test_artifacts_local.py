@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from chute.artifacts import (ArtifactRecord, ArtifactRepository, gc, place_inputs,
-                             save_outputs)
+from chute.artifacts import ArtifactRecord, ArtifactRepository, gc, place_inputs, save_outputs
 from chute.errors import NotFoundError, UnsupportedError, UserError
 
 

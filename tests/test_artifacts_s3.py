@@ -116,7 +116,7 @@ def test_credentials_from_the_environment(tmp_path, s3, monkeypatch, chute_home)
     cfg = _config(s3)
     del cfg["s3"]["accessKeySecret"], cfg["s3"]["secretKeySecret"]
     repo = ArtifactRepository.from_argo(cfg)
-    digest, size = repo.put_stream(__import__("io").BytesIO(b"abc"), "k")
+    _digest, size = repo.put_stream(__import__("io").BytesIO(b"abc"), "k")
     assert size == 3 and repo.exists("k") and not repo.exists("nope")
 
 
@@ -178,8 +178,7 @@ def _kill_trials(tmp_path, s3, chute_home, trials: int) -> dict:
     """L-3: kill the uploading process at random points; readers see nothing or all."""
     src = tmp_path / "big.bin"
     with open(src, "wb") as f:
-        for _ in range(6):
-            f.write(os.urandom(4 << 20))
+        f.writelines(os.urandom(4 << 20) for _ in range(6))
     size = src.stat().st_size
     script = UPLOADER.format(cfg=_config(s3), src=str(src))
     outcomes = {"absent": 0, "complete": 0}

@@ -34,8 +34,9 @@ import stat
 import tarfile
 import zipfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 from chute.artifacts.digest import CHUNK, copy_stream
 from chute.errors import UserError
@@ -272,7 +273,7 @@ def extract_tar(fileobj: BinaryIO, dest: Path) -> None:
     """
     ex = _Extractor(dest)
     try:
-        tar = tarfile.open(fileobj=fileobj, mode="r|*")
+        tar = tarfile.open(fileobj=fileobj, mode="r|*")  # noqa: SIM115 - closed below
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise UserError(f"artifact is not a readable tar archive: {exc}") from None
     try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 from chute.artifacts.local import STAGING, LocalBackend
 from chute.artifacts.repository import ArtifactRepository
@@ -39,7 +39,7 @@ def gc(repository: ArtifactRepository, live_workflow_uids: Iterable[str]) -> tup
     for uid in sorted(run_prefixes(repository) - live):
         try:
             n, b = repository.delete(uid)
-        except Exception as exc:  # keep going; the next pass retries this prefix
+        except Exception as exc:  # noqa: BLE001 - keep going; the next pass retries it
             log.warning("artifact gc: could not delete %s: %s", uid, exc)
             continue
         removed += n

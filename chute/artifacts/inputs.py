@@ -27,9 +27,10 @@ import shutil
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from chute.artifacts.archive import sniff
@@ -303,7 +304,7 @@ def _fetch_git(art, dest, where) -> InputRecord:
         base += ["--single-branch", "--branch", str(git["branch"])]
 
     def run(argv, cwd=None):
-        return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True,
+        return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False,
                               timeout=600)
 
     try:

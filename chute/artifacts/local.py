@@ -17,8 +17,9 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 from chute.artifacts.keys import resolve_under, safe_key
 from chute.errors import NotFoundError
@@ -141,7 +142,7 @@ class LocalBackend:
         """The object at ``key`` opened for reading; NotFoundError names the key."""
         path = self._path(key)
         try:
-            f = open(path, "rb")
+            f = open(path, "rb")  # noqa: SIM115 - closed by the with below
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise NotFoundError(f"artifact not found: {self.describe(key)}") from None
         with f:

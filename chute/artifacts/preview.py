@@ -73,16 +73,16 @@ def classify(data: bytes, truncated: bool, filename: str, max_rows: int = MAX_RO
         more = truncated or len(lines) > max_rows + 1
         return Preview("csv", {"columns": rows[0] if rows else [], "rows": rows[1:]},
                        "text/csv", more, filename)
-    if lower.endswith(".json") or (not truncated and text.lstrip()[:1] in ("{", "[")):
-        if not truncated:
-            try:
-                pretty = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
-            except ValueError:
-                pretty = None
-            if pretty is not None and len(pretty.encode()) <= max_bytes:
-                return Preview("json", pretty, "application/json", False, filename)
-            if pretty is not None:  # indentation made it too big: show it compact
-                return Preview("json", text, "application/json", False, filename)
+    looks_json = lower.endswith(".json") or text.lstrip()[:1] in ("{", "[")
+    if looks_json and not truncated:  # a cut document cannot be parsed: shown as text
+        try:
+            pretty = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+        except ValueError:
+            pretty = None
+        if pretty is not None and len(pretty.encode()) <= max_bytes:
+            return Preview("json", pretty, "application/json", False, filename)
+        if pretty is not None:  # indentation made it too big: show it compact
+            return Preview("json", text, "application/json", False, filename)
     return Preview("text", text, "text/plain", truncated, filename)
 
 

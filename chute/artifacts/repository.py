@@ -21,9 +21,10 @@ import hashlib
 import os
 import shutil
 import uuid
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator, Mapping
+from typing import Any, BinaryIO
 
 import yaml
 
@@ -66,7 +67,7 @@ class ArtifactRecord:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "ArtifactRecord":
+    def from_dict(cls, d: Mapping[str, Any]) -> ArtifactRecord:
         """Inverse of :meth:`to_dict` (unknown fields are ignored)."""
         names = cls.__dataclass_fields__
         return cls(**{k: v for k, v in d.items() if k in names})
@@ -118,7 +119,7 @@ class ArtifactRepository:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def local(cls, root: Path | str | None = None) -> "ArtifactRepository":
+    def local(cls, root: Path | str | None = None) -> ArtifactRepository:
         """A repository in the directory ``root`` (default ``Settings.artifacts_dir``)."""
         if root is None:
             from chute.config import load_settings
@@ -129,7 +130,7 @@ class ArtifactRepository:
 
     @classmethod
     def from_argo(cls, config: Mapping[str, Any], secrets=None,
-                  where: str = "artifactRepository") -> "ArtifactRepository":
+                  where: str = "artifactRepository") -> ArtifactRepository:
         """From an Argo ``ArtifactRepository`` mapping (``{s3: {...}}``) or chute's
         ``{local: {path: ...}}``; credentials are resolved from ``secrets``."""
         from chute.artifacts.s3 import S3Backend, S3Config
@@ -145,7 +146,7 @@ class ArtifactRepository:
                         "gcs, azure, oss, hdfs and artifactory are not supported locally")
 
     @classmethod
-    def from_settings(cls, settings=None, secrets=None) -> "ArtifactRepository":
+    def from_settings(cls, settings=None, secrets=None) -> ArtifactRepository:
         """The configured default repository (see the module docstring)."""
         from chute.config import load_settings
 
@@ -285,9 +286,7 @@ class ArtifactRepository:
                 raise NotFoundError(f"{where}: artifact not found: {self.backend.describe(key)}")
             is_dir = info[1]
             want, _ = archive_format(archive, f"{where}.archive") if archive else ("", None)
-            if is_dir:
-                fmt = "none"
-            elif archive and want == "none":
+            if is_dir or archive and want == "none":
                 fmt = "none"
             else:
                 with self.backend.reader(key) as r:
@@ -296,9 +295,20 @@ class ArtifactRepository:
                     fmt = "none"
         staging = _staging_dir(dest)
         try:
-            if fmt == "tgz":
+            if fmt == "tgz" and isinstance(self.backend, LocalBackend):
                 with self.backend.reader(key) as r:
                     extract_tar(r, staging)
+            elif fmt == "tgz":
+                # One streaming GET to local disk, then unpack: ranged reads of a remote
+                # object cost a request each (and moto copies the whole object per range).
+                tmp = staging.parent / f"{staging.name}.tgz"
+                try:
+                    self.backend.get_file(key, tmp)
+                    with open(tmp, "rb") as r:
+                        extract_tar(r, staging)
+                finally:
+                    with contextlib.suppress(FileNotFoundError):
+                        tmp.unlink()
             elif fmt == "zip":
                 tmp = staging.parent / f"{staging.name}.zip"
                 try:

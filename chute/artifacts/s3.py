@@ -19,8 +19,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Iterator, Mapping
+from typing import Any, BinaryIO
 
 from chute.artifacts.egress import check_host
 from chute.artifacts.keys import safe_key
@@ -56,7 +57,7 @@ class S3Config:
 
     @classmethod
     def from_argo(cls, block: Mapping[str, Any], where: str = "s3",
-                  defaults: "S3Config | None" = None) -> "S3Config":
+                  defaults: S3Config | None = None) -> S3Config:
         """Build from an Argo ``S3ArtifactRepository``/``S3Artifact`` mapping; fields it
         leaves out come from ``defaults`` (the default repository's), as Argo merges them."""
         block = dict(block or {})
@@ -207,7 +208,7 @@ class S3Backend:
         except PermissionError as exc:
             raise UserError(self._scrub(
                 f"access denied to {where} ({exc}): check the repository credentials")) from None
-        except Exception as exc:  # botocore, aiohttp and OSError variants
+        except Exception as exc:  # noqa: BLE001 - botocore, aiohttp and OSError variants
             name = type(exc).__name__
             raise UserError(self._scrub(f"S3 error on {where}: {name}: {exc}")) from None
 
@@ -255,10 +256,10 @@ class S3Backend:
             yield _ErrorMappingReader(f, self, key)
 
     def get_file(self, key: str, dest, link: bool = False) -> str:
-        """Download the object at ``key`` to the new path ``dest``."""
-        with self.reader(key) as r, open(dest, "wb") as out:
-            while chunk := r.read(READ_BLOCK):
-                out.write(chunk)
+        """Download the object at ``key`` to the new path ``dest`` in one streaming GET
+        (sequential: memory stays flat, and no ranged re-reads of the object)."""
+        with self._errors(key):
+            self.fs.get_file(self._path(key), str(dest), max_concurrency=1)
         return "download"
 
     def info(self, key: str) -> tuple[int, bool] | None:

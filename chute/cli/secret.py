@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -34,9 +33,9 @@ def _parse_file(item: str) -> tuple[str, bytes]:
 @secret_app.command("create")
 def create(
     name: str = typer.Argument(..., help="Secret name (a Kubernetes name)."),
-    from_literal: Optional[List[str]] = typer.Option(None, "--from-literal",
+    from_literal: list[str] | None = typer.Option(None, "--from-literal",
                                                      help="KEY=VALUE (repeatable)."),
-    from_file: Optional[List[str]] = typer.Option(None, "--from-file",
+    from_file: list[str] | None = typer.Option(None, "--from-file",
                                                   help="[KEY=]PATH (repeatable)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing secret."),
 ) -> None:
