@@ -65,7 +65,7 @@ def register(app: typer.Typer) -> None:
         files: Annotated[list[str], typer.Argument(
             help="Workflow, WorkflowTemplate, ClusterWorkflowTemplate or CronWorkflow files "
                  "(YAML or JSON; '-' reads standard input).", show_default=False,
-            metavar="FILE...")],
+            metavar="FILE")],
         runtime: Annotated[str | None, typer.Option(
             "--runtime", help=f"Also report what this runtime cannot honour "
                               f"({', '.join(RUNTIMES)}).")] = None,
