@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "chute.cli.models",
     "chute.cli.server",
     "chute.cli.compile",
+    "chute.cli.run",
     "chute.cli.workflows",
 ]
 

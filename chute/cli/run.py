@@ -1,0 +1,195 @@
+"""``chute run pipeline.py[:name] [-p k=v]``: compile a Python pipeline and run it here.
+
+It is exactly ``chute compile`` followed by ``chute submit --wait``: the compiled Argo
+Workflow is submitted to the local engine (so local runs and Argo runs share one path),
+driven by a controller inside this process, and watched live as a tree of steps. It ends
+with each step's output parameters and the metrics the run recorded; the exit code is 0
+only if the workflow Succeeded.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Annotated, Any
+
+import typer
+
+PHASE_STYLE = {"Succeeded": ("✔", "green"), "Failed": ("✖", "red"), "Error": ("⚠", "red"),
+               "Running": ("●", "cyan"), "Pending": ("◷", "dim"), "Skipped": ("○", "dim"),
+               "Omitted": ("○", "dim")}
+FINAL = ("Succeeded", "Failed", "Error")
+HIDDEN_TYPES = ("TaskGroup", "StepGroup", "Retry")
+
+
+def parse_params(values: list[str] | None) -> dict[str, str]:
+    """``["k=v", ...]`` as a dict; a value may itself hold ``=``."""
+    from chute.errors import ParameterError
+
+    out: dict[str, str] = {}
+    for v in values or []:
+        name, sep, value = v.partition("=")
+        if not sep or not name.strip():
+            raise ParameterError(f"-p {v!r}: expected NAME=VALUE")
+        out[name.strip()] = value
+    return out
+
+
+def _tree(row: Any, nodes: list[Any]):
+    from rich.text import Text
+    from rich.tree import Tree
+
+    def label(n: Any) -> Text:
+        sym, style = PHASE_STYLE.get(n.phase, ("?", ""))
+        took = ""
+        if n.started_at:
+            took = f" {(n.finished_at or time.time()) - n.started_at:.1f}s"
+        text = Text(f"{sym} ", style=style)
+        text.append(n.display_name, style="bold" if n.type == "Pod" else "")
+        text.append(took, style="dim")
+        if n.phase in ("Failed", "Error") and n.message:
+            text.append(f"  {n.message}", style="red")
+        return text
+
+    kids: dict[Any, list[Any]] = {}
+    for n in nodes:
+        kids.setdefault(n.parent_id, []).append(n)
+
+    sym, style = PHASE_STYLE.get(row.phase, ("?", ""))
+    tree = Tree(Text(f"{sym} {row.name}", style=f"bold {style}"))
+
+    def add(parent: Any, n: Any) -> None:
+        branch = parent if n.type in HIDDEN_TYPES else parent.add(label(n))
+        for c in kids.get(n.node_id, []):
+            add(branch, c)
+
+    for top in kids.get(None, []):
+        if top.display_name == row.name:  # the root DAG node is the tree's title
+            for c in kids.get(top.node_id, []):
+                add(tree, c)
+        else:  # onExit and similar second roots
+            add(tree, top)
+    return tree
+
+
+def _snapshot(store: Any, uid: str) -> tuple[Any, list[Any]]:
+    from chute.store import queries as q
+
+    with store.read() as s:
+        row = q.get_workflow(s, uid)
+        nodes = q.nodes_of(s, uid)
+        s.expunge_all()
+    return row, nodes
+
+
+def _metrics(store: Any, uid: str) -> list[Any]:
+    from sqlalchemy import select
+
+    from chute.store.models import MetricRow
+
+    with store.read() as s:
+        rows = list(s.scalars(select(MetricRow).where(MetricRow.workflow_uid == uid)))
+        s.expunge_all()
+    return rows
+
+
+def _summary(console: Any, row: Any, nodes: list[Any], metrics: list[Any]) -> None:
+    from rich.table import Table
+
+    names = {n.node_id: n.display_name for n in nodes}
+    table = Table(title="outputs", show_edge=False, title_justify="left")
+    for col in ("step", "output", "value"):
+        table.add_column(col)
+    shown = False
+    for n in nodes:
+        if n.type != "Pod":
+            continue
+        for p in (n.outputs or {}).get("parameters", []) or []:
+            value = str(p.get("value", ""))
+            table.add_row(n.display_name, p.get("name", ""),
+                          value if len(value) <= 80 else value[:77] + "...")
+            shown = True
+    if shown:
+        console.print(table)
+    if metrics:
+        mt = Table(title="metrics", show_edge=False, title_justify="left")
+        for col in ("step", "metric", "value"):
+            mt.add_column(col)
+        for m in metrics:
+            value = f"{m.value:g}" if m.value is not None else m.kind
+            mt.add_row(names.get(m.node_id, m.node_id or ""), m.name, value)
+        console.print(mt)
+    console.print(f"[bold]{row.name}[/bold]: {row.phase}"
+                  + (f" ({row.message})" if row.message and row.phase != "Succeeded" else ""))
+
+
+def run_pipeline(ref: str, params: dict[str, str], *, timeout: float | None = None,
+                 console: Any = None, live: bool = True) -> tuple[Any, list[Any]]:
+    """Compile, submit and drive the pipeline to its end; return the workflow row and nodes."""
+    from rich.console import Console
+    from rich.live import Live
+
+    from chute.config import load_settings
+    from chute.dsl.compiler import compile_pipeline
+    from chute.dsl.loader import load_pipeline
+    from chute.engine.controller import Controller, _owner_id
+    from chute.engine.submit import submit
+    from chute.executors.local import LocalExecutor
+    from chute.spec.loader import load_resource
+    from chute.store.db import open_store
+
+    console = console or Console(stderr=True)
+    pipe = load_pipeline(ref)
+    resource = load_resource(compile_pipeline(pipe))
+    settings = load_settings().ensure()
+    store = open_store(settings)
+    owner = _owner_id()
+    row = submit(store, resource, params, owner=owner, source=ref)
+    failure: list[BaseException] = []
+
+    def drive() -> None:
+        executor = LocalExecutor().start()
+        ctl = Controller(store, settings, executor, owner=owner)
+        try:
+            ctl.run_until_done([row.uid], timeout=timeout)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            failure.append(exc)
+        finally:
+            ctl.close()
+            executor.close()
+
+    worker = threading.Thread(target=drive, name="chute-run", daemon=True)
+    worker.start()
+    if live and console.is_terminal:
+        with Live(console=console, refresh_per_second=8, transient=False) as view:
+            while worker.is_alive():
+                view.update(_tree(*_snapshot(store, row.uid)))
+                worker.join(0.15)
+            view.update(_tree(*_snapshot(store, row.uid)))
+    else:
+        worker.join()
+        console.print(_tree(*_snapshot(store, row.uid)))
+    if failure:
+        raise failure[0]
+    final, nodes = _snapshot(store, row.uid)
+    _summary(console, final, nodes, _metrics(store, row.uid))
+    return final, nodes
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``chute run`` to the app."""
+
+    @app.command("run")
+    def run_cmd(
+        pipeline: Annotated[str, typer.Argument(
+            help="The pipeline: path/to/file.py, or file.py:NAME when it defines several.",
+            show_default=False)],
+        parameter: Annotated[list[str] | None, typer.Option(
+            "-p", "--parameter", help="A pipeline parameter, NAME=VALUE (repeatable).")] = None,
+        timeout: Annotated[float | None, typer.Option(
+            "--timeout", help="Give up after this many seconds.")] = None,
+    ) -> None:
+        """Compile a Python pipeline and run it locally, showing live progress."""
+        row, _ = run_pipeline(pipeline, parse_params(parameter), timeout=timeout)
+        if row.phase not in FINAL or row.phase != "Succeeded":
+            raise typer.Exit(1)

@@ -1,0 +1,114 @@
+"""`chute run`: compile a Python pipeline, run it on the local engine, report the outcome;
+and the metrics-file reader the engine and UI use."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from chute.dsl.metrics import (
+    CLASSIFICATION,
+    METRICS,
+    MetricRecord,
+    metrics_artifacts,
+    parse_metrics,
+)
+from tests.conftest import REPO
+
+EXAMPLES = REPO / "examples"
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(file=io.StringIO(), width=120, force_terminal=False)
+
+
+@pytest.fixture
+def engine(chute_home):
+    pytest.importorskip("chute.engine.controller")
+    pytest.importorskip("chute.engine.submit")
+    from chute.cli.run import run_pipeline
+
+    return run_pipeline
+
+
+def _outputs(nodes) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for n in nodes:
+        if n.type == "Pod":
+            for p in (n.outputs or {}).get("parameters", []) or []:
+                out.setdefault(f"{n.display_name}.{p['name']}", []).append(p.get("value"))
+    return out
+
+
+def test_run_loop_fan_in_to_the_expected_sum(engine):
+    console = _console()
+    row, nodes = engine(str(EXAMPLES / "loop_fan_in.py"), {"n": "5"}, timeout=120,
+                        console=console, live=False)
+    assert row.phase == "Succeeded"
+    outs = _outputs(nodes)
+    assert outs["total.Output"] == ["55"]
+    assert sorted(outs["square.Output"], key=int) == ["1", "4", "9", "16", "25"]
+    text = console.file.getvalue()
+    assert "✔ total" in text and "loop-fan-in-" in text and ": Succeeded" in text
+
+
+def test_run_conditional_and_exit_handler(engine):
+    row, nodes = engine(str(EXAMPLES / "conditional.py"), {"seed": "1", "mode": "loud"},
+                        timeout=120, console=_console(), live=False)
+    assert row.phase == "Succeeded"
+    phases = {n.display_name: n.phase for n in nodes}
+    coin = _outputs(nodes)["flip.Output"][0]
+    branch = {"heads": "announce", "tails": "announce-2", "edge": "announce-3"}[coin]
+    assert phases[branch] == "Succeeded"
+    assert sorted(k for k in ("announce", "announce-2", "announce-3")
+                  if phases[k] == "Skipped") == sorted(
+        {"announce", "announce-2", "announce-3"} - {branch})
+    assert phases["announce-4"] == "Succeeded"  # mode=loud
+
+    row, nodes = engine(str(EXAMPLES / "exit_handler.py"), {"fail": "true"}, timeout=120,
+                        console=_console(), live=False)
+    assert row.phase == "Failed"
+    phases = {n.display_name: n.phase for n in nodes}
+    assert phases["work"] in ("Failed", "Error") and phases["cleanup"] == "Succeeded"
+
+
+def test_run_cli_exit_codes_and_parameter_errors(engine, capsys):
+    from chute.cli.app import main
+
+    assert main(["run", str(EXAMPLES / "hello_world.py"), "-p", "name=tests"]) == 0
+    assert main(["run", str(EXAMPLES / "exit_handler.py"), "-p", "fail=true"]) == 1
+    assert main(["run", str(EXAMPLES / "hello_world.py"), "-p", "nope"]) == 2
+    assert "expected NAME=VALUE" in capsys.readouterr().err
+
+
+def test_parse_scalar_and_classification_metrics():
+    assert parse_metrics(METRICS, '{"accuracy": 0.9, "n": 3}') == [
+        MetricRecord("accuracy", 0.9), MetricRecord("n", 3.0)]
+    records = parse_metrics(CLASSIFICATION, json.dumps({
+        "confusionMatrix": {"annotationSpecs": [{"displayName": "a"}, {"displayName": "b"}],
+                            "rows": [{"row": [1, 2]}, {"row": [3, 4]}]},
+        "confidenceMetrics": [{"confidenceThreshold": 0.5, "recall": 1, "falsePositiveRate": 0}],
+    }))
+    assert records[0] == MetricRecord("confusion_matrix", None, "confusion_matrix",
+                                      {"categories": ["a", "b"], "matrix": [[1, 2], [3, 4]]})
+    assert records[1].kind == "roc_curve" and len(records[1].data["points"]) == 1
+    for bad in ('{"a": "x"}', '{"a": true}', "[1]", "not json", '{"a": Infinity}'):
+        with pytest.raises(ValueError):
+            parse_metrics(METRICS, bad)
+    with pytest.raises(ValueError, match="square"):
+        parse_metrics(CLASSIFICATION, '{"confusionMatrix": {"annotationSpecs": '
+                                      '[{"displayName": "a"}], "rows": []}}')
+
+
+def test_metrics_artifacts_read_from_a_compiled_template():
+    from chute.dsl.compiler import compile_pipeline
+    from chute.dsl.loader import load_pipeline
+
+    doc = compile_pipeline(load_pipeline(str(EXAMPLES / "diamond.py")))
+    found = {t["name"]: metrics_artifacts(t) for t in doc["spec"]["templates"]}
+    assert found["report"] == {"metrics": METRICS}
+    assert found["load"] == {} and found["diamond"] == {}
