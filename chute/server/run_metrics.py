@@ -56,6 +56,20 @@ def _classification(doc: dict[str, Any], name: str, node: str, out: dict[str, An
         out["roc"].append({"name": name, "node": node, "points": pts})
 
 
+def _structured(kind: str, data: dict[str, Any], name: str, node: str,
+                out: dict[str, Any]) -> None:
+    """A structured metric row: KFP's shape, or plain ``labels``/``matrix``, ``fpr``/``tpr``."""
+    if "confusionMatrix" in data or "confidenceMetrics" in data:
+        _classification(data, name, node, out)
+    elif "matrix" in data:
+        labels = [str(x) for x in data.get("labels") or range(len(data["matrix"]))]
+        out["confusion"].append({"name": name, "node": node, "labels": labels,
+                                 "matrix": [list(r) for r in data["matrix"]]})
+    elif "fpr" in data and "tpr" in data:
+        pts = [{"x": float(x), "y": float(y)} for x, y in zip(data["fpr"], data["tpr"])]
+        out["roc"].append({"name": name, "node": node, "points": pts})
+
+
 def _compute(ctx, session, row) -> dict[str, Any]:
     from chute.store.models import MetricRow, NodeRow
 
@@ -64,11 +78,8 @@ def _compute(ctx, session, row) -> dict[str, Any]:
     for m in session.scalars(select(MetricRow).where(MetricRow.workflow_uid == row.uid)
                              .order_by(MetricRow.pk)):
         data = m.data or {}
-        if m.kind in ("roc", "confusion_matrix", "confusionMatrix"):
-            _classification(data if "confusionMatrix" in data or "confidenceMetrics" in data
-                            else {"confusionMatrix": data} if m.kind != "roc"
-                            else {"confidenceMetrics": data.get("points", [])},
-                            m.name, m.node_id or "", out)
+        if m.kind in ("roc", "confusion_matrix", "confusionMatrix", "classification"):
+            _structured(m.kind, data, m.name, m.node_id or "", out)
         elif m.value is not None:
             if m.name in out["scalars"] or "step" in data:
                 series.setdefault(m.name, []).append(
