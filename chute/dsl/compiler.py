@@ -487,8 +487,8 @@ def compile_pipeline(pipeline_fn: Pipeline | Callable, *, kind: str = "Workflow"
     return _Compiler(_resolve(pipeline_fn), kind).compile()
 
 
-class _Dumper(yaml.SafeDumper):
-    """Safe YAML dumper writing multi-line strings (script sources) as literal blocks."""
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
+    """Safe YAML dumper (libyaml when present) writing multi-line strings as literal blocks."""
 
 
 def _str_representer(dumper: yaml.SafeDumper, data: str) -> yaml.Node:

@@ -84,6 +84,7 @@ class Builder:
         self.tasks: list[PipelineTask] = []
         self.loops: list[ParallelFor] = []
         self._names: set[str] = set()
+        self._next: dict[str, int] = {}
         self.exit_task: PipelineTask | None = None
         self.exit_location: str | None = None
         # The If/Elif chain that just closed in a scope, for a following Elif/Else.
@@ -91,10 +92,12 @@ class Builder:
 
     def unique_name(self, base: str) -> str:
         """``base``, or ``base-2``, ``base-3``... unique among tasks and loops."""
-        name, n = base, 1
-        while name in self._names:
-            n += 1
-            name = f"{base}-{n}"
+        name, n = base, self._next.get(base, 1)
+        if name in self._names:  # resume numbering where this base left off: O(1) each
+            while name in self._names:
+                n += 1
+                name = f"{base}-{n}"
+        self._next[base] = n
         self._names.add(name)
         return name
 
