@@ -213,3 +213,22 @@ def test_killed_upload_never_leaves_a_partial_object(tmp_path, s3, store, chute_
 def test_killed_upload_never_leaves_a_partial_object_50_trials(tmp_path, s3, store, chute_home):
     outcomes = _kill_trials(tmp_path, s3, chute_home, trials=50)
     assert sum(outcomes.values()) == 50 and outcomes["absent"] >= 1
+
+
+def test_key_only_artifacts_in_the_default_s3_repository(tmp_path, repo):
+    step = _step(tmp_path)
+    recs = save_outputs(repo, [
+        {"name": "parts", "path": "/d", "archive": {"none": {}}, "s3": {"key": "wf-1/parts/"}},
+        {"name": "file", "path": "/h", "s3": {"key": "my-file"}}],
+        {"/d": step / "dir", "/h": step / "hello.txt"}, workflow_uid="u", node_id="n")
+    assert recs["parts"].key == "wf-1/parts" and recs["file"].archive == "tgz"
+    dest = tmp_path / "in"
+    got = place_inputs(repo, [
+        {"name": "dir", "path": "/a", "s3": {"key": "wf-1/parts"}},
+        {"name": "one", "path": "/b", "s3": {"key": "wf-1/parts/a.txt"}},
+        {"name": "file", "path": "/c", "s3": {"key": "my-file"}}],
+        {n: dest / n for n in ("dir", "one", "file")})
+    assert (dest / "dir" / "sub" / "b.bin").read_bytes() == (step / "dir/sub/b.bin").read_bytes()
+    assert (dest / "one").read_text() == "alpha\n"
+    assert (dest / "file").read_text() == "hello world\n"  # the tgz was unpacked
+    assert got["file"].location.endswith("/chute/my-file")

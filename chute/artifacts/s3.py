@@ -10,8 +10,12 @@ the secret references if given, else from ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACC
 
 Uploads stream through a multipart upload that is completed only when the whole object
 is written and aborted on any error; S3 shows an object only once it is complete, so a
-killed writer leaves nothing visible (L-3). Errors name the bucket and key and are scrubbed
-of every credential value before they are raised.
+killed writer leaves nothing visible (L-3); its incomplete upload is invisible but billed
+until a bucket lifecycle rule (``AbortIncompleteMultipartUpload``) removes it. A directory
+stored as is (``archive: none``) is one object per file: each is atomic, and the directory
+is complete once :meth:`ArtifactRepository.save` returns its record (the record is the
+commit point the engine publishes). Errors name the bucket and key and are scrubbed of
+every credential value before they are raised.
 """
 
 from __future__ import annotations
