@@ -76,3 +76,12 @@ def test_script_sources_never_hold_a_template_brace_pair_beyond_env():
                     if env["name"].startswith("CHUTE_INPUT_"):
                         key = env["name"].removeprefix("CHUTE_INPUT_")
                         assert env["value"] == "{{" + f"inputs.parameters.{key}" + "}}"
+
+
+def test_golden_files_pass_chute_lint(capsys):
+    pytest.importorskip("chute.cli.lint")
+    from chute.cli.app import main
+
+    files = [str(COMPILED / f"{name}.yaml") for name in EXAMPLES]
+    assert main(["lint", "--runtime", "local", *files]) == 0
+    assert capsys.readouterr().out.count(": ok") == len(EXAMPLES)

@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
+import pytest
+
 from chute.dsl import (
     ClassificationMetrics,
     Dataset,
@@ -256,12 +258,21 @@ def test_package_guard_skips_installed_distributions(monkeypatch):
     assert not runtime._requirement_present("PyYAML==0.0.1")
     assert not runtime._requirement_present("surely-not-installed-chute-pkg")
     calls = []
-    monkeypatch.setattr(runtime.subprocess, "run", lambda cmd, **kw: calls.append(cmd))
+    result = subprocess.CompletedProcess([], 0)
+
+    def fake_run(cmd, **kw):
+        calls.append(cmd)
+        return result
+
+    monkeypatch.setattr(runtime.subprocess, "run", fake_run)
     runtime.install_packages(["PyYAML"])
     assert calls == []
     runtime.install_packages(["PyYAML", "surely-not-installed-chute-pkg==1.0"])
     assert calls and calls[0][1:5] == ["-m", "pip", "install", "--quiet"]
     assert calls[0][-1] == "surely-not-installed-chute-pkg==1.0"
+    result.returncode = 1
+    with pytest.raises(runtime.StepInputError, match="pip could not install"):
+        runtime.install_packages(["surely-not-installed-chute-pkg"])
 
 
 def test_runtime_is_standard_library_only_and_brace_free():

@@ -190,7 +190,8 @@ def install_packages(packages):
     cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-warn-script-location",
            "--disable-pip-version-check", *missing]
     print("chute: installing " + " ".join(missing), file=sys.stderr, flush=True)
-    subprocess.run(cmd, check=True, stdout=sys.stderr)
+    if subprocess.run(cmd, stdout=sys.stderr, check=False).returncode != 0:
+        raise StepInputError("pip could not install " + " ".join(missing))
 
 
 def _decode_scalar(raw, kind, what):
@@ -315,6 +316,10 @@ def run_step(fn, step):
 
 def _chute_main(fn, step_json):
     """Entry point of a compiled script: run the step, exit 1 with a message on bad input."""
+    # Line-buffered output, so logs stream while the step runs rather than at its end.
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(line_buffering=True)
     try:
         run_step(fn, json.loads(step_json))
     except StepInputError as exc:
