@@ -228,3 +228,24 @@ def test_config_file_selects_the_repository(chute_home, tmp_path):
     (chute_home / "artifact-repository.yaml").write_text("s3:\n  bucket: b\n  roleARN: x\n")
     with pytest.raises(UnsupportedError, match="roleARN"):
         ArtifactRepository.from_settings()
+
+
+def test_output_symlinks_never_export_host_files(tmp_path, repo):
+    root = tmp_path / "step-root"
+    (root / "tmp").mkdir(parents=True)
+    host_secret = tmp_path / "id_rsa"
+    host_secret.write_text("PRIVATE")
+    os.symlink(host_secret, root / "tmp" / "leak")
+    (root / "tmp" / "model.pkl").write_text("model")
+    os.symlink(root / "tmp" / "model.pkl", root / "tmp" / "latest")
+    for archive in (None, {"none": {}}):
+        with pytest.raises(UserError, match="symlink"):
+            save_outputs(repo, [{"name": "o", "path": "/tmp/leak", "archive": archive}],
+                         {"/tmp/leak": root / "tmp" / "leak"}, workflow_uid="u", node_id="n",
+                         root=root)
+    assert all(b"PRIVATE" not in (Path(repo.uri[7:]) / k).read_bytes() for k, _ in repo.list())
+    recs = save_outputs(repo, [{"name": "m", "path": "/tmp/latest", "archive": {"none": {}}}],
+                        {"/tmp/latest": root / "tmp" / "latest"}, workflow_uid="u",
+                        node_id="n", root=root)
+    repo.load(recs["m"], tmp_path / "m")
+    assert (tmp_path / "m").read_text() == "model"

@@ -69,9 +69,11 @@ def as_dict(obj: Any) -> dict[str, Any]:
 
 def save_outputs(repository: ArtifactRepository, artifacts: list[Any],
                  host_paths: Mapping[str, Path | str], *, workflow_uid: str, node_id: str,
-                 link: bool = True) -> dict[str, ArtifactRecord | None]:
+                 link: bool = True, root: Path | str | None = None
+                 ) -> dict[str, ArtifactRecord | None]:
     """Store every output artifact of a step. ``host_paths`` maps each artifact's step
-    ``path`` to where it is on the host (``StepResult.outputs``)."""
+    ``path`` to where it is on the host (``StepResult.outputs``); ``root`` is the step's
+    filesystem view (``step_dir/root``), the only place an output symlink may lead."""
     out: dict[str, ArtifactRecord | None] = {}
     for i, spec in enumerate(artifacts):
         art = as_dict(spec)
@@ -91,7 +93,7 @@ def save_outputs(repository: ArtifactRepository, artifacts: list[Any],
             raise NotFoundError(f"{where} {name!r}: {path} was not produced by the step")
         out[name] = repository.save(host, name=name, workflow_uid=workflow_uid,
                                     node_id=node_id, archive=art.get("archive"),
-                                    key=s3.get("key"), step_path=path, link=link)
+                                    key=s3.get("key"), step_path=path, link=link, root=root)
     return out
 
 

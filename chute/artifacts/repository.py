@@ -227,18 +227,29 @@ class ArtifactRepository:
     # ------------------------------------------------------------------ artifacts
     def save(self, src: Path | str, *, name: str, workflow_uid: str | None = None,
              node_id: str | None = None, archive: Any = None, key: str | None = None,
-             step_path: str | None = None, link: bool = True) -> ArtifactRecord:
+             step_path: str | None = None, link: bool = True,
+             root: Path | str | None = None) -> ArtifactRecord:
         """Store the file or directory ``src`` as output artifact ``name``.
 
         The key is ``key`` when the spec names one (``s3: {key: ...}``), else the default
         ``{workflow_uid}/{node_id}/{name}...``. ``archive`` is Argo's strategy (mapping or
         model). With ``link`` (the default) a local repository hard-links or reflinks files
         stored as is instead of copying them. Raises NotFoundError if ``src`` is missing.
+        A symlink at ``src`` is followed only when its real path stays inside ``root``
+        (the step's filesystem view), so a step cannot export host files through a link;
+        symlinks inside a directory are kept as links (tar) or skipped (as is).
         """
         src = Path(src)
         label = step_path or str(src)
         if not src.exists() and not src.is_symlink():
             raise NotFoundError(f"output artifact {name!r}: {label} was not produced")
+        if src.is_symlink():
+            real = os.path.realpath(src)
+            base = os.path.realpath(root) if root is not None else None
+            if base is None or not real.startswith(base + os.sep) or not os.path.exists(real):
+                raise UserError(f"output artifact {name!r}: {label} is a symlink leading "
+                                "outside the step's files; chute does not follow it")
+            src = Path(real)
         fmt, level = archive_format(archive, f"outputs.artifacts[{name}].archive")
         is_dir = src.is_dir()
         filename = src.name or name
