@@ -350,3 +350,42 @@ def test_cli_compile_writes_yaml_and_reports_errors(tmp_path, capsys):
     assert "defines 2 pipelines (adder, broken)" in capsys.readouterr().err
     assert main(["compile", f"{src}:nope"]) == 2
     assert main(["compile", str(tmp_path / "missing.py")]) == 2
+
+
+def test_loop_over_a_list_parameter_and_branches_on_bool_outputs(validator):
+    @component
+    def is_big(n: int) -> bool:
+        return n > 10
+
+    @pipeline(name="branches")
+    def p(xs: list = [1, 20]):  # noqa: B006 - a pipeline parameter default
+        with ParallelFor(xs) as x:
+            big = is_big(n=x)
+            with If(big.output):
+                echo(text="big")
+            with dsl.Elif(big.output == False):
+                echo(text="small")
+            with dsl.Else():
+                echo(text=dsl.WORKFLOW_NAME)
+
+    doc = compiled(p)
+    loop = tasks(doc, "branches")["for-loop"]
+    assert loop["withParam"] == "{{workflow.parameters.xs}}"
+    body = tasks(doc, "for-loop")
+    out = "'{{tasks.is-big.outputs.parameters.Output}}'"
+    assert body["echo"]["when"] == f"{out} == 'true'"
+    assert body["echo-2"]["when"] == f"!({out} == 'true') && ({out} == 'false')"
+    assert body["echo-3"]["when"] == f"!({out} == 'true') && !({out} == 'false')"
+    assert body["echo-3"]["arguments"]["parameters"][0]["value"] == "{{workflow.name}}"
+    assert all(body[n]["dependencies"] == ["is-big"] for n in ("echo", "echo-2", "echo-3"))
+    assert_valid(doc, validator)
+
+
+def test_quote_in_a_condition_constant_is_refused():
+    @pipeline
+    def p():
+        with If(echo(text="x").output == "it's"):
+            echo(text="y")
+
+    with pytest.raises(dsl.PipelineError, match="cannot contain a quote"):
+        compile_pipeline(p)
