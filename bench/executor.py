@@ -1,17 +1,23 @@
 """Benchmark: LocalExecutor launch-to-result overhead per step over a bare process spawn.
 
-Run: ``.venv/bin/python bench/executor.py [--steps 200] [--poll 0.0005]``
+Run: ``.venv/bin/python bench/executor.py [--steps 200] [--poll 0.0005] [--dir DIR]``
 
-For no-op ``sh -c true`` steps it prints the mean wall time of a bare
-``subprocess.run(['sh', '-c', 'true'])`` and of launch -> poll -> result through the
-executor, for steps run one after another and two at a time, and the difference (the
-executor's overhead per step). Also shown: the time ``launch()`` itself blocks, and the
-cost of a step with a private path (mount namespace).
+For no-op ``sh -c true`` steps it prints, for steps run one after another and two at a
+time (and one after another with a private ``/tmp``):
+
+* wall ms per step of a bare ``subprocess.run(['sh', '-c', 'true'])`` and of
+  launch -> poll -> result through the executor, and their difference (the overhead);
+* how long ``launch()`` blocks;
+* CPU ms per step spent by the executor's machinery: the controller's ``launch`` and
+  ``poll`` calls, the fork server, and the step's supervisor (from ``status.json``'s
+  ``usage``). On a busy machine wall times swing with the load; CPU time does not.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
 import subprocess
 import sys
@@ -25,14 +31,8 @@ from chute.executors.base import LaunchSpec
 from chute.executors.local import LocalExecutor
 
 
-def bare(n: int) -> float:
-    t = time.perf_counter()
-    for _ in range(n):
-        subprocess.run(["sh", "-c", "true"], check=True)
-    return (time.perf_counter() - t) / n
-
-
-def bare_parallel(n: int, width: int) -> float:
+def bare(n: int, width: int) -> float:
+    """Mean wall seconds per bare ``sh -c true``, ``width`` at a time."""
     t = time.perf_counter()
     for _ in range(0, n, width):
         procs = [subprocess.Popen(["sh", "-c", "true"]) for _ in range(width)]
@@ -54,26 +54,53 @@ def make(root: Path, i: int, private: bool) -> LaunchSpec:
     )
 
 
+def _cpu_of(pid: int) -> float:
+    """utime + stime of a process, in seconds."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        fields = f.read().rsplit(b")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def executor_run(
     ex: LocalExecutor, root: Path, n: int, width: int, poll: float, private: bool = False
-) -> tuple[float, float]:
-    """Mean seconds per step (wall, amortised over ``width`` at a time) and mean launch()."""
-    launch_times = []
+) -> dict[str, float]:
+    """Per-step means (seconds) for ``n`` steps, ``width`` at a time."""
+    launch_wall: list[float] = []
+    launch_cpu = 0.0
+    poll_cpu = 0.0
+    server_pid = ex.start()._server.proc.pid
+    server_cpu0 = _cpu_of(server_pid)
     t = time.perf_counter()
     i = 0
+    dirs = []
     while i < n:
         handles = []
         for _ in range(min(width, n - i)):
-            t0 = time.perf_counter()
-            handles.append(ex.launch(make(root, i, private)))
-            launch_times.append(time.perf_counter() - t0)
+            spec = make(root, i, private)
+            dirs.append(spec.step_dir)
+            c0, t0 = time.process_time(), time.perf_counter()
+            handles.append(ex.launch(spec))
+            launch_wall.append(time.perf_counter() - t0)
+            launch_cpu += time.process_time() - c0
             i += 1
         pending = list(handles)
         while pending:
+            c0 = time.process_time()
             pending = [h for h in pending if ex.poll(h) is None]
+            poll_cpu += time.process_time() - c0
             if pending:
                 time.sleep(poll)
-    return (time.perf_counter() - t) / n, statistics.mean(launch_times)
+    wall = (time.perf_counter() - t) / n
+    server_cpu = _cpu_of(server_pid) - server_cpu0
+    sup_cpu = [json.loads((d / "status.json").read_text())["usage"]["supervisor_cpu"] for d in dirs]
+    return {
+        "wall": wall,
+        "launch": statistics.mean(launch_wall),
+        "cpu_launch": launch_cpu / n,
+        "cpu_poll": poll_cpu / n,
+        "cpu_server": server_cpu / n,
+        "cpu_supervisor": statistics.mean(sup_cpu),
+    }
 
 
 def main() -> None:
@@ -88,23 +115,46 @@ def main() -> None:
     )
     args = ap.parse_args()
     n = args.steps
+    rows = []
     with tempfile.TemporaryDirectory(dir=args.dir) as d, LocalExecutor() as ex:
         root = Path(d)
-        executor_run(ex, root / "warm", 10, 1, args.poll)  # start the fork server, warm caches
-        rows = []
-        for label, width in (("sequential", 1), ("parallel x2", 2)):
-            b = bare(n) if width == 1 else bare_parallel(n, width)
-            e, launch = executor_run(ex, root / label.replace(" ", "_"), n, width, args.poll)
-            rows.append((label, b, e, launch))
-        bp = bare(n)
-        ep, lp = executor_run(ex, root / "private", n, 1, args.poll, private=True)
-        rows.append(("sequential, private /tmp", bp, ep, lp))
-    print(f"{n} no-op steps (sh -c true), poll every {args.poll * 1000:.1f} ms")
-    print(f"{'mode':28} {'bare ms':>8} {'executor ms':>12} {'overhead ms':>12} {'launch() ms':>12}")
-    for label, b, e, launch in rows:
-        print(
-            f"{label:28} {b * 1e3:8.2f} {e * 1e3:12.2f} {(e - b) * 1e3:12.2f} {launch * 1e3:12.2f}"
-        )
+        executor_run(ex, root / "warm", 20, 1, args.poll)  # start the fork server, warm caches
+        for label, width, private in (
+            ("sequential", 1, False),
+            ("parallel x2", 2, False),
+            ("sequential, private /tmp", 1, True),
+        ):
+            b = bare(n, width)
+            r = executor_run(
+                ex,
+                root / label.split(",")[0].replace(" ", "_") / str(private),
+                n,
+                width,
+                args.poll,
+                private,
+            )
+            rows.append((label, b, r))
+    print(
+        f"{n} no-op steps (sh -c true), poll every {args.poll * 1000:.1f} ms, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+    )
+    head = (
+        "mode",
+        "bare",
+        "executor",
+        "overhead",
+        "launch()",
+        "cpu launch",
+        "cpu poll",
+        "cpu server",
+        "cpu superv.",
+        "cpu total",
+    )
+    print(f"{head[0]:26}" + "".join(f"{h:>12}" for h in head[1:]) + "   (ms per step)")
+    for label, b, r in rows:
+        cpu = [r["cpu_launch"], r["cpu_poll"], r["cpu_server"], r["cpu_supervisor"]]
+        vals = [b, r["wall"], r["wall"] - b, r["launch"], *cpu, sum(cpu)]
+        print(f"{label:26}" + "".join(f"{v * 1e3:12.2f}" for v in vals))
 
 
 if __name__ == "__main__":

@@ -43,14 +43,16 @@ class Spare:
                 os.closerange(r + 1, 1 << 16)
                 os.setsid()
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                # held until the supervisor's handler is installed (see Supervisor._run)
+                # held until Supervisor.run knows its step (a cancel then is not lost)
                 signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+                supervisor.detach_stdio()
+                sup = supervisor.Supervisor()  # prepared while idle, off the launch path
                 with os.fdopen(r, "rb") as f:
                     data = f.read()
                 if not data:  # the fork server went away without using us
                     os._exit(0)
                 req = json.loads(data)
-                code = supervisor.supervise(req["step_dir"], req.get("env"))
+                code = supervisor.run_logged(sup, req["step_dir"], req.get("env"))
             except BaseException:  # noqa: BLE001 - nothing to report to; exit quietly
                 code = 1
             os._exit(code)

@@ -17,6 +17,7 @@ The step's environment is the controller's environment at launch time, updated w
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -143,7 +144,12 @@ class LocalExecutor:
 
     def launch(self, spec: LaunchSpec) -> StepHandle:
         """Write launch.json and start the attempt's supervisor; returns at once."""
-        step_dir = Path(spec.step_dir)
+        # the supervisor runs elsewhere (and changes directory): absolute paths only
+        step_dir = Path(spec.step_dir).absolute()
+        if step_dir != spec.step_dir or not Path(spec.log_path).is_absolute():
+            spec = dataclasses.replace(
+                spec, step_dir=step_dir, log_path=Path(spec.log_path).absolute()
+            )
         step_dir.mkdir(parents=True, exist_ok=True)
         if (step_dir / PIDFILE).exists() or (step_dir / STATUS).exists():
             raise ExecutionError(f"{step_dir}: this attempt was already launched")

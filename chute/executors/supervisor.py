@@ -23,7 +23,9 @@ import dataclasses
 import functools
 import json
 import os
+import resource
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -185,28 +187,48 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 class Supervisor:
-    """Runs one attempt described by ``step_dir/launch.json``."""
+    """Runs one attempt described by ``step_dir/launch.json``.
 
-    def __init__(self, step_dir: Path, base_env: dict[str, str] | None = None):
-        self.step_dir = Path(step_dir)
-        self.spec = read_json(self.step_dir / LAUNCH) or {}
-        self.base_env = dict(os.environ if base_env is None else base_env)
+    Construction prepares the process (subreaper, signal handlers); a spare supervisor
+    does that while it waits for a step, off the launch's critical path. :meth:`run`
+    then runs one step. SIGTERM should be blocked until :meth:`run` unblocks it, so that
+    a cancel arriving before the step directory is known is held, not lost.
+    """
+
+    def __init__(self) -> None:
+        self.subreaper = proctree.become_subreaper()
+        self.wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(wake_w)
+        signal.signal(signal.SIGTERM, self._on_term)
+        signal.signal(signal.SIGCHLD, lambda *_: None)  # only to wake the poll loop
+        for s in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
+            signal.signal(s, signal.SIG_IGN)
+        self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        self.step_dir = Path(".")
+        self.spec: dict = {}
         self.step_pid: int | None = None
         self.step_status: int | None = None
         self.stop_outcome: str | None = None  # TIMEOUT or CANCELLED once we start killing
         self.stop_message = ""
         self.kill_at: float | None = None
         self.started_at: float | None = None
-        self.subreaper = False
         self.proc: subprocess.Popen | None = None
 
     # -- lifecycle
 
-    def run(self) -> int:
+    def run(self, step_dir: str | Path, base_env: dict[str, str] | None = None) -> int:
         """Run the step to its end and write status.json; returns 0 unless it could not."""
+        self.step_dir = Path(step_dir).absolute()
+        me = os.getpid()
+        # before anything else: "supervisor.pid exists" means "the step may have started"
+        _write_small(self.step_dir / PIDFILE, {"pid": me, "create_time": proctree.create_time(me)})
+        self.spec = read_json(self.step_dir / LAUNCH) or {}
+        # a cancel that came meanwhile is delivered now; the step must not inherit the mask
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
         try:
-            result = self._run()
+            result = self._run(dict(os.environ if base_env is None else base_env))
         except Exception as e:  # noqa: BLE001 - anything unexpected still ends as an ERROR
+            _log_traceback(self.step_dir)
             self._cleanup_after_error()
             result = StepResult(
                 ERROR,
@@ -222,7 +244,9 @@ class Supervisor:
             message=masker.mask(result.message.encode()).decode(errors="replace"),
             result=None if result.result is None else masker.mask(result.result.encode()).decode(),
         )
-        write_json_atomic(self.step_dir / STATUS, result_to_json(result))
+        data = result_to_json(result)
+        data["usage"] = _usage()  # not part of StepResult: for benchmarks and the curious
+        write_json_atomic(self.step_dir / STATUS, data)
         return 0
 
     def _cleanup_after_error(self) -> None:
@@ -231,26 +255,12 @@ class Supervisor:
                 self.step_pid, root=os.getpid(), scan=not self.subreaper, reap=self._reap
             )
 
-    def _run(self) -> StepResult:
-        me = os.getpid()
-        # before anything else: "supervisor.pid exists" means "the step may have started"
-        _write_small(self.step_dir / PIDFILE, {"pid": me, "create_time": proctree.create_time(me)})
+    def _run(self, env: dict[str, str]) -> StepResult:
         spec = self.spec
         if not spec:
             return StepResult(
                 ERROR, None, "launch.json missing or unreadable", finished_at=time.time()
             )
-        self.subreaper = proctree.become_subreaper()
-        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        signal.set_wakeup_fd(wake_w)
-        signal.signal(signal.SIGTERM, self._on_term)
-        signal.signal(signal.SIGCHLD, lambda *_: None)  # only to wake the poll loop
-        for s in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
-            signal.signal(s, signal.SIG_IGN)
-        # the fork server blocks SIGTERM until the handler is in place, so that a cancel
-        # arriving this early is not lost; the step must not inherit the mask
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
-
         argv = resolve_argv(list(spec["argv"]))
         if spec.get("script_source") is not None:
             script = self.step_dir / "script"
@@ -258,13 +268,10 @@ class Supervisor:
             argv.append(str(script))
         if not argv:
             return StepResult(ERROR, None, "empty command", finished_at=time.time())
-        env = dict(self.base_env)
         env.update(spec.get("env") or {})
         plan = sandbox.plan_for(spec, env, argv)
         try:
             plan.prepare()
-            if spec.get("working_dir") and not plan.enabled:
-                os.makedirs(spec["working_dir"], exist_ok=True)
         except OSError as e:
             return StepResult(
                 ERROR, None, f"could not prepare step files: {e}", finished_at=time.time()
@@ -296,15 +303,11 @@ class Supervisor:
                 ERROR, None, exec_error, started_at=self.started_at, finished_at=time.time()
             )
         if self.stop_outcome is not None:  # cancelled while the step was being started
-            proctree.signal_step(self.step_pid, signal.SIGTERM, root=me, scan=not self.subreaper)
+            proctree.signal_step(
+                self.step_pid, signal.SIGTERM, root=os.getpid(), scan=not self.subreaper
+            )
 
-        self._loop(
-            sink,
-            {out_r: b"stdout", err_r: b"stderr"},
-            wake_r,
-            spec.get("deadline"),
-            float(spec.get("grace_seconds") or 0.0),
-        )
+        self._loop(sink, {out_r: b"stdout", err_r: b"stderr"}, spec.get("deadline"))
         for fd in (out_r, err_r, log_fd):
             os.close(fd)
         sink.close()
@@ -313,34 +316,58 @@ class Supervisor:
     def _spawn(self, argv, env, working_dir, plan, out_w, err_w) -> str | None:
         """Start the step in a new session; returns an exec error message, or None.
 
-        Without a private view this is a plain ``Popen`` (vfork + exec: no copy of the
-        supervisor's memory); a private view needs code in the child (``preexec_fn``).
+        Without a private view this is ``posix_spawn`` (vfork + exec inside libc: no copy
+        of the supervisor's memory and little Python); the step's working directory is
+        set by changing the supervisor's own (it uses absolute paths only). A private view
+        needs code in the forked child, so it goes through ``Popen(preexec_fn=...)``.
         """
-        kw: dict = {}
         if plan.enabled:
-            kw["preexec_fn"] = functools.partial(_enter_private_view, plan, working_dir)
+            try:
+                self.proc = subprocess.Popen(
+                    argv,
+                    stdin=self.devnull,
+                    stdout=out_w,
+                    stderr=err_w,
+                    env=env,
+                    start_new_session=True,
+                    close_fds=True,
+                    # the supervisor is single-threaded, so preexec_fn is safe here
+                    preexec_fn=functools.partial(_enter_private_view, plan, working_dir),  # noqa: PLW1509
+                )
+            except subprocess.SubprocessError as e:  # the preexec_fn failed
+                return f"could not start step: {e}"
+            except OSError as e:
+                return _exec_error(argv[0], e)
+            self.step_pid = self.proc.pid
         else:
-            kw["cwd"] = working_dir or plan.default_cwd
-        try:
-            proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out_w,
-                stderr=err_w,
-                env=env,
-                start_new_session=True,
-                close_fds=True,
-                **kw,
-            )
-        except subprocess.SubprocessError as e:  # the preexec_fn failed
-            return f"could not start step: {e}"
-        except OSError as e:
-            return _exec_error(argv[0], e)
-        self.proc = proc
-        self.step_pid = proc.pid
+            try:
+                cwd = working_dir or plan.default_cwd
+                os.makedirs(cwd, exist_ok=True)
+                os.chdir(cwd)
+            except OSError as e:
+                return f"working directory {working_dir}: {e.strerror or e}"
+            path = argv[0]
+            if "/" not in path:
+                path = shutil.which(path, path=env.get("PATH", os.defpath)) or ""
+                if not path:
+                    return _exec_error(argv[0], FileNotFoundError())
+            try:
+                self.step_pid = os.posix_spawn(
+                    path,
+                    argv,
+                    env,
+                    file_actions=[
+                        (os.POSIX_SPAWN_DUP2, self.devnull, 0),
+                        (os.POSIX_SPAWN_DUP2, out_w, 1),
+                        (os.POSIX_SPAWN_DUP2, err_w, 2),
+                    ],
+                    setsid=True,
+                )
+            except OSError as e:
+                return _exec_error(argv[0], e)
         _write_small(
             self.step_dir / STEPFILE,
-            {"pid": proc.pid, "create_time": proctree.create_time(proc.pid)},
+            {"pid": self.step_pid, "create_time": proctree.create_time(self.step_pid)},
         )
         return None
 
@@ -371,16 +398,12 @@ class Supervisor:
                 return
             if pid == self.step_pid:
                 self.step_status = status
-                self.proc.returncode = os.waitstatus_to_exitcode(status)
+                if self.proc is not None:  # so that Popen never waits for it itself
+                    self.proc.returncode = os.waitstatus_to_exitcode(status)
 
-    def _loop(
-        self,
-        sink: LogSink,
-        streams: dict[int, bytes],
-        wake_r: int,
-        deadline: float | None,
-        grace: float,
-    ) -> None:
+    def _loop(self, sink: LogSink, streams: dict[int, bytes], deadline: float | None) -> None:
+        """Copy output to the log until the step's processes are gone and pipes closed."""
+        wake_r = self.wake_r
         poller = select.poll()
         for fd in streams:
             poller.register(fd, select.POLLIN)
@@ -427,10 +450,6 @@ class Supervisor:
                     sink.feed(streams[fd], b"", final=True)
                     poller.unregister(fd)
                     open_fds.discard(fd)
-            if not open_fds and self.step_status is None:
-                # both pipes closed before the main process exited: wait for it
-                poller.unregister(wake_r)
-                poller.register(wake_r, select.POLLIN)
         for stream in streams.values():
             sink.feed(stream, b"", final=True)
 
@@ -473,6 +492,18 @@ def _drain(fd: int) -> None:
         pass
 
 
+def _usage() -> dict:
+    """CPU seconds used by this supervisor and by the step's processes, and the step's peak
+    memory (kB); descendants count once reaped, which every one of them is by now."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {
+        "supervisor_cpu": round(me.ru_utime + me.ru_stime, 6),
+        "step_cpu": round(kids.ru_utime + kids.ru_stime, 6),
+        "step_max_rss_kb": kids.ru_maxrss,
+    }
+
+
 def _write_small(path: Path, data: dict) -> None:
     """Write a small JSON file in one ``write`` (readers treat bad JSON as absent)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
@@ -498,30 +529,43 @@ def _enter_private_view(plan: sandbox.Plan, working_dir: str | None) -> None:
     os.chdir(working_dir or plan.default_cwd)
 
 
-def supervise(step_dir: str | Path, base_env: dict[str, str] | None = None) -> int:
-    """Entry point in the forked supervisor process: detach stdio, run, return exit code."""
-    step_dir = Path(step_dir)
-    null = os.open(os.devnull, os.O_RDWR)
-    os.dup2(null, 0)
-    os.dup2(null, 1)
-    try:  # the supervisor's own stderr (tracebacks) goes next to the attempt
-        err = os.open(step_dir / "supervisor.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        os.dup2(err, 2)
-        os.close(err)
-    except OSError:
-        os.dup2(null, 2)
-    os.close(null)
-    try:
-        return Supervisor(step_dir, base_env).run()
-    except BaseException:  # noqa: BLE001 - last resort, the status is already attempted
-        import traceback
+def _log_traceback(step_dir: Path) -> None:
+    import traceback
 
-        traceback.print_exc()
+    try:
+        with open(step_dir / "supervisor.log", "a") as f:
+            traceback.print_exc(file=f)
+    except OSError:
+        pass
+
+
+def detach_stdio() -> None:
+    """Point stdin/stdout/stderr at /dev/null: a supervisor has no terminal and no reader."""
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+
+
+def run_logged(sup: Supervisor, step_dir: str | Path, base_env: dict[str, str] | None) -> int:
+    """``sup.run(...)``; a crash of the supervisor itself leaves a traceback in
+    ``step_dir/supervisor.log`` (the file exists only then: creating files costs)."""
+    try:
+        return sup.run(step_dir, base_env)
+    except BaseException:  # noqa: BLE001 - last resort: record why, for whoever looks
+        _log_traceback(Path(step_dir))
         return 1
+
+
+def supervise(step_dir: str | Path, base_env: dict[str, str] | None = None) -> int:
+    """Run one attempt in this process, as a detached supervisor; returns the exit code."""
+    detach_stdio()
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # Supervisor.run unblocks
+    return run_logged(Supervisor(), step_dir, base_env)
 
 
 if __name__ == "__main__":  # python -m chute.executors.supervisor STEP_DIR (debugging aid)
     if len(sys.argv) != 2:
         print("usage: python -m chute.executors.supervisor STEP_DIR", file=sys.stderr)
         sys.exit(2)
-    sys.exit(Supervisor(Path(sys.argv[1])).run())
+    sys.exit(run_logged(Supervisor(), sys.argv[1], None))
