@@ -182,6 +182,17 @@ class RunState:
         self.launched_ids.add(pod_id)
         return node
 
+    def relaunch(self, pod_id: str) -> LaunchRequest | None:
+        """A new attempt of a Running pod whose earlier launch never started (found on
+        adoption); None if the pod is unknown."""
+        node = self.nodes.get(pod_id)
+        if node is None or pod_id not in self._pods:
+            return None
+        tmpl, ctx = self._pods[pod_id]
+        node.attempt += 1
+        self.touch(node)
+        return launch_request(self.plan.uid, node.id, node.attempt, tmpl, ctx)
+
     def drain(self) -> Decisions:
         """Take the decisions made since the last drain."""
         d = Decisions(

@@ -27,7 +27,6 @@ from chute.errors import StoreError
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-HEAD = "0001"  # latest revision; bump with each new migration (a test checks it)
 
 
 class Store:
@@ -47,6 +46,7 @@ class Store:
             try:
                 yield session
             finally:
+                session.expunge_all()  # keep loaded rows readable after the session
                 session.rollback()
 
     @contextmanager
@@ -106,6 +106,21 @@ def current_revision(engine: Engine) -> str | None:
         return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
+_HEADS: dict[str, str | None] = {}
+
+
+def head_revision() -> str | None:
+    """The newest revision among the migration scripts (read once per process)."""
+    if "head" not in _HEADS:
+        from alembic.config import Config
+        from alembic.script import ScriptDirectory
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+        _HEADS["head"] = ScriptDirectory.from_config(cfg).get_current_head()
+    return _HEADS["head"]
+
+
 def _alembic_config(connection):
     from alembic.config import Config
 
@@ -143,9 +158,11 @@ def upgrade(engine: Engine, settings: Settings, revision: str = "head") -> None:
     from alembic import command
 
     try:
-        if revision == "head" and current_revision(engine) == HEAD:
+        if revision == "head" and current_revision(engine) == head_revision():
             return  # fast path: every CLI call opens the store
         with _migration_lock(engine, settings):
+            if revision == "head" and current_revision(engine) == head_revision():
+                return  # another process migrated while we waited for the lock
             with engine.begin() as conn:
                 command.upgrade(_alembic_config(conn), revision)
     except StoreError:

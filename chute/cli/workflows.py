@@ -1,0 +1,319 @@
+"""Workflow commands in the Argo CLI's shape: ``submit``, ``list``, ``get``, ``logs``,
+``delete``, plus ``template create`` and ``controller``.
+
+With no server, ``submit --wait`` runs an embedded controller in this process (it holds
+the new workflow's lease from the moment the row is written); if a standalone controller
+is running, ``--wait`` just watches. ``--wait`` exits 0 only if the workflow Succeeded.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from chute.config import load_settings
+from chute.errors import NotFoundError, SpecError, UserError
+
+PHASE_SYMBOL = {"Succeeded": "✔", "Failed": "✖", "Error": "⚠", "Running": "●",
+                "Pending": "◷", "Skipped": "○", "Omitted": "○"}
+
+
+def _store():
+    from chute.store.db import open_store
+
+    settings = load_settings().ensure()
+    return open_store(settings), settings
+
+
+def _params(values: list[str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for v in values or []:
+        if "=" not in v:
+            raise UserError(f"-p {v!r}: expected NAME=VALUE")
+        k, _, val = v.partition("=")
+        out[k.strip()] = val
+    return out
+
+
+def _duration(start: float | None, end: float | None) -> str:
+    if not start:
+        return ""
+    secs = int((end or time.time()) - start)
+    if secs < 60:
+        return f"{secs}s"
+    if secs < 3600:
+        return f"{secs // 60}m{secs % 60}s"
+    return f"{secs // 3600}h{(secs % 3600) // 60}m"
+
+
+def run_embedded(store, settings, uids: list[str], owner: str, timeout: float | None = None) -> None:
+    """Drive ``uids`` to completion with a controller in this process."""
+    from chute.engine.controller import Controller
+    from chute.executors.local import LocalExecutor
+
+    executor = LocalExecutor().start()
+    ctl = Controller(store, settings, executor, owner=owner)
+    try:
+        ctl.run_until_done(uids, timeout=timeout)
+    finally:
+        ctl.close()
+        executor.close()
+
+
+def _wait_watching(store, uid: str) -> str:
+    from chute.store import queries as q
+
+    while True:
+        with store.read() as s:
+            row = q.get_workflow(s, uid)
+            if row.phase in ("Succeeded", "Failed", "Error"):
+                return row.phase
+        time.sleep(0.5)
+
+
+def submit_cmd(
+    file: Annotated[str, typer.Argument(help="Workflow YAML/JSON file ('-' for stdin)")],
+    parameter: Annotated[list[str] | None, typer.Option("-p", "--parameter",
+                                                        help="NAME=VALUE")] = None,
+    wait: Annotated[bool, typer.Option("--wait", "-w", help="wait until it finishes")] = False,
+    watch: Annotated[bool, typer.Option("--watch", help="wait and print the tree")] = False,
+    output: Annotated[str | None, typer.Option("-o", "--output", help="name|json|yaml")] = None,
+) -> None:
+    """Submit a workflow; prints its name. With --wait, exit 0 only if it Succeeded."""
+    from chute.engine.controller import _owner_id
+    from chute.engine.submit import store_template, submit
+    from chute.spec.loader import load_documents, load_file
+    from chute.spec.models import ClusterWorkflowTemplate, Workflow, WorkflowTemplate
+    from chute.store import queries as q
+
+    docs = load_documents(sys.stdin.buffer.read(), "<stdin>") if file == "-" else load_file(file)
+    store, settings = _store()
+    # templates in the same file are stored first (Argo's examples ship them together)
+    for d in docs:
+        if isinstance(d, WorkflowTemplate | ClusterWorkflowTemplate):
+            store_template(store, d)
+    workflows = [d for d in docs if isinstance(d, Workflow)]
+    if not workflows:
+        raise SpecError("no Workflow in the file", file)
+    overrides = _params(parameter)
+    block = wait or watch
+    with store.read() as s:
+        standalone = q.lease_holder(s, "controller", time.time()) is not None
+    owner = _owner_id() if block and not standalone else None
+    rows = [submit(store, wf, overrides, owner=owner, source=file) for wf in workflows]
+    for row in rows:
+        typer.echo(row.name)
+    if not block:
+        return
+    uids = [r.uid for r in rows]
+    if owner:
+        run_embedded(store, settings, uids, owner)
+    phases = [_wait_watching(store, u) for u in uids]
+    if watch or output:
+        for r in rows:
+            _print_get(store, r.name, output)
+    if any(p != "Succeeded" for p in phases):
+        raise typer.Exit(1)
+
+
+def list_cmd(
+    output: Annotated[str | None, typer.Option("-o", "--output", help="name|json")] = None,
+    running: Annotated[bool, typer.Option("--running")] = False,
+    completed: Annotated[bool, typer.Option("--completed")] = False,
+) -> None:
+    """List workflows, newest first."""
+    from chute.store import queries as q
+
+    store, _ = _store()
+    phases = ["Pending", "Running"] if running else (
+        ["Succeeded", "Failed", "Error"] if completed else None)
+    with store.read() as s:
+        rows = q.list_workflows(s, phases)
+    if output == "name":
+        for r in rows:
+            typer.echo(r.name)
+        return
+    if output == "json":
+        typer.echo(json.dumps([{"name": r.name, "uid": r.uid, "phase": r.phase,
+                                "createdAt": r.created_at, "startedAt": r.started_at,
+                                "finishedAt": r.finished_at} for r in rows], indent=2))
+        return
+    typer.echo(f"{'NAME':<40} {'STATUS':<10} {'AGE':<8} {'DURATION':<8} MESSAGE")
+    for r in rows:
+        typer.echo(f"{r.name:<40} {r.phase:<10} {_duration(r.created_at, None):<8} "
+                   f"{_duration(r.started_at, r.finished_at):<8} {r.message or ''}")
+
+
+def _print_get(store, name: str, output: str | None) -> None:
+    from chute.engine.status import workflow_status
+    from chute.store import queries as q
+
+    with store.read() as s:
+        row = q.get_workflow(s, name)
+        nodes = q.nodes_of(s, row.uid)
+    if output in ("json", "yaml"):
+        doc = workflow_status(row, nodes)
+        if output == "json":
+            typer.echo(json.dumps(doc, indent=2))
+        else:
+            import yaml
+
+            typer.echo(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
+        return
+    if output == "name":
+        typer.echo(row.name)
+        return
+    typer.echo(f"Name:        {row.name}")
+    typer.echo(f"Status:      {row.phase}")
+    if row.message:
+        typer.echo(f"Message:     {row.message}")
+    typer.echo(f"Duration:    {_duration(row.started_at, row.finished_at)}")
+    if row.arguments:
+        typer.echo("Parameters:")
+        for k, v in row.arguments.items():
+            typer.echo(f"  {k}: {v}")
+    if row.outputs and row.outputs.get("parameters"):
+        typer.echo("Outputs:")
+        for p in row.outputs["parameters"]:
+            typer.echo(f"  {p['name']}: {p.get('value')}")
+    typer.echo("")
+    typer.echo(f"{'STEP':<50} {'TEMPLATE':<24} {'DURATION':<9} MESSAGE")
+    kids: dict[str | None, list] = {}
+    for n in nodes:
+        kids.setdefault(n.parent_id, []).append(n)
+
+    def show(n, depth: int) -> None:
+        hide = n.type in ("StepGroup", "TaskGroup") and False
+        if not hide:
+            label = f"{'  ' * depth}{PHASE_SYMBOL.get(n.phase, '?')} {n.display_name}"
+            typer.echo(f"{label:<50} {(n.template_name or ''):<24} "
+                       f"{_duration(n.started_at, n.finished_at):<9} {n.message or ''}")
+        for c in kids.get(n.node_id, []):
+            show(c, depth + 1)
+
+    for top in kids.get(None, []):
+        show(top, 0)
+
+
+def get_cmd(
+    name: Annotated[str, typer.Argument(help="workflow name")],
+    output: Annotated[str | None, typer.Option("-o", "--output", help="json|yaml|name")] = None,
+) -> None:
+    """Show a workflow: a tree of its nodes, or Argo's JSON/YAML shape with -o."""
+    store, _ = _store()
+    _print_get(store, name, output)
+
+
+def logs_cmd(
+    name: Annotated[str, typer.Argument(help="workflow name")],
+    node: Annotated[str | None, typer.Argument(help="node id, name or display name")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f")] = False,
+    timestamps: Annotated[bool, typer.Option("--timestamps")] = False,
+) -> None:
+    """Print the logs of a workflow's steps (or one step's)."""
+    from chute.store import queries as q
+
+    store, settings = _store()
+    with store.read() as s:
+        row = q.get_workflow(s, name)
+        nodes = [n for n in q.nodes_of(s, row.uid) if n.type == "Pod"]
+    if node:
+        nodes = [n for n in nodes if node in (n.node_id, n.name, n.display_name)]
+        if not nodes:
+            raise NotFoundError(f"workflow {name!r} has no step {node!r}")
+    prefix = len(nodes) > 1
+    offsets: dict[str, int] = {}
+
+    def dump() -> None:
+        for n in nodes:
+            path = settings.logs_dir / row.uid / f"{n.node_id}.log"
+            try:
+                with open(path, encoding="utf-8", errors="replace") as f:
+                    f.seek(offsets.get(n.node_id, 0))
+                    data = f.read()
+                    offsets[n.node_id] = f.tell()
+            except FileNotFoundError:
+                continue
+            for line in data.splitlines():
+                parts = line.split(" ", 2)
+                text = line if timestamps or len(parts) < 3 else parts[2]
+                typer.echo(f"{n.display_name}: {text}" if prefix else text)
+
+    dump()
+    while follow:
+        with store.read() as s:
+            done = q.get_workflow(s, name).phase in ("Succeeded", "Failed", "Error")
+        time.sleep(0.3)
+        dump()
+        if done:
+            break
+
+
+def delete_cmd(name: Annotated[str, typer.Argument(help="workflow name")]) -> None:
+    """Delete a workflow, its nodes, journal and logs."""
+    import shutil
+
+    from chute.store import queries as q
+
+    store, settings = _store()
+    with store.write() as s:
+        row = q.get_workflow(s, name)
+        uid = row.uid
+        q.delete_workflow(s, uid)
+    shutil.rmtree(settings.logs_dir / uid, ignore_errors=True)
+    shutil.rmtree(settings.steps_dir / uid, ignore_errors=True)
+    typer.echo(f'Workflow "{name}" deleted')
+
+
+def template_create_cmd(files: Annotated[list[Path], typer.Argument(help="template files")]) -> None:
+    """Store WorkflowTemplates / ClusterWorkflowTemplates for templateRef."""
+    from chute.engine.submit import store_template
+    from chute.spec.loader import load_file
+    from chute.spec.models import ClusterWorkflowTemplate, WorkflowTemplate
+
+    store, _ = _store()
+    for f in files:
+        for d in load_file(f):
+            if isinstance(d, WorkflowTemplate | ClusterWorkflowTemplate):
+                typer.echo(f"{d.kind}/{store_template(store, d)} created")
+
+
+def controller_cmd() -> None:
+    """Run the standalone controller (refuses if another one holds the lease)."""
+    import signal
+
+    from chute.engine.controller import Controller
+    from chute.executors.local import LocalExecutor
+
+    store, settings = _store()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    executor = LocalExecutor().start()
+    ctl = Controller(store, settings, executor)
+    try:
+        ctl.serve(stop)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        ctl.close()
+        executor.close()
+
+
+def register(app: typer.Typer) -> None:
+    """Add the workflow commands to the ``chute`` app."""
+    app.command("submit")(submit_cmd)
+    app.command("list")(list_cmd)
+    app.command("get")(get_cmd)
+    app.command("logs")(logs_cmd)
+    app.command("delete")(delete_cmd)
+    app.command("controller")(controller_cmd)
+    tmpl = typer.Typer(help="WorkflowTemplates used by templateRef and workflowTemplateRef.",
+                       no_args_is_help=True)
+    tmpl.command("create")(template_create_cmd)
+    app.add_typer(tmpl, name="template")

@@ -1,0 +1,352 @@
+"""The controller: the only part of the engine that does IO.
+
+One driver loop runs many workflows at once. Each turn it polls the running steps, feeds
+their results to each run's :class:`~chute.engine.state.RunState`, fires timers, and then
+**commits every decision before acting on it**: nodes about to be launched are written
+as Running with their step directory in the same transaction that journals the
+transition, and only then does the executor start them. The controller never runs user
+code: steps run under the executor's supervisors, which outlive it.
+
+Leases: a controller holds a lease on each workflow it runs (owner id + expiry in the
+workflows row), renewed by a heartbeat thread that user code cannot block. A controller
+that finds a workflow whose lease expired adopts it: the run is rebuilt from the spec and
+the recorded nodes (replay), re-attaching to running steps and taking the results of
+steps that finished meanwhile. A standalone controller also holds the named lease
+``controller``; a second one refuses to start (R-4).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from chute.config import Settings
+from chute.engine import phases as P
+from chute.engine.nodes import Node
+from chute.engine.plan import build_plan
+from chute.engine.pod import LaunchRequest, PodOutcome
+from chute.engine.state import RunState
+from chute.errors import ChuteError, LeaseHeldError
+from chute.executors import base as X
+from chute.store import queries as q
+from chute.store.db import Store
+
+MAX_OUTPUT_BYTES = 1 << 20  # an output parameter file larger than this is an error
+
+
+def _owner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class Run:
+    """One workflow this controller drives."""
+
+    uid: str
+    name: str
+    state: RunState
+    handles: dict[str, X.StepHandle] = field(default_factory=dict)
+    requests: dict[str, LaunchRequest] = field(default_factory=dict)
+
+
+def store_lookup(store: Store) -> Callable[[str, str], dict | None]:
+    """A template lookup over the store (WorkflowTemplate / ClusterWorkflowTemplate)."""
+    def lookup(kind: str, name: str) -> dict | None:
+        with store.read() as s:
+            return q.get_template(s, kind, name)
+    return lookup
+
+
+class Controller:
+    """Drives workflows through their node trees, persisting every transition."""
+
+    def __init__(self, store: Store, settings: Settings, executor: X.Executor, *,
+                 owner: str | None = None, lease_ttl: float = 15.0, poll_interval: float = 0.01,
+                 max_running: int | None = None, clock: Callable[[], float] = time.time):
+        self.store, self.settings, self.executor = store, settings, executor
+        self.owner = owner or _owner_id()
+        self.lease_ttl = lease_ttl
+        self.poll_interval = poll_interval
+        self.max_running = max_running or max(16, 8 * (os.cpu_count() or 2))
+        self.clock = clock
+        self.runs: dict[str, Run] = {}
+        self.queue: deque[tuple[Run, LaunchRequest]] = deque()
+        self.running = 0
+        self.lost: set[str] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._heart: threading.Thread | None = None
+        self.named_lease: str | None = None
+        self.on_done: Callable[[Run], None] | None = None
+
+    # -- leases ------------------------------------------------------------------------
+
+    def acquire_controller_lease(self) -> None:
+        """Become *the* standalone controller, or raise LeaseHeldError (R-4)."""
+        with self.store.write() as s:
+            q.acquire_lease(s, "controller", self.owner, self.clock(), self.lease_ttl)
+        self.named_lease = "controller"
+
+    def start_heartbeat(self) -> None:
+        """Renew our leases from a thread of its own (a slow turn cannot lose them)."""
+        if self._heart is not None:
+            return
+        self._heart = threading.Thread(target=self._heartbeat, name="chute-lease", daemon=True)
+        self._heart.start()
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(self.lease_ttl / 3):
+            try:
+                self.renew_leases()
+            except Exception:  # noqa: BLE001 - a missed beat is retried; expiry is the guard
+                pass
+
+    def renew_leases(self) -> None:
+        """Extend every lease we hold; runs whose lease was taken are dropped (fencing)."""
+        with self._lock:
+            uids = list(self.runs)
+        now = self.clock()
+        with self.store.write() as s:
+            held = q.renew_workflow_leases(s, self.owner, uids, now, self.lease_ttl)
+            if self.named_lease and not q.renew_lease(s, self.named_lease, self.owner, now,
+                                                      self.lease_ttl):
+                self.named_lease = None
+        with self._lock:
+            self.lost |= set(uids) - held
+
+    def close(self) -> None:
+        """Stop the heartbeat and give up our leases (steps keep running)."""
+        self._stop.set()
+        if self._heart is not None:
+            self._heart.join(timeout=5)
+        with self.store.write() as s:
+            for uid in list(self.runs):
+                q.release_workflow_lease(s, uid, self.owner)
+            if self.named_lease:
+                q.release_lease(s, self.named_lease, self.owner)
+
+    # -- adopting workflows ------------------------------------------------------------
+
+    def adopt(self, uid: str) -> bool:
+        """Take the lease of workflow ``uid`` and start (or resume) driving it."""
+        if uid in self.runs:
+            return True
+        now = self.clock()
+        with self.store.write() as s:
+            if not q.claim_workflow(s, uid, self.owner, now, self.lease_ttl):
+                return False
+            row = q.find_workflow(s, uid)
+            assert row is not None
+            spec, args, created, name = row.spec, dict(row.arguments or {}), row.created_at, row.name
+            recorded = {r.node_id: Node.from_row(q.node_dict(r)) for r in q.nodes_of(s, uid)}
+            resumed = row.phase == P.WF_RUNNING
+        try:
+            plan = build_plan(spec, uid=uid, created_at=created, overrides=args,
+                              lookup=store_lookup(self.store),
+                              steps_root=self.settings.steps_dir / uid,
+                              logs_root=self.settings.logs_dir / uid)
+        except ChuteError as exc:
+            with self.store.write() as s:
+                q.update_workflow(s, uid, phase=P.WF_ERROR, message=str(exc), finished_at=now,
+                                  lease_owner=None, lease_expires_at=None)
+            return False
+        state = RunState(plan, now=now, recorded=recorded)
+        if resumed:
+            state.started_at = None
+        run = Run(uid=uid, name=name, state=state)
+        with self._lock:
+            self.runs[uid] = run
+        state.start()
+        if resumed:
+            state._wf_update.pop("started_at", None)
+        self._flush([run])
+        return True
+
+    def claim_new(self) -> list[str]:
+        """Adopt every active workflow nobody holds; the uids adopted."""
+        with self.store.read() as s:
+            uids = q.claimable_workflows(s, self.clock())
+        return [u for u in uids if self.adopt(u)]
+
+    # -- the driver loop ---------------------------------------------------------------
+
+    def turn(self) -> bool:
+        """One pass: results, timers, launches, commits. Whether anything happened."""
+        now = self.clock()
+        busy: set[str] = set()
+        with self._lock:
+            lost, self.lost = self.lost, set()
+        for uid in lost:
+            self.runs.pop(uid, None)
+        for run in list(self.runs.values()):
+            for nid, handle in list(run.handles.items()):
+                result = self.executor.poll(handle)
+                if result is None:
+                    continue
+                del run.handles[nid]
+                self.running -= 1
+                outcome = self._outcome(run, nid, result)
+                if outcome is None:
+                    continue  # relaunched
+                run.state.pod_finished(nid, outcome, self.clock())
+                busy.add(run.uid)
+            nt = run.state.next_timer()
+            if nt is not None and nt <= now:
+                run.state.tick(now)
+                busy.add(run.uid)
+        flushed = self._flush(list(self.runs.values()))
+        return bool(busy) or flushed
+
+    def _flush(self, runs: Iterable[Run]) -> bool:
+        """Commit the runs' decisions, then launch what may start."""
+        runs = list(runs)
+        for run in runs:
+            self._collect(run)
+        # start queued pods up to the controller's limit: mark Running (committed below)
+        starting: list[tuple[Run, LaunchRequest]] = []
+        now = self.clock()
+        while self.queue and self.running < self.max_running:
+            run, req = self.queue.popleft()
+            if run.uid not in self.runs:
+                continue
+            step_dir = self.settings.steps_dir / run.uid / f"{req.node_id}-{req.attempt}"
+            run.state.mark_running(req.node_id, str(step_dir), now)
+            self.running += 1
+            starting.append((run, req))
+            if run not in runs:
+                runs.append(run)
+        decisions = [(run, run.state.drain()) for run in runs]
+        if not any(not d.empty() for _, d in decisions) and not starting:
+            return False
+        with self.store.write() as s:
+            for run, d in decisions:
+                q.insert_nodes(s, run.uid, [n.to_row() for n in d.new_nodes])
+                q.update_nodes(s, run.uid, [n.to_row() for n in d.changed_nodes])
+                q.record_events(s, d.events)
+                if d.workflow:
+                    values = dict(d.workflow)
+                    if run.state.done:
+                        values.update(lease_owner=None, lease_expires_at=None)
+                    q.update_workflow(s, run.uid, **values)
+        for run, d in decisions:  # committed: now act on it
+            for node in d.reattach:
+                self._reattach(run, node)
+        for run, req in starting:
+            self._launch(run, req)
+        done = [run for run, _ in decisions if run.state.done]
+        for run in done:
+            with self._lock:
+                self.runs.pop(run.uid, None)
+            if self.on_done:
+                self.on_done(run)
+        return True
+
+    def _collect(self, run: Run) -> None:
+        """Move the run's new launch requests to the controller's queue."""
+        d = run.state
+        for req in d._launches:
+            run.requests[req.node_id] = req
+            self.queue.append((run, req))
+        d._launches = []
+
+    def _launch(self, run: Run, req: LaunchRequest) -> None:
+        node = run.state.nodes[req.node_id]
+        spec = X.LaunchSpec(
+            workflow_uid=run.uid, node_id=req.node_id, attempt=req.attempt,
+            step_dir=Path(node.step_dir or ""),
+            log_path=self.settings.logs_dir / run.uid / f"{req.node_id}.log",
+            argv=list(req.argv), env=dict(req.env), working_dir=req.working_dir,
+            script_source=req.script_source,
+            deadline=(self.clock() + req.deadline_seconds) if req.deadline_seconds else None,
+            private_paths=[], output_paths=list(req.output_paths),
+        )
+        try:
+            spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+            if not spec.argv:
+                raise ChuteError("the template has no command (and its image's default "
+                                 "command is unknown locally)")
+            run.handles[req.node_id] = self.executor.launch(spec)
+        except Exception as exc:  # noqa: BLE001 - a launch failure is the node's Error
+            self.running -= 1
+            run.state.pod_finished(req.node_id, PodOutcome(P.ERROR, None, f"launch failed: {exc}"),
+                                   self.clock())
+
+    def _reattach(self, run: Run, node: Node) -> None:
+        handle = self.executor.reattach(Path(node.step_dir or ""))
+        self.running += 1
+        if handle is None:  # never started: safe to launch again
+            req = run.state.relaunch(node.id)
+            if req is not None:
+                self.running -= 1
+                run.requests[node.id] = req
+                self.queue.appendleft((run, req))
+            return
+        run.handles[node.id] = handle
+
+    def _outcome(self, run: Run, nid: str, result: X.StepResult) -> PodOutcome | None:
+        files: dict[str, str | None] = {}
+        for step_path, host_path in (result.outputs or {}).items():
+            try:
+                with open(host_path, "rb") as f:
+                    data = f.read(MAX_OUTPUT_BYTES + 1)
+                files[step_path] = data[:MAX_OUTPUT_BYTES].decode("utf-8", "replace")
+            except OSError:
+                files[step_path] = None
+        if result.outcome == X.SUCCEEDED:
+            phase, message = P.SUCCEEDED, result.message or ""
+        elif result.outcome == X.ERROR:
+            phase, message = P.ERROR, result.message or "error"
+        elif result.outcome == X.TIMEOUT:
+            phase = P.FAILED
+            message = "Pod was active on the node longer than the specified deadline"
+        elif result.outcome == X.CANCELLED:
+            phase, message = P.FAILED, result.message or "cancelled"
+        else:
+            phase = P.FAILED
+            message = result.message or f"Error (exit code {result.exit_code})"
+        return PodOutcome(phase=phase, exit_code=result.exit_code, message=message,
+                          started_at=result.started_at, finished_at=result.finished_at,
+                          result=result.result, files=files)
+
+    # -- running -----------------------------------------------------------------------
+
+    def wait_idle(self) -> None:
+        """Sleep until the next thing may happen (a poll interval, or the next timer)."""
+        delay = self.poll_interval
+        timers = [t for r in self.runs.values() if (t := r.state.next_timer()) is not None]
+        if timers and not any(r.handles for r in self.runs.values()) and not self.queue:
+            delay = max(self.poll_interval, min(1.0, min(timers) - self.clock()))
+        time.sleep(max(0.0, delay))
+
+    def run_until_done(self, uids: Iterable[str], timeout: float | None = None) -> None:
+        """Drive the given workflows (adopting them) until they all finish."""
+        uids = list(uids)
+        for uid in uids:
+            if not self.adopt(uid):
+                raise LeaseHeldError(f"workflow {uid} is held by another controller")
+        self.start_heartbeat()
+        end = None if timeout is None else time.monotonic() + timeout
+        while any(u in self.runs for u in uids):
+            if not self.turn():
+                self.wait_idle()
+            if end is not None and time.monotonic() > end:
+                raise TimeoutError(f"workflows still running after {timeout}s")
+
+    def serve(self, stop: threading.Event, claim_every: float = 1.0) -> None:
+        """Run as the standalone controller until ``stop`` is set."""
+        self.acquire_controller_lease()
+        self.start_heartbeat()
+        last = 0.0
+        while not stop.is_set():
+            if time.monotonic() - last > claim_every:
+                self.claim_new()
+                last = time.monotonic()
+            if not self.turn():
+                self.wait_idle()
