@@ -18,12 +18,12 @@ PACKAGES = ["chute[ml]"]  # present locally; installed on a cluster's stock imag
 
 FEATURES = [f"V{i}" for i in range(1, 29)]
 MODEL_FEATURES = [*FEATURES, "scaled_amount", "scaled_time"]
-DEFAULT_SPACE = {
-    "n_estimators": {"type": "int", "low": 40, "high": 160, "step": 20},
-    "max_depth": {"type": "int", "low": 6, "high": 20},
+DEFAULT_SPACE = {  # bounded so that a trial fits in a few seconds on one core
+    "n_estimators": {"type": "int", "low": 20, "high": 100, "step": 20},
+    "max_depth": {"type": "int", "low": 4, "high": 14},
     "min_samples_leaf": {"type": "int", "low": 1, "high": 10},
     "max_features": {"type": "categorical", "choices": ["sqrt", "log2"]},
-    "max_samples": {"type": "float", "low": 0.2, "high": 0.6},
+    "max_samples": {"type": "float", "low": 0.1, "high": 0.4},
 }
 DEFAULT_SETTINGS = [
     {"name": "all-t0.2", "threshold": 0.2, "recent_hours": 0, "gate": ["pr_auc", "recall"]},
