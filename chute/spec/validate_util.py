@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from collections.abc import Iterable
 
 from chute.errors import ExpressionError
@@ -13,8 +14,15 @@ _TAG = re.compile(r"\{\{.*?\}\}", re.DOTALL)
 
 
 def did_you_mean(name: str, candidates: Iterable[str | None]) -> str:
-    """`` (did you mean 'x'?)`` for the closest candidate, or an empty string."""
+    """`` (did you mean 'x'?)`` for the closest candidate, or an empty string.
+
+    A candidate that differs only in Unicode normalisation (``café`` written with a
+    combining accent) is named as such: the two look the same but are not equal."""
     names = sorted({c for c in candidates if c})
+    nfc = unicodedata.normalize("NFC", name)
+    for c in names:
+        if c != name and unicodedata.normalize("NFC", c) == nfc:
+            return f" (did you mean {c!r}? they differ only in Unicode normalisation)"
     close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
