@@ -402,3 +402,69 @@ def test_host_paths_inside_a_shell_string_stay_visible(ex, tmp_path):
     assert r.outcome == SUCCEEDED and r.result == "mine"
     assert count.read_text() == "ran\n"
     assert Path(r.outputs["/tmp/out.txt"]).read_text() == "mine\n"
+
+
+# ------------------------------------------------------------------ reused supervisor processes
+
+
+def test_supervisor_processes_are_reused(ex, tmp_path):
+    pids = set()
+    for i in range(4):
+        s = spec(tmp_path, ["true"], name=f"r{i}")
+        h = ex.launch(s)
+        wait(ex, h)
+        pids.add(h.pid)
+        time.sleep(0.02)  # let the worker report itself idle
+    assert len(pids) < 4
+
+
+def test_late_cancel_signal_does_not_touch_the_next_step(ex, tmp_path):
+    from chute.executors.supervisor import CANCEL_SIGNAL
+
+    a = spec(tmp_path, ["true"], name="a")
+    ha = ex.launch(a)
+    ra = wait(ex, ha)
+    time.sleep(0.02)
+    # the race: a cancel meant for a, arriving after a ended, when the process moved on
+    (a.step_dir / "cancel.json").write_text('{"reason": "late"}')
+    os.kill(ha.pid, CANCEL_SIGNAL)
+    results = [
+        wait(ex, ex.launch(spec(tmp_path, ["sleep", "0.2"], name=f"b{i}"))) for i in range(3)
+    ]
+    assert all(r.outcome == SUCCEEDED for r in results)
+    assert ex.poll(ha) == ra
+
+
+def test_sigterm_to_a_busy_supervisor_cancels_and_retires_it(ex, tmp_path):
+    s = spec(tmp_path, ["sh", "-c", "echo up; sleep 30"], grace_seconds=0.2)
+    h = ex.launch(s)
+    while "up" not in (s.log_path.read_text() if s.log_path.exists() else ""):
+        time.sleep(0.005)
+    os.kill(h.pid, signal.SIGTERM)
+    r = wait(ex, h)
+    assert r.outcome == CANCELLED and r.message == "supervisor terminated"
+    deadline = time.monotonic() + 5
+    while psutil.pid_exists(h.pid) and psutil.Process(h.pid).status() != "zombie":
+        assert time.monotonic() < deadline, "a terminated supervisor must exit"
+        time.sleep(0.01)
+    r2, _ = run(ex, tmp_path, ["true"], name="after")
+    assert r2.outcome == SUCCEEDED
+
+
+def test_idle_supervisors_exit_with_the_fork_server(tmp_path):
+    with LocalExecutor() as own:
+        h = own.launch(spec(tmp_path, ["true"]))
+        wait(own, h)
+        server = own._server.proc.pid
+    # closing the executor ends the fork server; its idle workers follow
+    deadline = time.monotonic() + 5
+    while any(_alive(p) for p in (h.pid, server)):
+        assert time.monotonic() < deadline, "fork server or idle worker left behind"
+        time.sleep(0.02)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

@@ -1,10 +1,17 @@
 """The fork server: a small single-threaded process that hands out step supervisors fast.
 
-Starting a Python interpreter per supervisor costs 20-40 ms, and even forking a Python
-process costs 1-2 ms here (copying its page tables). So the fork server keeps one *spare*
-supervisor forked in advance, already in its own session, waiting on a pipe. A launch
-hands the step directory to the spare (one pipe write), replies at once, and only then
-forks the next spare, off the launch's critical path.
+Starting a Python interpreter per supervisor costs 20-40 ms, and even forking one costs
+1-2 ms of CPU here, plus 2-3 ms of page faults in the child as it first touches memory.
+So the fork server keeps a pool of supervisor processes (:class:`Worker`), each forked
+into its own session and already prepared, waiting on a pipe for a step directory:
+
+* a launch hands the step to an idle worker (one pipe write) and replies at once;
+* when a worker has written its step's ``status.json`` it reports itself idle again on
+  a shared pipe and may be handed another step; so a busy controller mostly reuses warm
+  processes, and the fork of a new spare happens only when none is idle, after the reply
+  (off the launch's critical path);
+* a worker retires after :data:`MAX_STEPS` steps, beyond :data:`MAX_IDLE` idle ones, on
+  SIGTERM, or when the fork server is gone (its pipe closes).
 
 The controller starts this process once (``python -m chute.executors.forkserver``, exec'd,
 so it never inherits the controller's threads) and talks to it over its stdin/stdout,
@@ -13,10 +20,9 @@ one JSON object per line:
 request  ``{"step_dir": "...", "env": {...}}``
 reply    ``{"pid": N, "create_time": T}`` or ``{"error": "..."}``
 
-Supervisors are the fork server's children only for convenience: ``SIGCHLD`` is ignored
-here so the kernel reaps them, and when the fork server exits (its stdin closes because
-the controller is gone) they are re-parented and go on running; the unused spare sees
-its pipe close and exits.
+Workers are the fork server's children only for convenience: ``SIGCHLD`` is ignored here
+so the kernel reaps them, and when the fork server exits (its stdin closes because the
+controller is gone) busy workers finish their step, find nobody to report to, and exit.
 """
 
 from __future__ import annotations
@@ -24,85 +30,184 @@ from __future__ import annotations
 import gc
 import json
 import os
+import select
 import signal
 import sys
 
 from chute.executors import proctree, sandbox, supervisor
 
+MAX_STEPS = 1000  # steps one worker runs before it retires (bounds any slow leak)
+MAX_IDLE = 8  # idle workers kept; more are retired
 
-class Spare:
-    """A forked supervisor in its own session, waiting for a step directory."""
 
-    def __init__(self) -> None:
+class Worker:
+    """A forked supervisor process in its own session, taking steps over a pipe."""
+
+    def __init__(self, idle_w: int) -> None:
         r, w = os.pipe()
         pid = os.fork()
-        if pid == 0:  # the spare supervisor: never returns
+        if pid == 0:  # the worker: never returns
+            code = 1
             try:
                 os.close(w)
-                os.closerange(3, r)  # hold none of the fork server's fds (its protocol pipes)
-                os.closerange(r + 1, 1 << 16)
-                os.setsid()
-                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                # held until Supervisor.run knows its step (a cancel then is not lost)
-                signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
-                supervisor.detach_stdio()
-                sup = supervisor.Supervisor()  # prepared while idle, off the launch path
-                with os.fdopen(r, "rb") as f:
-                    data = f.read()
-                if not data:  # the fork server went away without using us
-                    os._exit(0)
-                req = json.loads(data)
-                code = supervisor.run_logged(sup, req["step_dir"], req.get("env"))
-            except BaseException:  # noqa: BLE001 - nothing to report to; exit quietly
-                code = 1
-            os._exit(code)
+                # hold none of the fork server's fds (protocol pipes, other workers' pipes)
+                low, high = sorted((r, idle_w))
+                os.closerange(3, low)
+                os.closerange(low + 1, high)
+                os.closerange(high + 1, 1 << 16)
+                code = _worker_main(r, idle_w)
+            finally:
+                os._exit(code)
         os.close(r)
         self.pid, self.w = pid, w
         self.create_time = proctree.create_time(pid)
 
     def assign(self, step_dir: str, env: dict[str, str] | None) -> dict:
-        """Give this spare its step; returns the reply for the controller."""
-        data = json.dumps({"step_dir": step_dir, "env": env}).encode()
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self.w, view) :]
-        finally:
-            os.close(self.w)
+        """Give this worker a step; returns the reply for the controller (OSError if dead)."""
+        data = json.dumps({"step_dir": step_dir, "env": env}).encode() + b"\n"
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.w, view) :]
         return {"pid": self.pid, "create_time": self.create_time}
 
-    def discard(self) -> None:
-        os.close(self.w)
+    def alive(self) -> bool:
+        return proctree.same_process(self.pid, self.create_time)
 
-
-def serve(rfile, wfile) -> None:
-    """Answer launch requests until EOF."""
-    spare: Spare | None = Spare()
-    for line in rfile:
-        if not line.strip():
-            continue
+    def close(self) -> None:
+        """Close its pipe: an idle worker then exits."""
         try:
-            req = json.loads(line)
-            if spare is None or not proctree.same_process(spare.pid, spare.create_time):
-                spare = Spare()
-            reply = spare.assign(req["step_dir"], req.get("env"))
-        except Exception as e:  # noqa: BLE001 - one bad request must not kill the server
-            reply = {"error": f"{type(e).__name__}: {e}"}
-        spare = None
-        wfile.write(json.dumps(reply).encode() + b"\n")
-        wfile.flush()
-        try:
-            spare = Spare()  # after the reply: the fork is not on the launch's path
+            os.close(self.w)
         except OSError:
-            spare = None  # e.g. EAGAIN at the process limit; the next request retries
-    if spare is not None:
-        spare.discard()
+            pass
+
+
+def _worker_main(r: int, idle_w: int) -> int:
+    """Body of a worker process: prepare once, then run the steps it is handed."""
+    os.setsid()
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    # a cancel is held until Supervisor.run knows which step it is for
+    signal.pthread_sigmask(signal.SIG_BLOCK, {supervisor.CANCEL_SIGNAL})
+    supervisor.detach_stdio()
+    sup = supervisor.Supervisor()  # prepared while idle, off the launch path
+    me = str(os.getpid()).encode() + b"\n"
+    with os.fdopen(r, "rb") as requests:
+        for _ in range(MAX_STEPS):
+            line = requests.readline()
+            if not line:
+                return 0  # the fork server retired us or went away
+            req = json.loads(line)
+            if supervisor.run_logged(sup, req["step_dir"], req.get("env")) != 0 or sup.retire:
+                return 0
+            try:
+                os.write(idle_w, me)  # one short write: atomic on a pipe
+            except OSError:
+                return 0  # nobody to report to: the fork server is gone
+    return 0
+
+
+class Pool:
+    """The fork server's workers: idle ones by pid order of return, busy ones by pid."""
+
+    def __init__(self) -> None:
+        self.idle_r, self.idle_w = os.pipe()
+        os.set_blocking(self.idle_r, False)
+        self.idle: list[Worker] = []
+        self.busy: dict[int, Worker] = {}
+        self.launches = 0
+
+    def assign(self, step_dir: str, env: dict[str, str] | None) -> dict:
+        """Hand a step to an idle worker (forking one if none is idle)."""
+        while self.idle:
+            worker = self.idle.pop()  # the most recently used: its pages are warm
+            if not worker.alive():
+                worker.close()
+                continue
+            try:
+                reply = worker.assign(step_dir, env)
+            except OSError:  # it died just now
+                worker.close()
+                continue
+            self.busy[worker.pid] = worker
+            return reply
+        worker = Worker(self.idle_w)
+        reply = worker.assign(step_dir, env)
+        self.busy[worker.pid] = worker
+        return reply
+
+    def on_idle(self) -> None:
+        """Read 'I am idle' reports and move those workers back to the idle list."""
+        try:
+            data = os.read(self.idle_r, 65536)
+        except BlockingIOError:
+            return
+        for pid in map(int, data.split()):
+            worker = self.busy.pop(pid, None)
+            if worker is None:
+                continue
+            if len(self.idle) < MAX_IDLE:
+                self.idle.append(worker)
+            else:
+                worker.close()
+
+    def refill(self) -> None:
+        """Keep one spare ready, and forget busy workers that died (every 100 launches)."""
+        self.launches += 1
+        if self.launches % 100 == 0:
+            for pid in [p for p, w in self.busy.items() if not w.alive()]:
+                self.busy.pop(pid).close()
+        if not self.idle:
+            try:
+                self.idle.append(Worker(self.idle_w))
+            except OSError:
+                pass  # e.g. EAGAIN at the process limit; the next launch forks again
+
+    def close(self) -> None:
+        for worker in [*self.idle, *self.busy.values()]:
+            worker.close()
+
+
+def serve(rfd: int, wfile) -> None:
+    """Answer launch requests on ``rfd`` until EOF."""
+    pool = Pool()
+    pool.refill()
+    poller = select.poll()
+    poller.register(rfd, select.POLLIN)
+    poller.register(pool.idle_r, select.POLLIN)
+    buf = b""
+    try:
+        while True:
+            for fd, _ in poller.poll():
+                if fd == pool.idle_r:
+                    pool.on_idle()
+                    continue
+                data = os.read(rfd, 65536)
+                if not data:
+                    return
+                pool.on_idle()  # workers that finished just now can take these requests
+                buf += data
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    if line.strip():
+                        _answer(pool, line, wfile)
+                        pool.refill()  # after the reply: the fork is off the launch's path
+    finally:
+        pool.close()
+
+
+def _answer(pool: Pool, line: bytes, wfile) -> None:
+    try:
+        req = json.loads(line)
+        reply = pool.assign(req["step_dir"], req.get("env"))
+    except Exception as e:  # noqa: BLE001 - one bad request must not kill the server
+        reply = {"error": f"{type(e).__name__}: {e}"}
+    wfile.write(json.dumps(reply).encode() + b"\n")
+    wfile.flush()
 
 
 def main() -> None:
     """Entry point: serve requests on stdin/stdout."""
     sandbox.available()  # probe once here (it waits for a child), not in every supervisor
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps finished supervisors
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps exited workers
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     out = os.fdopen(os.dup(1), "wb")
     null = os.open(os.devnull, os.O_WRONLY)
@@ -111,7 +216,7 @@ def main() -> None:
     # objects that exist now are never collected: forks then do not copy pages just
     # because the garbage collector touched them
     gc.freeze()
-    serve(sys.stdin.buffer, out)
+    serve(sys.stdin.fileno(), out)
 
 
 if __name__ == "__main__":

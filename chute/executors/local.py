@@ -8,7 +8,7 @@ killed — can ``poll``, ``cancel`` or ``reattach``:
 
 ``supervisor.pid``  pid and create time of the supervisor (written before launch returns)
 ``step.pid``        pid and create time of the step's first process (its session id)
-``cancel.json``     why the attempt was cancelled (read by the supervisor on SIGTERM)
+``cancel.json``     why the attempt was cancelled (the supervisor reads it on CANCEL_SIGNAL)
 ``status.json``     the StepResult
 
 The step's environment is the controller's environment at launch time, updated with
@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -32,6 +31,7 @@ from chute.errors import ExecutionError
 from chute.executors import proctree
 from chute.executors.base import CANCELLED, ERROR, LaunchSpec, StepHandle, StepResult
 from chute.executors.supervisor import (
+    CANCEL_SIGNAL,
     CANCELFILE,
     LAUNCH,
     PIDFILE,
@@ -208,7 +208,7 @@ class LocalExecutor:
         pid = sup["pid"] if sup else handle.pid
         if proctree.same_process(pid, sup.get("create_time") if sup else None):
             try:
-                os.kill(pid, signal.SIGTERM)
+                os.kill(pid, CANCEL_SIGNAL)
                 return
             except ProcessLookupError:
                 pass

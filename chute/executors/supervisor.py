@@ -9,8 +9,9 @@ that it outlives the controller. It
 3. copies stdout and stderr line by line to ``log_path`` as
    ``<RFC 3339 UTC> <stdout|stderr> <text>``, each batch of complete lines written with
    one ``write`` as soon as it is read, so nothing is held back in user space;
-4. enforces the deadline and answers cancellation (SIGTERM to the supervisor): SIGTERM to
-   the whole step, SIGKILL after the grace period, until nothing of it is alive;
+4. enforces the deadline and answers cancellation (``CANCEL_SIGNAL`` after ``cancel.json``
+   is written, or SIGTERM): SIGTERM to the whole step, SIGKILL after the grace period,
+   until nothing of it is alive;
 5. when the step's main process exits, kills whatever it left behind (as a container's
    end does), collects output paths and writes ``status.json`` atomically.
 
@@ -186,25 +187,38 @@ def _write_all(fd: int, data: bytes) -> None:
 # ---------------------------------------------------------------- the supervisor
 
 
+CANCEL_SIGNAL = signal.SIGUSR1  # "read your cancel.json"; SIGTERM means "terminate"
+
+
 class Supervisor:
-    """Runs one attempt described by ``step_dir/launch.json``.
+    """Runs step attempts, one at a time, each described by ``step_dir/launch.json``.
 
     Construction prepares the process (subreaper, signal handlers); a spare supervisor
     does that while it waits for a step, off the launch's critical path. :meth:`run`
-    then runs one step. SIGTERM should be blocked until :meth:`run` unblocks it, so that
-    a cancel arriving before the step directory is known is held, not lost.
+    then runs one step; the fork server may hand the same process further steps.
+
+    Signals: ``CANCEL_SIGNAL`` (SIGUSR1) cancels the running step if its directory holds
+    ``cancel.json`` (so a late signal meant for an earlier step is ignored); it must be
+    blocked outside :meth:`run`, which unblocks it once it knows its step, so an early
+    cancel is held, not lost. SIGTERM cancels the running step and retires the process.
     """
 
     def __init__(self) -> None:
         self.subreaper = proctree.become_subreaper()
         self.wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(wake_w)
+        signal.signal(CANCEL_SIGNAL, self._on_cancel)
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGCHLD, lambda *_: None)  # only to wake the poll loop
         for s in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
             signal.signal(s, signal.SIG_IGN)
         self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-        self.step_dir = Path(".")
+        self.active = False  # a step is being run
+        self.retire = False  # exit after this step (SIGTERM), do not take another
+        self._reset(Path("."))
+
+    def _reset(self, step_dir: Path) -> None:
+        self.step_dir = step_dir
         self.spec: dict = {}
         self.step_pid: int | None = None
         self.step_status: int | None = None
@@ -217,14 +231,16 @@ class Supervisor:
     # -- lifecycle
 
     def run(self, step_dir: str | Path, base_env: dict[str, str] | None = None) -> int:
-        """Run the step to its end and write status.json; returns 0 unless it could not."""
-        self.step_dir = Path(step_dir).absolute()
+        """Run one step to its end and write its status.json; 0 if that was written."""
+        self._reset(Path(step_dir).absolute())
         me = os.getpid()
         # before anything else: "supervisor.pid exists" means "the step may have started"
         _write_small(self.step_dir / PIDFILE, {"pid": me, "create_time": proctree.create_time(me)})
         self.spec = read_json(self.step_dir / LAUNCH) or {}
+        self.active = True
+        _drain(self.wake_r)
         # a cancel that came meanwhile is delivered now; the step must not inherit the mask
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {CANCEL_SIGNAL})
         try:
             result = self._run(dict(os.environ if base_env is None else base_env))
         except Exception as e:  # noqa: BLE001 - anything unexpected still ends as an ERROR
@@ -237,6 +253,8 @@ class Supervisor:
                 started_at=self.started_at,
                 finished_at=time.time(),
             )
+        # from here a cancel signal is for a later step (or too late): hold it
+        signal.pthread_sigmask(signal.SIG_BLOCK, {CANCEL_SIGNAL})
         # nothing recorded may carry a secret: the message can quote the command or env
         masker = LogSink(-1, self.step_dir / "stdout", list(self.spec.get("secret_values") or []))
         result = dataclasses.replace(
@@ -247,6 +265,7 @@ class Supervisor:
         data = result_to_json(result)
         data["usage"] = _usage()  # not part of StepResult: for benchmarks and the curious
         write_json_atomic(self.step_dir / STATUS, data)
+        self.active = False  # only now may SIGTERM end the process without a record
         return 0
 
     def _cleanup_after_error(self) -> None:
@@ -373,10 +392,19 @@ class Supervisor:
 
     # -- the event loop
 
+    def _on_cancel(self, *_):
+        if self.active and self.stop_outcome is None:
+            cancel = read_json(self.step_dir / CANCELFILE)
+            if cancel is not None:  # otherwise: a late signal meant for an earlier step
+                self._begin_stop(CANCELLED, cancel.get("reason") or "cancelled")
+
     def _on_term(self, *_):
+        self.retire = True
+        if not self.active:
+            os._exit(0)  # idle: nothing to record
         if self.stop_outcome is None:
             reason = (read_json(self.step_dir / CANCELFILE) or {}).get("reason")
-            self._begin_stop(CANCELLED, reason or "cancelled")
+            self._begin_stop(CANCELLED, reason or "supervisor terminated")
 
     def _begin_stop(self, outcome: str, message: str) -> None:
         self.stop_outcome, self.stop_message = outcome, message
@@ -492,16 +520,19 @@ def _drain(fd: int) -> None:
         pass
 
 
+_last_usage = [0.0, 0.0]
+
+
 def _usage() -> dict:
-    """CPU seconds used by this supervisor and by the step's processes, and the step's peak
-    memory (kB); descendants count once reaped, which every one of them is by now."""
+    """CPU seconds this supervisor and the step's processes used for this step (a process
+    may run several steps one after another); descendants count once reaped, which every
+    one of them is by now. ``step_max_rss_kb`` is the largest of any step so far."""
     me = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return {
-        "supervisor_cpu": round(me.ru_utime + me.ru_stime, 6),
-        "step_cpu": round(kids.ru_utime + kids.ru_stime, 6),
-        "step_max_rss_kb": kids.ru_maxrss,
-    }
+    now = [me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime]
+    used = [round(n - last, 6) for n, last in zip(now, _last_usage, strict=True)]
+    _last_usage[:] = now
+    return {"supervisor_cpu": used[0], "step_cpu": used[1], "step_max_rss_kb": kids.ru_maxrss}
 
 
 def _write_small(path: Path, data: dict) -> None:
@@ -560,7 +591,7 @@ def run_logged(sup: Supervisor, step_dir: str | Path, base_env: dict[str, str] |
 def supervise(step_dir: str | Path, base_env: dict[str, str] | None = None) -> int:
     """Run one attempt in this process, as a detached supervisor; returns the exit code."""
     detach_stdio()
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # Supervisor.run unblocks
+    signal.pthread_sigmask(signal.SIG_BLOCK, {CANCEL_SIGNAL})  # Supervisor.run unblocks it
     return run_logged(Supervisor(), step_dir, base_env)
 
 
