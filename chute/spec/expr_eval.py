@@ -40,7 +40,7 @@ from chute.spec.expr_values import (
 )
 
 MAX_STEPS = 200_000
-DEADLINE_SECONDS = 0.040  # leaves headroom under the 50 ms promise for parsing and printing
+DEADLINE_SECONDS = 0.025  # default when run() is called directly; expr.evaluate passes its own
 
 
 class _Ctx:

@@ -17,7 +17,7 @@ import json
 import re
 
 from chute.errors import ExpressionError
-from chute.spec.expr_values import MAX_ITEMS, check_size, equal, is_number
+from chute.spec.expr_values import MAX_ITEMS, check_size, equal, is_number, tick
 
 _MAX_NODES = 100_000  # visited values across one query (recursive descent can fan out)
 
@@ -59,6 +59,7 @@ def query(path: str, document: object) -> object:
 
 
 def _apply(kind: str, arg: object, value: object, definite: bool, path: str, budget: list[int]):
+    tick()
     budget[0] -= 1
     if budget[0] < 0:
         raise ExpressionError("jsonpath: query too expensive")
@@ -98,6 +99,7 @@ def _apply(kind: str, arg: object, value: object, definite: bool, path: str, bud
         stack = [value]
         while stack:
             v = stack.pop()
+            tick()
             budget[0] -= 1
             if budget[0] < 0:
                 raise ExpressionError("jsonpath: query too expensive")
@@ -293,6 +295,7 @@ def _at_path(text: str) -> list[object]:
 
 
 def _eval_filter(node: tuple, item: object) -> object:
+    tick()
     kind = node[0]
     if kind == "lit":
         return node[1]

@@ -24,6 +24,9 @@ _PUNCT = (
     "!", "<", ">", "+", "-", "*", "/", "%", "^", "?", ":", ".", ",", "|",
     "(", ")", "[", "]", "{", "}",
 )
+_PUNCT_BY_FIRST: dict[str, tuple[str, ...]] = {}
+for _p in _PUNCT:
+    _PUNCT_BY_FIRST[_p[0]] = (*_PUNCT_BY_FIRST.get(_p[0], ()), _p)
 WORD_OPERATORS = frozenset({"and", "or", "not", "in", "matches", "contains", "startsWith", "endsWith"})
 
 _ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v",
@@ -94,7 +97,7 @@ def tokenize(source: str) -> list[Token]:
             out.append(Token("op" if word in WORD_OPERATORS else "ident", word, i))
             i = j
             continue
-        for p in _PUNCT:
+        for p in _PUNCT_BY_FIRST.get(c, ()):
             if source.startswith(p, i):
                 out.append(Token("op", p, i))
                 i += len(p)

@@ -13,6 +13,10 @@ from chute.errors import ExpressionError
 from chute.spec.expr_values import MAX_STRING
 
 MAX_PATTERN = 1024  # characters in one pattern
+# RE2 is linear, but when its DFA gives up it runs an NFA costing about
+# program size x text length (~10 ns a unit here); capping the product keeps any one match
+# near 20 ms. A 20-instruction pattern still searches 100,000 characters.
+MAX_COST = 2_000_000
 
 
 @functools.lru_cache(maxsize=256)
@@ -32,13 +36,25 @@ def compile_regex(pattern: object):
     try:
         return _compile(pattern)
     except re2.error as e:
-        raise ExpressionError(f"invalid regular expression {pattern!r}: {e}") from None
+        detail = e.args[0].decode("utf-8", "replace") if e.args and isinstance(e.args[0], bytes) else str(e)
+        raise ExpressionError(f"invalid regular expression {pattern[:100]!r}: {detail}") from None
+
+
+def compile_for(pattern: object, text: object):
+    """Compile a pattern to run over text, refusing combinations too costly to finish fast."""
+    regex = compile_regex(pattern)
+    if isinstance(text, str):
+        if len(text) > MAX_STRING:
+            raise ExpressionError("string too long to match")
+        if regex.programsize * max(len(text), 1) > MAX_COST:
+            raise ExpressionError(
+                f"regular expression too expensive: pattern size {regex.programsize} x text length "
+                f"{len(text)} is over {MAX_COST}")
+    return regex
 
 
 def search(pattern: object, text: object) -> bool:
     """Go's regexp.MatchString: true when the pattern matches anywhere in text."""
     if not isinstance(text, str):
         raise ExpressionError("a regular expression can only match a string")
-    if len(text) > MAX_STRING:
-        raise ExpressionError("string too long to match")
-    return compile_regex(pattern).search(text) is not None
+    return compile_for(pattern, text).search(text) is not None

@@ -19,7 +19,7 @@ import math
 
 from chute.errors import ExpressionError
 from chute.spec.expr_funcs import _need_list, _need_str, _sprig_float, _sprig_int, empty
-from chute.spec.expr_regex import compile_regex
+from chute.spec.expr_regex import compile_for
 from chute.spec.expr_values import (
     MAX_ITEMS,
     MAX_STRING,
@@ -165,13 +165,13 @@ def _has_key(d: object, k: object) -> bool:
 
 
 def _regex_find_all(regex: object, s: object, n: object) -> list[str]:
-    found = [m.group(0) for m in compile_regex(regex).finditer(_need_str(s, "sprig.regexFindAll"))]
+    found = [m.group(0) for m in compile_for(regex, s).finditer(_need_str(s, "sprig.regexFindAll"))]
     limit = _sprig_int(n)
     return found if limit < 0 else found[:limit]
 
 
 def _regex_find(regex: object, s: object) -> str:
-    m = compile_regex(regex).search(_need_str(s, "sprig.regexFind"))
+    m = compile_for(regex, s).search(_need_str(s, "sprig.regexFind"))
     return m.group(0) if m else ""
 
 
@@ -179,7 +179,7 @@ def _regex_replace(regex: object, s: object, repl: object) -> str:
     # Go expands $1 / ${name}; RE2's \1 form is the Python spelling of the same thing
     template = _need_str(repl, "sprig.regexReplaceAll")
     py_template = _go_template_to_python(template)
-    out = compile_regex(regex).sub(py_template, _need_str(s, "sprig.regexReplaceAll"))
+    out = compile_for(regex, s).sub(py_template, _need_str(s, "sprig.regexReplaceAll"))
     return check_size(out)  # type: ignore[return-value]
 
 
@@ -344,11 +344,11 @@ _FUNCS = {
     "pick": lambda d, *ks: {k: d[k] for k in map(_s, ks) if isinstance(d, dict) and k in d},
     "omit": lambda d, *ks: {k: v for k, v in d.items() if k not in set(map(_s, ks))} if isinstance(d, dict) else {},
     # regular expressions (RE2)
-    "regexMatch": lambda r, s: compile_regex(r).search(_need_str(s, "sprig.regexMatch")) is not None,
+    "regexMatch": lambda r, s: compile_for(r, s).search(_need_str(s, "sprig.regexMatch")) is not None,
     "regexFind": _regex_find, "regexFindAll": _regex_find_all, "regexReplaceAll": _regex_replace,
-    "regexReplaceAllLiteral": lambda r, s, repl: check_size(compile_regex(r).sub(
+    "regexReplaceAllLiteral": lambda r, s, repl: check_size(compile_for(r, s).sub(
         _need_str(repl, "sprig.regexReplaceAllLiteral").replace("\\", "\\\\"), _need_str(s, "sprig.regexReplaceAllLiteral"))),
-    "regexSplit": lambda r, s, n: _limit(compile_regex(r).split(_need_str(s, "sprig.regexSplit")), n),
+    "regexSplit": lambda r, s, n: _limit(compile_for(r, s).split(_need_str(s, "sprig.regexSplit")), n),
     # time
     "now": lambda: GoTime(_dt.datetime.now(_dt.UTC)), "date": _date,
     "unixEpoch": lambda t: str(int(t.dt.timestamp())) if isinstance(t, GoTime) else "0",

@@ -11,9 +11,12 @@ trailing ``.0``) and ``go_sprint`` is ``fmt.Sprintf("%v", x)``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import math
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -23,6 +26,34 @@ from chute.errors import ExpressionError
 MAX_STRING = 1 << 20  # characters in any intermediate string
 MAX_ITEMS = 1 << 17  # elements in any intermediate list or map (about 1 MiB of pointers)
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+class _Budget(threading.local):
+    deadline: float | None = None
+    count: int = 0
+
+
+_BUDGET = _Budget()
+
+
+@contextlib.contextmanager
+def deadline_scope(deadline: float):
+    """Make :func:`tick` enforce ``deadline`` (a time.monotonic value) on this thread."""
+    previous = _BUDGET.deadline
+    _BUDGET.deadline = deadline if previous is None else min(previous, deadline)
+    try:
+        yield
+    finally:
+        _BUDGET.deadline = previous
+
+
+def tick() -> None:
+    """Count one unit of work; every 256 units, raise if the evaluation's deadline passed.
+    Helpers that loop over data (JSON printing, conversions, jsonpath) call this so that
+    no single function call can outlive the 50 ms promise."""
+    _BUDGET.count += 1
+    if _BUDGET.count & 255 == 0 and _BUDGET.deadline is not None and time.monotonic() > _BUDGET.deadline:
+        raise ExpressionError("expression took too long to evaluate")
 
 
 class UndefinedVariableError(ExpressionError):
@@ -108,6 +139,7 @@ def from_python(v: object, depth: int = 0) -> object:
     """Bring a value from the caller's environment into expression values (copying nothing
     it does not have to); datetimes become GoTime, tuples become lists, other objects are
     refused so that no Python object can leak into an expression."""
+    tick()
     if v is None or type(v) in (bool, str, float):
         return v
     if type(v) is int:
@@ -132,6 +164,7 @@ def from_python(v: object, depth: int = 0) -> object:
 def equal(a: object, b: object) -> bool:
     """expr-lang equality: numbers compare by value across int/float, nil equals nil,
     other values only equal values of the same kind."""
+    tick()
     if isinstance(a, Undefined):
         a = None
     if isinstance(b, Undefined):
@@ -196,6 +229,9 @@ def _json_escape(s: str) -> str:
 
 def go_json(v: object, indent: str | None = None, _level: int = 0) -> str:
     """encoding/json.Marshal (or MarshalIndent when indent is given) of a value."""
+    tick()
+    if _level > 200:
+        raise ExpressionError("value nested too deeply to print")
     if v is None or isinstance(v, Undefined):
         return "null"
     if v is True:
@@ -232,6 +268,7 @@ def go_json(v: object, indent: str | None = None, _level: int = 0) -> str:
 
 def go_sprint(v: object) -> str:
     """fmt.Sprintf("%v", v) for expression values."""
+    tick()
     if v is None or isinstance(v, Undefined):
         return "<nil>"
     if v is True:

@@ -172,8 +172,7 @@ class _Substituter:
 
     def expression(self, tag: Tag) -> str:
         try:
-            value = expr.evaluate(tag.inner, self.env)
-            return expr.format_result(value)
+            return expr.evaluate_text(tag.inner, self.env)
         except ExpressionError as e:
             if self.strict:
                 if isinstance(e, expr.UndefinedVariableError):
