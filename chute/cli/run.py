@@ -9,6 +9,7 @@ only if the workflow Succeeded.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from typing import Annotated, Any
@@ -124,8 +125,12 @@ def _summary(console: Any, row: Any, nodes: list[Any], metrics: list[Any]) -> No
 
 
 def run_pipeline(ref: str, params: dict[str, str], *, timeout: float | None = None,
-                 console: Any = None, live: bool = True) -> tuple[Any, list[Any]]:
-    """Compile, submit and drive the pipeline to its end; return the workflow row and nodes."""
+                 console: Any = None, out: Any = None,
+                 live: bool = True) -> tuple[Any, list[Any]]:
+    """Compile, submit and drive the pipeline to its end; return the workflow row and nodes.
+
+    Progress goes to ``console`` (standard error by default); the summary -- outputs,
+    metrics and a last line ``<workflow>: <phase>`` -- to ``out`` (standard output)."""
     from rich.console import Console
     from rich.live import Live
 
@@ -139,6 +144,7 @@ def run_pipeline(ref: str, params: dict[str, str], *, timeout: float | None = No
     from chute.store.db import open_store
 
     console = console or Console(stderr=True)
+    out = out or (console if console.file is not sys.stderr else Console())
     pipe = load_pipeline(ref)
     resource = load_resource(compile_pipeline(pipe))
     settings = load_settings().ensure()
@@ -172,7 +178,7 @@ def run_pipeline(ref: str, params: dict[str, str], *, timeout: float | None = No
     if failure:
         raise failure[0]
     final, nodes = _snapshot(store, row.uid)
-    _summary(console, final, nodes, _metrics(store, row.uid))
+    _summary(out, final, nodes, _metrics(store, row.uid))
     return final, nodes
 
 
