@@ -24,7 +24,11 @@ from hypothesis import strategies as st
 from chute.errors import ExpressionError
 from chute.spec import depends, expr, templating
 
-LIMIT_SECONDS = 0.050
+LIMIT_SECONDS = 0.050  # CPU time of one evaluation (the S-4 promise)
+# Wall time is also bounded, loosely: CI machines here run several suites on 2 cores, so a
+# 50 ms wall limit would measure the neighbours. The evaluators' own deadline is wall-clock
+# (25 ms), so under no load the two agree.
+WALL_LIMIT_SECONDS = 0.500
 SCALE = int(os.environ.get("CHUTE_S4_SCALE", "1"))
 CANARY = "canary-" + secrets.token_hex(16)
 
@@ -48,14 +52,14 @@ sys.addaudithook(_RECORDER)  # hooks cannot be removed; this one is inert unless
 
 def run_guarded(fn: Callable[[], object]) -> tuple[object, float]:
     """Run one evaluation with the audit recorder armed; return its result (or the
-    ExpressionError) and the best wall time of up to three runs (to ignore scheduler noise
+    ExpressionError) and the best CPU time of up to three runs (to ignore scheduler noise
     while still catching anything that is slow every time)."""
-    best = float("inf")
+    best = best_wall = float("inf")
     outcome: object = None
     for _ in range(3):
         _RECORDER.events.clear()
         _RECORDER.thread = threading.get_ident()
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.thread_time()
         _RECORDER.armed = True
         try:
             outcome = fn()
@@ -63,12 +67,13 @@ def run_guarded(fn: Callable[[], object]) -> tuple[object, float]:
             outcome = e
         finally:
             _RECORDER.armed = False
-            elapsed = time.perf_counter() - start
+            cpu, wall = time.thread_time() - start_cpu, time.perf_counter() - start
         assert _RECORDER.events == [], f"audit events during evaluation: {_RECORDER.events}"
-        best = min(best, elapsed)
-        if best <= LIMIT_SECONDS:
+        best, best_wall = min(best, cpu), min(best_wall, wall)
+        if best <= LIMIT_SECONDS and best_wall <= WALL_LIMIT_SECONDS:
             break
-    assert best <= LIMIT_SECONDS, f"evaluation took {best * 1000:.1f} ms"
+    assert best <= LIMIT_SECONDS, f"evaluation took {best * 1000:.1f} ms of CPU"
+    assert best_wall <= WALL_LIMIT_SECONDS, f"evaluation took {best_wall * 1000:.1f} ms of wall time"
     return outcome, best
 
 
