@@ -468,3 +468,33 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+@pytest.mark.skipif(not sandbox.available(), reason="no mount namespaces here")
+def test_private_tmp_holds_only_what_the_step_wrote(ex, tmp_path):
+    # the mount points for host paths bound back in are removed after the step
+    r, s = run(
+        ex,
+        tmp_path,
+        ["sh", "-c", "echo x > /tmp/out.txt"],
+        private_paths=["/tmp/out.txt"],
+        output_paths=["/tmp/out.txt"],
+    )
+    assert r.outcome == SUCCEEDED
+    assert sorted(os.listdir(s.step_dir / "root" / "tmp")) == ["out.txt"]
+
+
+def test_plan_without_namespaces_shares_paths_and_snapshots_outputs(tmp_path):
+    out = tmp_path / "o.txt"
+    plan = sandbox.plan_for(
+        {"step_dir": str(tmp_path / "step"), "output_paths": [str(out), str(tmp_path / "no")]},
+        {},
+        ["true"],
+        enabled=False,
+    )
+    assert not plan.enabled and plan.host_path(str(out)) == out
+    out.write_text("v")
+    got = plan.collect([str(out), str(tmp_path / "no")])
+    assert list(got) == [str(out)]
+    out.write_text("changed later by someone else")
+    assert Path(got[str(out)]).read_text() == "v"  # a snapshot under step_dir/root

@@ -1,12 +1,12 @@
 """LocalExecutor: each step attempt runs as host processes under a detached supervisor.
 
 ``launch`` writes ``launch.json`` into the step directory and asks the fork server
-(:mod:`chute.executors.forkserver`, started lazily, restarted if it died) to fork a
-supervisor (:mod:`chute.executors.supervisor`). Everything after that goes through files
-in the step directory, so any controller — this one, or one started after this one was
-killed — can ``poll``, ``cancel`` or ``reattach``:
+(:mod:`chute.executors.forkserver`, started lazily, restarted if it died) to hand the
+attempt to a supervisor process (:mod:`chute.executors.supervisor`). Everything after that
+goes through files in the step directory, so any controller — this one, or one started
+after this one was killed — can ``poll``, ``cancel`` or ``reattach``:
 
-``supervisor.pid``  pid and create time of the supervisor (written before launch returns)
+``supervisor.pid``  pid and create time of the supervisor (written before the step starts)
 ``step.pid``        pid and create time of the step's first process (its session id)
 ``cancel.json``     why the attempt was cancelled (the supervisor reads it on CANCEL_SIGNAL)
 ``status.json``     the StepResult
@@ -260,7 +260,7 @@ class LocalExecutor:
             return
         sid, started = int(step["pid"]), step.get("create_time")
         now = proctree.create_time(sid)
-        if now is not None and started is not None and abs(now - started) > 0.01:
+        if now is not None and started is not None and not proctree.same_start(now, started):
             return  # the pid now belongs to an unrelated process and session
         # with the leader gone, only the step's own processes can still carry its session id
         proctree.kill_step(sid, give_up=2.0)

@@ -75,7 +75,12 @@ def same_process(pid: int | None, started: float | None) -> bool:
         now = round(_btime() + int(f[19]) / _TICKS, 2)
     except (IndexError, ValueError):
         return False
-    return abs(now - started) < 0.015  # otherwise the pid was reused by another process
+    return same_start(now, started)  # otherwise the pid was reused by another process
+
+
+def same_start(a: float, b: float) -> bool:
+    """Whether two create times (10 ms clock ticks, rounded) are the same moment."""
+    return abs(a - b) < 0.015
 
 
 def become_subreaper() -> bool:

@@ -128,6 +128,15 @@ def available() -> bool:
     return _available
 
 
+def _missing_ancestors(path: Path) -> list[Path]:
+    """``path`` and its ancestors that do not exist yet, outermost first."""
+    out = []
+    while not path.exists() and path != path.parent:
+        out.append(path)
+        path = path.parent
+    return out[::-1]
+
+
 def top_of(path: str) -> str:
     """``/tmp/a/b`` -> ``tmp``."""
     parts = Path(path).parts
@@ -147,6 +156,7 @@ class Plan:
     expose: list[str] = field(default_factory=list)  # host paths bound back in
     input_files: dict[str, str] = field(default_factory=dict)
     enabled: bool = False
+    skeleton: list[Path] = field(default_factory=list)  # mount points prepare() created
 
     @property
     def root(self) -> Path:
@@ -177,6 +187,31 @@ class Plan:
                 shutil.copytree(src, target, dirs_exist_ok=True)
             else:
                 shutil.copyfile(src, target)
+        # mount points for the host paths bound back in, made here (not in the step's
+        # namespace) so that cleanup() can remove them from the private directories
+        for src in self.expose:
+            mp = self.host_path(src)
+            if os.path.isdir(src):
+                self.skeleton += _missing_ancestors(mp)
+                mp.mkdir(parents=True, exist_ok=True)
+            else:
+                self.skeleton += _missing_ancestors(mp.parent)
+                mp.parent.mkdir(parents=True, exist_ok=True)
+                if not mp.exists():
+                    mp.touch()
+                    self.skeleton.append(mp)
+
+    def cleanup(self) -> None:
+        """Remove the mount points prepare() made, unless the step put something there."""
+        for path in reversed(self.skeleton):
+            try:
+                if path.is_dir():
+                    path.rmdir()
+                elif path.stat().st_size == 0:
+                    path.unlink()
+            except OSError:
+                pass  # not empty: the step wrote there, keep it
+        self.skeleton.clear()
 
     def enter(self) -> None:
         """In the forked step process: build the private view and chroot into it."""

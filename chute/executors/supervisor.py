@@ -499,6 +499,7 @@ class Supervisor:
             outcome, message = SUCCEEDED, ""
         else:
             outcome, message = FAILED, f"Error (exit code {code})"
+        plan.cleanup()
         outputs = plan.collect(self.spec.get("output_paths") or [])
         return StepResult(
             outcome,
