@@ -93,6 +93,11 @@ def _decode(data: str | bytes, source: str | None) -> str:
                 "is this a binary file?", source) from None
     else:
         text = data
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:  # a lone surrogate: no file can hold it
+            raise SpecError(f"not valid Unicode text (character {exc.start} is an unpaired "
+                            "surrogate)", source) from None
     if "\x00" in text:
         line = text.count("\n", 0, text.index("\x00")) + 1
         raise SpecError(Issue(f"line {line}", "NUL byte in spec text"), source)
@@ -188,7 +193,7 @@ def load_resource(doc: Any) -> Resource:
         raise SpecError(f"not an Argo workflow resource: expected a mapping, "
                         f"got {type(doc).__name__}")
     kind = doc.get("kind")
-    if kind not in RESOURCE_KINDS:
+    if not isinstance(kind, str) or kind not in RESOURCE_KINDS:
         known = ", ".join(RESOURCE_KINDS)
         raise SpecError(Issue("kind", f"not an Argo workflow resource (kind: {kind!r}); "
                                       f"chute loads {known}"))
