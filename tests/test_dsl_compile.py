@@ -289,8 +289,8 @@ def test_exit_handler_becomes_on_exit_with_workflow_status(validator):
             echo(text=who)
 
     doc = compiled(p)
-    assert doc["spec"]["onExit"] == "exit-handler"
-    (t,) = tmpl(doc, "exit-handler")["dag"]["tasks"]
+    assert doc["spec"]["onExit"] == "on-exit"
+    (t,) = tmpl(doc, "on-exit")["dag"]["tasks"]
     assert t["arguments"]["parameters"] == [{"name": "text", "value": "{{workflow.status}}"}]
     assert list(tasks(doc, "cleanup-demo")) == ["echo-2"]
     assert_valid(doc, validator)

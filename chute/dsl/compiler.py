@@ -360,7 +360,7 @@ class _Compiler:
         task = self.b.exit_task
         if task is None:
             return None
-        name = self._tname("exit-handler")
+        name = self._tname("on-exit")
         self.dag_templates.append({"name": name,
                                    "dag": {"tasks": [self.task_node(task, self.b.root)]}})
         return name
