@@ -21,7 +21,7 @@ from chute.config import Settings
 from chute.server.auth import AuthMiddleware, load_auth
 from chute.server.deps import ServerContext
 from chute.server.errors import install_error_handlers
-from chute.server.pages import PAGE_CSP, build_pages_router, login_page, mount_ui
+from chute.server.pages import PAGE_CSP, build_pages_router, login_page, mount_ui, safe_next
 
 API_PREFIX = "/api/v1"
 ROUTE_MODULES = (
@@ -142,7 +142,8 @@ def create_app(settings: Settings, *, controller: bool = False, store: Any = Non
     mount_ui(app)  # last: its catch-all GET must not shadow the API
 
     _add_security_scheme(app)
-    app.add_middleware(AuthMiddleware, auth=auth, login_page=login_page())
+    app.add_middleware(AuthMiddleware, auth=auth,
+                       login_page=lambda nxt: login_page(next_path=safe_next(nxt)))
     app.add_middleware(SecurityHeadersMiddleware)
     return app
 

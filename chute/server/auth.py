@@ -152,10 +152,10 @@ class AuthMiddleware:
     login page with status 401, so the UI needs no unauthenticated route of its own.
     """
 
-    def __init__(self, app, auth: TokenAuth, login_page: bytes):
+    def __init__(self, app, auth: TokenAuth, login_page):
         self.app = app
         self.auth = auth
-        self.login_page = login_page
+        self.login_page = login_page  # callable: next path -> HTML bytes
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -169,7 +169,11 @@ class AuthMiddleware:
         wants_page = (
             b"text/html" in accept and scope["method"] == "GET" and not path.startswith("/api/")
         )
-        body = self.login_page if wants_page else UNAUTHORIZED_BODY
+        if wants_page:
+            query = scope.get("query_string", b"").decode("latin-1")
+            body = self.login_page(path + (f"?{query}" if query else ""))
+        else:
+            body = UNAUTHORIZED_BODY
         ctype = b"text/html; charset=utf-8" if wants_page else b"application/json"
         await send({
             "type": "http.response.start",

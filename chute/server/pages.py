@@ -50,7 +50,7 @@ def login_page(error: str = "", next_path: str = "/") -> bytes:
     return _LOGIN.format(error=err, next=html.escape(next_path)).encode()
 
 
-def _safe_next(value: str | None) -> str:
+def safe_next(value: str | None) -> str:
     """Only same-site relative paths are followed after login (no open redirect)."""
     if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
         return "/"
@@ -63,7 +63,7 @@ def build_pages_router() -> APIRouter:
 
     @router.get("/login")
     async def get_login(next: str = "/") -> HTMLResponse:  # noqa: A002 - query name
-        return HTMLResponse(login_page(next_path=_safe_next(next)))
+        return HTMLResponse(login_page(next_path=safe_next(next)))
 
     @router.post("/login")
     async def post_login(
@@ -71,8 +71,8 @@ def build_pages_router() -> APIRouter:
     ) -> Response:
         auth = request.app.state.ctx.auth
         if not auth.check_token(token):
-            return HTMLResponse(login_page("That token is not valid.", _safe_next(next)), 401)
-        resp = RedirectResponse(_safe_next(next), status_code=303)
+            return HTMLResponse(login_page("That token is not valid.", safe_next(next)), 401)
+        resp = RedirectResponse(safe_next(next), status_code=303)
         resp.set_cookie(
             SESSION_COOKIE, auth.new_session(), max_age=SESSION_TTL_SECONDS, httponly=True,
             samesite="strict", secure=request.url.scheme == "https", path="/",

@@ -128,6 +128,11 @@ def get_runs(
     return Page(items=items, total=total, limit=limit, offset=offset)
 
 
+@router.get("/run-actions", summary="The lifecycle actions this server's engine supports")
+def run_actions() -> dict:
+    return {"actions": available_actions(), "delete": delete_available()}
+
+
 @router.get("/runs/{name}", summary="Get a run in Argo's Workflow shape")
 def get_run(ctx: Ctx, name: str) -> dict:
     with ctx.store.read() as s:

@@ -114,7 +114,10 @@ export function ComparePage() {
   }, [names.join(",")]);
   if (err) return html`<${ErrorBox} error=${err} />`;
   if (!data) return html`<p>Loading…</p>`;
-  const params = (r) => Object.fromEntries(((r.run.spec.arguments || {}).parameters || []).map((p) => [p.name, p.value]));
+  const params = (r) => ({
+    ...Object.fromEntries(((r.run.spec.arguments || {}).parameters || []).map((p) => [p.name, p.value])),
+    ...(r.run.status.storedParameters || {}),
+  });
   const paramNames = [...new Set(data.flatMap((r) => Object.keys(params(r))))].sort();
   const scalarNames = [...new Set(data.flatMap((r) => Object.keys(r.metrics.scalars || {})))].sort();
   const seriesNames = [...new Set(data.flatMap((r) => (r.metrics.series || []).map((s) => s.name)))];

@@ -6,13 +6,18 @@ import { api, artifactUrl, streamText } from "./api.js";
 import { DagView, runGraph } from "./graph.js";
 import { ErrorBox, Phase, fmtDuration, fmtTime, short, toEpoch } from "./util.js";
 
-const ACTIONS = ["suspend", "resume", "stop", "terminate", "retry", "resubmit"];
+let actionsPromise = null;  // the verbs the server supports, fetched once
+function supportedActions() {
+  actionsPromise = actionsPromise || api("/run-actions").catch(() => ({ actions: [] }));
+  return actionsPromise;
+}
 
 export function RunPage({ name }) {
   const [run, setRun] = useState(null);
   const [error, setError] = useState(null);
   const [selected, setSelected] = useState(null);
   const [filter, setFilter] = useState("");
+  const [actions, setActions] = useState([]);
   const canvasRef = useRef(null);
   const viewRef = useRef(null);
   const runRef = useRef(null);
@@ -37,6 +42,7 @@ export function RunPage({ name }) {
     });
     viewRef.current = view;
     load().catch(setError);
+    supportedActions().then((a) => setActions(a.actions || []));
     // Live status: phase changes recolour; unknown nodes (a loop expanding) trigger one
     // debounced reload of the run, which relayouts.
     let reloadTimer = null;
@@ -103,7 +109,7 @@ export function RunPage({ name }) {
       <span class="muted">${st.progress || ""}</span>
       <span class="muted">${started ? fmtDuration((finished || Date.now() / 1000) - started) : ""}</span>
       <span class="spacer"></span>
-      ${ACTIONS.map((v) => html`<button class=${`act act-${v}`} onClick=${() => act(v)}>${v}</button>`)}
+      ${actions.map((v) => html`<button class=${`act act-${v}`} onClick=${() => act(v)}>${v}</button>`)}
       <button class="act danger" onClick=${() => act("delete")}>delete</button>
     </div>
     ${st.message ? html`<div class="muted">${st.message}</div>` : null}
