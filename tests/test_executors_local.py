@@ -498,3 +498,20 @@ def test_plan_without_namespaces_shares_paths_and_snapshots_outputs(tmp_path):
     assert list(got) == [str(out)]
     out.write_text("changed later by someone else")
     assert Path(got[str(out)]).read_text() == "v"  # a snapshot under step_dir/root
+
+
+@pytest.mark.skipif(not sandbox.available(), reason="no mount namespaces here")
+def test_script_in_a_private_view_with_a_private_working_dir(ex, tmp_path):
+    src = "import os\nopen('/tmp/out.txt', 'w').write(os.getcwd())\nprint('ok')\n"
+    r, _ = run(
+        ex,
+        tmp_path,
+        ["python"],
+        script_source=src,
+        working_dir="/tmp/work",
+        private_paths=["/tmp/out.txt"],
+        output_paths=["/tmp/out.txt"],
+    )
+    assert (r.outcome, r.result) == (SUCCEEDED, "ok"), r
+    assert Path(r.outputs["/tmp/out.txt"]).read_text() == "/tmp/work"
+    assert not Path("/tmp/work").exists()

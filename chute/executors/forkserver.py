@@ -37,7 +37,7 @@ import sys
 from chute.executors import proctree, sandbox, supervisor
 
 MAX_STEPS = 1000  # steps one worker runs before it retires (bounds any slow leak)
-MAX_IDLE = 8  # idle workers kept; more are retired
+MAX_IDLE = 16  # idle workers kept (each holds a few MB of its own); more are retired
 
 
 class Worker:

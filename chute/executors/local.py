@@ -111,6 +111,7 @@ class LocalExecutor:
         self.python = python or sys.executable
         self._server: _ForkServer | None = None
         self._lock = threading.Lock()
+        self._pids: dict[Path, dict] = {}  # step_dir -> supervisor.pid of running attempts
 
     # -- lifecycle of the fork server
 
@@ -181,14 +182,18 @@ class LocalExecutor:
         step_dir = Path(handle.step_dir)
         data = read_json(step_dir / STATUS)
         if data is not None:
+            self._pids.pop(step_dir, None)
             return result_from_json(data)
-        sup = read_json(step_dir / PIDFILE)
+        sup = self._pids.get(step_dir) or read_json(step_dir / PIDFILE)
         if sup is None and handle.pid is None:
             return self._lost(step_dir, "supervisor never started")
+        if sup is not None:
+            self._pids[step_dir] = sup  # fixed for the attempt: read it once
         pid = sup["pid"] if sup else handle.pid
         if proctree.same_process(pid, sup.get("create_time") if sup else None):
             return None
         # it may have written the status just before it exited
+        self._pids.pop(step_dir, None)
         data = read_json(step_dir / STATUS)
         if data is not None:
             return result_from_json(data)
