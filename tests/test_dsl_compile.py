@@ -389,3 +389,22 @@ def test_quote_in_a_condition_constant_is_refused():
 
     with pytest.raises(dsl.PipelineError, match="cannot contain a quote"):
         compile_pipeline(p)
+
+
+def test_task_level_env_and_resources_get_their_own_template():
+    @pipeline
+    def p():
+        count(n=1)
+        count(n=2).set_env_variable("LEVEL", "debug").set_cpu_limit(2).set_memory_limit("3Gi")
+        count(n=3)
+
+    doc = compiled(p)
+    ts = tasks(doc, "p")
+    assert ts["count"]["template"] == ts["count-3"]["template"] == "count"
+    assert ts["count-2"]["template"] == "count-2"
+    s = tmpl(doc, "count-2")["script"]
+    assert {"name": "LEVEL", "value": "debug"} in s["env"]
+    assert s["resources"]["limits"] == {"cpu": "2", "memory": "3Gi"}
+    assert "resources" not in tmpl(doc, "count")["script"]
+    # a different environment is a different cache namespace
+    assert tmpl(doc, "count")["memoize"]["key"] != tmpl(doc, "count-2")["memoize"]["key"]

@@ -154,7 +154,7 @@ class _Compiler:
 
     def component_template(self, task: PipelineTask) -> str:
         comp = task.component
-        key = (id(comp), task.retry, task.cache)
+        key = task.template_key()
         if key in self._comp_index:
             return self._comp_index[key]
         name = self._tname(comp.name)
@@ -196,13 +196,13 @@ class _Compiler:
             tmpl["memoize"] = self._memoize(task)
         env = [{"name": INPUT_ENV_PREFIX + i.name,
                 "value": tag(f"inputs.parameters.{i.name}")} for i in spec.input_params]
-        env += [{"name": k, "value": v} for k, v in comp.env.items()]
+        env += [{"name": k, "value": v} for k, v in task.env.items()]
         env += [{"name": k, "valueFrom": {"secretKeyRef": {"name": s, "key": key_}}}
                 for k, (s, key_) in comp.secrets.items()]
         script: dict[str, Any] = {"image": comp.image, "command": ["python3"]}
         if env:
             script["env"] = env
-        resources = {k: v for k, v in (("cpu", comp.cpu), ("memory", comp.memory)) if v}
+        resources = {k: v for k, v in (("cpu", task.cpu), ("memory", task.memory)) if v}
         if resources:
             script["resources"] = {"requests": dict(resources), "limits": dict(resources)}
         script["source"] = build_source(comp)
@@ -212,7 +212,7 @@ class _Compiler:
 
     def _memoize(self, task: PipelineTask) -> dict[str, Any]:
         comp = task.component
-        key = f"{comp.name}-{code_digest(comp)}"
+        key = f"{comp.name}-{code_digest(comp, task.env)}"
         params = [i.name for i in comp.spec.input_params]
         if params:
             values = ", ".join(f"inputs.parameters.{p}" for p in params)

@@ -211,6 +211,8 @@ class PipelineTask:
         self.after_tasks: list[tuple[Any, str]] = []  # (task or loop, source location)
         self.retry = comp.retry
         self.cache = comp.cache
+        self.env = dict(comp.env)
+        self.cpu, self.memory = comp.cpu, comp.memory
         outs: dict[str, TaskOutput] = {n: TaskOutput(self, n, t)
                                        for n, t in comp.spec.outputs.items()}
         outs.update({n: TaskOutput(self, n, t) for n, t in comp.spec.output_artifacts.items()})
@@ -253,6 +255,26 @@ class PipelineTask:
         """Turn memoization of this task's outputs on or off."""
         self.cache = bool(enabled)
         return self
+
+    def set_env_variable(self, name: str, value: str) -> PipelineTask:
+        """Set an environment variable for this task only."""
+        self.env[name] = str(value)
+        return self
+
+    def set_cpu_limit(self, cpu: str | float) -> PipelineTask:
+        """CPU for this task (``"500m"``, ``2``): Kubernetes requests and limits."""
+        self.cpu = str(cpu)
+        return self
+
+    def set_memory_limit(self, memory: str) -> PipelineTask:
+        """Memory for this task (``"2Gi"``): Kubernetes requests and limits."""
+        self.memory = str(memory)
+        return self
+
+    def template_key(self) -> tuple:
+        """What makes this task's template differ from another use of the component."""
+        return (id(self.component), self.retry, self.cache, tuple(sorted(self.env.items())),
+                self.cpu, self.memory)
 
     def _bind(self, args: tuple, kwargs: dict) -> dict[str, Any]:
         fn = self.component.fn

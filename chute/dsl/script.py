@@ -167,11 +167,13 @@ def build_source(comp: Component) -> str:
     return source
 
 
-def code_digest(comp: Component) -> str:
-    """A short digest of what determines a step's outputs besides its inputs (for caching)."""
+def code_digest(comp: Component, env: dict[str, str] | None = None) -> str:
+    """A short digest of what determines a step's outputs besides its inputs (for caching):
+    the function, the runtime, the image, the packages and the environment."""
     h = hashlib.sha256()
+    env = comp.env if env is None else env
     for part in (function_source(comp), runtime_source(), comp.image,
-                 json.dumps(comp.packages), json.dumps(comp.env, sort_keys=True)):
+                 json.dumps(comp.packages), json.dumps(env, sort_keys=True)):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()[:12]
