@@ -208,3 +208,15 @@ def test_closing_braces_inside_an_expression_end_the_tag():
     with pytest.raises(ExpressionError):
         substitute("{{={'b': 1}}}", CTX)
     assert substitute("{{={'b': 1}}}", CTX, strict=False) == "{{={'b': 1}}}"
+
+
+def test_non_strict_defers_expressions_reading_missing_variables():
+    # a later phase knows tasks.producer; do not let `??` decide on incomplete data
+    ctx = {"tasks.other.outputs.result": "x", "item": "1"}
+    text = "{{=tasks.producer.outputs.parameters.msg ?? 'fallback'}}"
+    assert substitute(text, ctx, strict=False) == text
+    ctx["tasks.producer.outputs.parameters.msg"] = None
+    assert substitute(text, ctx, strict=False) == "fallback"
+    assert substitute(text, ctx) == "fallback"
+    # structured and prefix keys count as present
+    assert substitute("{{=len(inputs.parameters)}}", {"inputs.parameters.a": "1"}, strict=False) == "1"

@@ -30,6 +30,7 @@ Argo builds the expression environment from its flat variable map
 from __future__ import annotations
 
 import bisect
+import functools
 import datetime as _dt
 import time
 from collections.abc import Iterable, Mapping
@@ -178,13 +179,18 @@ def format_result(value: Any) -> str:
     return go_json(from_python(value))
 
 
+@functools.lru_cache(maxsize=1024)
+def _referenced_names(source: str) -> frozenset[str]:
+    names: set[str] = set()
+    _collect(expr_parser.parse(source), names, 0)
+    return frozenset(names)
+
+
 def referenced_names(source: str) -> set[str]:
     """Best-effort set of dotted variable paths an expression reads
     (``inputs.parameters['a-b']`` gives ``inputs.parameters.a-b``). Function names,
     closure pointers and builtins are left out; raises ExpressionError if it does not parse."""
-    names: set[str] = set()
-    _collect(expr_parser.parse(source), names, 0)
-    return names
+    return set(_referenced_names(source))
 
 
 def _children(node: tuple) -> list[tuple]:

@@ -8,8 +8,9 @@ Produces a small AST of tuples ``(kind, pos, *fields)`` that only
 ``?:`` binds loosest. ``not in``, ``not matches`` etc. negate their operator.
 
 Node kinds: lit, name, ptr, member, slice, call, builtin, closure, unary, binary, cond,
-array, map. (``let`` declarations, ``if``/``else`` and the method-call forms
-of expr-lang are not supported.) The parser caps the tree at :data:`MAX_DEPTH` levels and
+array, map. ``let`` declarations and ``if``/``else`` blocks of newer expr-lang are not
+supported; method calls parse, but the evaluator only resolves the few whitelisted methods of
+times and durations (``(now() - t).Seconds()``). The parser caps the tree at :data:`MAX_DEPTH` levels and
 :data:`MAX_NODES` nodes so that no input can make evaluation expensive.
 """
 
@@ -333,20 +334,3 @@ class _Parser:
 def parse(source: str) -> tuple:
     """Parse expression source into an AST, raising ExpressionError with the offset."""
     return _Parser(source).parse()
-
-
-def walk(tree: tuple):
-    """Yield every node of an AST (pre-order), for static analysis such as name lookup."""
-    stack = [tree]
-    while stack:
-        node = stack.pop()
-        yield node
-        for part in node[2:]:
-            if isinstance(part, tuple) and part and isinstance(part[0], str) and isinstance(part[1], int):
-                stack.append(part)
-            elif isinstance(part, list):
-                for item in part:
-                    if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], tuple):
-                        stack.extend(item)
-                    elif isinstance(item, tuple):
-                        stack.append(item)

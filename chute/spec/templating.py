@@ -12,12 +12,14 @@ itself contains ``{{workflow.name}}`` comes out literally and is never scanned a
 anything else as JSON (``20``, ``[3]``, ``{"a":1}``).
 
 With ``strict=False`` (Argo's ``allowUnresolved``) a tag that cannot be resolved yet is
-left exactly as written, for a later phase to fill; with ``strict=True`` it raises
+left exactly as written, for a later phase to fill (an expression tag also when it reads a
+variable that is not in the map yet, even if ``??`` could cover for it); with ``strict=True`` it raises
 :class:`~chute.errors.ExpressionError` naming the variable.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -133,6 +135,7 @@ class _Substituter:
         self.ctx = ctx
         self.strict = strict
         self._env: Mapping[str, Any] | None = None
+        self._keys: list[str] | None = None
 
     @property
     def env(self) -> Mapping[str, Any]:
@@ -170,7 +173,29 @@ class _Substituter:
             raise expr.UndefinedVariableError(name, f"failed to resolve {{{{{tag.inner}}}}}")
         return PREFIX + tag.inner + SUFFIX
 
+    def _present(self, path: str) -> bool:
+        """Whether a dotted path an expression reads exists in the flat map: as a key, as the
+        prefix of keys ("inputs.parameters"), or under a key holding structured data."""
+        if path in self.ctx:
+            return True
+        if self._keys is None:
+            self._keys = sorted(self.ctx)
+        i = bisect.bisect_left(self._keys, path + ".")
+        if i < len(self._keys) and self._keys[i].startswith(path + "."):
+            return True
+        parts = path.split(".")
+        return any(".".join(parts[:n]) in self.ctx for n in range(1, len(parts)))
+
     def expression(self, tag: Tag) -> str:
+        if not self.strict:
+            # Argo leaves an expression for a later phase when it reads a variable that is not
+            # there yet, rather than letting `??` or `== nil` decide on incomplete data.
+            try:
+                names = expr.referenced_names(tag.inner)
+            except ExpressionError:
+                return PREFIX + "=" + tag.inner + SUFFIX
+            if not all(self._present(n) for n in names):
+                return PREFIX + "=" + tag.inner + SUFFIX
         try:
             return expr.evaluate_text(tag.inner, self.env)
         except ExpressionError as e:
