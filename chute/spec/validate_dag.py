@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 from chute.errors import ExpressionError
 from chute.spec.models import DAGTask
-from chute.spec.validate_util import did_you_mean, is_tagged
+from chute.spec.validate_util import FIELD_NAME, MAX_FIELD_NAME, did_you_mean, is_tagged
 
 if TYPE_CHECKING:
-    from chute.spec.validate import TemplateChecker
+    from chute.spec.validate_template import TemplateChecker
 
 
 def task_dependencies(task: DAGTask) -> list[str]:
@@ -92,8 +92,6 @@ def check_dag(tc: TemplateChecker) -> None:
         if not t.name:
             tc.add(f"{tp}.name", "task name is required")
             continue
-        from chute.spec.validate import FIELD_NAME, MAX_FIELD_NAME
-
         if not is_tagged(t.name) and (not FIELD_NAME.match(t.name)
                                       or len(t.name) > MAX_FIELD_NAME):
             tc.add(f"{tp}.name", f"invalid task name {t.name!r}: use letters, digits and "
@@ -130,7 +128,7 @@ def check_dag(tc: TemplateChecker) -> None:
         graph[t.name].extend(d for d in deps if d in index)
         tc._call_common(t, tp)
         if t.when:
-            from chute.spec.validate import check_when
+            from chute.spec.validate_template import check_when
 
             check_when(tc.sc, t.when, f"{tp}.when")
     for cyc in find_cycles(graph):

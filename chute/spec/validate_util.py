@@ -1,5 +1,5 @@
-"""Small helpers the validator modules share: "did you mean", tag detection, ``when``
-syntax."""
+"""Small helpers the validator modules share: Argo's name rules, "did you mean", tag
+detection, ``when`` syntax, and the checks of names, enums and retry strategies."""
 
 from __future__ import annotations
 
@@ -7,8 +7,19 @@ import difflib
 import re
 import unicodedata
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
-from chute.errors import ExpressionError
+from chute.errors import ExpressionError, Issue
+
+if TYPE_CHECKING:
+    from chute.spec.models import Parameter
+
+#: Argo's name rules: template, step and task names (``workflowFieldNameFmt``), and
+#: parameter and artifact names.
+FIELD_NAME = re.compile(r"^[a-zA-Z0-9][-a-zA-Z0-9]*$")
+PARAM_NAME = re.compile(r"^[-a-zA-Z0-9_]+$")
+MAX_FIELD_NAME = 128
+RETRY_POLICIES = ("Always", "OnFailure", "OnError", "OnTransientError")
 
 _TAG = re.compile(r"\{\{.*?\}\}", re.DOTALL)
 
@@ -59,3 +70,61 @@ def when_problem(text: str) -> str | None:
         detail = msg.removeprefix(prefix)
         return f"invalid when condition {text!r}: {detail}"
     return None
+
+
+def names_issues(items: list[Any] | None, path: str, what: str,
+                 rule: re.Pattern[str]) -> list[Issue]:
+    """Names of a list (parameters, artifacts, ...): present, well-formed, unique."""
+    issues: list[Issue] = []
+    first: dict[str, int] = {}
+    for i, item in enumerate(items or []):
+        name = item.name
+        if not name:
+            issues.append(Issue(f"{path}[{i}].name", f"{what} name is required"))
+            continue
+        if is_tagged(name):
+            continue
+        if not rule.match(name) or len(name) > MAX_FIELD_NAME:
+            allowed = ("letters, digits, '-' and '_'" if rule is PARAM_NAME
+                       else "letters, digits and '-', starting with a letter or digit")
+            issues.append(Issue(f"{path}[{i}].name",
+                                f"invalid {what} name {name!r}: use {allowed}"))
+        if name in first:
+            issues.append(Issue(f"{path}[{i}].name", f"duplicate {what} name {name!r} "
+                                f"(also {path}[{first[name]}])"))
+        else:
+            first[name] = i
+    return issues
+
+
+def param_issues(params: list[Parameter] | None, path: str) -> list[Issue]:
+    """Enum checks: a non-empty list that holds the value or default."""
+    issues: list[Issue] = []
+    for i, p in enumerate(params or []):
+        if p.enum is None:
+            continue
+        if not p.enum:
+            issues.append(Issue(f"{path}[{i}].enum", "enum must list at least one value"))
+            continue
+        for field in ("value", "default"):
+            v = getattr(p, field)
+            if v is not None and not is_tagged(v) and v not in p.enum:
+                issues.append(Issue(f"{path}[{i}].{field}",
+                                    f"{v!r} is not one of the enum values {p.enum}"))
+    return issues
+
+
+def retry_issues(rs: Any, path: str) -> list[Issue]:
+    """A retryStrategy's policy is one Argo knows and its limit is a count."""
+    issues: list[Issue] = []
+    if rs.retryPolicy and rs.retryPolicy not in RETRY_POLICIES:
+        issues.append(Issue(f"{path}.retryPolicy", f"{rs.retryPolicy!r} is not a retry "
+                            f"policy; use one of {', '.join(RETRY_POLICIES)}"))
+    if rs.limit is not None and not is_tagged(rs.limit):
+        try:
+            if int(rs.limit) < 0:
+                raise ValueError
+        except ValueError:
+            issues.append(Issue(f"{path}.limit", f"limit must be a non-negative integer or a "
+                                f"{{{{...}}}} variable, got {rs.limit!r}"))
+    return issues
