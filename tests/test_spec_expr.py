@@ -108,6 +108,7 @@ def test_when_table(when, expected):
         ("_x == _x", "Invalid token"),
         ("1.2.3 == 1", "numeric"),
         ("a =~ '('", "regular expression"),
+        ("a in (a)", "not an array"),  # a list needs a comma
     ],
 )
 def test_when_errors(when, message):

@@ -30,8 +30,8 @@ Argo builds the expression environment from its flat variable map
 from __future__ import annotations
 
 import bisect
-import functools
 import datetime as _dt
+import functools
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any

@@ -282,7 +282,7 @@ def _eval(node: tuple, when: str) -> object:
         return found if op == "=~" else not found
     if op == "in":
         if not isinstance(right, list):
-            right = [right]
+            raise _err(when, f"Value '{_fmt(right)}' cannot be used with the comparator 'in', it is not an array")
         return any(type(left) is type(x) and left == x for x in right)
     if op == "+" and (isinstance(left, str) or isinstance(right, str)):
         if isinstance(left, (list, bool)) or isinstance(right, (list, bool)) or left is None or right is None:
