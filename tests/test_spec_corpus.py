@@ -68,6 +68,8 @@ EXPECTED: dict[str, tuple[str | None, str]] = {
                                     "no input artifact 'dataset' (did you mean 'data'?)"),
     "missing-argument.yaml": ("spec.templates[1].steps[0][0].arguments",
                               "missing argument 'm'"),
+    "missing-entrypoint-argument.yaml": ("spec.arguments.parameters",
+                                         "missing argument 'message': the entrypoint 'main'"),
     "templateref-without-name.yaml": ("spec.templates[0].steps[0][0].templateRef.name",
                                       "the name of the WorkflowTemplate is required"),
     "step-refers-to-later-step.yaml": (

@@ -396,6 +396,18 @@ def test_enum_and_missing_argument_and_output_parameter_rules():
     ]
 
 
+def test_entrypoint_inputs_come_from_workflow_arguments():
+    text = wf("""
+- name: main
+  inputs: {parameters: [{name: a}, {name: b}, {name: c, default: x}]}
+  container: {image: busybox, command: [echo, "{{inputs.parameters.a}}"]}
+""", extra="arguments:\n  parameters: [{name: a}]")
+    assert problems(text) == ["spec.arguments.parameters: missing argument 'b': the "
+                              "entrypoint 'main' declares it without a default"]
+    library = text.replace("kind: Workflow", "kind: WorkflowTemplate")
+    assert problems(library) == []  # a WorkflowTemplate's caller supplies them
+
+
 def test_template_refs_resolve_against_given_templates():
     library = load("""
     apiVersion: argoproj.io/v1alpha1

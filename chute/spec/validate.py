@@ -230,7 +230,9 @@ class SpecChecker:
             entry = self.ref_spec.entrypoint
         if entry:
             if spec.workflowTemplateRef is None:
-                self._template_name(entry, f"{b}.entrypoint")
+                found = self._template_name(entry, f"{b}.entrypoint")
+                if found is not None and not self.library:
+                    self._entry_inputs(found)
         elif not self.library and spec.workflowTemplateRef is None:
             self.add(f"{b}.entrypoint", "entrypoint is required")
         if spec.onExit and spec.workflowTemplateRef is None:
@@ -273,6 +275,18 @@ class SpecChecker:
             self.add(f"{self.base}.entrypoint", f"template {self.spec.entrypoint!r} not found "
                      f"in WorkflowTemplate {ref.name!r}" + did_you_mean(
                          self.spec.entrypoint, [t.name for t in self.ref_spec.templates or []]))
+
+    def _entry_inputs(self, entry: Template) -> None:
+        """The entrypoint's inputs come from the workflow's arguments (their values may
+        still be given at submit time, ``-p name=value``)."""
+        args = self.spec.arguments
+        given = {p.name for p in (args.parameters or [])} if args else set()
+        for prm in (entry.inputs.parameters or []) if entry.inputs else []:
+            if (prm.name in given or prm.value is not None or prm.default is not None
+                    or prm.valueFrom is not None):
+                continue
+            self.add(f"{self.base}.arguments.parameters", f"missing argument {prm.name!r}: "
+                     f"the entrypoint {entry.name!r} declares it without a default")
 
     def _library_names(self, cluster: bool | None) -> list[str]:
         kind = "ClusterWorkflowTemplate" if cluster else "WorkflowTemplate"
