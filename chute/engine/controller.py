@@ -235,12 +235,18 @@ class Controller:
                     if run.state.done:
                         values.update(lease_owner=None, lease_expires_at=None)
                     q.update_workflow(s, run.uid, **values)
+        # finished runs whose final state was just committed (a launch failing below
+        # finishes its run only in the next turn's commit)
+        done = [run for run, _ in decisions if run.state.done]
         for run, d in decisions:  # committed: now act on it
             for node in d.reattach:
                 self._reattach(run, node)
+            for node in d.cancels:
+                handle = run.handles.get(node.id)
+                if handle is not None:
+                    self.executor.cancel(handle, node.message or "cancelled")
         for run, req in starting:
             self._launch(run, req)
-        done = [run for run, _ in decisions if run.state.done]
         for run in done:
             with self._lock:
                 self.runs.pop(run.uid, None)

@@ -17,7 +17,7 @@ from chute.engine.calls import continues_on, expand, should_run
 from chute.engine.nodes import Node
 from chute.engine.outputs import compound_outputs
 from chute.engine.state import Frame, Gate, RunState
-from chute.engine.vars import group_vars, input_vars, node_vars
+from chute.engine.vars import group_vars, input_vars, node_vars, substitute
 from chute.errors import ChuteError, ExpressionError
 from chute.spec import expr
 
@@ -110,8 +110,9 @@ class DagFrame(Frame):
                         f"depends on unknown task {d!r}")
             self.deps[tname] = deps
         has_dependants = {d for ds in self.deps.values() for d in ds}
-        if dag.get("target"):
-            targets = str(dag["target"]).split()
+        target = substitute(str(dag.get("target") or ""), self.ctx).strip()
+        if target:
+            targets = target.split()
             for t in targets:
                 if t not in self.tasks:
                     raise ExpressionError(f"dag.target: unknown task {t!r}")

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chute.engine.vars import substitute
-from chute.spec.models.base import as_int
 
 
 @dataclass(frozen=True)
@@ -49,6 +48,25 @@ class PodOutcome:
     artifacts: list[dict[str, Any]] = field(default_factory=list)  # saved output artifacts
 
 
+#: Default commands of images Argo's examples use (the image's ENTRYPOINT): a container
+#: with ``args`` but no ``command`` runs them, as the image would.
+IMAGE_ENTRYPOINTS = {
+    "argoproj/argosay:v2": ["argosay"],
+    "argoproj/argosay:v1": ["cowsay"],
+    "docker/whalesay": ["cowsay"],
+}
+
+
+def image_entrypoint(image: str | None) -> list[str]:
+    """The default command of ``image`` when chute knows it, else []."""
+    if not image:
+        return []
+    for prefix, cmd in IMAGE_ENTRYPOINTS.items():
+        if image == prefix or image.startswith(prefix + ":") or image.startswith(prefix):
+            return list(cmd)
+    return []
+
+
 def pod_vars(tmpl: Mapping[str, Any]) -> dict[str, str]:
     """``outputs.parameters.X.path`` / ``outputs.artifacts.X.path`` for a leaf template."""
     out: dict[str, str] = {}
@@ -63,16 +81,16 @@ def pod_vars(tmpl: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
-def _deadline(tmpl: Mapping[str, Any]) -> float | None:
+def _deadline(tmpl: Mapping[str, Any], ctx: Mapping[str, str]) -> float | None:
     """Seconds a step may run: ``activeDeadlineSeconds`` or ``timeout`` (shorter wins)."""
+    from chute.engine.durations import parse_duration
+
     limits = []
     ads = tmpl.get("activeDeadlineSeconds")
     if ads not in (None, ""):
-        limits.append(float(as_int(ads)))
+        limits.append(parse_duration(substitute(str(ads), ctx)))
     if tmpl.get("timeout"):
-        from chute.engine.durations import parse_duration
-
-        limits.append(parse_duration(str(tmpl["timeout"])))
+        limits.append(parse_duration(substitute(str(tmpl["timeout"]), ctx)))
     return min(limits) if limits else None
 
 
@@ -90,9 +108,7 @@ def launch_request(workflow_uid: str, node_id: str, attempt: int, tmpl: Mapping[
         argv = command or ["python"]
         argv = argv + args
     else:
-        argv = command + args
-        if not argv:
-            argv = ["cowsay"] if "whalesay" in (body.get("image") or "") else []
+        argv = (command or image_entrypoint(body.get("image"))) + args
     env = {}
     for e in body.get("env") or []:
         if e.get("value") is not None:
@@ -105,7 +121,7 @@ def launch_request(workflow_uid: str, node_id: str, attempt: int, tmpl: Mapping[
         workflow_uid=workflow_uid, node_id=node_id, attempt=attempt, argv=argv, env=env,
         working_dir=sub(body["workingDir"]) if body.get("workingDir") else None,
         script_source=source, output_paths=out_paths + [a["path"] for a in out_arts],
-        output_artifacts=out_arts, deadline_seconds=_deadline(tmpl),
+        output_artifacts=out_arts, deadline_seconds=_deadline(tmpl, ctx),
         image=body.get("image"),
     )
 

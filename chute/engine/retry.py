@@ -5,12 +5,14 @@ one. ``{{retries}}`` is the attempt number inside the template."""
 
 from __future__ import annotations
 
+from collections import ChainMap
 from typing import Any
 
 from chute.engine import phases as P
 from chute.engine.durations import parse_duration
 from chute.engine.nodes import Node
 from chute.engine.state import Frame, RunState
+from chute.engine.vars import input_vars, substitute
 from chute.errors import ChuteError
 from chute.spec import expr
 from chute.spec.models.base import as_int
@@ -60,7 +62,7 @@ class RetryFrame(Frame):
                         parent=self.node, owner=self, retry_attempt=i)
 
     def child_done(self, st: RunState, child: Node) -> None:
-        if child.phase == P.SUCCEEDED or child.phase not in P.FAILED_OR_ERROR:
+        if child.phase == P.SUCCEEDED or child.phase not in P.FAILED_OR_ERROR or st.stopping:
             self._end(child)
             return
         if self.limit is not None and self.attempt >= self.limit:
@@ -77,8 +79,10 @@ class RetryFrame(Frame):
                                               - (child.started_at or st.now))),
                 "lastRetry.message": child.message or "",
             }
+            source = substitute(self.strategy["expression"],
+                                ChainMap(input_vars(child.inputs or {}), st.globals))
             try:
-                ok = bool(expr.evaluate(self.strategy["expression"], env))
+                ok = bool(expr.evaluate(source, env))
             except ChuteError:
                 ok = False
             if not ok:

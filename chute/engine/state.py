@@ -134,6 +134,7 @@ class RunState:
         self._cancels: list[Node] = []
         self._wf_update: dict[str, Any] = {}
         self.root: Node | None = None
+        self.stop_message: str | None = None
         self.stopping = False  # no new pods start (stop/terminate)
         self.stopping_hard = False  # terminate: exit handlers do not run either
         self.finished_duration_var: Callable[[], str] | None = (
@@ -148,7 +149,29 @@ class RunState:
         self.phase = P.WF_RUNNING
         self.started_at = self.now
         self._wf_update.update(phase=P.WF_RUNNING, started_at=self.now)
+        deadline = self.plan.spec.get("activeDeadlineSeconds")
+        if deadline:
+            start = self.started_at if self.started_at is not None else self.now
+            self.at(start + float(deadline), lambda: self.shutdown(
+                "Step exceeded its deadline", workflow_message="Workflow exceeded its deadline"))
         RootFrame(self).start()
+        self._run()
+
+    def shutdown(self, message: str, *, workflow_message: str | None = None,
+                 hard: bool = False) -> None:
+        """Stop the run: no new pods start, running ones are cancelled, suspends end.
+        ``hard`` (terminate) also skips the exit handler."""
+        if self.done:
+            return
+        self.stopping = True
+        self.stopping_hard = self.stopping_hard or hard
+        self.stop_message = workflow_message or message
+        for node in list(self.nodes.values()):
+            if node.type == P.POD and node.phase == P.RUNNING:
+                node.message = message
+                self._cancels.append(node)
+            elif node.type == P.SUSPEND and node.phase == P.RUNNING:
+                self.finish(node, P.FAILED, message)
         self._run()
 
     def pod_finished(self, pod_id: str, outcome: PodOutcome, now: float) -> None:
@@ -397,7 +420,7 @@ class RunState:
             if P.is_terminal(node.phase):
                 continue
             if self.stopping:
-                self.finish(node, P.FAILED, "workflow shutdown")
+                self.finish(node, P.FAILED, self.stop_message or "workflow shutdown")
                 continue
             self._running_pods += 1
             self._launches.append(req)
@@ -412,6 +435,8 @@ class RunState:
         if outcome.started_at:
             node.started_at = outcome.started_at
         phase, message = outcome.phase, outcome.message or None
+        if self.stopping and phase != P.SUCCEEDED and node.message:
+            message = node.message
         if error and phase == P.SUCCEEDED:
             phase, message = P.ERROR, error
         if phase == P.SUCCEEDED:
@@ -476,6 +501,8 @@ class RunState:
 
     def complete_workflow(self, phase: str, message: str | None) -> None:
         """The workflow reached its final phase."""
+        if self.stop_message and phase != P.WF_SUCCEEDED:
+            message = self.stop_message
         self.phase = phase
         self.message = message
         self.finished_at = self.now

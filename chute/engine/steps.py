@@ -99,6 +99,9 @@ class StepsFrame(Frame):
             self.gated.discard(child.id)
             self.gate.release()
         self.pending -= 1
+        if self.tmpl.get("failFast") and child.phase in P.FAILED_OR_ERROR:
+            # failFast on a steps template: items not started yet never start
+            self.pending -= self.gate.drop_waiting()
         if self.pending == 0:
             self.group_done()
 
