@@ -69,9 +69,12 @@ def test_run_conditional_and_exit_handler(engine):
         {"announce", "announce-2", "announce-3"} - {branch})
     assert phases["announce-4"] == "Succeeded"  # mode=loud
 
+    console = _console()
     row, nodes = engine(str(EXAMPLES / "exit_handler.py"), {"fail": "true"}, timeout=120,
-                        console=_console(), live=False)
+                        console=console, live=False)
     assert row.phase == "Failed"
+    text = console.file.getvalue()
+    assert "work failed" in text and "failing on purpose" in text  # the step's log tail
     phases = {n.display_name: n.phase for n in nodes}
     assert phases["work"] in ("Failed", "Error") and phases["cleanup"] == "Succeeded"
 

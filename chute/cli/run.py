@@ -94,8 +94,29 @@ def _metrics(store: Any, uid: str) -> list[Any]:
     return rows
 
 
-def _summary(console: Any, row: Any, nodes: list[Any], metrics: list[Any]) -> None:
+def _log_tail(logs_dir: Any, uid: str, node: Any, lines: int = 12) -> list[str]:
+    """The last lines a step wrote (``<time> <stream> <text>`` lines, text kept)."""
+    path = logs_dir / uid / f"{node.node_id}.log"
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            tail = fh.read().splitlines()[-lines:]
+    except OSError:
+        return []
+    return [line.split(" ", 2)[2] if line.count(" ") >= 2 else line for line in tail]
+
+
+def _summary(console: Any, row: Any, nodes: list[Any], metrics: list[Any],
+             logs_dir: Any = None) -> None:
+    from rich.markup import escape
     from rich.table import Table
+
+    if logs_dir is not None:
+        for n in nodes:
+            if n.type == "Pod" and n.phase in ("Failed", "Error"):
+                console.print(f"[red]{escape(n.display_name)} failed[/red]: "
+                              f"{escape(n.message or '')}")
+                for line in _log_tail(logs_dir, row.uid, n):
+                    console.print(f"  {escape(line)}", highlight=False)
 
     names = {n.node_id: n.display_name for n in nodes}
     table = Table(title="outputs", show_edge=False, title_justify="left")
@@ -178,7 +199,7 @@ def run_pipeline(ref: str, params: dict[str, str], *, timeout: float | None = No
     if failure:
         raise failure[0]
     final, nodes = _snapshot(store, row.uid)
-    _summary(out, final, nodes, _metrics(store, row.uid))
+    _summary(out, final, nodes, _metrics(store, row.uid), settings.logs_dir)
     return final, nodes
 
 
