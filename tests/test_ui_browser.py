@@ -179,3 +179,25 @@ def test_login_upload_run_logs_artifact_compare(live_server, page, tmp_path):
     page.select_option("#filter-phase", "Failed")
     page.wait_for_selector(f"tr[data-run='{run2}']", state="detached")
     _shot(page, "10-runs-filtered")
+
+
+def test_thousand_node_run_renders_fast(live_server, page):
+    """The run page of a 1,000-step run draws every node; bench/ui.py measures the time
+    (about 0.3-0.6 s here); this guards against regressions with a margin for loaded CI."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "bench"))
+    from ui import make_run
+
+    make_run(live_server.app.state.ctx.store, "big-run", 1000)
+    page.goto(live_server.url + "/login?next=/runs/big-run")
+    page.fill("#token", live_server.token)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#dag[data-rendered='1']", timeout=30_000)
+    rendered = page.evaluate("() => window.__chuteRunRendered")
+    assert rendered["nodes"] == 1004
+    assert rendered["layoutMs"] < 1000, rendered
+    assert rendered["ms"] < 5000, rendered
+    page.fill(".node-list input", "train(5)")
+    page.locator(".node-item[data-phase=Failed]", has_text="train(5)").first.wait_for()
+    _shot(page, "11-run-1000-nodes")

@@ -16,6 +16,7 @@ from chute.server.runs_view import (
     PIPELINE_LABEL,
     VERSION_LABEL,
     argo_document,
+    json_response,
     list_runs,
     progress_of,
     summary,
@@ -133,17 +134,19 @@ def run_actions() -> dict:
     return {"actions": available_actions(), "delete": delete_available()}
 
 
-@router.get("/runs/{name}", summary="Get a run in Argo's Workflow shape")
-def get_run(ctx: Ctx, name: str) -> dict:
+@router.get("/runs/{name}", summary="Get a run in Argo's Workflow shape",
+            response_class=Response, responses={200: {"content": {"application/json": {}}}})
+def get_run(ctx: Ctx, name: str) -> Response:
     with ctx.store.read() as s:
-        return argo_document(s, find_run(s, name))
+        return json_response(argo_document(s, find_run(s, name)))
 
 
-@router.get("/runs/{name}/nodes", summary="The nodes of a run (Argo NodeStatus)")
-def get_nodes(ctx: Ctx, name: str) -> dict:
+@router.get("/runs/{name}/nodes", summary="The nodes of a run (Argo NodeStatus)",
+            response_class=Response, responses={200: {"content": {"application/json": {}}}})
+def get_nodes(ctx: Ctx, name: str) -> Response:
     with ctx.store.read() as s:
         doc = argo_document(s, find_run(s, name))
-    return {"items": list((doc.get("status") or {}).get("nodes", {}).values())}
+    return json_response({"items": list((doc.get("status") or {}).get("nodes", {}).values())})
 
 
 @router.get("/runs/{name}/nodes/{node_id}", summary="One node of a run")

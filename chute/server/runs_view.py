@@ -77,6 +77,17 @@ def list_runs(session: Session, *, phases: list[str] | None = None,
     return rows[offset:offset + limit], len(rows)
 
 
+def json_response(obj: Any, status_code: int = 200):
+    """A JSON response serialised directly (FastAPI's encoder costs ~10x more on a
+    1,000-node run document, which is plain JSON data already)."""
+    import json
+
+    from fastapi.responses import Response
+
+    body = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=str)
+    return Response(body.encode(), status_code=status_code, media_type="application/json")
+
+
 def argo_document(session: Session, row: WorkflowRow) -> dict[str, Any]:
     """The run in Argo's Workflow shape, with ``status.nodes`` and ``status.progress``."""
     from chute.engine.status import workflow_status

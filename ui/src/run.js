@@ -36,7 +36,7 @@ export function RunPage({ name }) {
       onSelect: (id) => setSelected(id),
       onFirstPaint: () => {
         performance.mark("chute:run-rendered");
-        window.__chuteRunRendered = { ms: performance.now(), nodes: view.nodes.size };
+        window.__chuteRunRendered = { ms: performance.now(), nodes: view.nodes.size, layoutMs: view.layoutMs };
         canvasRef.current.dataset.rendered = "1";
       },
     });
