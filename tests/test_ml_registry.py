@@ -157,3 +157,20 @@ def test_cli_bad_input_exits_2(cli, registry, args, message):
     code, _, err = cli(*args)
     assert code == 2
     assert message in err
+
+
+def test_cli_download_copies_the_model_file_from_the_artifact_repository(cli, registry,
+                                                                         chute_home, tmp_path):
+    from chute.artifacts import ArtifactRepository
+
+    repo = ArtifactRepository.from_settings()
+    src = tmp_path / "m.bin"
+    src.write_bytes(b"model-bytes")
+    repo.put_file(src, "models/fraud/uid-1/model.skops")
+    _register(registry, artifact_uri=f"{repo.uri}/models/fraud/uid-1/model.skops")
+    _register(registry, artifact_uri="s3://elsewhere/m.skops")
+    code, _, err = cli("models", "get", "fraud", "1", "--download", str(tmp_path / "out.skops"))
+    assert code == 0 and "saved to" in err
+    assert (tmp_path / "out.skops").read_bytes() == b"model-bytes"
+    code, _, err = cli("models", "get", "fraud", "2", "--download", str(tmp_path / "x"))
+    assert code == 2 and "is not in the artifact repository" in err

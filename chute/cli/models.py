@@ -77,10 +77,17 @@ def get_cmd(
     name: str = typer.Argument(..., help="Model name."),
     version: str = typer.Argument("latest", help="A version number, 'latest' or a stage."),
     output: str = typer.Option("table", "-o", "--output", help="table or json."),
+    download: Optional[str] = typer.Option(None, "--download",
+                                           help="Also copy the model file to this path."),
 ) -> None:
     """Show one model version: stage, metrics, params, data digests, lineage, artifact."""
     _check_output(output)
     v = _registry().get(name, version)
+    if download:
+        from chute.ml.registry import download as fetch
+
+        path = fetch(v, download)
+        typer.echo(f"model/{v.name} version {v.version} saved to {path}", err=True)
     if output == "json":
         typer.echo(json.dumps(v.to_dict(), indent=2))
         return
