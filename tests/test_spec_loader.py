@@ -124,13 +124,13 @@ def test_hostile_or_broken_text(data, expected):
 
 def test_size_limit_is_checked_before_parsing(tmp_path):
     big = "# " + "x" * MAX_SPEC_BYTES + "\n"
-    start = time.perf_counter()
+    start = time.process_time()
     assert "the limit is" in issues(big)[0]
     path = tmp_path / "big.yaml"
     path.write_text(big)
     with pytest.raises(SpecError, match="limit is"):
         load_file(path)
-    assert time.perf_counter() - start < 2
+    assert time.process_time() - start < 2
 
 
 def test_deep_nesting_and_alias_bombs_are_refused_fast():
@@ -140,9 +140,9 @@ def test_deep_nesting_and_alias_bombs_are_refused_fast():
         f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
         f"*{chr(97 + i)}, *{chr(97 + i)}]\n" for i in range(8))
     for data, expected in ((deep, "nesting deeper than"), (bomb, "more than")):
-        start = time.perf_counter()
+        start = time.process_time()
         assert any(expected in f for f in issues(data))
-        assert time.perf_counter() - start < 2
+        assert time.process_time() - start < 2
 
 
 def test_load_file_errors(tmp_path):

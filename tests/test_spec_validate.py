@@ -629,6 +629,6 @@ def test_large_dag_validates_quickly():
         for i in range(n))
     text = wf(ECHO + "- name: main\n  dag:\n    tasks:\n" + tasks)
     res = load(text)
-    start = time.perf_counter()
+    start = time.process_time()
     assert validate(res) == []
-    assert time.perf_counter() - start < 3.0
+    assert time.process_time() - start < 3.0
