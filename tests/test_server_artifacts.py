@@ -14,7 +14,7 @@ import pytest
 
 pytest_plugins = ["tests.fixtures.server"]
 
-from tests.fixtures.server import upload_pipeline, wait_for_phase  # noqa: E402
+from tests.fixtures.server import upload_pipeline, wait_for_phase
 
 OUTSIDE_SECRET = "outside-the-store-3f9c1d"
 TRAVERSALS = [

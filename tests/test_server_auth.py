@@ -6,7 +6,6 @@ import json
 import re
 import time
 
-import pytest
 from starlette.routing import Mount
 
 pytest_plugins = ["tests.fixtures.server"]

@@ -14,7 +14,7 @@ import pytest
 
 pytest_plugins = ["tests.fixtures.server"]
 
-from tests.fixtures.server import PIPELINE_YAML, free_port  # noqa: E402
+from tests.fixtures.server import PIPELINE_YAML, free_port
 
 
 def _start(port: int, env: dict) -> tuple[subprocess.Popen, list[str]]:

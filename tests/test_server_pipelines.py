@@ -6,7 +6,7 @@ from pathlib import Path
 
 pytest_plugins = ["tests.fixtures.server"]
 
-from tests.fixtures.server import PIPELINE_YAML, upload_pipeline  # noqa: E402
+from tests.fixtures.server import PIPELINE_YAML, upload_pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -7,7 +7,7 @@ import time
 
 pytest_plugins = ["tests.fixtures.server"]
 
-from tests.fixtures.server import PIPELINE_YAML, upload_pipeline, wait_for_phase  # noqa: E402
+from tests.fixtures.server import PIPELINE_YAML, upload_pipeline, wait_for_phase
 
 
 def _run(client, pipeline_id, **body):
@@ -182,3 +182,18 @@ def test_runs_cannot_join_an_archived_experiment(api):
     assert resp.status_code == 409 and resp.json()["error"]["code"] == "conflict"
     assert api.get("/api/v1/experiments", params={"archived": "true"}).json()["total"] == 1
     assert api.get("/api/v1/experiments", params={"archived": "false"}).json()["total"] == 0
+
+
+def test_big_logs_are_sent_whole(running_api):
+    pipe = upload_pipeline(running_api)
+    name = _run(running_api, pipe["id"])
+    doc = wait_for_phase(running_api, name)
+    node = next(n for n in doc["status"]["nodes"].values() if n.get("displayName") == "first")
+    settings = running_api.app.state.ctx.settings
+    path = settings.logs_dir / doc["metadata"]["uid"] / f"{node['id']}.log"
+    lines = [f"2026-01-01T00:00:00Z stdout line {i:07d} " + "x" * 40 for i in range(60_000)]
+    path.write_text("\n".join(lines) + "\n")  # about 4 MiB
+    text = running_api.get(f"/api/v1/runs/{name}/logs", params={"node": node["id"]}).text
+    got = text.splitlines()
+    assert len(got) == 60_000
+    assert got[0].startswith("line 0000000") and got[-1].startswith("line 0059999")

@@ -20,7 +20,7 @@ import pytest
 
 pytest_plugins = ["tests.fixtures.server"]
 
-from tests.fixtures.server import wait_for_phase  # noqa: E402
+from tests.fixtures.server import wait_for_phase
 
 LEAKY_WORKFLOW = """\
 apiVersion: argoproj.io/v1alpha1

@@ -17,7 +17,7 @@ import pytest
 
 pytest_plugins = ["tests.fixtures.server"]
 
-from tests.fixtures.server import (  # noqa: E402
+from tests.fixtures.server import (
     PIPELINE_YAML,
     attach_artifact,
     record_metric,

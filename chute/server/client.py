@@ -31,10 +31,10 @@ class ServerClient:
         """Close the connection pool."""
         self.http.close()
 
-    def __enter__(self) -> "ServerClient":
+    def __enter__(self) -> ServerClient:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def _check(self, resp: httpx.Response) -> httpx.Response:

@@ -39,7 +39,7 @@ class EmbeddedController:
             self.error = exc
             log.error("the embedded controller stopped: %s", type(exc).__name__)
 
-    def start(self) -> "EmbeddedController":
+    def start(self) -> EmbeddedController:
         """Start the loop thread."""
         self.thread.start()
         return self

@@ -62,12 +62,12 @@ def build_pages_router() -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
     @router.get("/login")
-    async def get_login(next: str = "/") -> HTMLResponse:  # noqa: A002 - query name
+    async def get_login(next: str = "/") -> HTMLResponse:
         return HTMLResponse(login_page(next_path=safe_next(next)))
 
     @router.post("/login")
     async def post_login(
-        request: Request, token: str = Form(""), next: str = Form("/")  # noqa: A002
+        request: Request, token: str = Form(""), next: str = Form("/")
     ) -> Response:
         auth = request.app.state.ctx.auth
         if not auth.check_token(token):

@@ -28,6 +28,7 @@ Ctx = Annotated[ServerContext, Depends(get_ctx)]
 STEP_TYPES = ("Pod", "Container", "Script")
 TERMINAL = ("Succeeded", "Failed", "Error", "Skipped", "Omitted")
 FOLLOW_POLL_SECONDS = 0.3
+READ_CHUNK = 1 << 20
 
 
 def log_path(ctx: ServerContext, uid: str, node_id: str) -> Path:
@@ -37,6 +38,22 @@ def log_path(ctx: ServerContext, uid: str, node_id: str) -> Path:
     if not path.startswith(root + os.sep):
         raise NotFoundError(f"no logs for node {node_id!r}")
     return Path(path)
+
+
+def _read_new(paths: dict[str, Path], offsets: dict[str, int]) -> list[tuple[str, bytes]]:
+    """What each log file holds past its offset (at most 1 MiB each); advances offsets."""
+    out = []
+    for nid, path in paths.items():
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(offsets.get(nid, 0))
+                data = fh.read(READ_CHUNK)
+                offsets[nid] = fh.tell()
+        except FileNotFoundError:
+            continue
+        if data:
+            out.append((nid, data))
+    return out
 
 
 def _format(line: str, timestamps: bool, prefix: str | None) -> str:
@@ -98,16 +115,9 @@ async def logs(
                 for nid, disp in fresh:
                     if nid not in paths:
                         paths[nid], names[nid] = log_path(ctx, uid, nid), disp
-            for nid, path in paths.items():
-                try:
-                    with open(path, "rb") as fh:
-                        fh.seek(offsets.get(nid, 0))
-                        data = fh.read(1 << 20)
-                        offsets[nid] = fh.tell()
-                except FileNotFoundError:
-                    continue
-                if not data:
-                    continue
+            chunks = await asyncio.to_thread(_read_new, paths, offsets)
+            more = any(len(data) == READ_CHUNK for _, data in chunks)
+            for nid, data in chunks:
                 text = partial.pop(nid, "") + data.decode("utf-8", "replace")
                 lines = text.split("\n")
                 if lines[-1]:
@@ -117,6 +127,8 @@ async def logs(
                 if out:
                     sent = True
                     yield out.encode()
+            if more:
+                continue  # a big log: keep reading before deciding anything
             if not follow or stop.is_set() or await request.is_disconnected():
                 break
             if not sent and await asyncio.to_thread(_finished, ctx, uid, node):
