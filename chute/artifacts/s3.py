@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 PART_SIZE = 16 * 1024 * 1024  # multipart part size: bounds the upload buffer in memory
 READ_BLOCK = 8 * 1024 * 1024
+CONNECT_TIMEOUT = 10.0
+READ_TIMEOUT = 900.0
 
 _SUPPORTED = {"endpoint", "bucket", "key", "keyPrefix", "keyFormat", "region", "insecure",
               "accessKeySecret", "secretKeySecret", "sessionTokenSecret", "useSDKCreds",
@@ -175,7 +177,12 @@ class S3Backend:
         client_kwargs: dict[str, Any] = {"region_name": cfg.region or "us-east-1"}
         if url:
             client_kwargs["endpoint_url"] = url
-        config_kwargs: dict[str, Any] = {"retries": {"max_attempts": 3, "mode": "standard"}}
+        # CompleteMultipartUpload of a large object can take minutes before the server
+        # answers (AWS documents this; moto assembles it in memory): a short read timeout
+        # would retry a completion that already happened and fail on the retry.
+        config_kwargs: dict[str, Any] = {"retries": {"max_attempts": 3, "mode": "standard"},
+                                         "connect_timeout": CONNECT_TIMEOUT,
+                                         "read_timeout": READ_TIMEOUT}
         if cfg.addressing_style:
             config_kwargs["s3"] = {"addressing_style": cfg.addressing_style}
         self.fs = s3fs.S3FileSystem(
