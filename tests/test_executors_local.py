@@ -482,6 +482,28 @@ def test_private_tmp_holds_only_what_the_step_wrote(ex, tmp_path):
     )
     assert r.outcome == SUCCEEDED
     assert sorted(os.listdir(s.step_dir / "root" / "tmp")) == ["out.txt"]
+    assert sorted(os.listdir(s.step_dir / "root")) == ["tmp"]
+
+
+@pytest.mark.skipif(not sandbox.available(), reason="no mount namespaces here")
+def test_a_top_level_output_file(ex, tmp_path):
+    # Argo's expression-tag example writes its output parameter to the file /output
+    r, _ = run(
+        ex,
+        tmp_path,
+        ["sh", "-c", "echo hello > /output"],
+        private_paths=["/output"],
+        output_paths=["/output"],
+    )
+    assert r.outcome == SUCCEEDED, r
+    assert Path(r.outputs["/output"]).read_text() == "hello\n"
+    assert not Path("/output").exists()
+
+
+def test_script_file_is_executable(ex, tmp_path):
+    # `command: [sh, -c]` with a script runs `sh -c <script path>`: the file itself
+    r, _ = run(ex, tmp_path, ["sh", "-c"], script_source="#!/bin/sh\necho from-script\n")
+    assert (r.outcome, r.result) == (SUCCEEDED, "from-script")
 
 
 def test_plan_without_namespaces_shares_paths_and_snapshots_outputs(tmp_path):

@@ -4,6 +4,7 @@ chute secret; wrong credentials and an empty prefix fail with a message naming t
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 
@@ -65,3 +66,23 @@ def test_bad_object_is_named_by_its_key(s3, chute_home, tmp_path, monkeypatch):
     with pytest.raises(DataError, match=rf"s3://{s3.bucket}/tx/bad.csv: missing column 'V4'"):
         C.ingest_s3.fn(bucket=s3.bucket, prefix="tx", endpoint=s3.url, credentials_secret="",
                        transactions=Dataset(name="t", path=str(tmp_path / "t.parquet")))
+
+
+@pytest.mark.timeout(900)
+def test_pipeline_merges_the_s3_batch_with_the_csv_source(s3, chute_home):
+    """The whole pipeline with its S3 source on: credentials from the chute secret only."""
+    from tests.test_fraud_pipeline import pods, run_pipeline
+
+    SecretStore().create("fraud-s3", {"access_key": s3.access_key, "secret_key": s3.secret_key})
+    batch = make_transactions(8000, 0.005, seed=21, time_offset=172800)
+    _upload(s3, "transactions/day3.csv", batch)
+    wf = run_pipeline(chute_home, "rows=20000", "fraud_rate=0.005", "tune=never",
+                      f"s3_bucket={s3.bucket}", f"s3_endpoint={s3.url}", "min_pr_auc=0.0",
+                      "min_recall=0.0")
+    (ingest,) = pods(wf, "ingest-s3")
+    outputs = {p["name"]: p["value"] for p in ingest["outputs"]["parameters"]}
+    assert outputs["Output"] == "8000"
+    (transform,) = pods(wf, "transform")
+    stats = next(p["value"] for p in transform["outputs"]["parameters"] if p["name"] == "stats")
+    assert '"rows": 28000' in stats.replace("'", '"')
+    assert s3.secret_key not in json.dumps(wf)

@@ -314,7 +314,47 @@ _SETTINGS = {"deadline": None, "database": None, "derandomize": True,
                  "suppress_health_check": [HealthCheck.too_slow, HealthCheck.filter_too_much]}
 
 
-@settings(max_examples=_examples(4000), **_SETTINGS)
+_LEAVES = st.sampled_from([
+    "1", "-2", "2.5", "0", "'a'", "'(a+)+$'", "true", "false", "nil", "[]", "{}", "x", "item", "#", "#index",
+    "#acc", "inputs.parameters.x", "inputs.parameters.long", "inputs.parameters['x']", "inputs", "1..5",
+    "now()", "'$.a'", "'{\"a\": [1, 2]}'", "sprig", "asInt",
+])
+_BINOPS = ["+", "-", "*", "/", "%", "**", "==", "!=", "<", ">=", "&&", "||", "??", "in", "matches", "contains",
+           "startsWith", "..", "not in"]
+_FUNCS1 = ["len", "asInt", "asFloat", "string", "int", "float", "toJson", "toJSON", "fromJSON", "upper", "trim",
+           "keys", "first", "abs", "type", "sprig.upper", "sprig.int", "sprig.b64dec", "sprig.empty", "sprig.toJson",
+           "sprig.until", "uniq", "flatten", "sum"]
+_FUNCS2 = ["jsonpath", "split", "repeat", "join", "sprig.default", "sprig.add", "sprig.repeat", "sprig.splitList",
+           "sprig.regexMatch", "get", "indexOf", "max"]
+_PREDS = ["map", "filter", "all", "any", "count", "find", "sortBy", "groupBy", "reduce"]
+
+
+def _combine(children):
+    return st.one_of(
+        st.tuples(children, st.sampled_from(_BINOPS), children).map(lambda t: f"({t[0]} {t[1]} {t[2]})"),
+        st.tuples(st.sampled_from(["!", "-", "not "]), children).map(lambda t: f"{t[0]}({t[1]})"),
+        st.tuples(children, children, children).map(lambda t: f"({t[0]} ? {t[1]} : {t[2]})"),
+        st.tuples(st.sampled_from(_FUNCS1), children).map(lambda t: f"{t[0]}({t[1]})"),
+        st.tuples(st.sampled_from(_FUNCS2), children, children).map(lambda t: f"{t[0]}({t[1]}, {t[2]})"),
+        st.tuples(st.sampled_from(_PREDS), children, children).map(lambda t: f"{t[0]}({t[1]}, {{{t[2]}}})"),
+        st.tuples(children, st.sampled_from(["a", "x", "__class__", "Seconds", "0"])).map(lambda t: f"{t[0]}.{t[1]}"),
+        st.tuples(children, children).map(lambda t: f"{t[0]}[{t[1]}]"),
+        st.tuples(children, children).map(lambda t: f"{t[0]}[{t[1]}:]"),
+        st.lists(children, max_size=3).map(lambda xs: "[" + ", ".join(xs) + "]"),
+        st.tuples(children, children).map(lambda t: f"{{a: {t[0]}, 'b': {t[1]}}}"),
+    )
+
+
+@settings(max_examples=_examples(1500), **_SETTINGS)
+@given(st.recursive(_LEAVES, _combine, max_leaves=12))
+def test_generated_expression_trees(source):
+    outcome, _ = run_guarded(lambda: expr.evaluate(source, ENV))
+    _assert_safe_outcome(outcome)
+    outcome, _ = run_guarded(lambda: templating.substitute("{{=" + source + " }}", CTX))
+    _assert_safe_outcome(outcome)
+
+
+@settings(max_examples=_examples(2500), **_SETTINGS)
 @given(st.lists(st.sampled_from(_TOKENS), min_size=1, max_size=24).map(" ".join))
 def test_generated_token_soup(source):
     for entry in (lambda: expr.evaluate(source, ENV), lambda: expr.evaluate_when(source)):
@@ -374,3 +414,21 @@ def test_generated_depends(source):
 
     outcome, _ = run_guarded(run)
     assert isinstance(outcome, (bool, ExpressionError))
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "reduce(1..2000, [#acc], [])",
+        "reduce(1..2000, [#acc], []) == reduce(1..2000, [#acc], [])",
+        "string(reduce(1..2000, [#acc], []))",
+        "toJson(reduce(1..2000, [#acc], []))",
+        "sprig.cat(reduce(1..2000, [#acc], []))",
+        "uniq(reduce(1..2000, [#acc, #acc], []))",
+        "reduce(1..2000, [#acc], []) in [reduce(1..2000, [#acc], [])]",
+    ],
+)
+def test_deeply_nested_values_are_refused(payload):
+    for entry in (lambda: expr.evaluate(payload, ENV), lambda: templating.substitute("{{=" + payload + "}}", CTX)):
+        outcome, _ = run_guarded(entry)
+        assert isinstance(outcome, ExpressionError)

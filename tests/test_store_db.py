@@ -82,6 +82,5 @@ def test_workflow_lease_is_exclusive_until_it_expires(store):
 def test_second_controller_is_refused_naming_the_holder(store):
     with store.write() as s:
         q.acquire_lease(s, "controller", "ctl-1", time.time(), 15)
-    with pytest.raises(LeaseHeldError, match="lease held by pid"):
-        with store.write() as s:
-            q.acquire_lease(s, "controller", "ctl-2", time.time(), 15)
+    with pytest.raises(LeaseHeldError, match="lease held by pid"), store.write() as s:
+        q.acquire_lease(s, "controller", "ctl-2", time.time(), 15)

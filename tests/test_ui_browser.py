@@ -157,6 +157,10 @@ def test_login_upload_run_logs_artifact_compare(live_server, page, tmp_path):
         assert _wait_done(api, run2)["status"]["phase"] == "Succeeded"
     record_metric(live.app, run1, "accuracy", 0.81)
     record_metric(live.app, run2, "accuracy", 0.93)
+    record_metric(live.app, run1, "roc", None, "roc",
+                  {"fpr": [0, 0.1, 0.4, 1], "tpr": [0, 0.6, 0.9, 1]})
+    record_metric(live.app, run2, "confusion", None, "confusion_matrix",
+                  {"labels": ["legit", "fraud"], "matrix": [[941, 7], [12, 40]]})
     page.goto(live.url + f"/experiments/{exp['id']}")
     page.wait_for_selector(f"tr[data-run='{run2}']")
     header = page.inner_text("#experiment-runs thead")
@@ -171,6 +175,9 @@ def test_login_upload_run_logs_artifact_compare(live_server, page, tmp_path):
     params = page.inner_text("#compare-table")
     assert "from-the-browser" in params and "slow" in params  # each run's own parameters
     page.wait_for_selector(".chart canvas")
+    page.wait_for_selector("h3:has-text('ROC')")
+    confusion = page.inner_text("table.confusion")
+    assert "fraud" in confusion and "941" in confusion
     _shot(page, "09-compare")
 
     # -- the runs list shows both, filterable by experiment -------------------------------
