@@ -41,6 +41,7 @@ from chute.errors import NotFoundError, UnsupportedError, UserError
 
 MAX_REDIRECTS = 5
 HTTP_TIMEOUT = 60.0
+GIT_TIMEOUT = 600
 
 
 @dataclass(frozen=True)
@@ -306,8 +307,12 @@ def _fetch_git(art, dest, where) -> InputRecord:
         base += ["--single-branch", "--branch", str(git["branch"])]
 
     def run(argv, cwd=None):
-        return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False,
-                              timeout=600)
+        try:
+            return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True,
+                                  check=False, timeout=GIT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise UserError(f"{where}: git {argv[3] if len(argv) > 3 else ''} of "
+                            f"{redact_url(repo_url)} took more than {GIT_TIMEOUT}s") from None
 
     try:
         p = None
