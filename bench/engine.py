@@ -25,12 +25,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from chute.config import load_settings  # noqa: E402
-from chute.engine.controller import Controller  # noqa: E402
-from chute.engine.submit import submit  # noqa: E402
-from chute.executors.local import LocalExecutor  # noqa: E402
-from chute.spec.loader import load_resource  # noqa: E402
-from chute.store.db import open_store  # noqa: E402
+from chute.config import load_settings
+from chute.engine.controller import Controller
+from chute.engine.submit import submit
+from chute.executors.local import LocalExecutor
+from chute.spec.loader import load_resource
+from chute.store.db import open_store
 
 NOOP = {"name": "noop", "container": {"image": "busybox", "command": ["sh", "-c", "true"]}}
 

@@ -60,7 +60,7 @@ class Node:
         }
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> "Node":
+    def from_row(cls, row: dict[str, Any]) -> Node:
         """Rebuild from a store dict (``node_id`` plus columns)."""
         return cls(
             id=row["node_id"], name=row["name"], display_name=row["display_name"],

@@ -99,7 +99,7 @@ def launch_request(workflow_uid: str, node_id: str, attempt: int, tmpl: Mapping[
     """Substitute a leaf template and describe its launch."""
     kind = "script" if tmpl.get("script") is not None else "container"
     body = tmpl[kind]
-    sub = lambda v: substitute(str(v), ctx)  # noqa: E731 - tiny local helper
+    sub = lambda v: substitute(str(v), ctx)
     command = [sub(c) for c in (body.get("command") or [])]
     args = [sub(a) for a in (body.get("args") or [])]
     source = None
@@ -138,7 +138,7 @@ def collect_outputs(tmpl: Mapping[str, Any], outcome: PodOutcome, ctx: Mapping[s
         if vf.get("path"):
             content = outcome.files.get(substitute(vf["path"], ctx))
             if content is not None:
-                value = content[:-1] if content.endswith("\n") else content
+                value = content.removesuffix("\n")
             elif vf.get("default") is not None:
                 value = vf["default"]
             elif outcome.phase == "Succeeded":
@@ -158,7 +158,7 @@ def collect_outputs(tmpl: Mapping[str, Any], outcome: PodOutcome, ctx: Mapping[s
     if outcome.artifacts:
         outputs["artifacts"] = list(outcome.artifacts)
     if outcome.result is not None:
-        outputs["result"] = outcome.result[:-1] if outcome.result.endswith("\n") else outcome.result
+        outputs["result"] = outcome.result.removesuffix("\n")
     if outcome.exit_code is not None:
         outputs["exitCode"] = str(outcome.exit_code)
     return outputs, error

@@ -57,7 +57,7 @@ class Frame:
 
     node: Node
 
-    def child_done(self, st: "RunState", child: Node) -> None:  # pragma: no cover - abstract
+    def child_done(self, st: RunState, child: Node) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
 

@@ -167,7 +167,7 @@ def upgrade(engine: Engine, settings: Settings, revision: str = "head") -> None:
                 command.upgrade(_alembic_config(conn), revision)
     except StoreError:
         raise
-    except Exception as exc:  # noqa: BLE001 - any failure stops startup, loudly
+    except Exception as exc:
         raise StoreError(f"database migration failed: {exc}") from exc
 
 
