@@ -5,15 +5,15 @@ same time never collide. chute gives a step with private paths (output parameter
 ``valueFrom.path``, artifact paths, input artifact paths) the same guarantee with a Linux
 mount namespace, set up in the forked step process just before ``exec``:
 
-* a fresh tmpfs becomes the step's root; every top-level entry of the host's ``/`` is
-  bind-mounted into it (so ``/usr``, ``/work``, ``/proc`` ... are the host's);
-* the *private tops* — ``/tmp`` and the top directory of each private path outside the
-  system directories (``/mnt``, ``/workspace``, ``/argo`` ...) — are instead bound to
-  ``step_dir/root/<top>``, so after the step ``/tmp/out.txt`` is
-  ``step_dir/root/tmp/out.txt`` on the host;
+* ``step_dir/root`` becomes the step's root directory (``chroot``); every top-level
+  entry of the host's ``/`` is bind-mounted into it (so ``/usr``, ``/work``, ``/proc`` ...
+  are the host's), except the *private tops*: ``/tmp`` and the top directory of each
+  private path outside the system directories (``/mnt``, ``/workspace``, ``/output``).
+  Those are plain directories of ``step_dir/root``, so after the step ``/tmp/out.txt``
+  is ``step_dir/root/tmp/out.txt`` on the host, and so is a file ``/output``;
 * host paths the step is *given* that lie under a private top (the step directory, the
-  working directory, absolute paths in argv, env values and PATH) are bound back in,
-  so a host path passed to a step still means what it says.
+  working directory, absolute paths in argv, the script, env values and PATH) are bound
+  back in, so a host path passed to a step still means what it says.
 
 This is what bubblewrap does (``bwrap --dev-bind / / --bind ... /tmp``); doing it in the
 forked child instead of exec'ing ``bwrap`` saves the extra process (bwrap costs 3-5 ms a
@@ -176,10 +176,24 @@ class Plan:
             return self.root / path.lstrip("/")
         return Path(path)
 
-    def prepare(self) -> None:
-        """Create the private directories and place the input files (before the fork)."""
-        for top in self.private_tops:
-            (self.root / top).mkdir(parents=True, exist_ok=True)
+    def prepare(self, private_paths: list[str] = ()) -> None:
+        """Before the fork: the private directories, input files, and mount points.
+
+        The step's root is ``step_dir/root`` itself, so anything it writes outside the
+        host directories bound in (``/tmp/x``, ``/output``, ``/workspace/y``) lands there
+        and can be collected. Mount points are made here, on the host, and listed in
+        ``skeleton`` so that :meth:`cleanup` removes them after the step.
+        """
+        if self.enabled:
+            tmp = self.root / "tmp"
+            tmp.mkdir(parents=True, exist_ok=True)
+            tmp.chmod(0o1777)
+            for p in private_paths:  # their parents, as a container image would have them
+                parent = os.path.dirname(p)
+                if parent != "/" and self.is_private(p):
+                    self.host_path(parent).mkdir(parents=True, exist_ok=True)
+        else:
+            self.root.mkdir(parents=True, exist_ok=True)
         for dest, src in self.input_files.items():
             target = self.host_path(dest)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -187,25 +201,38 @@ class Plan:
                 shutil.copytree(src, target, dirs_exist_ok=True)
             else:
                 shutil.copyfile(src, target)
-        # mount points for the host paths bound back in, made here (not in the step's
-        # namespace) so that cleanup() can remove them from the private directories
+        if not self.enabled:
+            return
+        for name in os.listdir("/"):
+            if name not in self.private_tops:
+                self._mount_point("/" + name, self.root / name)
         for src in self.expose:
-            mp = self.host_path(src)
-            if os.path.isdir(src):
-                self.skeleton += _missing_ancestors(mp)
-                mp.mkdir(parents=True, exist_ok=True)
-            else:
-                self.skeleton += _missing_ancestors(mp.parent)
-                mp.parent.mkdir(parents=True, exist_ok=True)
-                if not mp.exists():
-                    mp.touch()
-                    self.skeleton.append(mp)
+            self._mount_point(src, self.host_path(src))
+
+    def _mount_point(self, src: str, mp: Path) -> None:
+        """Make ``mp`` ready to have ``src`` bound on it (a host symlink is copied)."""
+        if os.path.islink(src) and src.count("/") == 1:  # e.g. /bin -> usr/bin
+            if not os.path.lexists(mp):
+                os.symlink(os.readlink(src), mp)
+                self.skeleton.append(mp)
+            return
+        made = _missing_ancestors(mp if os.path.isdir(src) else mp.parent)
+        self.skeleton += made
+        if os.path.isdir(src):
+            mp.mkdir(parents=True, exist_ok=True)
+        elif os.path.exists(src):
+            mp.parent.mkdir(parents=True, exist_ok=True)
+            if not os.path.lexists(mp):
+                mp.touch()
+                self.skeleton.append(mp)
 
     def cleanup(self) -> None:
         """Remove the mount points prepare() made, unless the step put something there."""
         for path in reversed(self.skeleton):
             try:
-                if path.is_dir():
+                if path.is_symlink():
+                    path.unlink()
+                elif path.is_dir():
                     path.rmdir()
                 elif path.stat().st_size == 0:
                     path.unlink()
@@ -214,40 +241,19 @@ class Plan:
         self.skeleton.clear()
 
     def enter(self) -> None:
-        """In the forked step process: build the private view and chroot into it."""
+        """In the forked step process: bind the host in, then chroot into ``step_dir/root``."""
         if not self.enabled:
             return
         _unshare_mounts()
-        _mount(None, "/", None, MS_REC | MS_PRIVATE)
-        new = str(self.step_dir / ".mnt")
-        os.makedirs(new, exist_ok=True)
-        _mount("tmpfs", new, "tmpfs", 0, "mode=0755")
+        _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing we do reaches the host
+        root = str(self.root)
         for name in os.listdir("/"):
-            src, dst = "/" + name, new + "/" + name
-            if name in self.private_tops:
-                continue
-            if os.path.islink(src):
-                os.symlink(os.readlink(src), dst)
-            elif os.path.isdir(src):
-                os.mkdir(dst)
-                _mount(src, dst, None, MS_BIND | MS_REC)
-            elif os.path.exists(src):
-                open(dst, "w").close()
-                _mount(src, dst, None, MS_BIND | MS_REC)
-        for top in self.private_tops:
-            dst = new + "/" + top
-            os.mkdir(dst)
-            _mount(str(self.root / top), dst, None, MS_BIND | MS_REC)
+            src = "/" + name
+            if name not in self.private_tops and not os.path.islink(src) and os.path.exists(src):
+                _mount(src, root + src, None, MS_BIND | MS_REC)
         for src in self.expose:
-            dst = new + src
-            if os.path.isdir(src):
-                os.makedirs(dst, exist_ok=True)
-            else:
-                os.makedirs(os.path.dirname(dst), exist_ok=True)
-                if not os.path.exists(dst):
-                    open(dst, "w").close()
-            _mount(src, dst, None, MS_BIND | MS_REC)
-        os.chroot(new)
+            _mount(src, root + src, None, MS_BIND | MS_REC)
+        os.chroot(root)
         os.chdir("/")
 
     def collect(self, output_paths: list[str]) -> dict[str, str]:

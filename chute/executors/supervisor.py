@@ -284,13 +284,16 @@ class Supervisor:
         if spec.get("script_source") is not None:
             script = self.step_dir / "script"
             script.write_text(spec["script_source"])
+            script.chmod(0o755)  # as Argo's: `command: [sh, -c]` runs the file itself
             argv.append(str(script))
         if not argv:
             return StepResult(ERROR, None, "empty command", finished_at=time.time())
         env.update(spec.get("env") or {})
         plan = sandbox.plan_for(spec, env, argv)
         try:
-            plan.prepare()
+            plan.prepare(
+                list(spec.get("private_paths") or []) + list(spec.get("output_paths") or [])
+            )
         except OSError as e:
             return StepResult(
                 ERROR, None, f"could not prepare step files: {e}", finished_at=time.time()
