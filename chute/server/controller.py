@@ -21,8 +21,9 @@ log = logging.getLogger("chute.server")
 class EmbeddedController:
     """A controller loop on a daemon thread; ``stop()`` ends it and releases its leases."""
 
-    def __init__(self, controller: Any):
+    def __init__(self, controller: Any, executor: Any = None):
         self.controller = controller
+        self.executor = executor
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self._run, name="chute-controller", daemon=True)
         self.error: BaseException | None = None
@@ -52,6 +53,8 @@ class EmbeddedController:
             self.controller.close()
         except Exception:  # noqa: BLE001 - shutting down; leases expire anyway
             log.warning("could not release controller leases cleanly")
+        if self.executor is not None:
+            self.executor.close()  # the fork server; running steps keep going
 
 
 def start_embedded(settings: Settings, store: Any) -> EmbeddedController:
@@ -59,5 +62,6 @@ def start_embedded(settings: Settings, store: Any) -> EmbeddedController:
     from chute.engine.controller import Controller
     from chute.executors.local import LocalExecutor
 
-    controller = Controller(store, settings, LocalExecutor(), poll_interval=0.05)
-    return EmbeddedController(controller).start()
+    executor = LocalExecutor()
+    controller = Controller(store, settings, executor, poll_interval=0.05)
+    return EmbeddedController(controller, executor).start()
