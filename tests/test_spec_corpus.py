@@ -112,6 +112,9 @@ EXPECTED: dict[str, tuple[str | None, str]] = {
                               "'OnCrash' is not a retry policy"),
     # bad expressions and tags
     "bad-when.yaml": ("spec.templates[1].steps[1][0].when", "Unbalanced parenthesis"),
+    "bad-retry-expression.yaml": ("spec.templates[0].retryStrategy.expression",
+                                  "invalid expression 'asInt(lastRetry.exitCode) >"),
+    "bad-hook-expression.yaml": ("spec.hooks.running.expression", "invalid expression"),
     "bad-depends.yaml": ("spec.templates[1].dag.tasks[1].depends",
                          "invalid depends expression"),
     "bad-tag-unclosed.yaml": ("spec.templates[0].container.command[1]",

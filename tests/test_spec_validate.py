@@ -364,6 +364,32 @@ def test_malformed_tags_and_bad_when():
     assert "spec.templates[1].container.command[3]: empty template tag" in joined
 
 
+def test_expressions_are_parsed_with_tags_as_opaque_names():
+    text = wf("""
+- name: main
+  steps:
+  - - name: a
+      template: echo
+      hooks:
+        running: {template: echo, expression: "steps['a'].status == 'Running'"}
+        done: {template: echo, expression: "steps.a.status ==="}
+- name: echo
+  retryStrategy: {expression: "{{inputs.parameters.x}} == true || lastRetry.exitCode > 1"}
+  inputs: {parameters: [{name: x, value: "1"}]}
+  outputs:
+    parameters: [{name: o, valueFrom: {expression: "1 +", path: /o}}]
+  container: {image: busybox}
+""")
+    found = sorted(problems(text))
+    assert len(found) == 3, found
+    assert found[0].startswith("spec.templates[0].steps[0][0].hooks.done.expression: "
+                               "invalid expression 'steps.a.status ==='")
+    assert found[1].startswith("spec.templates[1].outputs.parameters[0].valueFrom: "
+                               "valueFrom sets several sources")
+    assert found[2].startswith("spec.templates[1].outputs.parameters[0].valueFrom."
+                               "expression: invalid expression '1 +'")
+
+
 def test_enum_and_missing_argument_and_output_parameter_rules():
     text = wf("""
 - name: main

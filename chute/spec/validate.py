@@ -36,6 +36,7 @@ from chute.spec.validate_util import (
     FIELD_NAME,
     PARAM_NAME,
     did_you_mean,
+    expression_problem,
     is_tagged,
     names_issues,
     param_issues,
@@ -183,6 +184,11 @@ class _ResourceChecker:
             self.issues.append(Issue("spec.concurrencyPolicy", (
                 f"{spec.concurrencyPolicy!r} is not a concurrency policy; use one of "
                 f"{', '.join(CONCURRENCY_POLICIES)}")))
+        for path, text in (("spec.when", spec.when), ("spec.stopStrategy.expression",
+                           spec.stopStrategy.expression if spec.stopStrategy else None)):
+            problem = expression_problem(text) if text else None
+            if problem:
+                self.issues.append(Issue(path, problem))
         if spec.startingDeadlineSeconds is not None and spec.startingDeadlineSeconds < 0:
             self.issues.append(Issue("spec.startingDeadlineSeconds", "must not be negative"))
         if spec.timezone:

@@ -72,6 +72,21 @@ def when_problem(text: str) -> str | None:
     return None
 
 
+def expression_problem(text: str) -> str | None:
+    """Why ``text`` cannot be an expr-lang expression (hook and retry ``expression``,
+    ``valueFrom.expression``, ``fromExpression``), or None when it parses. Simple tags
+    are substituted first at run time, so each stands for an opaque name here."""
+    if "{{=" in text:
+        return None
+    from chute.spec import expr
+
+    try:
+        expr.parse(_TAG.sub(" placeholder ", text))
+    except ExpressionError as exc:
+        return f"invalid expression {text if len(text) <= 80 else text[:77] + '...'!r}: {exc}"
+    return None
+
+
 def names_issues(items: list[Any] | None, path: str, what: str,
                  rule: re.Pattern[str]) -> list[Issue]:
     """Names of a list (parameters, artifacts, ...): present, well-formed, unique."""

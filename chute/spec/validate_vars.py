@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from chute.errors import Issue
 from chute.spec import templating
 from chute.spec.models import DAGTask, Template, WorkflowStep
-from chute.spec.validate_util import did_you_mean, is_tagged
+from chute.spec.validate_util import did_you_mean, expression_problem, is_tagged
 
 if TYPE_CHECKING:
     from chute.spec.validate import SpecChecker
@@ -157,6 +157,11 @@ class VariableChecker:
                 if found:
                     self.malformed.add(path)
                     self.issues.extend(found)
+                    continue
+            if path.endswith((".expression", ".fromExpression")):
+                problem = expression_problem(text)
+                if problem:
+                    self.issues.append(Issue(path, problem))
         for i, t in enumerate(sc.spec.templates or []):
             self.template(t, f"{sc.base}.templates[{i}]")
         return self.issues
