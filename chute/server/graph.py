@@ -109,11 +109,18 @@ def static_graph(spec: dict[str, Any]) -> dict[str, Any]:
         return first or [prefix], previous or [prefix]
 
     entry = body.get("entrypoint") or (next(iter(templates)) if templates else None)
+    exits: list[str] = []
     if entry:
         if kind_of(templates.get(entry)) in ("dag", "steps"):
-            expand(entry, "", 0)
+            exits = expand(entry, "", 0)[1]
         else:
             add(entry, entry, entry, {})
+            exits = [entry]
+    on_exit = body.get("onExit")
+    if on_exit:
+        # the exit handler runs after everything else, whatever happened
+        add("onExit", f"onExit: {on_exit}", on_exit, {})
+        edges.extend([e, "onExit"] for e in exits if e)
     seen: set[tuple[str, str]] = set()
     ids = {n["id"] for n in nodes}
     unique = []
