@@ -208,3 +208,43 @@ def test_thousand_node_run_renders_fast(live_server, page):
     page.fill(".node-list input", "train(5)")
     page.locator(".node-item[data-phase=Failed]", has_text="train(5)").first.wait_for()
     _shot(page, "11-run-1000-nodes")
+
+
+SLOW_WORKFLOW = """\
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {generateName: slow-}
+spec:
+  entrypoint: main
+  templates:
+  - name: main
+    dag:
+      tasks:
+      - {name: quick, template: quick}
+      - {name: slow, template: slow, dependencies: [quick]}
+      - {name: skipped, template: quick, dependencies: [quick], when: "1 == 2"}
+  - name: quick
+    container: {image: alpine, command: [sh, -c, "echo quick"]}
+  - name: slow
+    container: {image: alpine, command: [sh, -c, "echo start; sleep 3; echo done"]}
+"""
+
+
+def test_run_page_updates_live_without_reloading(live_server, page):
+    with _api(live_server) as api:
+        resp = api.post("/runs", json={"yaml": SLOW_WORKFLOW})
+        assert resp.status_code == 201, resp.text
+        name = resp.json()["metadata"]["name"]
+    page.goto(live_server.url + f"/login?next=/runs/{name}")
+    page.fill("#token", live_server.token)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#dag[data-rendered='1']")
+    page.evaluate("() => { window.__sameDocument = true; }")
+    page.wait_for_selector(".node-item[data-node-name=slow][data-phase=Running]",
+                           timeout=30_000)
+    _shot(page, "12-run-live-running")
+    page.wait_for_selector("#run-phase [data-phase=Succeeded]", timeout=60_000)
+    page.wait_for_selector(".node-item[data-node-name=slow][data-phase=Succeeded]")
+    page.wait_for_selector(".node-item[data-node-name=skipped][data-phase=Skipped]")
+    assert page.evaluate("() => window.__sameDocument") is True  # updated in place
+    _shot(page, "13-run-live-done")
