@@ -384,10 +384,10 @@ def test_expressions_are_parsed_with_tags_as_opaque_names():
     assert len(found) == 3, found
     assert found[0].startswith("spec.templates[0].steps[0][0].hooks.done.expression: "
                                "invalid expression 'steps.a.status ==='")
-    assert found[1].startswith("spec.templates[1].outputs.parameters[0].valueFrom: "
-                               "valueFrom sets several sources")
-    assert found[2].startswith("spec.templates[1].outputs.parameters[0].valueFrom."
+    assert found[1].startswith("spec.templates[1].outputs.parameters[0].valueFrom."
                                "expression: invalid expression '1 +'")
+    assert found[2].startswith("spec.templates[1].outputs.parameters[0].valueFrom: "
+                               "valueFrom sets several sources")
 
 
 def test_enum_and_missing_argument_and_output_parameter_rules():
