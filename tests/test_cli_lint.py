@@ -198,6 +198,16 @@ def test_cli_runtime_local_and_bad_options(capsys, argo_dir):
     assert main(["lint", "-o", "xml", str(k8s)]) == 2
 
 
+def test_cli_strict_requires_referenced_templates(argo_dir, capsys):
+    user = argo_dir / "examples" / "workflow-template" / "steps.yaml"
+    library = argo_dir / "examples" / "workflow-template" / "templates.yaml"
+    assert main(["lint", str(user)]) == 0
+    capsys.readouterr()
+    assert main(["lint", "--strict", str(user)]) == 2
+    assert "unknown WorkflowTemplate 'workflow-template-inner-steps'" in capsys.readouterr().out
+    assert main(["lint", "--strict", str(user), str(library)]) == 0
+
+
 def test_cli_never_shows_a_traceback(tmp_path):
     binary = tmp_path / "garbage.bin"
     binary.write_bytes(bytes(range(256)) * 10)

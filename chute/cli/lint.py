@@ -38,8 +38,12 @@ def _line(name: str, issue: Issue) -> str:
     return f"{name}: {issue.path}: {issue.message}"
 
 
-def lint_files(names: list[str], runtime: str | None = None) -> list[dict[str, Any]]:
-    """Lint ``names``; one result per file: ``{"file", "ok", "issues": [Issue...]}``."""
+def lint_files(names: list[str], runtime: str | None = None,
+               strict: bool = False) -> list[dict[str, Any]]:
+    """Lint ``names``; one result per file: ``{"file", "ok", "issues": [Issue...]}``.
+
+    With ``strict``, a ``templateRef`` to a WorkflowTemplate none of the files holds is an
+    error (otherwise it is left for submit time, as ``argo lint`` against a cluster)."""
     loaded: dict[str, list[Resource]] = {}
     results: dict[str, list[Issue]] = {}
     for name in names:
@@ -53,7 +57,7 @@ def lint_files(names: list[str], runtime: str | None = None) -> list[dict[str, A
             results[name] = [Issue("", f"cannot read: {exc.strerror or exc}")]
     library = template_index(r for rs in loaded.values() for r in rs)
     for name, resources in loaded.items():
-        results[name] = validate_all(resources, runtime, templates=library)
+        results[name] = validate_all(resources, runtime, templates=library, strict=strict)
     return [{"file": n, "ok": not results[n], "issues": results[n]} for n in names]
 
 
@@ -71,6 +75,9 @@ def register(app: typer.Typer) -> None:
                               f"({', '.join(RUNTIMES)}).")] = None,
         output: Annotated[str, typer.Option(
             "-o", "--output", help="Output format: text or json.")] = "text",
+        strict: Annotated[bool, typer.Option(
+            "--strict", help="Also fail on templateRefs to WorkflowTemplates that none of "
+                             "the files defines.")] = False,
     ) -> None:
         """Check workflow files as Argo would; exit 2 listing every problem."""
         if runtime is not None and runtime not in RUNTIMES:
@@ -82,7 +89,7 @@ def register(app: typer.Typer) -> None:
                        err=True)
             raise typer.Exit(EXIT_INVALID)
         try:
-            results = lint_files(files, runtime)
+            results = lint_files(files, runtime, strict)
         except RecursionError:
             typer.echo("error: spec nested too deeply to check", err=True)
             raise typer.Exit(EXIT_INVALID) from None
