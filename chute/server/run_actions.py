@@ -9,6 +9,8 @@ directories, and is refused while the run is active.
 from __future__ import annotations
 
 import importlib
+import inspect
+import logging
 import shutil
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +20,16 @@ from chute.errors import ConflictError
 VERBS = ("suspend", "resume", "stop", "terminate", "retry", "resubmit")
 # Where the engine keeps its operations, in the order they are looked for.
 ENGINE_MODULES = ("chute.engine.ops", "chute.engine.actions", "chute.engine.control")
+log = logging.getLogger("chute.server")
+
+
+def _fits(fn: Callable[..., Any]) -> bool:
+    """Whether ``fn`` takes (store, uid, ...): the calling convention used here."""
+    try:
+        params = list(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return False
+    return len(params) >= 2 and params[0] == "store" and params[1] in ("uid", "workflow_uid")
 
 
 def _engine_function(verb: str) -> Callable[..., Any] | None:
@@ -28,7 +40,9 @@ def _engine_function(verb: str) -> Callable[..., Any] | None:
             continue
         fn = getattr(mod, verb, None) or getattr(mod, f"{verb}_workflow", None)
         if callable(fn):
-            return fn
+            if _fits(fn):
+                return fn
+            log.warning("%s.%s does not take (store, uid); no route for it", mod_name, verb)
     return None
 
 
@@ -40,9 +54,10 @@ def available_actions() -> list[str]:
 def _call(verb: str):
     def action(ctx, uid: str, body: dict[str, Any]) -> str | None:
         fn = _engine_function(verb)
-        result = fn(ctx.store, uid, **{k: v for k, v in body.items() if k in ("message",
-                                                                              "node", "nodes",
-                                                                              "parameters")})
+        accepted = set(inspect.signature(fn).parameters)
+        kwargs = {k: v for k, v in body.items()
+                  if k in ("message", "node", "nodes", "parameters") and k in accepted}
+        result = fn(ctx.store, uid, **kwargs)
         # resubmit returns the new run (row or name); the others the same run
         return getattr(result, "uid", None) or (result if isinstance(result, str) else None)
 
