@@ -115,12 +115,17 @@ def evaluate(source: str, env: Mapping[str, Any], *, deadline: float | None = No
     if deadline is None:
         deadline = time.monotonic() + DEADLINE_SECONDS
     with deadline_scope(deadline):
-        tree = expr_parser.parse(source)
-        prepared = _prepare(env)
-        result = expr_eval.run(tree, prepared, deadline)
-        if isinstance(result, Undefined):
-            raise result.fail()
-        return _to_plain(result)
+        try:
+            tree = expr_parser.parse(source)
+            prepared = _prepare(env)
+            result = expr_eval.run(tree, prepared, deadline)
+            if isinstance(result, Undefined):
+                raise result.fail()
+            return _to_plain(result)
+        except RecursionError:
+            # values an expression builds (reduce(..., [#acc])) can nest deeper than Python
+            # recurses; the tree itself is capped at 64 levels
+            raise ExpressionError("value nested too deeply") from None
 
 
 def evaluate_text(source: str, env: Mapping[str, Any]) -> str:
@@ -128,7 +133,11 @@ def evaluate_text(source: str, env: Mapping[str, Any]) -> str:
     within one deadline."""
     deadline = time.monotonic() + DEADLINE_SECONDS
     with deadline_scope(deadline):
-        return format_result(evaluate(source, env, deadline=deadline))
+        value = evaluate(source, env, deadline=deadline)
+        try:
+            return format_result(value)
+        except RecursionError:
+            raise ExpressionError("value nested too deeply to print") from None
 
 
 def _prepare(env: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -161,6 +170,8 @@ def _to_plain(v: Any) -> Any:
         return v.dt
     if isinstance(v, GoDuration):
         return _dt.timedelta(microseconds=v.ns / 1000)
+    if isinstance(v, Undefined):
+        return None  # a missing member inside a list or map is nil, as in expr-lang
     if isinstance(v, list):
         return [_to_plain(x) for x in v]
     if isinstance(v, dict):

@@ -187,7 +187,7 @@ def fetch(base: object, key: object, path: str, optional: bool = False) -> objec
     if isinstance(base, Namespace):
         fn = base.funcs.get(key) if isinstance(key, str) else None
         if fn is None:
-            raise ExpressionError(f"unknown function {base.name}.{key}")
+            raise ExpressionError(f"unknown function {base.name}.{go_sprint(key)}")
         return fn
     methods = _TIME_METHODS if isinstance(base, GoTime) else _DURATION_METHODS if isinstance(base, GoDuration) else None
     if methods is not None and isinstance(key, str) and key in methods:

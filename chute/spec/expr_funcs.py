@@ -79,7 +79,7 @@ def to_int(x: object) -> int:
         return check_int(int(x))
     if isinstance(x, str):
         if not _ATOI.fullmatch(x):
-            raise _fail(f"invalid operation: int({x})")
+            raise _fail(f"invalid operation: int({x[:50]})")
         return check_int(int(x))
     raise _fail(f"invalid operation: int({type_name(x)})")
 
@@ -98,7 +98,7 @@ def to_float(x: object) -> float:
         try:
             return float(x)
         except ValueError:
-            raise _fail(f"invalid operation: float({x})") from None
+            raise _fail(f"invalid operation: float({x[:50]})") from None
     raise _fail(f"invalid operation: float({type_name(x)})")
 
 

@@ -64,44 +64,59 @@ class UndefinedVariableError(ExpressionError):
         super().__init__(message or f"undefined variable '{name}'")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Undefined:
     """A missing map member: behaves as nil for ``??`` and ``== nil``, an error otherwise."""
 
     path: str
 
+    def __repr__(self) -> str:
+        return f"Undefined({self.path!r})"
+
     def fail(self) -> UndefinedVariableError:
         return UndefinedVariableError(self.path)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Func:
     """A function an expression may call: a name (for messages) and our own callable."""
 
     name: str
     fn: Callable[..., object]
 
+    def __repr__(self) -> str:
+        return f"<func {self.name}>"
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, repr=False)
 class Namespace:
     """A read-only table of functions such as ``sprig``; members are looked up by name."""
 
     name: str
     funcs: dict[str, Func]
 
+    def __repr__(self) -> str:
+        return f"<namespace {self.name}>"
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, repr=False)
 class GoTime:
     """A point in time (Go ``time.Time``); ``now() - t`` gives a :class:`GoDuration`."""
 
     dt: _dt.datetime
 
+    def __repr__(self) -> str:
+        return f"GoTime({self.dt.isoformat()})"
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, repr=False)
 class GoDuration:
     """A duration in nanoseconds (Go ``time.Duration``)."""
 
     ns: int
+
+    def __repr__(self) -> str:
+        return f"GoDuration({self.ns})"
 
 
 def is_number(v: object) -> bool:
