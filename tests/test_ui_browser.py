@@ -242,7 +242,11 @@ def test_run_page_updates_live_without_reloading(live_server, page):
     page.evaluate("() => { window.__sameDocument = true; }")
     page.wait_for_selector(".node-item[data-node-name=slow][data-phase=Running]",
                            timeout=30_000)
+    page.click(".node-item[data-node-name=slow]")
+    page.click("#tab-logs")
+    page.locator("#node-logs", has_text="start").wait_for()
     _shot(page, "12-run-live-running")
+    page.locator("#node-logs", has_text="done").wait_for(timeout=30_000)  # tailing live
     page.wait_for_selector("#run-phase [data-phase=Succeeded]", timeout=60_000)
     page.wait_for_selector(".node-item[data-node-name=slow][data-phase=Succeeded]")
     page.wait_for_selector(".node-item[data-node-name=skipped][data-phase=Skipped]")
