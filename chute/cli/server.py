@@ -40,4 +40,6 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"Generated an API token (shown only this once):\n\n    {token}\n")
             typer.echo(f"Use it with: export CHUTE_SERVER={url} CHUTE_TOKEN=<token>")
         typer.echo(f"chute server on {url} (UI and API; /api/v1/openapi.json)")
-        uvicorn.run(api, host=host, port=port, log_level=log_level, access_log=False)
+        # Open event streams and log tails would otherwise hold a Ctrl-C until they end.
+        uvicorn.run(api, host=host, port=port, log_level=log_level, access_log=False,
+                    timeout_graceful_shutdown=5)
