@@ -197,3 +197,17 @@ def test_big_logs_are_sent_whole(running_api):
     got = text.splitlines()
     assert len(got) == 60_000
     assert got[0].startswith("line 0000000") and got[-1].startswith("line 0059999")
+
+
+def test_run_from_a_stored_workflow_template(running_api):
+    tmpl = PIPELINE_YAML.replace("kind: Workflow", "kind: WorkflowTemplate").replace(
+        "generateName: greet-", "name: greet-template")
+    assert running_api.post("/api/v1/workflow-templates",
+                            json={"yaml": tmpl}).status_code == 201
+    resp = running_api.post("/api/v1/runs", json={"workflowTemplate": "greet-template",
+                                                  "parameters": {"message": "templated"}})
+    assert resp.status_code == 201, resp.text
+    name = resp.json()["metadata"]["name"]
+    assert name.startswith("greet-template-")
+    assert wait_for_phase(running_api, name)["status"]["phase"] == "Succeeded"
+    assert "first: templated" in running_api.get(f"/api/v1/runs/{name}/logs").text
