@@ -481,7 +481,10 @@ def test_private_tmp_holds_only_what_the_step_wrote(ex, tmp_path):
         output_paths=["/tmp/out.txt"],
     )
     assert r.outcome == SUCCEEDED
-    assert sorted(os.listdir(s.step_dir / "root" / "tmp")) == ["out.txt"]
+    deadline = time.monotonic() + 5  # removed just after the result is written
+    while sorted(os.listdir(s.step_dir / "root" / "tmp")) != ["out.txt"]:
+        assert time.monotonic() < deadline, os.listdir(s.step_dir / "root" / "tmp")
+        time.sleep(0.01)
     assert sorted(os.listdir(s.step_dir / "root")) == ["tmp"]
 
 
@@ -498,6 +501,10 @@ def test_a_top_level_output_file(ex, tmp_path):
     assert r.outcome == SUCCEEDED, r
     assert Path(r.outputs["/output"]).read_text() == "hello\n"
     assert not Path("/output").exists()
+    r, _ = run(
+        ex, tmp_path, ["true"], name="t2", private_paths=["/output"], output_paths=["/output"]
+    )
+    assert r.outcome == SUCCEEDED and r.outputs == {}  # never written: absent
 
 
 def test_script_file_is_executable(ex, tmp_path):

@@ -5,12 +5,13 @@ same time never collide. chute gives a step with private paths (output parameter
 ``valueFrom.path``, artifact paths, input artifact paths) the same guarantee with a Linux
 mount namespace, set up in the forked step process just before ``exec``:
 
-* ``step_dir/root`` becomes the step's root directory (``chroot``); every top-level
-  entry of the host's ``/`` is bind-mounted into it (so ``/usr``, ``/work``, ``/proc`` ...
-  are the host's), except the *private tops*: ``/tmp`` and the top directory of each
-  private path outside the system directories (``/mnt``, ``/workspace``, ``/output``).
-  Those are plain directories of ``step_dir/root``, so after the step ``/tmp/out.txt``
-  is ``step_dir/root/tmp/out.txt`` on the host, and so is a file ``/output``;
+* a fresh tmpfs becomes the step's root; every top-level entry of the host's ``/`` is
+  bind-mounted into it (so ``/usr``, ``/work``, ``/proc`` ... are the host's);
+* the *private tops* — ``/tmp`` and the top directory of each private path outside the
+  system directories (``/mnt``, ``/workspace``, ``/argo`` ...) — are instead bound to
+  ``step_dir/root/<top>``, so after the step ``/tmp/out.txt`` is
+  ``step_dir/root/tmp/out.txt`` on the host; a private path right under ``/`` (such as
+  ``/output``) is bound to a file ``step_dir/root/output``;
 * host paths the step is *given* that lie under a private top (the step directory, the
   working directory, absolute paths in argv, the script, env values and PATH) are bound
   back in, so a host path passed to a step still means what it says.
@@ -156,6 +157,7 @@ class Plan:
     expose: list[str] = field(default_factory=list)  # host paths bound back in
     input_files: dict[str, str] = field(default_factory=dict)
     enabled: bool = False
+    top_files: list[str] = field(default_factory=list)  # private tops that are files
     skeleton: list[Path] = field(default_factory=list)  # mount points prepare() created
 
     @property
@@ -177,23 +179,12 @@ class Plan:
         return Path(path)
 
     def prepare(self, private_paths: list[str] = ()) -> None:
-        """Before the fork: the private directories, input files, and mount points.
+        """Before the fork: input files, private directories and mount points.
 
-        The step's root is ``step_dir/root`` itself, so anything it writes outside the
-        host directories bound in (``/tmp/x``, ``/output``, ``/workspace/y``) lands there
-        and can be collected. Mount points are made here, on the host, and listed in
+        Mount points under private directories are made here, on the host, and listed in
         ``skeleton`` so that :meth:`cleanup` removes them after the step.
         """
-        if self.enabled:
-            tmp = self.root / "tmp"
-            tmp.mkdir(parents=True, exist_ok=True)
-            tmp.chmod(0o1777)
-            for p in private_paths:  # their parents, as a container image would have them
-                parent = os.path.dirname(p)
-                if parent != "/" and self.is_private(p):
-                    self.host_path(parent).mkdir(parents=True, exist_ok=True)
-        else:
-            self.root.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(parents=True, exist_ok=True)
         for dest, src in self.input_files.items():
             target = self.host_path(dest)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -203,36 +194,36 @@ class Plan:
                 shutil.copyfile(src, target)
         if not self.enabled:
             return
-        for name in os.listdir("/"):
-            if name not in self.private_tops:
-                self._mount_point("/" + name, self.root / name)
+        for top in self.private_tops:
+            path = self.root / top
+            if top in self.top_files and not path.exists():
+                path.touch()  # a placeholder to bind the step's /output onto
+                os.utime(path, (0, 0))  # epoch: "never written" (see collect)
+            else:
+                path.mkdir(exist_ok=True)
+        (self.root / "tmp").chmod(0o1777)
+        for p in private_paths:  # their parents, as a container image would have them
+            parent = os.path.dirname(p)
+            if parent != "/" and self.is_private(p):
+                self.host_path(parent).mkdir(parents=True, exist_ok=True)
+        (self.step_dir / ".mnt").mkdir(exist_ok=True)
         for src in self.expose:
-            self._mount_point(src, self.host_path(src))
-
-    def _mount_point(self, src: str, mp: Path) -> None:
-        """Make ``mp`` ready to have ``src`` bound on it (a host symlink is copied)."""
-        if os.path.islink(src) and src.count("/") == 1:  # e.g. /bin -> usr/bin
-            if not os.path.lexists(mp):
-                os.symlink(os.readlink(src), mp)
-                self.skeleton.append(mp)
-            return
-        made = _missing_ancestors(mp if os.path.isdir(src) else mp.parent)
-        self.skeleton += made
-        if os.path.isdir(src):
-            mp.mkdir(parents=True, exist_ok=True)
-        elif os.path.exists(src):
-            mp.parent.mkdir(parents=True, exist_ok=True)
-            if not os.path.lexists(mp):
-                mp.touch()
-                self.skeleton.append(mp)
+            mp = self.host_path(src)
+            if os.path.isdir(src):
+                self.skeleton += _missing_ancestors(mp)
+                mp.mkdir(parents=True, exist_ok=True)
+            else:
+                self.skeleton += _missing_ancestors(mp.parent)
+                mp.parent.mkdir(parents=True, exist_ok=True)
+                if not mp.exists():
+                    mp.touch()
+                    self.skeleton.append(mp)
 
     def cleanup(self) -> None:
         """Remove the mount points prepare() made, unless the step put something there."""
         for path in reversed(self.skeleton):
             try:
-                if path.is_symlink():
-                    path.unlink()
-                elif path.is_dir():
+                if path.is_dir():
                     path.rmdir()
                 elif path.stat().st_size == 0:
                     path.unlink()
@@ -241,19 +232,34 @@ class Plan:
         self.skeleton.clear()
 
     def enter(self) -> None:
-        """In the forked step process: bind the host in, then chroot into ``step_dir/root``."""
+        """In the forked step process: build the private view and chroot into it.
+
+        The new root is a tmpfs (no files made on the host for it) holding bind mounts of
+        the host's top-level entries and of ``step_dir/root/<top>`` for the private tops.
+        """
         if not self.enabled:
             return
         _unshare_mounts()
         _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing we do reaches the host
-        root = str(self.root)
-        for name in os.listdir("/"):
-            src = "/" + name
-            if name not in self.private_tops and not os.path.islink(src) and os.path.exists(src):
-                _mount(src, root + src, None, MS_BIND | MS_REC)
-        for src in self.expose:
-            _mount(src, root + src, None, MS_BIND | MS_REC)
-        os.chroot(root)
+        new = str(self.step_dir / ".mnt")
+        _mount("tmpfs", new, "tmpfs", 0, "mode=0755")
+        binds = [("/" + n, n) for n in os.listdir("/") if n not in self.private_tops]
+        binds += [(str(self.root / t), t) for t in self.private_tops]
+        for src, name in binds:
+            dst = new + "/" + name
+            if os.path.islink(src):
+                os.symlink(os.readlink(src), dst)
+                continue
+            if os.path.isdir(src):
+                os.mkdir(dst)
+            elif os.path.exists(src):
+                open(dst, "w").close()
+            else:
+                continue
+            _mount(src, dst, None, MS_BIND | MS_REC)
+        for src in self.expose:  # mount points made by prepare(), through the binds above
+            _mount(src, new + src, None, MS_BIND | MS_REC)
+        os.chroot(new)
         os.chdir("/")
 
     def collect(self, output_paths: list[str]) -> dict[str, str]:
@@ -267,6 +273,10 @@ class Plan:
             host = self.host_path(p)
             if not os.path.lexists(host):
                 continue
+            if top_of(p) in self.top_files and self.is_private(p):
+                st = host.stat()
+                if st.st_size == 0 and st.st_mtime == 0:
+                    continue  # the placeholder prepare() made, never written
             if not self.is_private(p):
                 snap = self.root / p.lstrip("/")
                 snap.parent.mkdir(parents=True, exist_ok=True)
@@ -296,7 +306,11 @@ def plan_for(
         enabled = available()
     tops = {"tmp"} | {top_of(p) for p in paths}
     tops = sorted(t for t in tops if t and t not in SYSTEM_TOPS)
-    plan = Plan(step_dir, private_tops=tops, input_files=inputs, enabled=enabled)
+    # a private path right under / (Argo's expression-tag example writes /output) is taken
+    # for a file, unless it is also the directory of another private path
+    deep = {top_of(p) for p in paths if p.count("/") > 1}
+    files = sorted({top_of(p) for p in paths if p.count("/") == 1} & set(tops) - deep - {"tmp"})
+    plan = Plan(step_dir, private_tops=tops, input_files=inputs, enabled=enabled, top_files=files)
     if enabled:
         plan.expose = _exposed(plan, paths, spec, env, argv)
     return plan

@@ -227,6 +227,7 @@ class Supervisor:
         self.kill_at: float | None = None
         self.started_at: float | None = None
         self.proc: subprocess.Popen | None = None
+        self.plan: sandbox.Plan | None = None
 
     # -- lifecycle
 
@@ -266,6 +267,8 @@ class Supervisor:
         data["usage"] = _usage()  # not part of StepResult: for benchmarks and the curious
         write_json_atomic(self.step_dir / STATUS, data)
         self.active = False  # only now may SIGTERM end the process without a record
+        if self.plan is not None:
+            self.plan.cleanup()  # after the result: removing files can be slow
         return 0
 
     def _cleanup_after_error(self) -> None:
@@ -289,7 +292,7 @@ class Supervisor:
         if not argv:
             return StepResult(ERROR, None, "empty command", finished_at=time.time())
         env.update(spec.get("env") or {})
-        plan = sandbox.plan_for(spec, env, argv)
+        plan = self.plan = sandbox.plan_for(spec, env, argv)
         try:
             plan.prepare(
                 list(spec.get("private_paths") or []) + list(spec.get("output_paths") or [])
@@ -502,7 +505,6 @@ class Supervisor:
             outcome, message = SUCCEEDED, ""
         else:
             outcome, message = FAILED, f"Error (exit code {code})"
-        plan.cleanup()
         outputs = plan.collect(self.spec.get("output_paths") or [])
         return StepResult(
             outcome,
