@@ -211,3 +211,44 @@ def test_run_from_a_stored_workflow_template(running_api):
     assert name.startswith("greet-template-")
     assert wait_for_phase(running_api, name)["status"]["phase"] == "Succeeded"
     assert "first: templated" in running_api.get(f"/api/v1/runs/{name}/logs").text
+
+
+def test_metrics_from_sdk_metrics_artifacts(running_api, tmp_path):
+    """KFP-style Metrics / ClassificationMetrics artifacts (what chute.dsl writes) feed the
+    experiment table, the bar charts, ROC curves and confusion matrices."""
+    import json
+
+    from chute.store import queries
+    from tests.fixtures.server import attach_artifact
+
+    pipe = upload_pipeline(running_api)
+    name = _run(running_api, pipe["id"])
+    wait_for_phase(running_api, name)
+    store = running_api.app.state.ctx.store
+    with store.write() as s:
+        row = queries.get_workflow(s, name)
+        spec = json.loads(json.dumps(row.spec))
+        for t in spec["spec"]["templates"]:
+            if t["name"] == "echo":
+                t["metadata"] = {"annotations": {"chute.dev/artifact-types": json.dumps(
+                    {"metrics": "system.Metrics", "eval": "system.ClassificationMetrics"})}}
+        row.spec = spec
+    m = tmp_path / "metrics.json"
+    m.write_text(json.dumps({"accuracy": 0.97, "f1": 0.8, "note": "not a number"}))
+    c = tmp_path / "eval.json"
+    c.write_text(json.dumps({
+        "confusionMatrix": {"annotationSpecs": [{"displayName": "legit"},
+                                                {"displayName": "fraud"}],
+                            "rows": [{"row": [90, 2]}, {"row": [3, 5]}]},
+        "confidenceMetrics": [{"confidenceThreshold": 0.9, "recall": 0.4,
+                               "falsePositiveRate": 0.01},
+                              {"confidenceThreshold": 0.5, "recall": 0.8,
+                               "falsePositiveRate": 0.1}]}))
+    attach_artifact(running_api.app, name, "first", m, "metrics")
+    attach_artifact(running_api.app, name, "first", c, "eval")
+    running_api.app.state.ctx.extras.pop("metrics_cache", None)
+    got = running_api.get(f"/api/v1/runs/{name}/metrics").json()
+    assert got["scalars"] == {"accuracy": 0.97, "f1": 0.8}
+    assert got["confusion"][0]["labels"] == ["legit", "fraud"]
+    assert got["confusion"][0]["matrix"] == [[90, 2], [3, 5]]
+    assert got["roc"][0]["points"] == [{"x": 0.01, "y": 0.4}, {"x": 0.1, "y": 0.8}]
