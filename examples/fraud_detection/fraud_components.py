@@ -86,6 +86,9 @@ def ingest_s3(bucket: str, prefix: str, endpoint: str, credentials_secret: str,
 
 
 class TransformOutputs(NamedTuple):
+    """transform's output parameters (the step returns a plain tuple in this order: the
+    class exists only where the pipeline is compiled, not in the step)."""
+
     digest: str
     scaler: dict
     stats: dict
@@ -143,7 +146,7 @@ def transform(csv_data: Input[Dataset], s3_data: Input[Dataset], test_size: floa
              "duplicates": duplicates, "rows": len(merged), "frauds": int(counts.get(1, 0)),
              "train_rows": len(tr), "test_rows": len(te)}
     print(f"transform: {stats}")
-    return TransformOutputs(frame_digest(merged), scaler, stats)
+    return frame_digest(merged), scaler, stats  # in TransformOutputs' order
 
 
 @component(packages=PACKAGES, cache=False)
@@ -225,6 +228,8 @@ def tune_tell(model_name: str, run: str, results: List[dict]) -> dict:
 
 
 class TrainOutputs(NamedTuple):
+    """train's output parameters (returned as a plain tuple in this order)."""
+
     params: dict
     tuned_trials: int
 
@@ -278,7 +283,7 @@ def train(train_data: Input[Dataset], test_data: Input[Dataset], tuned: bool,
     roc = result["roc"]
     curves.log_roc_curve(roc["fpr"], roc["tpr"], roc["thresholds"])
     print(f"train: {params} -> {result['metrics']}")
-    return TrainOutputs(params, trials)
+    return params, trials  # in TrainOutputs' order
 
 
 @component(packages=PACKAGES)
