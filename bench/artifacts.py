@@ -20,6 +20,11 @@ Measured on the project machine (2 cores, ext4 without reflink; 2026-11-28):
     1 GiB    none     s3          28.2     459.9        136.7
     512 MiB  tgz      local       15.8     196.5         27.4   (gzip level 6, random data)
     512 MiB  tgz      s3           9.5      13.6        136.2   (before one-GET downloads)
+    2 GiB    tgz      local        6.0      69.5         27.3   (machine loaded: load avg 12)
+
+tar+gzip costs CPU (Argo's default level 6 on incompressible data); for large binary
+artifacts ``archive: {none: {}}`` or ``archive: {tar: {compressionLevel: 0}}`` is the
+fast path.
 """
 
 from __future__ import annotations
