@@ -138,6 +138,21 @@ def _missing_ancestors(path: Path) -> list[Path]:
     return out[::-1]
 
 
+def _bind_into(new_root: str, src: str, name: str) -> None:
+    """Make ``new_root/name`` show ``src`` (a symlink is copied, not bound)."""
+    dst = new_root + "/" + name
+    if os.path.islink(src):
+        os.symlink(os.readlink(src), dst)
+        return
+    if os.path.isdir(src):
+        os.mkdir(dst)
+    elif os.path.exists(src):
+        open(dst, "w").close()
+    else:
+        return
+    _mount(src, dst, None, MS_BIND | MS_REC)
+
+
 def top_of(path: str) -> str:
     """``/tmp/a/b`` -> ``tmp``."""
     parts = Path(path).parts
@@ -243,20 +258,14 @@ class Plan:
         _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing we do reaches the host
         new = str(self.step_dir / ".mnt")
         _mount("tmpfs", new, "tmpfs", 0, "mode=0755")
-        binds = [("/" + n, n) for n in os.listdir("/") if n not in self.private_tops]
-        binds += [(str(self.root / t), t) for t in self.private_tops]
-        for src, name in binds:
-            dst = new + "/" + name
-            if os.path.islink(src):
-                os.symlink(os.readlink(src), dst)
-                continue
-            if os.path.isdir(src):
-                os.mkdir(dst)
-            elif os.path.exists(src):
-                open(dst, "w").close()
-            else:
-                continue
-            _mount(src, dst, None, MS_BIND | MS_REC)
+        for name in os.listdir("/"):
+            if name not in self.private_tops:
+                try:
+                    _bind_into(new, "/" + name, name)
+                except OSError:
+                    pass  # an odd host entry the view can do without
+        for top in self.private_tops:
+            _bind_into(new, str(self.root / top), top)
         for src in self.expose:  # mount points made by prepare(), through the binds above
             _mount(src, new + src, None, MS_BIND | MS_REC)
         os.chroot(new)
