@@ -592,17 +592,3 @@ def run_logged(sup: Supervisor, step_dir: str | Path, base_env: dict[str, str] |
     except BaseException:  # noqa: BLE001 - last resort: record why, for whoever looks
         _log_traceback(Path(step_dir))
         return 1
-
-
-def supervise(step_dir: str | Path, base_env: dict[str, str] | None = None) -> int:
-    """Run one attempt in this process, as a detached supervisor; returns the exit code."""
-    detach_stdio()
-    signal.pthread_sigmask(signal.SIG_BLOCK, {CANCEL_SIGNAL})  # Supervisor.run unblocks it
-    return run_logged(Supervisor(), step_dir, base_env)
-
-
-if __name__ == "__main__":  # python -m chute.executors.supervisor STEP_DIR (debugging aid)
-    if len(sys.argv) != 2:
-        print("usage: python -m chute.executors.supervisor STEP_DIR", file=sys.stderr)
-        sys.exit(2)
-    sys.exit(run_logged(Supervisor(), sys.argv[1], None))
