@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -32,12 +33,13 @@ def _parse_file(item: str) -> tuple[str, bytes]:
 
 @secret_app.command("create")
 def create(
-    name: str = typer.Argument(..., help="Secret name (a Kubernetes name)."),
-    from_literal: list[str] | None = typer.Option(None, "--from-literal",
-                                                     help="KEY=VALUE (repeatable)."),
-    from_file: list[str] | None = typer.Option(None, "--from-file",
-                                                  help="[KEY=]PATH (repeatable)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing secret."),
+    name: Annotated[str, typer.Argument(help="Secret name (a Kubernetes name).")],
+    from_literal: Annotated[list[str] | None, typer.Option(
+        "--from-literal", help="KEY=VALUE (repeatable).")] = None,
+    from_file: Annotated[list[str] | None, typer.Option(
+        "--from-file", help="[KEY=]PATH (repeatable); KEY defaults to the file name.")] = None,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Replace an existing secret.")] = False,
 ) -> None:
     """Create a secret from literals and/or files."""
     data: dict[str, str | bytes] = {}
@@ -71,7 +73,7 @@ def list_secrets() -> None:
 
 
 @secret_app.command("delete")
-def delete(name: str = typer.Argument(..., help="Secret name.")) -> None:
+def delete(name: Annotated[str, typer.Argument(help="Secret name.")]) -> None:
     """Delete a secret."""
     SecretStore().delete(name)
     typer.echo(f"secret/{name} deleted")
