@@ -236,14 +236,14 @@ class SpecChecker:
             entry = self.ref_spec.entrypoint
         if entry:
             if spec.workflowTemplateRef is None:
-                found = self._template_name(entry, f"{b}.entrypoint")
+                found = self.template_by_name(entry, f"{b}.entrypoint")
                 if found is not None and not self.library:
                     self._entry_inputs(found)
         elif not self.library and spec.workflowTemplateRef is None:
             self.add(f"{b}.entrypoint", "entrypoint is required")
         if spec.onExit and spec.workflowTemplateRef is None:
-            self._template_name(spec.onExit, f"{b}.onExit")
-        self._hooks(spec.hooks, f"{b}.hooks")
+            self.template_by_name(spec.onExit, f"{b}.onExit")
+        self.check_hooks(spec.hooks, f"{b}.hooks")
         if spec.podGC and spec.podGC.strategy and spec.podGC.strategy not in POD_GC_STRATEGIES:
             self.add(f"{b}.podGC.strategy", f"unknown podGC strategy {spec.podGC.strategy!r}; "
                      f"use one of {', '.join(POD_GC_STRATEGIES)}")
@@ -304,9 +304,9 @@ class SpecChecker:
             return
         path = f"{self.base}.arguments"
         self.issues.extend(names_issues(args.parameters, f"{path}.parameters", "parameter",
-                                         PARAM_NAME))
+                                        PARAM_NAME))
         self.issues.extend(names_issues(args.artifacts, f"{path}.artifacts", "artifact",
-                                         PARAM_NAME))
+                                        PARAM_NAME))
         self.issues.extend(param_issues(args.parameters, f"{path}.parameters"))
         for i, p in enumerate(args.parameters or []):
             vf = p.valueFrom
@@ -317,7 +317,7 @@ class SpecChecker:
 
     # -- references ----------------------------------------------------------------------
 
-    def _template_name(self, name: str, path: str) -> Template | None:
+    def template_by_name(self, name: str, path: str) -> Template | None:
         """The local template ``name``, reporting it when unknown."""
         if is_tagged(name):
             return None
@@ -365,7 +365,7 @@ class SpecChecker:
             return self._resolve_ref_quiet(call.templateRef)
         if call.template:
             if report:
-                return self._template_name(call.template, f"{path}.template")
+                return self.template_by_name(call.template, f"{path}.template")
             return self.by_name.get(call.template)
         return None
 
@@ -373,7 +373,7 @@ class SpecChecker:
         lib = lookup_template(self.templates, ref.name, ref.clusterScope)
         return spec_of(lib).template(ref.template or "") if lib is not None else None
 
-    def _hooks(self, hooks: Mapping[str, Any] | None, path: str) -> None:
+    def check_hooks(self, hooks: Mapping[str, Any] | None, path: str) -> None:
         for name, hook in (hooks or {}).items():
             hp = f"{path}.{name}"
             if name != EXIT_HOOK and not hook.expression:
@@ -384,7 +384,7 @@ class SpecChecker:
             elif hook.templateRef is not None:
                 self.template_ref(hook.templateRef, f"{hp}.templateRef")
             elif hook.template:
-                self._template_name(hook.template, f"{hp}.template")
+                self.template_by_name(hook.template, f"{hp}.template")
             else:
                 self.add(hp, "hook calls no template: set template or templateRef")
 

@@ -89,9 +89,9 @@ class TemplateChecker:
         ins, outs = t.inputs, t.outputs
         if ins is not None:
             self.sc.issues.extend(names_issues(ins.parameters, f"{p}.inputs.parameters",
-                                                "parameter", PARAM_NAME))
+                                               "parameter", PARAM_NAME))
             self.sc.issues.extend(names_issues(ins.artifacts, f"{p}.inputs.artifacts",
-                                                "artifact", PARAM_NAME))
+                                               "artifact", PARAM_NAME))
             self.sc.issues.extend(param_issues(ins.parameters, f"{p}.inputs.parameters"))
             for i, a in enumerate(ins.artifacts or []):
                 ap = f"{p}.inputs.artifacts[{i}]"
@@ -105,9 +105,9 @@ class TemplateChecker:
         if outs is None:
             return
         self.sc.issues.extend(names_issues(outs.parameters, f"{p}.outputs.parameters",
-                                            "parameter", PARAM_NAME))
+                                           "parameter", PARAM_NAME))
         self.sc.issues.extend(names_issues(outs.artifacts, f"{p}.outputs.artifacts",
-                                            "artifact", PARAM_NAME))
+                                           "artifact", PARAM_NAME))
         for i, a in enumerate(outs.artifacts or []):
             if a.path and not leaf and kind is not None:
                 self.add(f"{p}.outputs.artifacts[{i}].path",
@@ -150,7 +150,7 @@ class TemplateChecker:
         cs, p = self.t.containerSet, f"{self.path}.containerSet"
         names = {c.name for c in cs.containers}
         self.sc.issues.extend(names_issues(cs.containers, f"{p}.containers", "container",
-                                            FIELD_NAME))
+                                           FIELD_NAME))
         for i, c in enumerate(cs.containers):
             for j, dep in enumerate(c.dependencies or []):
                 if dep not in names:
@@ -197,15 +197,15 @@ class TemplateChecker:
                         self.add(f"{path}.withSequence.{f}",
                                  f"{f} must be an integer, got {v!r}")
         if call.onExit:
-            self.sc._template_name(call.onExit, f"{path}.onExit")
-        self.sc._hooks(call.hooks, f"{path}.hooks")
+            self.sc.template_by_name(call.onExit, f"{path}.onExit")
+        self.sc.check_hooks(call.hooks, f"{path}.hooks")
         args = call.arguments
         if args is not None:
             ap = f"{path}.arguments"
             self.sc.issues.extend(names_issues(args.parameters, f"{ap}.parameters",
-                                                "parameter", PARAM_NAME))
+                                               "parameter", PARAM_NAME))
             self.sc.issues.extend(names_issues(args.artifacts, f"{ap}.artifacts",
-                                                "artifact", PARAM_NAME))
+                                               "artifact", PARAM_NAME))
             self.sc.issues.extend(param_issues(args.parameters, f"{ap}.parameters"))
             for i, prm in enumerate(args.parameters or []):
                 if prm.value is None and prm.valueFrom is None:
