@@ -249,3 +249,30 @@ def test_output_symlinks_never_export_host_files(tmp_path, repo):
                         node_id="n", root=root)
     repo.load(recs["m"], tmp_path / "m")
     assert (tmp_path / "m").read_text() == "model"
+
+
+def test_a_symlink_is_never_placed_as_the_input_itself(tmp_path, repo):
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        ti = tarfile.TarInfo("only-link")
+        ti.type, ti.linkname = tarfile.SYMTYPE, "sibling"
+        tar.addfile(ti)
+        d = tarfile.TarInfo("pkg/link")
+        d.type, d.linkname = tarfile.SYMTYPE, "x"
+        tar.addfile(d)
+    repo.put_stream(io.BytesIO(buf.getvalue()), "ext/links.tgz")
+    with pytest.raises(UserError, match="symlink"):
+        repo.load("ext/links.tgz", tmp_path / "a", sub_path="pkg/link")
+    buf2 = io.BytesIO()
+    with tarfile.open(fileobj=buf2, mode="w:gz") as tar:
+        ti = tarfile.TarInfo("only-link")
+        ti.type, ti.linkname = tarfile.SYMTYPE, "sibling"
+        tar.addfile(ti)
+    repo.put_stream(io.BytesIO(buf2.getvalue()), "ext/one.tgz")
+    with pytest.raises(UserError, match="symlink"):
+        repo.load("ext/one.tgz", tmp_path / "b")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").is_symlink()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".chute")] == []

@@ -28,7 +28,14 @@ from typing import Any, BinaryIO
 
 import yaml
 
-from chute.artifacts.archive import extract_tar, extract_zip, pack_tar, pack_zip, sniff
+from chute.artifacts.archive import (
+    UnsafeArchiveError,
+    extract_tar,
+    extract_zip,
+    pack_tar,
+    pack_zip,
+    sniff,
+)
 from chute.artifacts.digest import HashingWriter, copy_stream, file_digest, format_digest
 from chute.artifacts.keys import artifact_key, safe_key
 from chute.artifacts.local import LocalBackend
@@ -371,9 +378,12 @@ def _place(staging: Path, dest: Path, sub_path: str | None, where: str) -> None:
         real = os.path.realpath(candidate)
         if not (real == real_src or real.startswith(real_src + os.sep)):
             raise UserError(f"{where}.subPath: {sub_path!r} leaves the artifact")
-        if not candidate.exists():
+        if not candidate.exists() and not candidate.is_symlink():
             raise NotFoundError(f"{where}.subPath: {sub_path!r} is not in the artifact")
         src = candidate
+    if src.is_symlink():
+        # Moved out of its tree, a relative link would point somewhere else.
+        raise UnsafeArchiveError(f"{where}: the artifact (or its subPath) is a symlink")
     if dest.is_symlink() or (dest.exists() and not (dest.is_dir() and not any(dest.iterdir()))):
         raise UserError(f"{where}: {dest} already exists")
     if dest.is_dir():
