@@ -121,19 +121,28 @@ def _get(doc: Any, path: tuple) -> Any:
     return doc
 
 
-def check_only_spec_errors(text: str | bytes) -> None:
-    """Load and validate; anything but SpecError (or a slow spec) fails the test.
-
-    The budget is CPU time, so a busy machine does not fail the test; a wall-clock hang
-    is caught by hypothesis' deadline, which re-runs a slow example before failing."""
-    start = time.process_time()
+def _load_and_validate(text: str | bytes) -> float:
+    """Seconds of this thread's CPU that loading and validating ``text`` took."""
+    start = time.thread_time()
     try:
         resources = load_documents(text)
         validate_all(resources, templates=LIBRARY)
         validate_all(resources, runtime="local", templates=LIBRARY)
     except SpecError:
         pass
-    elapsed = time.process_time() - start
+    return time.thread_time() - start
+
+
+def check_only_spec_errors(text: str | bytes) -> None:
+    """Load and validate; anything but SpecError (or a slow spec) fails the test.
+
+    The budget is this thread's CPU time, so a busy machine does not fail the test, and
+    an over-budget spec is timed once more (a garbage-collection pause is not the spec's
+    cost; a slow spec is slow twice). A wall-clock hang is caught by hypothesis' deadline,
+    which also re-runs a slow example before failing."""
+    elapsed = _load_and_validate(text)
+    if elapsed >= LIMIT_SECONDS:
+        elapsed = min(elapsed, _load_and_validate(text))
     assert elapsed < LIMIT_SECONDS, f"spec took {elapsed:.2f} s of CPU"
 
 
