@@ -36,20 +36,10 @@ EXPECTED_REFUSALS: dict[str, str] = {
         "WorkflowTemplate 'workflow-template-print-message' not found",
 }
 
-ARTIFACTS = "artifacts are not wired into the engine yet (chute.artifacts exists; next step)"
-
 #: Examples not submitted, and why.
 NOT_RUN: dict[str, str] = {
     "forever.yaml": "runs for ~1000 s by design (sleeps in a loop)",
     "suspend-template.yaml": "suspends without a duration: needs `chute resume` (issue 4)",
-    "artifact-disable-archive.yaml": ARTIFACTS,
-    "artifact-passing-subpath.yaml": ARTIFACTS,
-    "artifact-passing.yaml": ARTIFACTS,
-    "global-outputs.yaml": ARTIFACTS,
-    "input-artifact-raw.yaml": ARTIFACTS,
-    "key-only-artifact.yaml": ARTIFACTS,
-    "map-reduce.yaml": ARTIFACTS,
-    "nested-workflow.yaml": ARTIFACTS,
     "volumes-emptydir.yaml": "greps /proc/mounts for a real mount at /mnt/vol (emptyDir volumes)",
 }
 
@@ -72,6 +62,14 @@ KNOWN_FAILURES: dict[str, str] = {
                          "executor writes without the executable bit (Argo's is 0755)",
     "expression-tag-template-workflow.yaml": "writes an output file directly at /output; the "
                                              "executor's private view makes /output a directory",
+    **{f: "writes result.txt relative to its working directory, which is / in Argo's image "
+          "and the step directory locally, so /result.txt is missing"
+       for f in ("conditional-artifacts.yaml", "dag-conditional-artifacts.yaml",
+                 "exit-handler-with-artifacts.yaml")},
+    "global-outputs.yaml": "its input artifact goes to /art, a file directly under /, which "
+                           "the executor's private view cannot place (EEXIST)",
+    "map-reduce.yaml": "the step does os.mkdir('/mnt/out'), which the executor's private "
+                       "view has already created for the output path (EEXIST)",
 }
 
 

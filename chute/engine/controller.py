@@ -17,6 +17,7 @@ steps that finished meanwhile. A standalone controller also holds the named leas
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
@@ -85,6 +86,16 @@ class Controller:
         self._heart: threading.Thread | None = None
         self.named_lease: str | None = None
         self.on_done: Callable[[Run], None] | None = None
+        self._repo = None
+
+    @property
+    def repository(self):
+        """The default artifact repository (opened on first use)."""
+        if self._repo is None:
+            from chute.artifacts import ArtifactRepository
+
+            self._repo = ArtifactRepository.from_settings(self.settings)
+        return self._repo
 
     # -- leases ------------------------------------------------------------------------
 
@@ -264,6 +275,12 @@ class Controller:
 
     def _launch(self, run: Run, req: LaunchRequest) -> None:
         node = run.state.nodes[req.node_id]
+        try:
+            input_files = self._place_inputs(node)
+        except Exception as exc:  # noqa: BLE001 - a missing input is the node's Error
+            self.running -= 1
+            run.state.pod_finished(req.node_id, PodOutcome(P.ERROR, None, str(exc)), self.clock())
+            return
         spec = X.LaunchSpec(
             workflow_uid=run.uid, node_id=req.node_id, attempt=req.attempt,
             step_dir=Path(node.step_dir or ""),
@@ -271,7 +288,7 @@ class Controller:
             argv=list(req.argv), env=dict(req.env), working_dir=req.working_dir,
             script_source=req.script_source,
             deadline=(self.clock() + req.deadline_seconds) if req.deadline_seconds else None,
-            private_paths=[], output_paths=list(req.output_paths),
+            private_paths=[], output_paths=list(req.output_paths), input_files=input_files,
         )
         try:
             spec.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -283,6 +300,60 @@ class Controller:
             self.running -= 1
             run.state.pod_finished(req.node_id, PodOutcome(P.ERROR, None, f"launch failed: {exc}"),
                                    self.clock())
+
+    def _place_inputs(self, node: Node) -> dict[str, str]:
+        """Fetch a pod's input artifacts into its step directory; step path -> host path."""
+        from chute.artifacts import ArtifactRecord, place_input
+
+        placed: dict[str, str] = {}
+        for i, art in enumerate((node.inputs or {}).get("artifacts") or []):
+            name, path = art.get("name"), art.get("path")
+            if not path:
+                continue
+            record = None
+            src = art.get("from")
+            if src:
+                try:
+                    record = ArtifactRecord.from_dict(json.loads(src))
+                except (ValueError, TypeError):
+                    if art.get("optional"):
+                        continue
+                    raise ChuteError(f"inputs.artifacts.{name}: {src} was not produced") from None
+            spec = {k: v for k, v in art.items() if k not in ("from", "fromExpression")}
+            dest = Path(node.step_dir or "") / "inputs" / f"{i}-{name}"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            rec = place_input(spec, dest, repository=self.repository, record=record,
+                              where=f"inputs.artifacts[{i}]")
+            if rec is not None:
+                placed[path] = str(dest)
+        return placed
+
+    def _save_outputs(self, run: Run, nid: str, result: X.StepResult) -> list[dict]:
+        """Store a pod's output artifacts; their records, in Argo's shape plus ours."""
+        from chute.artifacts import save_outputs
+        from chute.store.models import ArtifactRow
+
+        req = run.requests.get(nid)
+        arts = req.output_artifacts if req else []
+        if not arts:
+            return []
+        node = run.state.nodes[nid]
+        records = save_outputs(self.repository, arts, result.outputs or {},
+                               workflow_uid=run.uid, node_id=nid,
+                               root=Path(node.step_dir or "") / "root")
+        out, rows = [], []
+        for art in arts:
+            rec = records.get(art["name"])
+            if rec is None:
+                continue
+            out.append({**rec.to_dict(), "name": art["name"], "path": art["path"],
+                        "s3": {"key": rec.key}})
+            rows.append(ArtifactRow(workflow_uid=run.uid, node_id=nid, name=art["name"],
+                                    key=rec.key, uri=rec.uri, size=rec.size, digest=rec.digest,
+                                    created_at=self.clock()))
+        with self.store.write() as s:
+            s.add_all(rows)
+        return out
 
     def _reattach(self, run: Run, node: Node) -> None:
         handle = self.executor.reattach(Path(node.step_dir or ""))
@@ -317,9 +388,15 @@ class Controller:
         else:
             phase = P.FAILED
             message = result.message or f"Error (exit code {result.exit_code})"
+        artifacts: list[dict] = []
+        if phase == P.SUCCEEDED:
+            try:
+                artifacts = self._save_outputs(run, nid, result)
+            except Exception as exc:  # noqa: BLE001 - a missing output is the node's Error
+                phase, message = P.ERROR, str(exc)
         return PodOutcome(phase=phase, exit_code=result.exit_code, message=message,
                           started_at=result.started_at, finished_at=result.finished_at,
-                          result=result.result, files=files)
+                          result=result.result, files=files, artifacts=artifacts)
 
     # -- running -----------------------------------------------------------------------
 

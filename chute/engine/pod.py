@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from chute.engine.vars import substitute
+from chute.engine.vars import substitute, substitute_all
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ def launch_request(workflow_uid: str, node_id: str, attempt: int, tmpl: Mapping[
     outputs = tmpl.get("outputs") or {}
     out_paths = [sub(p["valueFrom"]["path"]) for p in outputs.get("parameters") or []
                  if (p.get("valueFrom") or {}).get("path")]
-    out_arts = [dict(a, path=sub(a["path"])) for a in outputs.get("artifacts") or [] if a.get("path")]
+    out_arts = [substitute_all(a, ctx) for a in outputs.get("artifacts") or [] if a.get("path")]
     return LaunchRequest(
         workflow_uid=workflow_uid, node_id=node_id, attempt=attempt, argv=argv, env=env,
         working_dir=sub(body["workingDir"]) if body.get("workingDir") else None,

@@ -19,6 +19,9 @@ class RootFrame(Frame):
     def start(self) -> None:
         st = self.st
         args = {"parameters": [{"name": k, "value": v} for k, v in st.plan.parameters.items()]}
+        wf_arts = (st.plan.spec.get("arguments") or {}).get("artifacts")
+        if wf_arts:
+            args["artifacts"] = wf_arts
         call = {"template": st.plan.entrypoint, "arguments": args}
         self.node = st.execute(name=st.plan.name, display=st.plan.name, call=call,
                                scope=st.plan.root_scope, boundary_id=None, parent=None,

@@ -85,6 +85,8 @@ def input_vars(inputs: Mapping[str, Any]) -> dict[str, str]:
     for a in inputs.get("artifacts") or []:
         if a.get("path"):
             out[f"inputs.artifacts.{a['name']}.path"] = a["path"]
+        if a.get("from"):
+            out[f"inputs.artifacts.{a['name']}"] = a["from"]
     return out
 
 
