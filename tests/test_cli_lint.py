@@ -93,6 +93,14 @@ def test_every_workflow_example_lints_clean(results, argo_dir):
     assert len(clean) == 217 - len(NOT_WORKFLOWS) - len(DEVIATIONS)
 
 
+def test_every_template_reference_resolves_among_the_examples(argo_dir):
+    root = argo_dir / "examples"
+    strict = lint_files([str(root / n) for n in examples(argo_dir)], strict=True)
+    bad = [str(i) for r in strict for i in r["issues"]
+           if Path(r["file"]).relative_to(root).as_posix() not in {*NOT_WORKFLOWS, *DEVIATIONS}]
+    assert bad == []
+
+
 @pytest.mark.parametrize("name", sorted(NOT_WORKFLOWS))
 def test_other_kinds_are_refused_clearly(results, name):
     issues = results[0][name]["issues"]
