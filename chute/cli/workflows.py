@@ -18,10 +18,17 @@ from typing import Annotated
 import typer
 
 from chute.config import load_settings
-from chute.errors import NotFoundError, SpecError, UserError
+from chute.errors import LeaseHeldError, NotFoundError, SpecError, UserError
 
 PHASE_SYMBOL = {"Succeeded": "✔", "Failed": "✖", "Error": "⚠", "Running": "●",
                 "Pending": "◷", "Skipped": "○", "Omitted": "○"}
+
+
+def lease_ttl() -> float:
+    """Seconds a controller's lease lasts without a heartbeat (``CHUTE_LEASE_TTL``)."""
+    import os
+
+    return float(os.environ.get("CHUTE_LEASE_TTL") or 15)
 
 
 def _store():
@@ -58,7 +65,7 @@ def run_embedded(store, settings, uids: list[str], owner: str, timeout: float | 
     from chute.executors.local import LocalExecutor
 
     executor = LocalExecutor().start()
-    ctl = Controller(store, settings, executor, owner=owner)
+    ctl = Controller(store, settings, executor, owner=owner, lease_ttl=lease_ttl())
     try:
         ctl.run_until_done(uids, timeout=timeout)
     finally:
@@ -106,7 +113,8 @@ def submit_cmd(
     with store.read() as s:
         standalone = q.lease_holder(s, "controller", time.time()) is not None
     owner = _owner_id() if block and not standalone else None
-    rows = [submit(store, wf, overrides, owner=owner, source=file) for wf in workflows]
+    rows = [submit(store, wf, overrides, owner=owner, source=file, lease_ttl=lease_ttl())
+            for wf in workflows]
     for row in rows:
         typer.echo(row.name)
     if not block:
@@ -119,6 +127,40 @@ def submit_cmd(
         for r in rows:
             _print_get(store, r.name, output)
     if any(p != "Succeeded" for p in phases):
+        raise typer.Exit(1)
+
+
+def wait_cmd(name: Annotated[str, typer.Argument(help="workflow name")]) -> None:
+    """Wait for a workflow to finish; exit 0 only if it Succeeded. With no controller
+    running it, this process adopts it (once its earlier controller's lease expired)."""
+    from chute.engine.controller import Controller, _owner_id
+    from chute.executors.local import LocalExecutor
+    from chute.store import queries as q
+
+    store, settings = _store()
+    with store.read() as s:
+        uid = q.get_workflow(s, name).uid
+    while True:
+        now = time.time()
+        with store.read() as s:
+            row = q.get_workflow(s, uid)
+            standalone = q.lease_holder(s, "controller", now) is not None
+        if row.phase in ("Succeeded", "Failed", "Error"):
+            break
+        free = row.lease_owner is None or (row.lease_expires_at or 0) < now
+        if free and not standalone:
+            executor = LocalExecutor().start()
+            ctl = Controller(store, settings, executor, owner=_owner_id(), lease_ttl=lease_ttl())
+            try:
+                if ctl.adopt(uid):
+                    ctl.run_until_done([uid])
+            finally:
+                ctl.close()
+                executor.close()
+            continue
+        time.sleep(0.5)
+    typer.echo(f"{name} {row.phase}")
+    if row.phase != "Succeeded":
         raise typer.Exit(1)
 
 
@@ -295,9 +337,12 @@ def controller_cmd() -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     executor = LocalExecutor().start()
-    ctl = Controller(store, settings, executor)
+    ctl = Controller(store, settings, executor, lease_ttl=lease_ttl())
     try:
         ctl.serve(stop)
+    except LeaseHeldError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
     except KeyboardInterrupt:
         pass
     finally:
@@ -309,6 +354,7 @@ def register(app: typer.Typer) -> None:
     """Add the workflow commands to the ``chute`` app."""
     app.command("submit")(submit_cmd)
     app.command("list")(list_cmd)
+    app.command("wait")(wait_cmd)
     app.command("get")(get_cmd)
     app.command("logs")(logs_cmd)
     app.command("delete")(delete_cmd)
