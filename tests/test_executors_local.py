@@ -544,3 +544,27 @@ def test_script_in_a_private_view_with_a_private_working_dir(ex, tmp_path):
     assert (r.outcome, r.result) == (SUCCEEDED, "ok"), r
     assert Path(r.outputs["/tmp/out.txt"]).read_text() == "/tmp/work"
     assert not Path("/tmp/work").exists()
+
+
+@pytest.mark.skipif(not sandbox.available(), reason="no mount namespaces here")
+def test_private_view_behaves_like_an_image(ex, tmp_path):
+    # the shapes of Argo's conditional-artifacts, global-outputs and map-reduce examples
+    art = tmp_path / "art"
+    art.write_text("input at /art")
+    src = (
+        "import os\n"
+        "open('result.txt', 'w').write('relative')\n"  # cwd is / as in an image
+        "os.mkdir('/mnt/out')\n"  # /mnt exists, /mnt/out does not
+        "open('/mnt/out/part.json', 'w').write(open('/art').read())\n"
+    )
+    r, _ = run(
+        ex,
+        tmp_path,
+        ["python"],
+        script_source=src,
+        input_files={"/art": str(art)},
+        output_paths=["/result.txt", "/mnt/out/part.json"],
+    )
+    assert r.outcome == SUCCEEDED, r
+    assert Path(r.outputs["/result.txt"]).read_text() == "relative"
+    assert Path(r.outputs["/mnt/out/part.json"]).read_text() == "input at /art"

@@ -181,8 +181,10 @@ class Plan:
 
     @property
     def default_cwd(self) -> str:
-        """Working directory when the template names none: the step directory."""
-        return str(self.step_dir)
+        """Working directory when the template names none: ``/`` in a private view (as in
+        most images: ``open("result.txt", "w")`` then writes ``/result.txt``), else the
+        step directory (never the host's ``/``)."""
+        return "/" if self.enabled else str(self.step_dir)
 
     def is_private(self, path: str) -> bool:
         return self.enabled and any(_under(path, t) for t in self.private_tops)
@@ -193,7 +195,7 @@ class Plan:
             return self.root / path.lstrip("/")
         return Path(path)
 
-    def prepare(self, private_paths: list[str] = ()) -> None:
+    def prepare(self) -> None:
         """Before the fork: input files, private directories and mount points.
 
         Mount points under private directories are made here, on the host, and listed in
@@ -209,18 +211,17 @@ class Plan:
                 shutil.copyfile(src, target)
         if not self.enabled:
             return
+        # the top directories exist, as in an image (/tmp, /mnt); nothing below them does
         for top in self.private_tops:
             path = self.root / top
-            if top in self.top_files and not path.exists():
+            if os.path.lexists(path):
+                continue  # e.g. an input file placed at /art
+            if top in self.top_files:
                 path.touch()  # a placeholder to bind the step's /output onto
                 os.utime(path, (0, 0))  # epoch: "never written" (see collect)
             else:
-                path.mkdir(exist_ok=True)
+                path.mkdir()
         (self.root / "tmp").chmod(0o1777)
-        for p in private_paths:  # their parents, as a container image would have them
-            parent = os.path.dirname(p)
-            if parent != "/" and self.is_private(p):
-                self.host_path(parent).mkdir(parents=True, exist_ok=True)
         (self.step_dir / ".mnt").mkdir(exist_ok=True)
         for src in self.expose:
             mp = self.host_path(src)

@@ -294,9 +294,7 @@ class Supervisor:
         env.update(spec.get("env") or {})
         plan = self.plan = sandbox.plan_for(spec, env, argv)
         try:
-            plan.prepare(
-                list(spec.get("private_paths") or []) + list(spec.get("output_paths") or [])
-            )
+            plan.prepare()
         except OSError as e:
             return StepResult(
                 ERROR, None, f"could not prepare step files: {e}", finished_at=time.time()
