@@ -463,3 +463,13 @@ def test_nan_and_infinity_are_refused():
     with pytest.raises(ExpressionError):
         evaluate("float('inf') * 1", {})
     assert math.isinf(evaluate("float('inf')", {}))
+
+
+def test_injected_clock():
+    fixed = dt.datetime(2030, 6, 1, 12, 0, tzinfo=dt.UTC)
+    with expr.use_clock(lambda: fixed):
+        assert evaluate("now()", {}) == fixed
+        assert evaluate("sprig.date('2006-01-02', 'not a time')", {}) == fixed.astimezone().strftime("%Y-%m-%d")
+        env = {"cronworkflow": {"lastScheduledTime": fixed - dt.timedelta(seconds=400)}}
+        assert evaluate("(now() - cronworkflow.lastScheduledTime).Seconds()", env) == 400.0
+    assert evaluate("now()", {}).year >= 2024

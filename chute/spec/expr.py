@@ -10,6 +10,9 @@ Two languages, as in Argo:
   :mod:`chute.spec.expr_parser` for the grammar and :mod:`chute.spec.expr_funcs` /
   :mod:`chute.spec.expr_sprig` for the functions).
 
+The clock an expression reads (``now()``, ``sprig.now``, ``sprig.date``) can be injected
+with :func:`use_clock`; without it, it is the system clock in UTC.
+
 Neither uses Python's ``eval``/``compile``: both are parsers and tree walkers of our own
 over plain data. Every call returns or raises :class:`~chute.errors.ExpressionError`
 within about 50 ms: sources are capped at 4 KiB, trees at 64 levels and 1,000 nodes,
@@ -50,6 +53,7 @@ from chute.spec.expr_values import (
     deadline_scope,
     from_python,
     go_json,
+    use_clock,
 )
 from chute.spec.expr_when import evaluate_when
 
@@ -63,6 +67,7 @@ __all__ = [
     "format_result",
     "parse",
     "referenced_names",
+    "use_clock",
 ]
 
 DEADLINE_SECONDS = 0.025  # the promise is 50 ms; half of it leaves headroom for a loaded machine

@@ -27,6 +27,7 @@ from chute.spec.expr_values import (
     Undefined,
     check_int,
     check_size,
+    current_time,
     from_python,
     go_json,
     go_sprint,
@@ -268,7 +269,7 @@ def _b64dec(s: object, fn: str = "fromBase64") -> str:
 
 
 def _now() -> GoTime:
-    return GoTime(_dt.datetime.now(_dt.UTC))
+    return GoTime(current_time())
 
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")

@@ -28,6 +28,7 @@ from chute.spec.expr_values import (
     Namespace,
     check_int,
     check_size,
+    current_time,
     from_python,
     go_json,
     go_sprint,
@@ -260,7 +261,7 @@ def _date(layout: object, when: object) -> str:
         dt = _dt.datetime.fromtimestamp(when).astimezone()
     else:
         # sprig formats time.Now() for any argument it does not understand (strings included)
-        dt = _dt.datetime.now().astimezone()
+        dt = current_time().astimezone()
     return go_format_time(fmt, dt)
 
 
@@ -350,7 +351,7 @@ _FUNCS = {
         _need_str(repl, "sprig.regexReplaceAllLiteral").replace("\\", "\\\\"), _need_str(s, "sprig.regexReplaceAllLiteral"))),
     "regexSplit": lambda r, s, n: _limit(compile_for(r, s).split(_need_str(s, "sprig.regexSplit")), n),
     # time
-    "now": lambda: GoTime(_dt.datetime.now(_dt.UTC)), "date": _date,
+    "now": lambda: GoTime(current_time()), "date": _date,
     "unixEpoch": lambda t: str(int(t.dt.timestamp())) if isinstance(t, GoTime) else "0",
 }
 

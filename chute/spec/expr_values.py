@@ -12,6 +12,7 @@ trailing ``.0``) and ``go_sprint`` is ``fmt.Sprintf("%v", x)``.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import datetime as _dt
 import json
 import math
@@ -54,6 +55,29 @@ def tick() -> None:
     _BUDGET.count += 1
     if _BUDGET.count & 255 == 0 and _BUDGET.deadline is not None and time.monotonic() > _BUDGET.deadline:
         raise ExpressionError("expression took too long to evaluate")
+
+
+_CLOCK: contextvars.ContextVar[Callable[[], _dt.datetime] | None] = contextvars.ContextVar(
+    "chute_expr_clock", default=None)
+
+
+def current_time() -> _dt.datetime:
+    """The time ``now()`` sees: the injected clock (see :func:`use_clock`) or, without one,
+    the system clock in UTC."""
+    clock = _CLOCK.get()
+    now = clock() if clock is not None else _dt.datetime.now(_dt.UTC)
+    return now if now.tzinfo else now.replace(tzinfo=_dt.UTC)
+
+
+@contextlib.contextmanager
+def use_clock(clock: Callable[[], _dt.datetime]):
+    """Inject the clock expressions read (``now()``, ``sprig.now``, ``sprig.date``), e.g.
+    the engine's own clock, so that evaluation is reproducible."""
+    token = _CLOCK.set(clock)
+    try:
+        yield
+    finally:
+        _CLOCK.reset(token)
 
 
 class UndefinedVariableError(ExpressionError):
