@@ -164,6 +164,57 @@ def wait_cmd(name: Annotated[str, typer.Argument(help="workflow name")]) -> None
         raise typer.Exit(1)
 
 
+def _control(action: str):
+    def cmd(name: Annotated[str, typer.Argument(help="workflow name")]) -> None:
+        from chute.engine import control
+
+        store, _ = _store()
+        if action == "suspend":
+            control.suspend(store, name)
+        elif action == "resume":
+            control.resume(store, name)
+        else:
+            control.stop(store, name, terminate=action == "terminate")
+        done = {"suspend": "suspended", "resume": "resumed", "stop": "stopped",
+                "terminate": "terminated"}[action]
+        typer.echo(f"workflow {name} {done}")
+    cmd.__doc__ = {
+        "suspend": "Suspend a workflow: running steps finish, no new ones start.",
+        "resume": "Resume a suspended workflow and its suspend steps.",
+        "stop": "Stop a workflow: kill its running steps; exit handlers still run.",
+        "terminate": "Terminate a workflow: kill its running steps; no exit handlers.",
+    }[action]
+    return cmd
+
+
+def retry_cmd(
+    name: Annotated[str, typer.Argument(help="workflow name")],
+    wait: Annotated[bool, typer.Option("--wait", "-w")] = False,
+) -> None:
+    """Re-run the failed and errored steps of a workflow, keeping the succeeded ones."""
+    from chute.engine import control
+
+    store, _ = _store()
+    control.retry(store, name)
+    typer.echo(name)
+    if wait:
+        wait_cmd(name)
+
+
+def resubmit_cmd(
+    name: Annotated[str, typer.Argument(help="workflow name")],
+    wait: Annotated[bool, typer.Option("--wait", "-w")] = False,
+) -> None:
+    """Submit the same spec and parameters again, as a new workflow."""
+    from chute.engine import control
+
+    store, _ = _store()
+    row = control.resubmit(store, name)
+    typer.echo(row.name)
+    if wait:
+        wait_cmd(row.name)
+
+
 def list_cmd(
     output: Annotated[str | None, typer.Option("-o", "--output", help="name|json")] = None,
     running: Annotated[bool, typer.Option("--running")] = False,
@@ -355,6 +406,10 @@ def register(app: typer.Typer) -> None:
     app.command("submit")(submit_cmd)
     app.command("list")(list_cmd)
     app.command("wait")(wait_cmd)
+    for action in ("suspend", "resume", "stop", "terminate"):
+        app.command(action)(_control(action))
+    app.command("retry")(retry_cmd)
+    app.command("resubmit")(resubmit_cmd)
     app.command("get")(get_cmd)
     app.command("logs")(logs_cmd)
     app.command("delete")(delete_cmd)

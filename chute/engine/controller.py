@@ -85,6 +85,9 @@ class Controller:
         self._stop = threading.Event()
         self._heart: threading.Thread | None = None
         self.named_lease: str | None = None
+        self.control_every = 0.5  # seconds between reads of suspend/stop requests
+        self._last_control = 0.0
+        self._resumed: dict[str, float] = {}
         self.on_done: Callable[[Run], None] | None = None
         self._repo = None
 
@@ -158,6 +161,8 @@ class Controller:
             spec, args, created, name = row.spec, dict(row.arguments or {}), row.created_at, row.name
             recorded = {r.node_id: Node.from_row(q.node_dict(r)) for r in q.nodes_of(s, uid)}
             resumed = row.phase == P.WF_RUNNING
+            suspended = row.suspended
+            self._resumed[uid] = row.resumed_at or 0.0
         try:
             plan = build_plan(spec, uid=uid, created_at=created, overrides=args,
                               lookup=store_lookup(self.store),
@@ -169,6 +174,7 @@ class Controller:
                                   lease_owner=None, lease_expires_at=None)
             return False
         state = RunState(plan, now=now, recorded=recorded)
+        state.suspended = suspended
         if resumed:
             state.started_at = None
         run = Run(uid=uid, name=name, state=state)
@@ -196,6 +202,8 @@ class Controller:
             lost, self.lost = self.lost, set()
         for uid in lost:
             self.runs.pop(uid, None)
+        if self.runs and time.monotonic() - self._last_control > self.control_every:
+            self._apply_control()
         for run in list(self.runs.values()):
             for nid, handle in list(run.handles.items()):
                 result = self.executor.poll(handle)
@@ -214,6 +222,24 @@ class Controller:
                 busy.add(run.uid)
         flushed = self._flush(list(self.runs.values()))
         return bool(busy) or flushed
+
+    def _apply_control(self) -> None:
+        """Apply suspend / resume / stop / terminate requests written by the CLI."""
+        self._last_control = time.monotonic()
+        with self.store.read() as s:
+            control = q.control_of(s, list(self.runs))
+        for uid, (suspended, shutdown, resumed_at) in control.items():
+            st = self.runs[uid].state
+            if shutdown and not st.stopping:
+                hard = shutdown == "Terminate"
+                st.shutdown(f"Stopped with strategy '{shutdown}'", hard=hard)
+            if suspended and not st.suspended:
+                st.suspend()
+            elif not suspended and st.suspended:
+                st.resume()
+            if resumed_at and resumed_at > self._resumed.get(uid, 0.0):
+                self._resumed[uid] = resumed_at
+                st.resume()
 
     def _flush(self, runs: Iterable[Run]) -> bool:
         """Commit the runs' decisions, then launch what may start."""

@@ -41,6 +41,7 @@ class RootFrame(Frame):
     def run_exit_handler(self, template: str) -> None:
         st = self.st
         assert self.node is not None
+        st.stopping = False  # `stop` halts the main flow; the exit handler still runs
         st.globals["workflow.status"] = _wf_phase(self.node.phase)
         st.globals["workflow.failures"] = st.failures()
         if st.finished_duration_var:

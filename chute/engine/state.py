@@ -135,6 +135,8 @@ class RunState:
         self._wf_update: dict[str, Any] = {}
         self.root: Node | None = None
         self.stop_message: str | None = None
+        self.suspended = bool(plan.spec.get("suspend"))  # no new pods start while set
+        self._suspends: dict[str, dict] = {}  # running suspend node id -> template
         self.stopping = False  # no new pods start (stop/terminate)
         self.stopping_hard = False  # terminate: exit handlers do not run either
         self.finished_duration_var: Callable[[], str] | None = (
@@ -164,6 +166,7 @@ class RunState:
         if self.done:
             return
         self.stopping = True
+        self.suspended = False  # let queued pods drain (they finish Failed, unstarted)
         self.stopping_hard = self.stopping_hard or hard
         self.stop_message = workflow_message or message
         for node in list(self.nodes.values()):
@@ -412,7 +415,23 @@ class RunState:
         self._pending_pods.append(req)
         return node
 
+    def suspend(self) -> None:
+        """``chute suspend``: running steps finish, no new ones start."""
+        self.suspended = True
+
+    def resume(self, values: Mapping[str, str] | None = None) -> None:
+        """``chute resume``: unsuspend, and let running suspend nodes go on (their outputs
+        take ``values``, else their ``valueFrom.default``)."""
+        self.suspended = False
+        for nid, tmpl in list(self._suspends.items()):
+            node = self.nodes[nid]
+            if node.phase == P.RUNNING:
+                self._finish_suspend(node, tmpl, values)
+        self._run()
+
     def _pump_pods(self) -> None:
+        if self.suspended:
+            return
         limit = self.plan.parallelism
         while self._pending_pods and (limit is None or self._running_pods < limit):
             req = self._pending_pods.popleft()
@@ -474,6 +493,12 @@ class RunState:
         node = self.add_node(name, display, P.SUSPEND, template_name=tmpl.get("name"),
                              boundary_id=boundary_id, parent=parent, inputs=inputs, owner=owner)
         self.transition(node, P.RUNNING)
+        rec = self.recorded.get(node.id)
+        if rec is not None and rec.phase == P.SUCCEEDED:  # resumed before a restart
+            node.outputs = rec.outputs
+            self.finish(node, P.SUCCEEDED)
+            return node
+        self._suspends[node.id] = tmpl
         duration = (tmpl.get("suspend") or {}).get("duration")
         if duration not in (None, ""):
             ctx = ChainMap(input_vars(inputs), self.globals)
@@ -501,6 +526,7 @@ class RunState:
                 params.append({"name": p["name"], "value": value})
         if params:
             node.outputs = {"parameters": params}
+        self._suspends.pop(node.id, None)
         self.finish(node, P.SUCCEEDED)
 
     # -- workflow end ----------------------------------------------------------------------

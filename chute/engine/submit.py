@@ -81,7 +81,8 @@ def submit(store: Store, resource: Workflow, overrides: Mapping[str, str] | None
                lookup=store_lookup(store))
     row = WorkflowRow(
         uid=uid, name=name, namespace=meta["namespace"], kind="Workflow", spec=doc,
-        arguments=dict(overrides or {}), phase="Pending", created_at=now, suspended=False,
+        arguments=dict(overrides or {}), phase="Pending", created_at=now,
+        suspended=bool(doc.get("spec", {}).get("suspend")),
         labels={**(meta.get("labels") or {}), **dict(labels or {})}, outputs={},
         lease_owner=owner, lease_expires_at=(now + lease_ttl) if owner else None,
     )

@@ -48,6 +48,8 @@ class WorkflowRow(Base):
     started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     suspended: Mapped[bool] = mapped_column(Boolean, default=False)
+    shutdown: Mapped[str | None] = mapped_column(String(32), nullable=True)  # Stop|Terminate
+    resumed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     lease_owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
     lease_expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     labels: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -80,13 +80,24 @@ def delete_workflow(session: Session, uid: str) -> None:
     session.execute(delete(WorkflowRow).where(WorkflowRow.uid == uid))
 
 
+def control_of(session: Session, uids: Sequence[str]
+               ) -> dict[str, tuple[bool, str | None, float | None]]:
+    """``uid -> (suspended, shutdown, resumed_at)``: what the CLI asked of these workflows."""
+    if not uids:
+        return {}
+    rows = session.execute(select(WorkflowRow.uid, WorkflowRow.suspended, WorkflowRow.shutdown,
+                                  WorkflowRow.resumed_at)
+                           .where(WorkflowRow.uid.in_(list(uids))))
+    return {uid: (bool(s), sd, r) for uid, s, sd, r in rows}
+
+
 # -- nodes -------------------------------------------------------------------------------
 
 def insert_nodes(session: Session, workflow_uid: str, nodes: Iterable[dict[str, Any]]) -> None:
     """Insert new nodes (dicts with ``node_id`` and the NODE_COLUMNS)."""
     rows = [{"workflow_uid": workflow_uid, **n} for n in nodes]
-    if rows:
-        session.execute(insert(NodeRow), rows)
+    if rows:  # Core executemany: the ORM's bulk path costs more than the SQL
+        session.connection().execute(insert(NodeRow.__table__), rows)
 
 
 def update_nodes(session: Session, workflow_uid: str, nodes: Iterable[dict[str, Any]]) -> None:
@@ -127,8 +138,9 @@ def record_events(session: Session, events: Iterable[dict[str, Any]]) -> None:
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    stmt = dialect_insert(EventRow).on_conflict_do_nothing(index_elements=["transition_id"])
-    session.execute(stmt, rows)
+    stmt = dialect_insert(EventRow.__table__).on_conflict_do_nothing(
+        index_elements=["transition_id"])
+    session.connection().execute(stmt, rows)
 
 
 def events_of(session: Session, workflow_uid: str) -> list[EventRow]:

@@ -1,0 +1,84 @@
+"""Requests to running workflows, written to the store for their controller to act on:
+suspend, resume, stop, terminate (Argo's spec.suspend / spec.shutdown), and the reruns
+retry (failed nodes only) and resubmit (a fresh run of the same spec and parameters)."""
+
+from __future__ import annotations
+
+import time
+
+from chute.engine import phases as P
+from chute.errors import ConflictError
+from chute.spec.loader import load_resource
+from chute.store import queries as q
+from chute.store.db import Store
+from chute.store.models import WorkflowRow
+
+ACTIVE = (P.WF_PENDING, P.WF_RUNNING)
+
+
+def _active(s, name: str) -> WorkflowRow:
+    row = q.get_workflow(s, name)
+    if row.phase not in ACTIVE:
+        raise ConflictError(f"workflow {name!r} is {row.phase}, not running")
+    return row
+
+
+def suspend(store: Store, name: str) -> None:
+    """No new steps start; running ones finish."""
+    with store.write() as s:
+        q.update_workflow(s, _active(s, name).uid, suspended=True)
+
+
+def resume(store: Store, name: str) -> None:
+    """Unsuspend the workflow and let its suspend nodes go on."""
+    with store.write() as s:
+        q.update_workflow(s, _active(s, name).uid, suspended=False, resumed_at=time.time())
+
+
+def stop(store: Store, name: str, terminate: bool = False) -> None:
+    """Stop (exit handlers run) or terminate (they do not); running steps are killed."""
+    with store.write() as s:
+        q.update_workflow(s, _active(s, name).uid,
+                          shutdown="Terminate" if terminate else "Stop")
+
+
+def retry(store: Store, name: str) -> WorkflowRow:
+    """Run the failed and errored steps again, keeping the succeeded ones (a succeeded
+    step never runs twice); the workflow's controller replays the rest."""
+    with store.write() as s:
+        row = q.get_workflow(s, name)
+        if row.phase not in (P.WF_FAILED, P.WF_ERROR):
+            raise ConflictError(f"workflow {name!r} is {row.phase}; only a Failed or Error "
+                                "workflow can be retried")
+        again = []
+        for n in q.nodes_of(s, row.uid):
+            if n.type == P.POD and n.phase in P.FAILED_OR_ERROR:
+                d = q.node_dict(n)
+                d.update(phase=P.PENDING, attempt=(n.attempt or 0) + 1, message=None,
+                         finished_at=None, exit_code=None, outputs={})
+                again.append(d)
+            elif n.type == P.SUSPEND and n.phase in P.FAILED_OR_ERROR:
+                d = q.node_dict(n)
+                d.update(phase=P.PENDING, message=None, finished_at=None)
+                again.append(d)
+        q.update_nodes(s, row.uid, again)
+        q.update_workflow(s, row.uid, phase=P.WF_RUNNING, message=None, finished_at=None,
+                          shutdown=None, lease_owner=None, lease_expires_at=None)
+    return row
+
+
+def resubmit(store: Store, name: str, *, owner: str | None = None,
+             lease_ttl: float = 15.0) -> WorkflowRow:
+    """A fresh run of the same spec and parameters, named after the original."""
+    from chute.engine.submit import submit
+
+    with store.read() as s:
+        row = q.get_workflow(s, name)
+    doc = dict(row.spec)
+    meta = {k: v for k, v in (doc.get("metadata") or {}).items()
+            if k in ("namespace", "labels", "annotations")}
+    meta["generateName"] = f"{row.name}-"
+    doc["metadata"] = meta
+    doc.pop("status", None)
+    return submit(store, load_resource(doc), dict(row.arguments or {}), owner=owner,
+                  lease_ttl=lease_ttl)
