@@ -3,7 +3,9 @@ environment, files or network, or take long.
 
 Every evaluation below runs with a ``sys.addaudithook`` recorder switched on; any audit
 event raised while it runs (open, exec, compile, import, subprocess, socket, ...) fails the
-test. Each evaluation must return or raise ExpressionError (nothing else) within 50 ms.
+test. Each evaluation must return or raise ExpressionError (nothing else) within 50 ms of
+CPU time (the evaluators' own deadline is thread CPU time too, so preemption on a busy CI
+machine cannot fail a cheap expression), and within a loose wall-clock bound.
 The curated payloads come from S-4; hypothesis adds generated inputs (about 10k examples in
 all; set CHUTE_S4_SCALE to multiply them for a nightly run).
 """

@@ -56,13 +56,13 @@ class _Ctx:
         self.steps -= 1
         if self.steps < 0:
             raise ExpressionError("expression too expensive (step budget exhausted)")
-        if (self.steps & 63) == 0 and time.monotonic() > self.deadline:
+        if (self.steps & 63) == 0 and time.thread_time() > self.deadline:
             raise ExpressionError("expression took too long to evaluate")
 
 
 def run(tree: tuple, env: Mapping[str, object], deadline: float | None = None) -> object:
     """Evaluate an AST against an environment of plain values."""
-    ctx = _Ctx(env, deadline if deadline is not None else time.monotonic() + DEADLINE_SECONDS)
+    ctx = _Ctx(env, deadline if deadline is not None else time.thread_time() + DEADLINE_SECONDS)
     return _eval(tree, ctx)
 
 
