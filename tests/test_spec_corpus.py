@@ -135,6 +135,8 @@ EXPECTED: dict[str, tuple[str | None, str]] = {
     # libyaml stops at its own flow-depth limit, pure-Python PyYAML at chute's 100 levels
     "deep-nesting.yaml": (None, "nest"),
     "billion-laughs.yaml": ("", "expands to more than 1,000,000 values"),
+    "yaml-binary-tag.yaml": ("", "a value of type bytes is not JSON data"),
+    "yaml-tag-mismatch.yaml": ("", "invalid YAML: a value does not fit its tag"),
     # unicode oddities
     "unicode-zero-width-name.yaml": ("spec.templates[0].name",
                                      "invalid template name 'ma\\u200bin'"),

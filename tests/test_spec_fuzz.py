@@ -64,7 +64,9 @@ fragments = st.sampled_from([
 spec_strings = st.lists(fragments, max_size=12).map("".join)
 yamlish = st.lists(st.sampled_from([
     "a:", "b: ", " ", "  ", "\n", "- ", "&a ", "*a", "&b [*a, *a]", "[", "]", "{", "}", ",",
-    "!!str ", "!!binary ", "!!set ", "!!python/object:os.system ", "<<: *a", "---\n",
+    "!!str ", "!!binary ", "!!set ", "!!omap ", "!!pairs ", "!!map ", "!!seq ", "!!int ",
+    "!!float ", "!!bool ", "!!null ", "!!timestamp ", "!!merge ", "!!python/object:os.system ",
+    "<<: *a", "<<: [*a, *b]", "---\n",
     "...\n", "'", '"', "\t", "? ", "kind: Workflow\n", "apiVersion: argoproj.io/v1alpha1\n",
     "metadata: {name: x}\n", "spec:\n", "  templates:\n", "  - name: main\n",
     "    container: {image: busybox}\n", "  entrypoint: main\n", "%YAML 1.1\n", "@", "|",
@@ -185,6 +187,7 @@ def test_random_text_raises_only_spec_error(text):
 
 
 @pytest.mark.heavy
+@pytest.mark.timeout(3600)
 @pytest.mark.skipif(not SEED_DOCS, reason="conformance data missing")
 @settings(HEAVY, max_examples=20_000)
 @given(st.data())
@@ -193,6 +196,7 @@ def test_heavy_mutated_examples(data):
 
 
 @pytest.mark.heavy
+@pytest.mark.timeout(3600)
 @settings(HEAVY, max_examples=20_000)
 @given(yamlish | st.text(max_size=2000) | st.binary(max_size=2000))
 def test_heavy_random_text(text):

@@ -36,6 +36,8 @@ class _StrictLoader(_SafeBase):  # type: ignore[misc,valid-type]
     """PyYAML's safe loader, refusing duplicate keys."""
 
     def construct_mapping(self, node, deep=False):  # noqa: D102 - PyYAML hook
+        if not isinstance(node, yaml.MappingNode):  # e.g. "!!set a": PyYAML says why
+            return super().construct_mapping(node, deep=deep)
         seen: dict[Any, Any] = {}
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
@@ -76,7 +78,15 @@ def _check_shape(value: Any) -> str | None:
             stack.extend((x, depth + 1) for x in v.values())
         elif isinstance(v, list):
             stack.extend((x, depth + 1) for x in v)
+        elif not isinstance(v, _JSON_SCALARS):
+            # explicit YAML tags (!!binary, !!set, !!timestamp) make values JSON cannot
+            # hold, and that Argo (which converts YAML to JSON) would not accept either
+            return (f"a value of type {type(v).__name__} is not JSON data (remove the "
+                    "YAML tag such as !!binary, !!set or !!timestamp)")
     return None
+
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
 
 
 def _decode(data: str | bytes, source: str | None) -> str:
@@ -136,6 +146,13 @@ def parse_documents(data: str | bytes, source: str | None = None) -> list[Any]:
         raise SpecError(f"invalid YAML: {exc}", source) from None
     except RecursionError:
         raise SpecError(f"nesting deeper than {MAX_DEPTH} levels", source) from None
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as exc:
+        # PyYAML's constructors raise these for explicitly tagged values that do not fit
+        # their tag ("!!int x", "!!timestamp y"); the input is at fault, not chute.
+        detail = str(exc)
+        detail = detail if len(detail) <= 80 else detail[:77] + "..."
+        raise SpecError(f"invalid YAML: a value does not fit its tag ({detail})",
+                        source) from None
     if not docs:
         raise SpecError("empty spec: no document found", source)
     return docs
