@@ -15,9 +15,12 @@ with :func:`use_clock`; without it, it is the system clock in UTC.
 
 Neither uses Python's ``eval``/``compile``: both are parsers and tree walkers of our own
 over plain data. Every call returns or raises :class:`~chute.errors.ExpressionError`
-within about 50 ms: sources are capped at 4 KiB, trees at 64 levels and 1,000 nodes,
-strings and lists at 1 MiB, evaluation at a step budget and a deadline, and regular
-expressions run on RE2. An undefined top-level name raises
+within 50 ms of CPU time: sources are capped at 4 KiB (a substituted ``when`` at 64 KiB),
+trees at 64 levels and 1,000 nodes, strings at 1 MiB characters and lists at 131,072
+elements, evaluation at a step budget and a 25 ms CPU deadline that helpers (JSON printing,
+jsonpath, conversions) also observe, ``**`` at finite results, integers at int64, and regular
+expressions run on RE2 with pattern size x text length capped. Evaluate off the
+controller's main loop all the same. An undefined top-level name raises
 :class:`UndefinedVariableError` (an ExpressionError) naming it; a missing *member* of a
 map is nil-like (``a.missing ?? 'x'`` and ``a.missing == nil`` work, as in expr-lang) and
 raises UndefinedVariableError naming the full path when used in any other way.
