@@ -508,7 +508,8 @@ apiVersion: argoproj.io/v1alpha1
 kind: CronWorkflow
 metadata: {name: nightly}
 spec:
-  schedules: ["0 3 * * *", "61 * * * *", "CRON_TZ=UTC */5 * * * *"]
+  schedules: ["0 3 * * *", "61 * * * *", "CRON_TZ=UTC */5 * * * *", "@every 1h30m", "@daily",
+              "@every soon"]
   concurrencyPolicy: Sometimes
   timezone: Mars/Olympus
   workflowSpec:
@@ -519,6 +520,7 @@ spec:
 """
     assert problems(text) == [
         "spec.schedules[1]: cron schedule '61 * * * *' is malformed",
+        "spec.schedules[5]: cron schedule '@every soon' is malformed",
         "spec.concurrencyPolicy: 'Sometimes' is not a concurrency policy; use one of "
         "Allow, Forbid, Replace",
         "spec.timezone: unknown time zone 'Mars/Olympus'",

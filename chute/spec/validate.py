@@ -51,6 +51,7 @@ MAX_CRON_NAME = 52  # Argo appends "-<unix time>" to the workflows a CronWorkflo
 POD_GC_STRATEGIES = ("OnPodCompletion", "OnPodSuccess", "OnWorkflowCompletion",
                      "OnWorkflowSuccess")
 CONCURRENCY_POLICIES = ("Allow", "Forbid", "Replace")
+GO_DURATION = re.compile(r"(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+")
 EXIT_HOOK = "exit"
 
 Templates = Mapping[str, Resource]
@@ -174,10 +175,13 @@ class _ResourceChecker:
             self.issues.append(Issue("spec.schedules", "a CronWorkflow needs a schedule"))
         for path, sched in schedules:
             text = re.sub(r"^(CRON_TZ|TZ)=\S+\s+", "", sched.strip())
-            try:
-                ok = croniter.is_valid(text)
-            except Exception:  # noqa: BLE001 - croniter raises assorted errors on odd input
-                ok = False
+            if text.startswith("@every "):  # robfig/cron's interval form, a Go duration
+                ok = bool(GO_DURATION.fullmatch(text[len("@every "):].strip()))
+            else:
+                try:
+                    ok = croniter.is_valid(text)
+                except Exception:  # noqa: BLE001 - croniter raises assorted errors
+                    ok = False
             if not ok:
                 self.issues.append(Issue(path, f"cron schedule {sched!r} is malformed"))
         if spec.concurrencyPolicy and spec.concurrencyPolicy not in CONCURRENCY_POLICIES:
