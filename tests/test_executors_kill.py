@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -218,7 +219,7 @@ def test_cancel_with_supervisor_gone_kills_the_step(ex, tmp_path):
     end = time.monotonic() + 10
     while not (s.step_dir / "step.pid").exists() and time.monotonic() < end:
         time.sleep(0.005)
-    os.kill(h.pid, signal.SIGKILL)
+    os.kill(json.loads((s.step_dir / "supervisor.pid").read_text())["pid"], signal.SIGKILL)
     time.sleep(0.05)
     ex.cancel(h, "stop")
     r = ex.poll(h)

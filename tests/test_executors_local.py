@@ -39,6 +39,17 @@ def spec(tmp_path: Path, argv, name="s", **kw) -> LaunchSpec:
     )
 
 
+def sup_pid(step_dir: Path, timeout=10.0) -> int:
+    """The supervisor's pid, once it has written supervisor.pid."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            return json.loads((step_dir / "supervisor.pid").read_text())["pid"]
+        except (FileNotFoundError, ValueError):
+            time.sleep(0.002)
+    raise AssertionError(f"no supervisor.pid in {step_dir}")
+
+
 def wait(ex, handle, timeout=20.0):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -250,7 +261,7 @@ LAUNCHER = textwrap.dedent(
     ex = LocalExecutor()
     h = ex.launch(LaunchSpec("wf", "n", 0, d / "step", d / "step.log",
                              ["sh", "-c", "sleep 1; echo survived"]))
-    print(h.pid, flush=True)
+    print("launched", flush=True)
     time.sleep(60)
     """
 )
@@ -263,7 +274,8 @@ def test_supervisor_survives_death_of_its_launcher(ex, tmp_path):
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
-    pid = int(proc.stdout.readline())
+    assert proc.stdout.readline().strip() == b"launched"
+    pid = sup_pid(tmp_path / "step")
     proc.kill()  # SIGKILL the "controller" while the step runs
     proc.wait()
     assert psutil.pid_exists(pid)
@@ -281,7 +293,7 @@ def test_supervisor_lost_is_an_error_and_kills_the_step(ex, tmp_path):
     while not (s.step_dir / "step.pid").exists() and time.monotonic() < deadline:
         time.sleep(0.005)
     step_pid = json.loads((s.step_dir / "step.pid").read_text())["pid"]
-    os.kill(h.pid, signal.SIGKILL)
+    os.kill(sup_pid(s.step_dir), signal.SIGKILL)
     r = wait(ex, h)
     assert r.outcome == ERROR and r.message == "supervisor lost"
     assert ex.poll(h) == r  # recorded, so every later poll agrees
@@ -329,13 +341,14 @@ def test_stopped_supervisor_is_not_a_false_failure(ex, tmp_path):
     deadline = time.monotonic() + 5
     while not (s.step_dir / "step.pid").exists() and time.monotonic() < deadline:
         time.sleep(0.005)
-    os.kill(h.pid, signal.SIGSTOP)
+    pid = sup_pid(s.step_dir)
+    os.kill(pid, signal.SIGSTOP)
     try:
         for _ in range(20):  # 1 s: the step ends meanwhile, the supervisor cannot record it
             assert ex.poll(h) is None
             time.sleep(0.05)
     finally:
-        os.kill(h.pid, signal.SIGCONT)
+        os.kill(pid, signal.SIGCONT)
     r = wait(ex, h)
     assert r.outcome == SUCCEEDED and r.result == "done"
 
@@ -413,7 +426,7 @@ def test_supervisor_processes_are_reused(ex, tmp_path):
         s = spec(tmp_path, ["true"], name=f"r{i}")
         h = ex.launch(s)
         wait(ex, h)
-        pids.add(h.pid)
+        pids.add(sup_pid(s.step_dir))
         time.sleep(0.02)  # let the worker report itself idle
     assert len(pids) < 4
 
@@ -427,7 +440,7 @@ def test_late_cancel_signal_does_not_touch_the_next_step(ex, tmp_path):
     time.sleep(0.02)
     # the race: a cancel meant for a, arriving after a ended, when the process moved on
     (a.step_dir / "cancel.json").write_text('{"reason": "late"}')
-    os.kill(ha.pid, CANCEL_SIGNAL)
+    os.kill(sup_pid(a.step_dir), CANCEL_SIGNAL)
     results = [
         wait(ex, ex.launch(spec(tmp_path, ["sleep", "0.2"], name=f"b{i}"))) for i in range(3)
     ]
@@ -440,11 +453,12 @@ def test_sigterm_to_a_busy_supervisor_cancels_and_retires_it(ex, tmp_path):
     h = ex.launch(s)
     while "up" not in (s.log_path.read_text() if s.log_path.exists() else ""):
         time.sleep(0.005)
-    os.kill(h.pid, signal.SIGTERM)
+    pid = sup_pid(s.step_dir)
+    os.kill(pid, signal.SIGTERM)
     r = wait(ex, h)
     assert r.outcome == CANCELLED and r.message == "supervisor terminated"
     deadline = time.monotonic() + 5
-    while psutil.pid_exists(h.pid) and psutil.Process(h.pid).status() != "zombie":
+    while _alive(pid):
         assert time.monotonic() < deadline, "a terminated supervisor must exit"
         time.sleep(0.01)
     r2, _ = run(ex, tmp_path, ["true"], name="after")
@@ -455,10 +469,11 @@ def test_idle_supervisors_exit_with_the_fork_server(tmp_path):
     with LocalExecutor() as own:
         h = own.launch(spec(tmp_path, ["true"]))
         wait(own, h)
+        worker = sup_pid(tmp_path / "s")
         server = own._server.proc.pid
     # closing the executor ends the fork server; its idle workers follow
     deadline = time.monotonic() + 5
-    while any(_alive(p) for p in (h.pid, server)):
+    while any(_alive(p) for p in (worker, server)):
         assert time.monotonic() < deadline, "fork server or idle worker left behind"
         time.sleep(0.02)
 
@@ -568,3 +583,37 @@ def test_private_view_behaves_like_an_image(ex, tmp_path):
     assert r.outcome == SUCCEEDED, r
     assert Path(r.outputs["/result.txt"]).read_text() == "relative"
     assert Path(r.outputs["/mnt/out/part.json"]).read_text() == "input at /art"
+
+
+# ------------------------------------------------------------------ pipelined launches
+
+
+def test_a_burst_of_launches_does_not_wait_for_supervisors(ex, tmp_path):
+    t0 = time.monotonic()
+    handles = [
+        ex.launch(spec(tmp_path, ["sh", "-c", f"echo {i}"], name=f"b{i}")) for i in range(40)
+    ]
+    launched = time.monotonic() - t0
+    results = [wait(ex, h) for h in handles]
+    assert [r.result for r in results] == [str(i) for i in range(40)]
+    assert all(r.outcome == SUCCEEDED for r in results)
+    assert launched < 2.0, launched  # a few ms each at most, even on a busy machine
+
+
+def test_poll_of_an_attempt_whose_supervisor_never_came(ex, tmp_path):
+    from chute.executors.base import StepHandle
+
+    d = tmp_path / "orphan"
+    d.mkdir()
+    (d / "launch.json").write_text("{}")
+    assert ex.poll(StepHandle(d)) is None  # just launched: still starting
+    old = time.time() - 60
+    os.utime(d / "launch.json", (old, old))
+    r = ex.poll(StepHandle(d))
+    assert (r.outcome, r.message) == (ERROR, "supervisor never started")
+    c = tmp_path / "cancelled"
+    c.mkdir()
+    (c / "launch.json").write_text("{}")
+    os.utime(c / "launch.json", (old, old))
+    ex.cancel(StepHandle(c), "stop it")
+    assert ex.poll(StepHandle(c)).outcome == CANCELLED

@@ -18,7 +18,9 @@ so it never inherits the controller's threads) and talks to it over its stdin/st
 one JSON object per line:
 
 request  ``{"step_dir": "...", "env": {...}}``
-reply    ``{"pid": N, "create_time": T}`` or ``{"error": "..."}``
+reply    ``{"step_dir": "...", "pid": N, "create_time": T}`` or ``{"step_dir": ..., "error": "..."}``
+
+Requests are pipelined: the controller does not wait for a reply before the next one.
 
 Workers are the fork server's children only for convenience: ``SIGCHLD`` is ignored here
 so the kernel reaps them, and when the fork server exits (its stdin closes because the
@@ -195,11 +197,14 @@ def serve(rfd: int, wfile) -> None:
 
 
 def _answer(pool: Pool, line: bytes, wfile) -> None:
+    step_dir = None
     try:
         req = json.loads(line)
-        reply = pool.assign(req["step_dir"], req.get("env"))
+        step_dir = req["step_dir"]
+        reply = pool.assign(step_dir, req.get("env"))
     except Exception as e:  # noqa: BLE001 - one bad request must not kill the server
         reply = {"error": f"{type(e).__name__}: {e}"}
+    reply["step_dir"] = step_dir
     wfile.write(json.dumps(reply).encode() + b"\n")
     wfile.flush()
 

@@ -2,13 +2,17 @@
 
 ``launch`` writes ``launch.json`` into the step directory and asks the fork server
 (:mod:`chute.executors.forkserver`, started lazily, restarted if it died) to hand the
-attempt to a supervisor process (:mod:`chute.executors.supervisor`). Everything after that
-goes through files in the step directory, so any controller — this one, or one started
-after this one was killed — can ``poll``, ``cancel`` or ``reattach``:
+attempt to a supervisor process (:mod:`chute.executors.supervisor`). It does not wait for
+the answer: launches are pipelined, and a reader thread notes each supervisor's pid as the
+replies arrive. Everything else goes through files in the step directory, so any
+controller — this one, or one started after this one was killed — can ``poll``,
+``cancel`` or ``reattach``:
 
+``launch.json``     the LaunchSpec (its age tells "still starting" from "never started")
 ``supervisor.pid``  pid and create time of the supervisor (written before the step starts)
 ``step.pid``        pid and create time of the step's first process (its session id)
-``cancel.json``     why the attempt was cancelled (the supervisor reads it on CANCEL_SIGNAL)
+``cancel.json``     why the attempt was cancelled (the supervisor reads it on CANCEL_SIGNAL
+                    and when it starts)
 ``status.json``     the StepResult
 
 The step's environment is the controller's environment at launch time, updated with
@@ -44,13 +48,14 @@ from chute.executors.supervisor import (
 )
 
 LOST_MESSAGE = "supervisor lost"
+NEVER_STARTED = "supervisor never started"
 STARTUP_WINDOW = 5.0  # seconds from launch.json to supervisor.pid, at the very most
 
 
 class _ForkServer:
-    """The controller's end of the fork-server pipe."""
+    """The controller's end of the fork-server pipes, with a thread reading the replies."""
 
-    def __init__(self, python: str):
+    def __init__(self, python: str, on_reply):
         self.proc = subprocess.Popen(
             [python, "-m", "chute.executors.forkserver"],
             stdin=subprocess.PIPE,
@@ -60,31 +65,39 @@ class _ForkServer:
             close_fds=True,
             env=_forkserver_env(),
         )
+        self._reader = threading.Thread(
+            target=self._read, args=(on_reply,), name="chute-forkserver-replies", daemon=True
+        )
+        self._reader.start()
+
+    def _read(self, on_reply) -> None:
+        assert self.proc.stdout
+        for line in self.proc.stdout:
+            try:
+                on_reply(json.loads(line))
+            except Exception:  # noqa: BLE001, S112 - a bad reply must not stop the reader
+                continue
 
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def request(self, step_dir: Path, env: dict[str, str]) -> dict:
-        assert self.proc.stdin and self.proc.stdout
+    def send(self, step_dir: Path, env: dict[str, str]) -> None:
+        assert self.proc.stdin
         self.proc.stdin.write(json.dumps({"step_dir": str(step_dir), "env": env}).encode() + b"\n")
         self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
-        if not line:
-            raise BrokenPipeError("fork server exited")
-        return json.loads(line)
 
     def close(self) -> None:
-        for f in (self.proc.stdin, self.proc.stdout):
-            try:
-                if f:
-                    f.close()
-            except OSError:
-                pass
+        try:
+            if self.proc.stdin:
+                self.proc.stdin.close()  # EOF: the fork server exits
+        except OSError:
+            pass
         try:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        self._reader.join(timeout=5)
 
 
 def _forkserver_env() -> dict[str, str]:
@@ -104,6 +117,14 @@ def _wait_for(path: Path, seconds: float) -> dict | None:
         time.sleep(0.01)
 
 
+def _age(path: Path) -> float | None:
+    """Seconds since ``path`` was written, or None if it does not exist."""
+    try:
+        return time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return None
+
+
 class LocalExecutor:
     """Runs step attempts as host processes, each under a supervisor that outlives us."""
 
@@ -111,7 +132,7 @@ class LocalExecutor:
         self.python = python or sys.executable
         self._server: _ForkServer | None = None
         self._lock = threading.Lock()
-        self._pids: dict[Path, dict] = {}  # step_dir -> supervisor.pid of running attempts
+        self._pids: dict[Path, dict] = {}  # step_dir -> supervisor pid of running attempts
 
     # -- lifecycle of the fork server
 
@@ -138,13 +159,33 @@ class LocalExecutor:
         if self._server is None or not self._server.alive():
             if self._server is not None:
                 self._server.close()
-            self._server = _ForkServer(self.python)
+            self._server = _ForkServer(self.python, self._on_reply)
         return self._server
+
+    def _on_reply(self, reply: dict) -> None:
+        """A fork-server reply (reader thread): note the pid, or record the failure."""
+        step_dir = Path(reply.get("step_dir") or "")
+        if not reply.get("step_dir"):
+            return
+        if "pid" in reply:
+            self._pids.setdefault(
+                step_dir, {"pid": reply["pid"], "create_time": reply.get("create_time")}
+            )
+        elif not (step_dir / PIDFILE).exists() and not (step_dir / STATUS).exists():
+            message = f"could not start supervisor: {reply.get('error')}"
+            write_json_atomic(
+                step_dir / STATUS,
+                result_to_json(StepResult(ERROR, None, message, finished_at=time.time())),
+            )
 
     # -- the Executor protocol
 
     def launch(self, spec: LaunchSpec) -> StepHandle:
-        """Write launch.json and start the attempt's supervisor; returns at once."""
+        """Write launch.json and hand the attempt to a supervisor; returns at once.
+
+        The attempt's fate then shows in :meth:`poll` (an attempt whose supervisor never
+        came up ends as ERROR "supervisor never started" after ``STARTUP_WINDOW``).
+        """
         # the supervisor runs elsewhere (and changes directory): absolute paths only
         step_dir = Path(spec.step_dir).absolute()
         if step_dir != spec.step_dir or not Path(spec.log_path).is_absolute():
@@ -154,43 +195,40 @@ class LocalExecutor:
         step_dir.mkdir(parents=True, exist_ok=True)
         if (step_dir / PIDFILE).exists() or (step_dir / STATUS).exists():
             raise ExecutionError(f"{step_dir}: this attempt was already launched")
+        self._pids.pop(step_dir, None)
         write_json_atomic(step_dir / LAUNCH, spec.to_json(), sync=False)
         env = dict(os.environ)
         with self._lock:
-            for tried in range(2):
-                server = self._ensure_server()
-                try:
-                    reply = server.request(step_dir, env)
-                    break
-                except (BrokenPipeError, ConnectionError, ValueError):
-                    server.close()
-                    self._server = None
-                    # it may have died after handing the step to a supervisor, which then
-                    # writes supervisor.pid within milliseconds: never launch twice
-                    pid = _wait_for(step_dir / PIDFILE, 0.25)
-                    if pid:
-                        reply = pid
-                        break
-                    if tried:
+            try:
+                self._ensure_server().send(step_dir, env)
+            except (BrokenPipeError, ConnectionError, ValueError):
+                # the fork server died: start another and ask again, unless the request
+                # got through before it died (never launch twice)
+                self._server = None
+                if _wait_for(step_dir / PIDFILE, 0.25) is None:
+                    try:
+                        self._ensure_server().send(step_dir, env)
+                    except (BrokenPipeError, ConnectionError, ValueError):
                         raise ExecutionError(f"{step_dir}: the fork server keeps dying") from None
-        if "error" in reply:
-            raise ExecutionError(f"{step_dir}: could not start supervisor: {reply['error']}")
-        return StepHandle(step_dir=step_dir, pid=reply["pid"])
+        return StepHandle(step_dir=step_dir)
 
     def poll(self, handle: StepHandle) -> StepResult | None:
-        """The result if the attempt ended; None while its supervisor lives."""
+        """The result if the attempt ended; None while it is starting or its supervisor lives."""
         step_dir = Path(handle.step_dir)
         data = read_json(step_dir / STATUS)
         if data is not None:
             self._pids.pop(step_dir, None)
             return result_from_json(data)
         sup = self._pids.get(step_dir) or read_json(step_dir / PIDFILE)
-        if sup is None and handle.pid is None:
-            return self._lost(step_dir, "supervisor never started")
-        if sup is not None:
-            self._pids[step_dir] = sup  # fixed for the attempt: read it once
-        pid = sup["pid"] if sup else handle.pid
-        if proctree.same_process(pid, sup.get("create_time") if sup else None):
+        if sup is None and handle.pid is not None:
+            sup = {"pid": handle.pid, "create_time": None}
+        if sup is None:
+            age = _age(step_dir / LAUNCH)
+            if age is not None and age < STARTUP_WINDOW:
+                return None  # handed to the fork server, not started yet
+            return self._lost(step_dir, NEVER_STARTED)
+        self._pids[step_dir] = sup  # fixed for the attempt: read it once
+        if proctree.same_process(sup["pid"], sup.get("create_time")):
             return None
         # it may have written the status just before it exited
         self._pids.pop(step_dir, None)
@@ -202,18 +240,22 @@ class LocalExecutor:
     def cancel(self, handle: StepHandle, reason: str = "") -> None:
         """Ask the supervisor to stop the step (TERM, KILL after the grace period).
 
-        Returns at once; the CANCELLED result arrives through :meth:`poll`. If the
-        supervisor is gone, the step's processes are killed here and the result written.
+        Returns at once; the CANCELLED result arrives through :meth:`poll`. A supervisor
+        that has not started yet finds ``cancel.json`` when it does and starts nothing. If
+        the supervisor is gone, the step's processes are killed here and the result written.
         """
         step_dir = Path(handle.step_dir)
         if (step_dir / STATUS).exists():
             return
         write_json_atomic(step_dir / CANCELFILE, {"reason": reason or "cancelled"}, sync=False)
-        sup = read_json(step_dir / PIDFILE)
-        pid = sup["pid"] if sup else handle.pid
-        if proctree.same_process(pid, sup.get("create_time") if sup else None):
+        sup = self._pids.get(step_dir) or read_json(step_dir / PIDFILE)
+        if sup is None:
+            age = _age(step_dir / LAUNCH)
+            if age is not None and age < STARTUP_WINDOW:
+                return  # starting: the supervisor reads cancel.json first thing
+        elif proctree.same_process(sup["pid"], sup.get("create_time")):
             try:
-                os.kill(pid, CANCEL_SIGNAL)
+                os.kill(sup["pid"], CANCEL_SIGNAL)
                 return
             except ProcessLookupError:
                 pass
@@ -236,9 +278,8 @@ class LocalExecutor:
             # a supervisor writes supervisor.pid before it starts the step, within
             # milliseconds of launch.json; only after STARTUP_WINDOW is "no pid file"
             # proof that the step never started (so it is safe to launch again)
-            try:
-                age = time.time() - (step_dir / LAUNCH).stat().st_mtime
-            except FileNotFoundError:
+            age = _age(step_dir / LAUNCH)
+            if age is None:
                 return None
             sup = _wait_for(step_dir / PIDFILE, STARTUP_WINDOW - age)
             if sup is None:
@@ -248,9 +289,15 @@ class LocalExecutor:
     # -- lost supervisors
 
     def _lost(self, step_dir: Path, message: str) -> StepResult:
-        """Record an ERROR for an attempt whose supervisor died without a result."""
+        """Record the end of an attempt whose supervisor died (or never came) without one."""
         self._kill_orphaned_step(step_dir)
-        result = StepResult(ERROR, None, message, finished_at=time.time())
+        cancel = read_json(step_dir / CANCELFILE)
+        if cancel is not None and message == NEVER_STARTED:
+            result = StepResult(
+                CANCELLED, None, cancel.get("reason") or "cancelled", finished_at=time.time()
+            )
+        else:
+            result = StepResult(ERROR, None, message, finished_at=time.time())
         data = read_json(step_dir / STATUS)  # a racing writer wins
         if data is not None:
             return result_from_json(data)

@@ -242,6 +242,8 @@ class Supervisor:
         _drain(self.wake_r)
         # a cancel that came meanwhile is delivered now; the step must not inherit the mask
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {CANCEL_SIGNAL})
+        if (self.step_dir / CANCELFILE).exists():  # cancelled before we were even signalled
+            self._on_cancel()
         try:
             result = self._run(dict(os.environ if base_env is None else base_env))
         except Exception as e:  # noqa: BLE001 - anything unexpected still ends as an ERROR
