@@ -84,3 +84,27 @@ def test_second_controller_is_refused_naming_the_holder(store):
         q.acquire_lease(s, "controller", "ctl-1", time.time(), 15)
     with pytest.raises(LeaseHeldError, match="lease held by pid"), store.write() as s:
         q.acquire_lease(s, "controller", "ctl-2", time.time(), 15)
+
+
+def test_head_revision_agrees_with_alembic():
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from chute.store.db import MIGRATIONS_DIR
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    assert head_revision() == ScriptDirectory.from_config(cfg).get_current_head()
+
+
+def test_models_match_the_migrated_schema(store):
+    from sqlalchemy import inspect
+
+    from chute.store.models import Base
+
+    insp = inspect(store.engine)
+    for table in Base.metadata.sorted_tables:
+        if not insp.has_table(table.name):
+            continue  # tables of other packages' models live in their migrations
+        cols = {c["name"] for c in insp.get_columns(table.name)}
+        assert {c.name for c in table.columns} <= cols, table.name

@@ -112,12 +112,19 @@ _HEADS: dict[str, str | None] = {}
 def head_revision() -> str | None:
     """The newest revision among the migration scripts (read once per process)."""
     if "head" not in _HEADS:
-        from alembic.config import Config
-        from alembic.script import ScriptDirectory
+        # read the revision ids from the scripts themselves: importing alembic costs ~1 s,
+        # and every CLI call checks the head
+        import re
 
-        cfg = Config()
-        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-        _HEADS["head"] = ScriptDirectory.from_config(cfg).get_current_head()
+        revs: dict[str, str | None] = {}
+        for f in (MIGRATIONS_DIR / "versions").glob("*.py"):
+            text = f.read_text(encoding="utf-8")
+            rev = re.search(r"^revision\s*=\s*[\"']([^\"']+)[\"']", text, re.M)
+            down = re.search(r"^down_revision\s*=\s*(?:[\"']([^\"']+)[\"']|None)", text, re.M)
+            if rev:
+                revs[rev.group(1)] = down.group(1) if down else None
+        heads = set(revs) - {d for d in revs.values() if d}
+        _HEADS["head"] = heads.pop() if len(heads) == 1 else None
     return _HEADS["head"]
 
 
