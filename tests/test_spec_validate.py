@@ -473,6 +473,45 @@ def test_template_refs_resolve_against_given_templates():
     assert [str(i) for i in validate(user)] == []
 
 
+def test_libraries_calling_each_other_and_their_global_outputs():
+    docs = load_documents(textwrap.dedent("""
+    apiVersion: argoproj.io/v1alpha1
+    kind: WorkflowTemplate
+    metadata: {name: a}
+    spec:
+      templates:
+      - name: ping
+        steps: [[{name: s, templateRef: {name: b, template: pong}}]]
+      - name: out
+        outputs: {parameters: [{name: o, globalName: shared, valueFrom: {path: /o}}]}
+        container: {image: busybox}
+    ---
+    apiVersion: argoproj.io/v1alpha1
+    kind: WorkflowTemplate
+    metadata: {name: b}
+    spec:
+      templates:
+      - name: pong
+        steps: [[{name: s, templateRef: {name: a, template: ping}}]]
+    ---
+    apiVersion: argoproj.io/v1alpha1
+    kind: Workflow
+    metadata: {generateName: w-}
+    spec:
+      entrypoint: main
+      templates:
+      - name: main
+        steps:
+        - - {name: x, templateRef: {name: a, template: ping}}
+          - {name: y, templateRef: {name: a, template: out}}
+        - - {name: z, template: show, arguments: {parameters: [{name: m, value: "{{workflow.outputs.parameters.shared}}"}]}}
+      - name: show
+        inputs: {parameters: [{name: m}]}
+        container: {image: busybox, command: [echo, "{{inputs.parameters.m}}"]}
+    """))
+    assert validate_all(docs) == []
+
+
 def test_workflow_template_ref_and_documents_of_one_file():
     docs = load_documents(textwrap.dedent("""
     apiVersion: argoproj.io/v1alpha1

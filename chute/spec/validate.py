@@ -366,14 +366,14 @@ class SpecChecker:
         if call.templateRef is not None:
             if report:
                 return self.template_ref(call.templateRef, f"{path}.templateRef")
-            return self._resolve_ref_quiet(call.templateRef)
+            return self.resolve_ref_quiet(call.templateRef)
         if call.template:
             if report:
                 return self.template_by_name(call.template, f"{path}.template")
             return self.by_name.get(call.template)
         return None
 
-    def _resolve_ref_quiet(self, ref: TemplateRef) -> Template | None:
+    def resolve_ref_quiet(self, ref: TemplateRef) -> Template | None:
         lib = lookup_template(self.templates, ref.name, ref.clusterScope)
         return spec_of(lib).template(ref.template or "") if lib is not None else None
 

@@ -193,14 +193,20 @@ class VariableChecker:
             labels.update(getattr(m, "labelsFrom", None) or {})
         g.names.update(f"workflow.annotations.{k}" for k in annotations)
         g.names.update(f"workflow.labels.{k}" for k in labels)
+        seen: set[int] = set()
         for s in specs:
             for t in s.templates or []:
-                self._global_outputs(g, t)
+                self._global_outputs(g, t, seen)
         if unresolved_ref:
             g.prefixes.update({"workflow.outputs.parameters.", "workflow.outputs.artifacts."})
         return g
 
-    def _global_outputs(self, g: Scope, t: Template) -> None:
+    def _global_outputs(self, g: Scope, t: Template, seen: set[int] | None = None) -> None:
+        """Add ``workflow.outputs.*`` for the globalNames of ``t`` and what it calls."""
+        seen = set() if seen is None else seen
+        if id(t) in seen:  # templates may call each other (recursion is legal in Argo)
+            return
+        seen.add(id(t))
         outs = t.outputs
         for kind, items in (("parameters", outs.parameters if outs else None),
                             ("artifacts", outs.artifacts if outs else None)):
@@ -210,13 +216,15 @@ class VariableChecker:
                         g.prefixes.add(f"workflow.outputs.{kind}.")
                     else:
                         g.names.add(f"workflow.outputs.{kind}.{x.globalName}")
-        for group in t.steps or []:
-            for step in group:
-                if step.inline is not None:
-                    self._global_outputs(g, step.inline)
-        for task in (t.dag.tasks if t.dag else []):
-            if task.inline is not None:
-                self._global_outputs(g, task.inline)
+        calls = [step for group in t.steps or [] for step in group]
+        calls += t.dag.tasks if t.dag else []
+        for call in calls:
+            if call.inline is not None:
+                self._global_outputs(g, call.inline, seen)
+            elif call.templateRef is not None:  # a library template's global outputs
+                ref = self.sc.resolve_ref_quiet(call.templateRef)
+                if ref is not None:
+                    self._global_outputs(g, ref, seen)
 
     def template_scope(self, t: Template) -> Scope:
         s = self.globals.child()
