@@ -196,7 +196,9 @@ class LocalExecutor:
         if (step_dir / PIDFILE).exists() or (step_dir / STATUS).exists():
             raise ExecutionError(f"{step_dir}: this attempt was already launched")
         self._pids.pop(step_dir, None)
-        write_json_atomic(step_dir / LAUNCH, spec.to_json(), sync=False)
+        # written in place: a torn launch.json (controller killed right here) is never
+        # read, since no request was sent and reattach then answers "never started"
+        (step_dir / LAUNCH).write_bytes(json.dumps(spec.to_json()).encode())
         env = dict(os.environ)
         with self._lock:
             try:
