@@ -80,8 +80,9 @@ def test_run_conditional_and_exit_handler(engine):
 
 
 def test_run_diamond_passes_artifacts_and_records_metrics(engine):
+    console = _console()
     row, nodes = engine(str(EXAMPLES / "diamond.py"), {"rows": "5", "factor": "3"},
-                        timeout=120, console=_console(), live=False)
+                        timeout=120, console=console, live=False)
     by_name = {n.display_name: n for n in nodes}
     if "artifacts" not in (by_name["load"].outputs or {}):
         pytest.skip("the engine does not save output artifacts yet")
@@ -89,6 +90,10 @@ def test_run_diamond_passes_artifacts_and_records_metrics(engine):
     outs = _outputs(nodes)
     assert outs["summarize.Output"] == ["2.0"] and outs["scale.Output"] == ["5"]
     assert [a["name"] for a in by_name["report"].outputs["artifacts"]] == ["metrics"]
+    text = console.file.getvalue()  # the summary's metrics table: mean 2, count 5, max 12
+    for metric, value in (("mean", "2"), ("count", "5"), ("largest_scaled", "12")):
+        assert any(line.split() == ["report", metric, value]
+                   for line in text.replace("│", " ").splitlines()), text
 
 
 def test_run_cli_exit_codes_and_parameter_errors(engine, capsys):

@@ -16,6 +16,8 @@ from typing import Annotated, Any
 
 import typer
 
+from chute.errors import ChuteError
+
 PHASE_STYLE = {"Succeeded": ("✔", "green"), "Failed": ("✖", "red"), "Error": ("⚠", "red"),
                "Running": ("●", "cyan"), "Pending": ("◷", "dim"), "Skipped": ("○", "dim"),
                "Omitted": ("○", "dim")}
@@ -83,7 +85,8 @@ def _snapshot(store: Any, uid: str) -> tuple[Any, list[Any]]:
     return row, nodes
 
 
-def _metrics(store: Any, uid: str) -> list[Any]:
+def _metrics(store: Any, uid: str, nodes: list[Any]) -> list[tuple[str, str, str]]:
+    """(step, metric, value) rows the engine stored in the metrics table."""
     from sqlalchemy import select
 
     from chute.store.models import MetricRow
@@ -91,7 +94,9 @@ def _metrics(store: Any, uid: str) -> list[Any]:
     with store.read() as s:
         rows = list(s.scalars(select(MetricRow).where(MetricRow.workflow_uid == uid)))
         s.expunge_all()
-    return rows
+    names = {n.node_id: n.display_name for n in nodes}
+    return [(names.get(m.node_id, m.node_id or ""), m.name,
+             f"{m.value:g}" if m.value is not None else m.kind) for m in rows]
 
 
 def _log_tail(logs_dir: Any, uid: str, node: Any, lines: int = 12) -> list[str]:
@@ -105,7 +110,33 @@ def _log_tail(logs_dir: Any, uid: str, node: Any, lines: int = 12) -> list[str]:
     return [line.split(" ", 2)[2] if line.count(" ") >= 2 else line for line in tail]
 
 
-def _summary(console: Any, row: Any, nodes: list[Any], metrics: list[Any],
+def _artifact_metrics(settings: Any, doc: dict, nodes: list[Any]) -> list[tuple[str, str, str]]:
+    """Metrics read from the steps' metrics artifacts (when the store holds none)."""
+    from chute.artifacts.repository import ArtifactRepository
+    from chute.dsl.metrics import metrics_artifacts, parse_metrics
+
+    templates = {t["name"]: t for t in doc["spec"]["templates"]}
+    repo = None
+    out: list[tuple[str, str, str]] = []
+    for n in nodes:
+        kinds = metrics_artifacts(templates.get(n.template_name or "", {}))
+        for art in (n.outputs or {}).get("artifacts", []) or []:
+            title = kinds.get(art.get("name"))
+            if not title or art.get("archive") != "none" or not art.get("key"):
+                continue
+            try:
+                repo = repo or ArtifactRepository.from_settings(settings)
+                with repo.open(art["key"]) as fh:
+                    records = parse_metrics(title, fh.read(1 << 20))
+            except (ValueError, OSError, ChuteError):
+                continue  # a summary is best effort; the artifact stays in the store
+            for r in records:
+                out.append((n.display_name, r.name, f"{r.value:g}" if r.value is not None
+                            else r.kind))
+    return out
+
+
+def _summary(console: Any, row: Any, nodes: list[Any], metrics: list[tuple[str, str, str]],
              logs_dir: Any = None) -> None:
     from rich.markup import escape
     from rich.table import Table
@@ -118,7 +149,6 @@ def _summary(console: Any, row: Any, nodes: list[Any], metrics: list[Any],
                 for line in _log_tail(logs_dir, row.uid, n):
                     console.print(f"  {escape(line)}", highlight=False)
 
-    names = {n.node_id: n.display_name for n in nodes}
     table = Table(title="outputs", show_edge=False, title_justify="left")
     for col in ("step", "output", "value"):
         table.add_column(col)
@@ -137,9 +167,8 @@ def _summary(console: Any, row: Any, nodes: list[Any], metrics: list[Any],
         mt = Table(title="metrics", show_edge=False, title_justify="left")
         for col in ("step", "metric", "value"):
             mt.add_column(col)
-        for m in metrics:
-            value = f"{m.value:g}" if m.value is not None else m.kind
-            mt.add_row(names.get(m.node_id, m.node_id or ""), m.name, value)
+        for step, name, value in metrics:
+            mt.add_row(step, name, value)
         console.print(mt)
     console.print(f"[bold]{row.name}[/bold]: {row.phase}"
                   + (f" ({row.message})" if row.message and row.phase != "Succeeded" else ""))
@@ -167,7 +196,8 @@ def run_pipeline(ref: str, params: dict[str, str], *, timeout: float | None = No
     console = console or Console(stderr=True)
     out = out or (console if console.file is not sys.stderr else Console())
     pipe = load_pipeline(ref)
-    resource = load_resource(compile_pipeline(pipe))
+    doc = compile_pipeline(pipe)
+    resource = load_resource(doc)
     settings = load_settings().ensure()
     store = open_store(settings)
     owner = _owner_id()
@@ -199,7 +229,8 @@ def run_pipeline(ref: str, params: dict[str, str], *, timeout: float | None = No
     if failure:
         raise failure[0]
     final, nodes = _snapshot(store, row.uid)
-    _summary(out, final, nodes, _metrics(store, row.uid), settings.logs_dir)
+    metrics = _metrics(store, row.uid, nodes) or _artifact_metrics(settings, doc, nodes)
+    _summary(out, final, nodes, metrics, settings.logs_dir)
     return final, nodes
 
 
