@@ -31,9 +31,11 @@ def run_prefixes(repository: ArtifactRepository) -> set[str]:
     return found
 
 
-def gc(repository: ArtifactRepository, live_workflow_uids: Iterable[str]) -> tuple[int, int]:
+def gc(repository: ArtifactRepository, live_workflow_uids: Iterable[str],
+       stale_after: float = 86400.0) -> tuple[int, int]:
     """Delete the artifacts of every workflow uid not in ``live_workflow_uids``;
-    return ``(keys_removed, bytes_freed)``."""
+    return ``(keys_removed, bytes_freed)``. Writes abandoned more than ``stale_after``
+    seconds ago (staging files, incomplete multipart uploads) are cleaned up too."""
     live = {str(u) for u in live_workflow_uids}
     removed = freed = 0
     for uid in sorted(run_prefixes(repository) - live):
@@ -44,6 +46,12 @@ def gc(repository: ArtifactRepository, live_workflow_uids: Iterable[str]) -> tup
             continue
         removed += n
         freed += b
+    # Leftovers of killed writers: local staging files, incomplete S3 multipart uploads.
     if isinstance(repository.backend, LocalBackend):
-        repository.backend.clean_staging()
+        repository.backend.clean_staging(stale_after)
+    elif hasattr(repository.backend, "abort_stale_uploads"):
+        try:
+            repository.backend.abort_stale_uploads(stale_after)
+        except Exception as exc:  # noqa: BLE001 - retried by the next pass
+            log.warning("artifact gc: could not abort stale uploads: %s", exc)
     return removed, freed

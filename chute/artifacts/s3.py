@@ -306,6 +306,26 @@ class S3Backend:
         return len(found), sum(s for _, s in found)
 
 
+    def abort_stale_uploads(self, older_than: float = 86400.0) -> int:
+        """Abort incomplete multipart uploads under the prefix (left by killed writers)
+        started more than ``older_than`` seconds ago; return how many."""
+        import datetime as dt
+
+        prefix = self._path("")[len(self.cfg.bucket) + 1:]
+        now = dt.datetime.now(dt.timezone.utc)
+        n = 0
+        with self._errors(""):
+            for up in self.fs.list_multipart_uploads(self.cfg.bucket):
+                key, started = up.get("Key", ""), up.get("Initiated")
+                if prefix and not key.startswith(prefix + "/"):
+                    continue
+                if started is not None and (now - started).total_seconds() < older_than:
+                    continue
+                self.fs.abort_mpu(self.cfg.bucket, key, up["UploadId"])
+                n += 1
+        return n
+
+
 class _ErrorMappingReader:
     """Wraps an s3fs file so errors while streaming are chute errors too."""
 
