@@ -312,7 +312,7 @@ class S3Backend:
         import datetime as dt
 
         prefix = self._path("")[len(self.cfg.bucket) + 1:]
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         n = 0
         with self._errors(""):
             for up in self.fs.list_multipart_uploads(self.cfg.bucket):
