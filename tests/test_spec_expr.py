@@ -473,3 +473,28 @@ def test_injected_clock():
         env = {"cronworkflow": {"lastScheduledTime": fixed - dt.timedelta(seconds=400)}}
         assert evaluate("(now() - cronworkflow.lastScheduledTime).Seconds()", env) == 400.0
     assert evaluate("now()", {}).year >= 2024
+
+
+# Argo's own ShouldExecute table (workflow/controller dag tests), verbatim
+ARGO_TRUE = ["foo == foo", "'ref/branch/master' == 'ref/branch/master'", "foo != bar", "1 == 1", "1 != 2", "1 < 2",
+             "1 <= 1", "1/2 == 0.5", "a < b", "(foo == bar) || (foo == foo)", "(1 > 0) && (1 < 2)",
+             "Error in (Failed, Error)", "!(Succeeded in (Failed, Error))", "true == true",
+             "even == even", "even == 'even'", "odd != even", ""]
+ARGO_FALSE = ["foo != foo", "'ref/branch/master' != 'ref/branch/master'", "foo == bar", "1 != 1", "1 == 2", "1 > 2",
+              "1 <= 0", "1/2 != 0.5", "a > b", "(foo == bar) || (bar == foo)", "(1 > 0) && (11 < 2)",
+              "Succeeded in (Failed, Error)", "!(Error in (Failed, Error))", "false == true", "odd == even"]
+
+
+@pytest.mark.parametrize("when", ARGO_TRUE)
+def test_argo_should_execute_true(when):
+    assert evaluate_when(when) is True
+
+
+@pytest.mark.parametrize("when", ARGO_FALSE)
+def test_argo_should_execute_false(when):
+    assert evaluate_when(when) is False
+
+
+def test_argo_invalid_when_hint():
+    with pytest.raises(ExpressionError, match=r'\(hint: try wrapping the affected expression in quotes \("\)\)'):
+        evaluate_when("heads == @tails")

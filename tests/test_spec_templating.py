@@ -220,3 +220,47 @@ def test_non_strict_defers_expressions_reading_missing_variables():
     assert substitute(text, ctx) == "fallback"
     # structured and prefix keys count as present
     assert substitute("{{=len(inputs.parameters)}}", {"inputs.parameters.a": "1"}, strict=False) == "1"
+
+
+# Cases from Argo's util/template/template_test.go (expected values as Argo asserts them)
+EMPLOYEES = (
+    '{"employees": [{"name": "Baris", "age":43, "friends": ["Mo", "Jai"]}, '
+    '{"name": "Mo", "age": 42, "friends": ["Baris", "Jai"]}, {"name": "Jai", "age" :44, "friends": ["Baris", "Mo"]}]}'
+)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("{{='test'}}", "test"),
+        ('{{="test"}}', "test"),
+        ("{{='some\\\\path\\\\with\\\\backslashes'}}", "some\\path\\with\\backslashes"),
+        ("{{='some\\nstring\\nwith\\nescaped\\nnewlines'}}", "some\nstring\nwith\nescaped\nnewlines"),
+        ("{{=1 + \n1}}", "2"),
+        ("{{=toJson('test')}}", '"test"'),
+        ("{{=toJson({test: 1})}}", '{"test":1}'),
+        ("{{=toJson([1, '2', {an: 'object'}])}}", '[1,"2",{"an":"object"}]'),
+        ('{{="\'"}}', "'"),
+        ("{{='\"'}}", '"'),
+        ("{{=true == false}}", "false"),
+        ("{{=jsonpath('" + EMPLOYEES + "', '$.employees[*].name')}}", '["Baris","Mo","Jai"]'),
+        ("{{=jsonpath('" + EMPLOYEES + "', '$.employees[0].friends')}}", '["Mo","Jai"]'),
+        ("{{=jsonpath('" + EMPLOYEES + "', '$.employees[0]')}}", '{"age":43,"friends":["Mo","Jai"],"name":"Baris"}'),
+    ],
+)
+def test_argo_template_cases(text, expected):
+    assert substitute(text, {}, strict=False) == expected
+
+
+def test_argo_simple_quotes_and_nested_passes():
+    assert substitute("{{customParam}}", {"customParam": "This is ' John"}) == "This is ' John"
+    assert substitute("{{customParam}}", {"customParam": 'This is " John'}) == 'This is " John'
+    ctx = {"inner": "suffix", "outer-suffix": "final-value"}
+    pass1 = substitute("{{outer-{{inner}}}}", ctx, strict=False)
+    assert pass1 == "{{outer-suffix}}"  # one pass resolves only the inner tag
+    assert substitute(pass1, ctx, strict=False) == "final-value"
+    ctx = {"C": "valC", "B valC": "valB", "A valB": "final"}
+    text = "{{A {{B {{C}}}}}}"
+    for expected in ("{{A {{B valC}}}}", "{{A valB}}", "final"):
+        text = substitute(text, ctx, strict=False)
+        assert text == expected
