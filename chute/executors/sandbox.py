@@ -181,10 +181,10 @@ class Plan:
 
     @property
     def default_cwd(self) -> str:
-        """Working directory when the template names none: ``/`` in a private view (as in
-        most images: ``open("result.txt", "w")`` then writes ``/result.txt``), else the
-        step directory (never the host's ``/``)."""
-        return "/" if self.enabled else str(self.step_dir)
+        """Working directory when the template names none: ``/`` in a new root (as in most
+        images: ``open("result.txt", "w")`` then writes the output ``/result.txt``), else
+        the step directory (never the host's ``/``)."""
+        return "/" if self.enabled and not self.light else str(self.step_dir)
 
     def is_private(self, path: str) -> bool:
         return self.enabled and any(_under(path, t) for t in self.private_tops)
@@ -222,7 +222,8 @@ class Plan:
             else:
                 path.mkdir()
         (self.root / "tmp").chmod(0o1777)
-        (self.step_dir / ".mnt").mkdir(exist_ok=True)
+        if not self.light:
+            (self.step_dir / ".mnt").mkdir(exist_ok=True)
         for src in self.expose:
             mp = self.host_path(src)
             if os.path.isdir(src):
@@ -247,16 +248,35 @@ class Plan:
                 pass  # not empty: the step wrote there, keep it
         self.skeleton.clear()
 
-    def enter(self) -> None:
-        """In the forked step process: build the private view and chroot into it.
+    @property
+    def light(self) -> bool:
+        """Whether the view can be the host's root with the private tops mounted over.
 
-        The new root is a tmpfs (no files made on the host for it) holding bind mounts of
-        the host's top-level entries and of ``step_dir/root/<top>`` for the private tops.
+        That takes a few mounts instead of one per top-level entry (a namespace with fewer
+        mounts is also faster to tear down), but needs every private top to exist on the
+        host as a directory (``/tmp``, ``/mnt``); otherwise (``/workspace``, a file
+        ``/output``) the step gets a new root (tmpfs) where they can be made.
         """
+        return not self.top_files and all(
+            os.path.isdir("/" + t) and not os.path.islink("/" + t) for t in self.private_tops
+        )
+
+    def enter(self) -> None:
+        """In the forked step process: build the private view (and chroot into it)."""
         if not self.enabled:
             return
         _unshare_mounts()
         _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing we do reaches the host
+        if self.light:
+            # host paths to re-share go onto their mount points in step_dir/root/<top>
+            # first, so that binding that directory over /<top> (recursively) takes them
+            for src in self.expose:
+                _mount(src, str(self.host_path(src)), None, MS_BIND | MS_REC)
+            for top in self.private_tops:
+                _mount(str(self.root / top), "/" + top, None, MS_BIND | MS_REC)
+            return
+        # a new root: a tmpfs (no files made on the host for it) holding bind mounts of the
+        # host's top-level entries and of step_dir/root/<top> for the private tops
         new = str(self.step_dir / ".mnt")
         _mount("tmpfs", new, "tmpfs", 0, "mode=0755")
         for name in os.listdir("/"):
