@@ -11,7 +11,18 @@ Which repository: :meth:`ArtifactRepository.from_settings` reads
 ``$CHUTE_HOME/artifact-repository.yaml`` when it exists, in the shape of one entry of
 Argo's ``artifact-repositories`` ConfigMap (an ``s3:`` block as ``S3ArtifactRepository``
 describes, see :mod:`chute.artifacts.s3`); otherwise the local directory
-``Settings.artifacts_dir``.
+``Settings.artifacts_dir``. For example, a MinIO on this machine, with its keys stored by
+``chute secret create minio --from-literal accessKey=... --from-literal secretKey=...``::
+
+    s3:
+      endpoint: 127.0.0.1:9000
+      insecure: true
+      bucket: ml-artifacts
+      keyPrefix: chute
+      accessKeySecret: {name: minio, key: accessKey}
+      secretKeySecret: {name: minio, key: secretKey}
+
+or another directory: ``local: {path: /data/chute-artifacts}``.
 """
 
 from __future__ import annotations
