@@ -262,7 +262,7 @@ class Controller:
         decisions = [(run, run.state.drain()) for run in runs]
         if not any(not d.empty() for _, d in decisions) and not starting:
             return False
-        with self.store.write() as s:
+        with self.store.write_conn() as s:
             for run, d in decisions:
                 q.insert_nodes(s, run.uid, [n.to_row() for n in d.new_nodes])
                 q.update_nodes(s, run.uid, [n.to_row() for n in d.changed_nodes])
@@ -428,7 +428,9 @@ class Controller:
 
     def wait_idle(self) -> None:
         """Sleep until the next thing may happen (a poll interval, or the next timer)."""
-        delay = self.poll_interval
+        running = sum(len(r.handles) for r in self.runs.values())
+        # few steps running: poll fast (latency of a chain); many: poll gently (CPU)
+        delay = min(self.poll_interval, 0.002) if 0 < running <= 8 else self.poll_interval
         timers = [t for r in self.runs.values() if (t := r.state.next_timer()) is not None]
         if timers and not any(r.handles for r in self.runs.values()) and not self.queue:
             delay = max(self.poll_interval, min(1.0, min(timers) - self.clock()))

@@ -255,7 +255,9 @@ class RunState:
             self._new[nid] = node
         else:
             self._dirty[nid] = node
-        if parent is not None and link_parent and nid not in parent.children:
+        if parent is not None and link_parent:
+            # a node is created once per run, so it cannot be a child already (and a
+            # membership test would make a 10,000-item loop quadratic)
             parent.children.append(nid)
             self.touch(parent)
         if owner is not None:

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import create_engine, event, inspect, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from chute.config import Settings
@@ -59,6 +59,14 @@ class Store:
             except BaseException:
                 session.rollback()
                 raise
+
+    @contextmanager
+    def write_conn(self) -> Iterator[Connection]:
+        """A write transaction on a bare Core connection (no ORM unit of work): the
+        controller's hot path, where every turn commits a few executemany statements."""
+        engine = self.engine.execution_options(chute_write=True) if self.is_sqlite else self.engine
+        with engine.begin() as conn:
+            yield conn
 
     def dispose(self) -> None:
         """Close every pooled connection."""

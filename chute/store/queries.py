@@ -12,12 +12,18 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from chute.errors import ConflictError, LeaseHeldError, NotFoundError
 from chute.store.models import EventRow, LeaseRow, NodeRow, TemplateRow, WorkflowRow
 
 ACTIVE_PHASES = ("Pending", "Running")
+
+
+def _conn(session: Session | Connection) -> Connection:
+    """The Core connection under a session (or the connection itself)."""
+    return session.connection() if isinstance(session, Session) else session
 NODE_COLUMNS = (
     "name", "display_name", "type", "template_name", "phase", "boundary_id", "parent_id",
     "children", "inputs", "outputs", "exit_code", "message", "started_at", "finished_at",
@@ -68,9 +74,10 @@ def name_exists(session: Session, name: str) -> bool:
     return session.scalar(select(WorkflowRow.uid).where(WorkflowRow.name == name)) is not None
 
 
-def update_workflow(session: Session, uid: str, **values: Any) -> None:
+def update_workflow(session: Session | Connection, uid: str, **values: Any) -> None:
     """Set columns of one workflow."""
-    session.execute(update(WorkflowRow).where(WorkflowRow.uid == uid).values(**values))
+    _conn(session).execute(update(WorkflowRow.__table__)
+                           .where(WorkflowRow.__table__.c.uid == uid).values(**values))
 
 
 def delete_workflow(session: Session, uid: str) -> None:
@@ -97,7 +104,7 @@ def insert_nodes(session: Session, workflow_uid: str, nodes: Iterable[dict[str, 
     """Insert new nodes (dicts with ``node_id`` and the NODE_COLUMNS)."""
     rows = [{"workflow_uid": workflow_uid, **n} for n in nodes]
     if rows:  # Core executemany: the ORM's bulk path costs more than the SQL
-        session.connection().execute(insert(NodeRow.__table__), rows)
+        _conn(session).execute(insert(NodeRow.__table__), rows)
 
 
 def update_nodes(session: Session, workflow_uid: str, nodes: Iterable[dict[str, Any]]) -> None:
@@ -111,7 +118,7 @@ def update_nodes(session: Session, workflow_uid: str, nodes: Iterable[dict[str, 
                     NodeRow.__table__.c.node_id == bindparam("b_id")))
         .values({c: bindparam(c) for c in NODE_COLUMNS})
     )
-    session.connection().execute(stmt, rows)
+    _conn(session).execute(stmt, rows)
 
 
 def nodes_of(session: Session, workflow_uid: str) -> list[NodeRow]:
@@ -133,14 +140,14 @@ def record_events(session: Session, events: Iterable[dict[str, Any]]) -> None:
     rows = list(events)
     if not rows:
         return
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    dialect = _conn(session).dialect.name
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
     stmt = dialect_insert(EventRow.__table__).on_conflict_do_nothing(
         index_elements=["transition_id"])
-    session.connection().execute(stmt, rows)
+    _conn(session).execute(stmt, rows)
 
 
 def events_of(session: Session, workflow_uid: str) -> list[EventRow]:
