@@ -132,3 +132,45 @@ def test_metrics_artifacts_read_from_a_compiled_template():
     found = {t["name"]: metrics_artifacts(t) for t in doc["spec"]["templates"]}
     assert found["report"] == {"metrics": METRICS}
     assert found["load"] == {} and found["diamond"] == {}
+
+
+def test_ctrl_c_leaves_the_run_to_a_controller(engine, tmp_path, chute_home):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    src = tmp_path / "slow.py"
+    src.write_text(
+        "from chute.dsl import component, pipeline\n"
+        "@component\n"
+        "def nap(s: float) -> str:\n"
+        "    import time\n"
+        "    time.sleep(s)\n"
+        "    return 'rested'\n"
+        "@pipeline(name='slow')\n"
+        "def slow():\n"
+        "    nap(s=30.0)\n")
+    env = dict(os.environ, CHUTE_HOME=str(chute_home))
+    proc = subprocess.Popen([sys.executable, "-m", "chute.cli.app", "run", str(src)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=REPO)
+    from chute.config import load_settings
+    from chute.store import queries as q
+    from chute.store.db import open_store
+
+    deadline = time.time() + 60
+    while time.time() < deadline:  # interrupt once the step runs (imports take seconds)
+        time.sleep(0.3)
+        if not (chute_home / "chute.db").exists():
+            continue
+        store = open_store(load_settings())
+        with store.read() as s:
+            if any(n.type == "Pod" and n.phase == "Running"
+                   for w in q.list_workflows(s) for n in q.nodes_of(s, w.uid)):
+                break
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, (out, err)
+    assert "interrupted: slow-" in err and "chute controller" in err

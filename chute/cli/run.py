@@ -182,7 +182,6 @@ def run_pipeline(ref: str, params: dict[str, str], *, timeout: float | None = No
     Progress goes to ``console`` (standard error by default); the summary -- outputs,
     metrics and a last line ``<workflow>: <phase>`` -- to ``out`` (standard output)."""
     from rich.console import Console
-    from rich.live import Live
 
     from chute.config import load_settings
     from chute.dsl.compiler import compile_pipeline
@@ -217,6 +216,26 @@ def run_pipeline(ref: str, params: dict[str, str], *, timeout: float | None = No
 
     worker = threading.Thread(target=drive, name="chute-run", daemon=True)
     worker.start()
+    try:
+        _watch(console, store, row, worker, live)
+    except KeyboardInterrupt:
+        # Steps run under supervisors that outlive us, and the workflow's lease expires:
+        # a standalone controller adopts the run and finishes it.
+        console.print(f"\ninterrupted: {row.name} is left as it is; `chute controller` "
+                      f"finishes it, `chute get {row.name}` shows it")
+        raise typer.Exit(130) from None
+    if failure:
+        raise failure[0]
+    final, nodes = _snapshot(store, row.uid)
+    metrics = _metrics(store, row.uid, nodes) or _artifact_metrics(settings, doc, nodes)
+    _summary(out, final, nodes, metrics, settings.logs_dir)
+    return final, nodes
+
+
+def _watch(console: Any, store: Any, row: Any, worker: threading.Thread, live: bool) -> None:
+    """Show the run's tree until the controller thread ends (live when on a terminal)."""
+    from rich.live import Live
+
     if live and console.is_terminal:
         with Live(console=console, refresh_per_second=8, transient=False) as view:
             while worker.is_alive():
@@ -224,14 +243,9 @@ def run_pipeline(ref: str, params: dict[str, str], *, timeout: float | None = No
                 worker.join(0.15)
             view.update(_tree(*_snapshot(store, row.uid)))
     else:
-        worker.join()
+        while worker.is_alive():  # join in slices so Ctrl-C is seen at once
+            worker.join(0.2)
         console.print(_tree(*_snapshot(store, row.uid)))
-    if failure:
-        raise failure[0]
-    final, nodes = _snapshot(store, row.uid)
-    metrics = _metrics(store, row.uid, nodes) or _artifact_metrics(settings, doc, nodes)
-    _summary(out, final, nodes, metrics, settings.logs_dir)
-    return final, nodes
 
 
 def register(app: typer.Typer) -> None:
