@@ -151,7 +151,7 @@ def test_ctrl_c_leaves_the_run_to_a_controller(engine, tmp_path, chute_home):
         "    return 'rested'\n"
         "@pipeline(name='slow')\n"
         "def slow():\n"
-        "    nap(s=30.0)\n")
+        "    nap(s=8.0)\n")
     env = dict(os.environ, CHUTE_HOME=str(chute_home))
     proc = subprocess.Popen([sys.executable, "-m", "chute.cli.app", "run", str(src)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
