@@ -617,3 +617,29 @@ def test_poll_of_an_attempt_whose_supervisor_never_came(ex, tmp_path):
     os.utime(c / "launch.json", (old, old))
     ex.cancel(StepHandle(c), "stop it")
     assert ex.poll(StepHandle(c)).outcome == CANCELLED
+
+
+def test_a_fenced_step_directory_is_never_run_by_a_late_supervisor(ex, tmp_path):
+    """Exactly once: after reattach() answers "never started", a late request is refused."""
+    marker = tmp_path / "ran"
+    s = spec(tmp_path, ["sh", "-c", f"echo x >> {marker}"], name="late")
+    s.step_dir.mkdir()
+    (s.step_dir / "launch.json").write_text(json.dumps(s.to_json()))
+    old = time.time() - 60
+    os.utime(s.step_dir / "launch.json", (old, old))
+    assert ex.reattach(s.step_dir) is None  # never started: fenced
+    ex._ensure_server().send(s.step_dir, dict(os.environ))  # the late request arrives
+    time.sleep(0.5)
+    assert not marker.exists() and not (s.step_dir / "status.json").exists()
+    r = wait(ex, ex.launch(s))  # the controller launches it again: it runs, once
+    assert r.outcome == SUCCEEDED and marker.read_text() == "x\n"
+
+
+def test_two_requests_for_one_step_run_it_once(ex, tmp_path):
+    marker = tmp_path / "ran"
+    s = spec(tmp_path, ["sh", "-c", f"echo x >> {marker}"], name="twice")
+    h = ex.launch(s)
+    ex._ensure_server().send(s.step_dir, dict(os.environ))  # a duplicate request
+    r = wait(ex, h)
+    time.sleep(0.3)
+    assert r.outcome == SUCCEEDED and marker.read_text() == "x\n"

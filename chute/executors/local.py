@@ -41,6 +41,7 @@ from chute.executors.supervisor import (
     PIDFILE,
     STATUS,
     STEPFILE,
+    claim,
     read_json,
     result_from_json,
     result_to_json,
@@ -50,6 +51,7 @@ from chute.executors.supervisor import (
 LOST_MESSAGE = "supervisor lost"
 NEVER_STARTED = "supervisor never started"
 STARTUP_WINDOW = 5.0  # seconds from launch.json to supervisor.pid, at the very most
+NEVER_MARK = {"pid": 0, "never_started": True}  # supervisor.pid of a fenced step directory
 
 
 class _ForkServer:
@@ -193,8 +195,13 @@ class LocalExecutor:
                 spec, step_dir=step_dir, log_path=Path(spec.log_path).absolute()
             )
         step_dir.mkdir(parents=True, exist_ok=True)
-        if (step_dir / PIDFILE).exists() or (step_dir / STATUS).exists():
+        if (step_dir / STATUS).exists():
             raise ExecutionError(f"{step_dir}: this attempt was already launched")
+        if (step_dir / PIDFILE).exists():
+            if not (read_json(step_dir / PIDFILE) or {}).get("never_started"):
+                raise ExecutionError(f"{step_dir}: this attempt was already launched")
+            # reattach() found it never started and fenced it: launch it again now
+            (step_dir / PIDFILE).unlink(missing_ok=True)
         self._pids.pop(step_dir, None)
         # written in place: a torn launch.json (controller killed right here) is never
         # read, since no request was sent and reattach then answers "never started"
@@ -221,13 +228,10 @@ class LocalExecutor:
         if data is not None:
             self._pids.pop(step_dir, None)
             return result_from_json(data)
-        sup = self._pids.get(step_dir) or read_json(step_dir / PIDFILE)
-        if sup is None and handle.pid is not None:
-            sup = {"pid": handle.pid, "create_time": None}
-        if sup is None:
-            age = _age(step_dir / LAUNCH)
-            if age is not None and age < STARTUP_WINDOW:
-                return None  # handed to the fork server, not started yet
+        sup = self._supervisor(step_dir, handle)
+        if sup == "starting":
+            return None  # handed to the fork server, not started yet
+        if sup is None or sup.get("never_started"):
             return self._lost(step_dir, NEVER_STARTED)
         self._pids[step_dir] = sup  # fixed for the attempt: read it once
         if proctree.same_process(sup["pid"], sup.get("create_time")):
@@ -238,6 +242,25 @@ class LocalExecutor:
         if data is not None:
             return result_from_json(data)
         return self._lost(step_dir, LOST_MESSAGE)
+
+    def _supervisor(self, step_dir: Path, handle: StepHandle | None = None):
+        """The attempt's supervisor.pid data; ``"starting"`` while it may still come; None
+        once it cannot any more (this call then fences the step directory, so that a late
+        supervisor finds it taken and does not run the step)."""
+        sup = self._pids.get(step_dir) or read_json(step_dir / PIDFILE)
+        if sup is None and handle is not None and handle.pid is not None:
+            sup = {"pid": handle.pid, "create_time": None}
+        if sup is not None:
+            return sup
+        pid_age = _age(step_dir / PIDFILE)
+        if pid_age is not None:  # there, but not filled in yet (or never will be)
+            return "starting" if pid_age < STARTUP_WINDOW else {"pid": 0, "create_time": None}
+        age = _age(step_dir / LAUNCH)
+        if age is not None and age < STARTUP_WINDOW:
+            return "starting"
+        if claim(step_dir, NEVER_MARK):
+            return None
+        return read_json(step_dir / PIDFILE) or "starting"  # a supervisor won the race
 
     def cancel(self, handle: StepHandle, reason: str = "") -> None:
         """Ask the supervisor to stop the step (TERM, KILL after the grace period).
@@ -250,12 +273,10 @@ class LocalExecutor:
         if (step_dir / STATUS).exists():
             return
         write_json_atomic(step_dir / CANCELFILE, {"reason": reason or "cancelled"}, sync=False)
-        sup = self._pids.get(step_dir) or read_json(step_dir / PIDFILE)
-        if sup is None:
-            age = _age(step_dir / LAUNCH)
-            if age is not None and age < STARTUP_WINDOW:
-                return  # starting: the supervisor reads cancel.json first thing
-        elif proctree.same_process(sup["pid"], sup.get("create_time")):
+        sup = self._supervisor(step_dir, handle)
+        if sup == "starting":
+            return  # the supervisor reads cancel.json first thing
+        if sup is not None and proctree.same_process(sup.get("pid"), sup.get("create_time")):
             try:
                 os.kill(sup["pid"], CANCEL_SIGNAL)
                 return
@@ -275,17 +296,17 @@ class LocalExecutor:
         step_dir = Path(step_dir)
         if (step_dir / STATUS).exists():
             return StepHandle(step_dir=step_dir)
-        sup = read_json(step_dir / PIDFILE)
-        if sup is None:
-            # a supervisor writes supervisor.pid before it starts the step, within
-            # milliseconds of launch.json; only after STARTUP_WINDOW is "no pid file"
-            # proof that the step never started (so it is safe to launch again)
-            age = _age(step_dir / LAUNCH)
-            if age is None:
-                return None
-            sup = _wait_for(step_dir / PIDFILE, STARTUP_WINDOW - age)
-            if sup is None:
-                return None if not (step_dir / STATUS).exists() else StepHandle(step_dir)
+        if not (step_dir / LAUNCH).exists():
+            return None
+        # a supervisor writes supervisor.pid before it starts the step, within milliseconds
+        # of launch.json; only after STARTUP_WINDOW is "no pid file" proof that the step
+        # never started, and then the directory is fenced so that it never will
+        sup = self._supervisor(step_dir)
+        while sup == "starting":
+            time.sleep(0.01)
+            sup = self._supervisor(step_dir)
+        if sup is None or sup.get("never_started"):
+            return StepHandle(step_dir) if (step_dir / STATUS).exists() else None
         return StepHandle(step_dir=step_dir, pid=sup.get("pid"))
 
     # -- lost supervisors

@@ -235,8 +235,11 @@ class Supervisor:
         """Run one step to its end and write its status.json; 0 if that was written."""
         self._reset(Path(step_dir).absolute())
         me = os.getpid()
-        # before anything else: "supervisor.pid exists" means "the step may have started"
-        _write_small(self.step_dir / PIDFILE, {"pid": me, "create_time": proctree.create_time(me)})
+        # before anything else, and exclusively: "supervisor.pid exists" means "the step
+        # may have started", and only the one supervisor that created it runs the step (a
+        # late duplicate request, or a controller that gave up waiting, find it taken)
+        if not claim(self.step_dir, {"pid": me, "create_time": proctree.create_time(me)}):
+            return 0
         self.spec = read_json(self.step_dir / LAUNCH) or {}
         self.active = True
         _drain(self.wake_r)
@@ -539,6 +542,19 @@ def _usage() -> dict:
     used = [round(n - last, 6) for n, last in zip(now, _last_usage, strict=True)]
     _last_usage[:] = now
     return {"supervisor_cpu": used[0], "step_cpu": used[1], "step_max_rss_kb": kids.ru_maxrss}
+
+
+def claim(step_dir: Path, data: dict) -> bool:
+    """Create ``step_dir/supervisor.pid`` with ``data`` unless it exists; whether we did."""
+    try:
+        fd = os.open(step_dir / PIDFILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    except FileExistsError:
+        return False
+    try:
+        os.write(fd, json.dumps(data).encode())
+    finally:
+        os.close(fd)
+    return True
 
 
 def _write_small(path: Path, data: dict) -> None:
