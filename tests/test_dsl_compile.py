@@ -408,3 +408,21 @@ def test_task_level_env_and_resources_get_their_own_template():
     assert "resources" not in tmpl(doc, "count")["script"]
     # a different environment is a different cache namespace
     assert tmpl(doc, "count")["memoize"]["key"] != tmpl(doc, "count-2")["memoize"]["key"]
+
+
+@component
+def braces() -> str:
+    return "{{literal}}"  # Argo would substitute a double brace anywhere in the template
+
+
+def test_double_brace_in_a_component_source_is_refused_with_its_line():
+    @pipeline
+    def p():
+        braces()
+
+    with pytest.raises(dsl.PipelineError) as info:
+        compile_pipeline(p)
+    assert "its source contains '{{', which Argo would take for a template tag" in str(
+        info.value)
+    assert info.value.location.endswith("test_dsl_compile.py:" + str(
+        braces.fn.__code__.co_firstlineno))
