@@ -197,7 +197,10 @@ ENV = {
         ("sprig.trimPrefix('v', 'v1')", "1"), ("sprig.contains('b', 'abc')", True), ("sprig.cat('a', 1)", "a 1"),
         ("sprig.regexMatch('^a+$', 'aaa')", True), ("sprig.regexReplaceAll('a(x*)b', '-ab-axxb-', '${1}W')", "-W-xxW-"),
         ("sprig.toJson({a: 1})", '{"a":1}'), ("sprig.date('2006-01-02', date('2024-03-05T10:00:00Z'))", "2024-03-05"),
-        ("sprig.until(3)", [0, 1, 2]), ("sprig.join('-', ['a', 'b'])", "a-b"), ("sprig.sub(5, 2)", 3),
+        ("sprig.until(3)", [0, 1, 2]), ("sprig.regexSplit('z+', 'pizza', -1)", ["pi", "a"]),
+        ("sprig.regexSplit('z+', 'pizza', 1)", ["pizza"]), ("sprig.regexFindAll('a.', 'abacad', 2)", ["ab", "ac"]),
+        ("sprig.regexReplaceAllLiteral('a(x*)b', '-ab-axxb-', '${1}')", "-${1}-${1}-"),
+        ("sprig.indent(2, 'a\nb')", "  a\n  b"), ("sprig.nindent(1, 'a')", "\n a"), ("sprig.title('hello world')", "Hello World"), ("sprig.join('-', ['a', 'b'])", "a-b"), ("sprig.sub(5, 2)", 3),
         ("sprig.ternary('y', 'n', true)", "y"), ("sprig.sha256sum('a')[:8]", "ca978112"),
         # comments and white-space
         ("1 + /* two */ 2 // end", 3), ("\n  1\n  +\n  1\n", 2),

@@ -197,6 +197,24 @@ PAYLOADS = [
     "\ud800",
     "{{=1}}",
     "{{inputs.parameters.evil}}",
+    # functions whose output can outgrow their input, or that loop per match or element
+    "toJson(map(1..100, repeat('a', 1000000)))",
+    "sprig.cat(map(1..100, repeat('a', 1000000)))",
+    "map(1..1000, repeat('a', 1000000))",
+    "sprig.indent(1000, repeat('\\n', 1000000))",
+    "sprig.nindent(100, repeat('\\n', 100000))",
+    "sprig.replace('a', repeat('b', 1000), repeat('a', 100000))",
+    "sprig.regexReplaceAll('a', repeat('a', 100000), repeat('b', 1000))",
+    "sprig.regexReplaceAllLiteral('', repeat('a', 100000), repeat('b', 100))",
+    "sprig.regexSplit('', repeat('a', 100000), -1)",
+    "sprig.regexFindAll('a', repeat('a', 1000000), -1)",
+    "sprig.title(repeat('a ', 500000))",
+    "sprig.until(100000)",
+    "sprig.toStrings(1..100000)",
+    "fromBase64(sprig.b64enc(repeat('a', 700000)))",
+    "split(repeat('a,', 500000), ',')",
+    "sortBy(1..100000, -#)",
+    "groupBy(1..100000, # % 1000)",
 ]
 
 

@@ -56,6 +56,7 @@ from chute.spec.expr_values import (
     deadline_scope,
     from_python,
     go_json,
+    tick,
     use_clock,
 )
 from chute.spec.expr_when import evaluate_when
@@ -185,10 +186,17 @@ def _to_plain(v: Any) -> Any:
     if isinstance(v, Undefined):
         return None  # a missing member inside a list or map is nil, as in expr-lang
     if isinstance(v, list):
+        tick(len(v) >> 4)
+        if all(type(x) in _SCALARS for x in v):  # the common case, at C speed
+            return list(v)
         return [_to_plain(x) for x in v]
     if isinstance(v, dict):
+        tick(len(v) >> 4)
         return {k: _to_plain(x) for k, x in v.items()}
     return v
+
+
+_SCALARS = frozenset({type(None), bool, int, float, str})
 
 
 def format_result(value: Any) -> str:

@@ -33,7 +33,6 @@ from chute.spec.expr_values import (
     check_int,
     check_size,
     equal,
-    from_python,
     go_sprint,
     is_number,
     type_name,
@@ -243,7 +242,14 @@ def _call(node: tuple, ctx: _Ctx) -> object:
         raise ExpressionError(f"wrong number or type of arguments for {callee.name}") from None
     except (ValueError, ArithmeticError, IndexError, KeyError, AttributeError, RecursionError) as e:
         raise ExpressionError(f"{callee.name}: {e}") from None
-    return check_size(from_python(result))
+    # our functions return expression values already; a shallow check catches a slip without
+    # walking (and paying for) a large result element by element
+    if result is not None and type(result) not in _RESULT_TYPES:
+        raise ExpressionError(f"{callee.name} returned an unsupported value")
+    return check_size(result)
+
+
+_RESULT_TYPES = frozenset({bool, int, float, str, list, dict, Func, Namespace, GoTime, GoDuration, Undefined})
 
 
 def _closure_body(arg: tuple) -> tuple:
@@ -412,7 +418,7 @@ def _binary(node: tuple, ctx: _Ctx) -> object:
             raise ExpressionError("invalid operation: .. needs integers")
         if b - a + 1 > MAX_ITEMS:
             raise ExpressionError(f"range longer than {MAX_ITEMS} elements")
-        return list(range(a, b + 1))
+        return check_size(list(range(a, b + 1)))
     return _arith(op, a, b)
 
 

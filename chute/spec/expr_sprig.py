@@ -32,6 +32,7 @@ from chute.spec.expr_values import (
     from_python,
     go_json,
     go_sprint,
+    tick,
 )
 
 
@@ -165,10 +166,24 @@ def _has_key(d: object, k: object) -> bool:
     return isinstance(d, dict) and _s(k) in d
 
 
+def _matches(regex: object, s: object, fn: str):
+    """Iterate RE2 matches, charging each to the evaluation's time budget."""
+    text = _need_str(s, fn)
+    for m in compile_for(regex, text).finditer(text):
+        tick(16)
+        yield m
+
+
 def _regex_find_all(regex: object, s: object, n: object) -> list[str]:
-    found = [m.group(0) for m in compile_for(regex, s).finditer(_need_str(s, "sprig.regexFindAll"))]
     limit = _sprig_int(n)
-    return found if limit < 0 else found[:limit]
+    found: list[str] = []
+    for m in _matches(regex, s, "sprig.regexFindAll"):
+        if 0 <= limit <= len(found):
+            break
+        found.append(m.group(0))
+        if len(found) > MAX_ITEMS:
+            raise ExpressionError("sprig.regexFindAll: too many matches")
+    return found
 
 
 def _regex_find(regex: object, s: object) -> str:
@@ -176,12 +191,68 @@ def _regex_find(regex: object, s: object) -> str:
     return m.group(0) if m else ""
 
 
-def _regex_replace(regex: object, s: object, repl: object) -> str:
-    # Go expands $1 / ${name}; RE2's \1 form is the Python spelling of the same thing
-    template = _need_str(repl, "sprig.regexReplaceAll")
-    py_template = _go_template_to_python(template)
-    out = compile_for(regex, s).sub(py_template, _need_str(s, "sprig.regexReplaceAll"))
-    return check_size(out)  # type: ignore[return-value]
+def _regex_replace(regex: object, s: object, repl: object, literal: bool = False) -> str:
+    """Go's ReplaceAllString ($1 / ${name} expand) or ReplaceAllLiteralString."""
+    fn = "sprig.regexReplaceAllLiteral" if literal else "sprig.regexReplaceAll"
+    text, template = _need_str(s, fn), _need_str(repl, fn)
+    py_template = None if literal else _go_template_to_python(template)
+    out: list[str] = []
+    size, pos = 0, 0
+    for m in _matches(regex, text, fn):
+        piece = template if literal else m.expand(py_template)
+        out.append(text[pos:m.start()])
+        out.append(piece)
+        size += m.start() - pos + len(piece)
+        pos = m.end()
+        if size > MAX_STRING:
+            raise ExpressionError(f"{fn}: result longer than {MAX_STRING} characters")
+    out.append(text[pos:])
+    return check_size("".join(out))  # type: ignore[return-value]
+
+
+def _regex_split(regex: object, s: object, n: object) -> list[str]:
+    """Go's Regexp.Split(s, n): n < 0 all pieces, n == 0 none, n > 0 at most n pieces."""
+    text, limit = _need_str(s, "sprig.regexSplit"), _sprig_int(n)
+    if limit == 0:
+        return []
+    pieces: list[str] = []
+    pos = 0
+    for m in _matches(regex, text, "sprig.regexSplit"):
+        if 0 < limit <= len(pieces) + 1:
+            break
+        if m.end() == 0 and m.start() == 0:
+            continue  # Go skips an empty match at the very start
+        pieces.append(text[pos:m.start()])
+        pos = m.end()
+        if len(pieces) > MAX_ITEMS:
+            raise ExpressionError("sprig.regexSplit: too many pieces")
+    pieces.append(text[pos:])
+    return pieces
+
+
+def _indent(n: object, s: object, fn: str, newline: bool) -> str:
+    text, width = _need_str(s, fn), max(_sprig_int(n), 0)
+    lines = text.count("\n") + 1
+    if width * lines + len(text) + 1 > MAX_STRING:
+        raise ExpressionError(f"{fn}: result longer than {MAX_STRING} characters")
+    pad = " " * width
+    out = pad + text.replace("\n", "\n" + pad)
+    return "\n" + out if newline else out
+
+
+def _replace(old: object, new: object, s: object) -> str:
+    text, old_, new_ = _need_str(s, "sprig.replace"), _need_str(old, "sprig.replace"), _need_str(new, "sprig.replace")
+    count = text.count(old_) if old_ else len(text) + 1
+    if len(text) + count * (len(new_) - len(old_)) > MAX_STRING:
+        raise ExpressionError(f"sprig.replace: result longer than {MAX_STRING} characters")
+    return text.replace(old_, new_)
+
+
+def _title(s: object, fn: str, upper: bool) -> str:
+    text = _need_str(s, fn)
+    if len(text) > 65536:
+        raise ExpressionError(f"{fn}: input longer than 65536 characters")
+    return " ".join((w[:1].upper() if upper else w[:1].lower()) + w[1:] for w in text.split(" "))
 
 
 def _go_template_to_python(t: str) -> str:
@@ -289,8 +360,8 @@ _FUNCS = {
     "trimSuffix": lambda p, s: _need_str(s, "sprig.trimSuffix").removesuffix(_need_str(p, "sprig.trimSuffix")),
     "upper": lambda s: _need_str(s, "sprig.upper").upper(),
     "lower": lambda s: _need_str(s, "sprig.lower").lower(),
-    "title": lambda s: " ".join(w[:1].upper() + w[1:] for w in _need_str(s, "sprig.title").split(" ")),
-    "untitle": lambda s: " ".join(w[:1].lower() + w[1:] for w in _need_str(s, "sprig.untitle").split(" ")),
+    "title": lambda s: _title(s, "sprig.title", True),
+    "untitle": lambda s: _title(s, "sprig.untitle", False),
     "repeat": _repeat, "substr": _substr, "trunc": _trunc,
     "nospace": lambda s: "".join(_need_str(s, "sprig.nospace").split()),
     "contains": lambda sub, s: _need_str(sub, "sprig.contains") in _need_str(s, "sprig.contains"),
@@ -299,10 +370,9 @@ _FUNCS = {
     "quote": lambda *xs: " ".join(json.dumps(_s(x), ensure_ascii=False) for x in xs if x is not None),
     "squote": lambda *xs: " ".join(f"'{_s(x)}'" for x in xs if x is not None),
     "cat": lambda *xs: check_size(" ".join(_s(x) for x in xs if x is not None)),
-    "replace": lambda old, new, s: check_size(_need_str(s, "sprig.replace").replace(
-        _need_str(old, "sprig.replace"), _need_str(new, "sprig.replace"))),
-    "indent": lambda n, s: check_size("\n".join(" " * _sprig_int(n) + line for line in _need_str(s, "sprig.indent").split("\n"))),
-    "nindent": lambda n, s: check_size("\n" + "\n".join(" " * _sprig_int(n) + line for line in _need_str(s, "sprig.nindent").split("\n"))),
+    "replace": _replace,
+    "indent": lambda n, s: _indent(n, s, "sprig.indent", False),
+    "nindent": lambda n, s: _indent(n, s, "sprig.nindent", True),
     "split": _split, "splitList": _split_list, "join": _join,
     "toString": _s, "toStrings": lambda xs: [_s(x) for x in (xs if isinstance(xs, list) else [xs])],
     # numbers
@@ -347,9 +417,8 @@ _FUNCS = {
     # regular expressions (RE2)
     "regexMatch": lambda r, s: compile_for(r, s).search(_need_str(s, "sprig.regexMatch")) is not None,
     "regexFind": _regex_find, "regexFindAll": _regex_find_all, "regexReplaceAll": _regex_replace,
-    "regexReplaceAllLiteral": lambda r, s, repl: check_size(compile_for(r, s).sub(
-        _need_str(repl, "sprig.regexReplaceAllLiteral").replace("\\", "\\\\"), _need_str(s, "sprig.regexReplaceAllLiteral"))),
-    "regexSplit": lambda r, s, n: _limit(compile_for(r, s).split(_need_str(s, "sprig.regexSplit")), n),
+    "regexReplaceAllLiteral": lambda r, s, repl: _regex_replace(r, s, repl, literal=True),
+    "regexSplit": _regex_split,
     # time
     "now": lambda: GoTime(current_time()), "date": _date,
     "unixEpoch": lambda t: str(int(t.dt.timestamp())) if isinstance(t, GoTime) else "0",

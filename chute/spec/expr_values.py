@@ -29,9 +29,13 @@ MAX_ITEMS = 1 << 17  # elements in any intermediate list or map (about 1 MiB of 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
+MAX_ALLOCATED = 64 << 20  # characters/elements one evaluation may build in total
+
+
 class _Budget(threading.local):
     deadline: float | None = None
     count: int = 0
+    allocated: int = 0
 
 
 _BUDGET = _Budget()
@@ -43,6 +47,8 @@ def deadline_scope(deadline: float):
     ``time.thread_time()`` value (CPU time of this thread), so that preemption on a busy
     machine cannot fail a cheap expression."""
     previous = _BUDGET.deadline
+    if previous is None:
+        _BUDGET.allocated = 0  # the outermost scope starts a fresh allocation budget
     _BUDGET.deadline = deadline if previous is None else min(previous, deadline)
     try:
         yield
@@ -50,13 +56,16 @@ def deadline_scope(deadline: float):
         _BUDGET.deadline = previous
 
 
-def tick() -> None:
-    """Count one unit of work; every 256 units, raise if the evaluation's deadline passed.
-    Helpers that loop over data (JSON printing, conversions, jsonpath) call this so that
-    no single function call can outlive the 50 ms promise."""
-    _BUDGET.count += 1
-    if _BUDGET.count & 255 == 0 and _BUDGET.deadline is not None and time.thread_time() > _BUDGET.deadline:
-        raise ExpressionError("expression took too long to evaluate")
+def tick(weight: int = 1) -> None:
+    """Count units of work; every 256 units, raise if the evaluation's deadline passed.
+    Helpers that loop over data (JSON printing, conversions, jsonpath, regex matches) call
+    this so that no single function call can outlive the 50 ms promise; a heavy step (a
+    large string built) passes a large weight so the deadline is checked at once."""
+    _BUDGET.count += weight
+    if _BUDGET.count >= 256:
+        _BUDGET.count = 0
+        if _BUDGET.deadline is not None and time.thread_time() > _BUDGET.deadline:
+            raise ExpressionError("expression took too long to evaluate")
 
 
 _CLOCK: contextvars.ContextVar[Callable[[], _dt.datetime] | None] = contextvars.ContextVar(
@@ -158,13 +167,27 @@ def check_int(v: int) -> int:
 
 
 def check_size(v: object) -> object:
-    """Refuse strings over MAX_STRING characters and lists/maps over MAX_ITEMS elements."""
-    if isinstance(v, str):
-        if len(v) > MAX_STRING:
-            raise ExpressionError(f"string longer than {MAX_STRING} characters")
-    elif isinstance(v, (list, dict)) and len(v) > MAX_ITEMS:
-        raise ExpressionError(f"list or map longer than {MAX_ITEMS} elements")
+    """Refuse strings over MAX_STRING characters and lists/maps over MAX_ITEMS elements, and
+    charge the size to the evaluation's allocation and time budgets."""
+    if isinstance(v, (str, list, dict)):
+        n = len(v)
+        if isinstance(v, str):
+            if n > MAX_STRING:
+                raise ExpressionError(f"string longer than {MAX_STRING} characters")
+        elif n > MAX_ITEMS:
+            raise ExpressionError(f"list or map longer than {MAX_ITEMS} elements")
+        if n > 1024:
+            _charge(n)
     return v
+
+
+def _charge(n: int) -> None:
+    if _BUDGET.deadline is None:
+        return  # outside an evaluation (building the environment)
+    _BUDGET.allocated += n
+    if _BUDGET.allocated > MAX_ALLOCATED:
+        raise ExpressionError(f"expression builds more than {MAX_ALLOCATED} characters or elements in all")
+    tick(n >> 8)
 
 
 def type_name(v: object) -> str:
