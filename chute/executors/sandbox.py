@@ -5,8 +5,6 @@ same time never collide. chute gives a step with private paths (output parameter
 ``valueFrom.path``, artifact paths, input artifact paths) the same guarantee with a Linux
 mount namespace, set up in the forked step process just before ``exec``:
 
-* a fresh tmpfs becomes the step's root; every top-level entry of the host's ``/`` is
-  bind-mounted into it (so ``/usr``, ``/work``, ``/proc`` ... are the host's);
 * the *private tops* — ``/tmp`` and the top directory of each private path outside the
   system directories (``/mnt``, ``/workspace``, ``/argo`` ...) — are instead bound to
   ``step_dir/root/<top>``, so after the step ``/tmp/out.txt`` is
@@ -14,7 +12,15 @@ mount namespace, set up in the forked step process just before ``exec``:
   ``/output``) is bound to a file ``step_dir/root/output``;
 * host paths the step is *given* that lie under a private top (the step directory, the
   working directory, absolute paths in argv, the script, env values and PATH) are bound
-  back in, so a host path passed to a step still means what it says.
+  back in, so a host path passed to a step still means what it says;
+* if every private top exists on the host as a directory (``/tmp``, ``/mnt``: the usual
+  case) they are simply mounted over the host's ("light" view). Otherwise a fresh tmpfs
+  becomes the step's root, with every top-level entry of the host's ``/`` bind-mounted
+  into it (so ``/usr``, ``/work``, ``/proc`` ... are the host's) next to the private
+  tops, and the step's default working directory is that ``/``, as in an image.
+
+Steps without private paths get no namespace at all (it costs a fork of the supervisor
+and a few ms; plain steps are started with ``posix_spawn``).
 
 This is what bubblewrap does (``bwrap --dev-bind / / --bind ... /tmp``); doing it in the
 forked child instead of exec'ing ``bwrap`` saves the extra process (bwrap costs 3-5 ms a
