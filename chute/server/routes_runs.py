@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from chute.errors import ConflictError, NotFoundError, UserError
 from chute.server.deps import ServerContext, get_ctx
-from chute.server.run_actions import ACTIONS, available_actions, delete_available
+from chute.server.run_actions import available_actions, delete_available, run_action
 from chute.server.runs_view import (
     PIPELINE_LABEL,
     VERSION_LABEL,
@@ -168,12 +168,12 @@ def get_metrics(ctx: Ctx, name: str) -> dict:
 
 
 def _action_route(verb: str):
-    def act(ctx: Ctx, name: str, body: dict[str, Any] | None = Body(None)) -> dict:
+    def act(ctx: Ctx, name: str) -> Response:
         with ctx.store.read() as s:
-            uid = find_run(s, name).uid
-        result = ACTIONS[verb](ctx, uid, body or {})
+            name = find_run(s, name).name  # 404 for an unknown run, before the engine
+        shown = run_action(ctx, verb, name)
         with ctx.store.read() as s:
-            return argo_document(s, find_run(s, result or uid))
+            return json_response(argo_document(s, find_run(s, shown)))
 
     act.__name__ = f"{verb}_run"
     return act
@@ -181,7 +181,8 @@ def _action_route(verb: str):
 
 for _verb in available_actions():
     router.add_api_route(f"/runs/{{name}}/{_verb}", _action_route(_verb), methods=["PUT"],
-                         summary=f"{_verb.capitalize()} a run")
+                         summary=f"{_verb.capitalize()} a run", response_class=Response,
+                         responses={200: {"content": {"application/json": {}}}})
 
 if delete_available():
     @router.delete("/runs/{name}", status_code=204, summary="Delete a run and its records")

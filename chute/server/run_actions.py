@@ -1,16 +1,14 @@
-"""Lifecycle actions on runs, delegated to the engine (never reimplemented here).
+"""Lifecycle actions on runs, delegated to the engine (:mod:`chute.engine.control`).
 
-Each verb maps to the engine function that performs it; a verb whose engine function is
-not available in this build gets no route at all (the OpenAPI document lists only what
-works). Delete is the store's ``delete_workflow`` plus the run's logs and step
-directories, and is refused while the run is active.
+suspend, resume, stop and terminate are requests written to the store for the run's
+controller to act on; retry reruns the failed steps of a finished run; resubmit starts a
+fresh run of the same spec and parameters (and keeps its experiment). A verb the engine
+of this build lacks gets no route at all. Delete is the store's ``delete_workflow`` plus
+the run's logs and step directories, refused while the run is active.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
-import logging
 import shutil
 from collections.abc import Callable
 from typing import Any
@@ -18,53 +16,45 @@ from typing import Any
 from chute.errors import ConflictError
 
 VERBS = ("suspend", "resume", "stop", "terminate", "retry", "resubmit")
-# Where the engine keeps its operations, in the order they are looked for.
-ENGINE_MODULES = ("chute.engine.ops", "chute.engine.actions", "chute.engine.control")
-log = logging.getLogger("chute.server")
 
 
-def _fits(fn: Callable[..., Any]) -> bool:
-    """Whether ``fn`` takes (store, uid, ...): the calling convention used here."""
+def _control():
     try:
-        params = list(inspect.signature(fn).parameters)
-    except (TypeError, ValueError):
-        return False
-    return len(params) >= 2 and params[0] == "store" and params[1] in ("uid", "workflow_uid")
+        from chute.engine import control
+    except ImportError:
+        return None
+    return control
 
 
-def _engine_function(verb: str) -> Callable[..., Any] | None:
-    for mod_name in ENGINE_MODULES:
-        try:
-            mod = importlib.import_module(mod_name)
-        except ImportError:
-            continue
-        fn = getattr(mod, verb, None) or getattr(mod, f"{verb}_workflow", None)
-        if callable(fn):
-            if _fits(fn):
-                return fn
-            log.warning("%s.%s does not take (store, uid); no route for it", mod_name, verb)
-    return None
+def _engine_call(verb: str) -> Callable[[Any, str], Any] | None:
+    """A function (store, run name) -> result for ``verb``, or None if not implemented."""
+    control = _control()
+    if control is None:
+        return None
+    if verb == "terminate":
+        stop = getattr(control, "stop", None)
+        return None if stop is None else (lambda store, name: stop(store, name, terminate=True))
+    return getattr(control, verb, None)
 
 
 def available_actions() -> list[str]:
     """The verbs the engine of this build implements."""
-    return [v for v in VERBS if _engine_function(v) is not None]
+    return [v for v in VERBS if _engine_call(v) is not None]
 
 
-def _call(verb: str):
-    def action(ctx, uid: str, body: dict[str, Any]) -> str | None:
-        fn = _engine_function(verb)
-        accepted = set(inspect.signature(fn).parameters)
-        kwargs = {k: v for k, v in body.items()
-                  if k in ("message", "node", "nodes", "parameters") and k in accepted}
-        result = fn(ctx.store, uid, **kwargs)
-        # resubmit returns the new run (row or name); the others the same run
-        return getattr(result, "uid", None) or (result if isinstance(result, str) else None)
+def run_action(ctx, verb: str, name: str) -> str:
+    """Perform ``verb`` on run ``name``; return the name of the run to show afterwards."""
+    from chute.store import queries
 
-    return action
-
-
-ACTIONS: dict[str, Callable[..., str | None]] = {v: _call(v) for v in VERBS}
+    with ctx.store.read() as s:
+        experiment = queries.get_workflow(s, name).experiment_id
+    result = _engine_call(verb)(ctx.store, name)
+    if verb != "resubmit" or result is None:
+        return name
+    if experiment:  # the new run belongs to the same experiment as the old one
+        with ctx.store.write() as s:
+            queries.update_workflow(s, result.uid, experiment_id=experiment)
+    return result.name
 
 
 def delete_available() -> bool:

@@ -12,6 +12,16 @@ function supportedActions() {
   return actionsPromise;
 }
 
+// Which actions make sense in the run's current state (the server still checks).
+function actionFits(verb, st) {
+  const active = st.phase === "Pending" || st.phase === "Running";
+  const suspended = !!(st.nodes && Object.values(st.nodes).some((n) => n.type === "Suspend" && n.phase === "Running"));
+  if (verb === "suspend" || verb === "stop" || verb === "terminate") return active;
+  if (verb === "resume") return active || suspended;
+  if (verb === "retry") return st.phase === "Failed" || st.phase === "Error";
+  return true;
+}
+
 export function RunPage({ name }) {
   const [run, setRun] = useState(null);
   const [error, setError] = useState(null);
@@ -109,7 +119,7 @@ export function RunPage({ name }) {
       <span class="muted">${st.progress || ""}</span>
       <span class="muted">${started ? fmtDuration((finished || Date.now() / 1000) - started) : ""}</span>
       <span class="spacer"></span>
-      ${actions.map((v) => html`<button class=${`act act-${v}`} onClick=${() => act(v)}>${v}</button>`)}
+      ${actions.filter((v) => actionFits(v, st)).map((v) => html`<button class=${`act act-${v}`} onClick=${() => act(v)}>${v}</button>`)}
       <button class="act danger" onClick=${() => act("delete")}>delete</button>
     </div>
     ${st.message ? html`<div class="muted">${st.message}</div>` : null}
