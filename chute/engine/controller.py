@@ -200,8 +200,10 @@ class Controller:
         busy: set[str] = set()
         with self._lock:
             lost, self.lost = self.lost, set()
-        for uid in lost:
-            self.runs.pop(uid, None)
+        for uid in lost:  # another controller took it over: stop acting on it
+            run = self.runs.pop(uid, None)
+            if run is not None:
+                self.running -= len(run.handles)
         if self.runs and time.monotonic() - self._last_control > self.control_every:
             self._apply_control()
         for run in list(self.runs.values()):
@@ -230,7 +232,8 @@ class Controller:
             control = q.control_of(s, list(self.runs))
         for uid, (suspended, shutdown, resumed_at) in control.items():
             st = self.runs[uid].state
-            if shutdown and not st.stopping:
+            if shutdown and not st.shutdown_requested:
+                st.shutdown_requested = True
                 hard = shutdown == "Terminate"
                 st.shutdown(f"Stopped with strategy '{shutdown}'", hard=hard)
             if suspended and not st.suspended:
@@ -252,6 +255,12 @@ class Controller:
         while self.queue and self.running < self.max_running:
             run, req = self.queue.popleft()
             if run.uid not in self.runs:
+                continue
+            if run.state.stopping:  # stopped while queued: never starts
+                run.state.pod_finished(req.node_id, PodOutcome(
+                    P.FAILED, None, run.state.stop_message or "stopped"), now)
+                if run not in runs:
+                    runs.append(run)
                 continue
             step_dir = self.settings.steps_dir / run.uid / f"{req.node_id}-{req.attempt}"
             run.state.mark_running(req.node_id, str(step_dir), now)

@@ -135,6 +135,7 @@ class RunState:
         self._wf_update: dict[str, Any] = {}
         self.root: Node | None = None
         self.stop_message: str | None = None
+        self.shutdown_requested = False  # stop/terminate seen (applied once)
         self.suspended = bool(plan.spec.get("suspend"))  # no new pods start while set
         self._suspends: dict[str, dict] = {}  # running suspend node id -> template
         self.stopping = False  # no new pods start (stop/terminate)
