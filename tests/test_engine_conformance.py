@@ -141,6 +141,13 @@ def check_outputs(file: str, nodes: dict, log) -> None:
         assert nodes["consumer"].inputs["parameters"][0]["value"] == "hello-from-producer"
     if file == "dag-continue-on-fail.yaml":
         assert nodes["E"].phase == "Failed" and nodes["D"].phase == "Succeeded"
+    if file == "exit-handler-step-level.yaml":
+        for step in ("hello1", "hello2a", "hello2b"):
+            assert nodes[f"{step}.onExit"].phase == "Succeeded"
+    if file == "template-on-exit.yaml":
+        assert any(n.display_name.endswith(".onExit") for n in nodes.values())
+    if file == "exit-handlers.yaml":
+        assert any(n.name.endswith(".onExit") for n in nodes.values())
     if file == "continue-on-fail.yaml":
         assert any(n.phase == "Failed" for n in nodes.values() if n.type == "Pod")
 

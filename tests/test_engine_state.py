@@ -391,3 +391,22 @@ templates:
     assert st.phase == P.WF_SUCCEEDED and len(launched) == 10_000
     assert sorted(int(r.argv[-1]) for r in launched) == items
     assert time.monotonic() - t0 < 60
+
+
+def test_step_exit_hooks_run_before_the_next_group():
+    st, launched = drive(wf("""
+entrypoint: main
+templates:
+- name: main
+  steps:
+  - - {name: a, template: echo, arguments: {parameters: [{name: m, value: a}]}, hooks: {exit: {template: bye}}}
+  - - {name: b, template: echo, arguments: {parameters: [{name: m, value: b}]}, onExit: bye}
+- name: echo
+  inputs: {parameters: [{name: m}]}
+  container: {image: busybox, command: [echo, "{{inputs.parameters.m}}"]}
+- name: bye
+  container: {image: busybox, command: [echo, cleanup]}
+"""))
+    assert st.phase == P.WF_SUCCEEDED
+    assert [r.argv[-1] for r in launched] == ["a", "cleanup", "b", "cleanup"]
+    assert by_display(st)["a.onExit"].phase == P.SUCCEEDED

@@ -88,6 +88,7 @@ class DagFrame(Frame):
         self.child_task: dict[str, str] = {}
         self.branch: dict[str, set[str]] = {}
         self.gated: set[str] = set()
+        self.call_of: dict[str, dict] = {}
         self.stopped = False
         self.failure: Node | None = None
         try:
@@ -243,13 +244,14 @@ class DagFrame(Frame):
             node = st.execute(name=name, display=display, call=sub, scope=self.tscope,
                               boundary_id=self.node.id, parent=parent, owner=self)
             self.gated.add(node.id)
+            self.call_of[node.id] = sub
             register(node)
 
         self.gate.submit(start)
 
     # -- completion ----------------------------------------------------------------------
 
-    def child_done(self, st: RunState, child: Node) -> None:
+    def on_child(self, st: RunState, child: Node) -> None:
         if child.id in self.gated:
             self.gated.discard(child.id)
             self.gate.release()

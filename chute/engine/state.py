@@ -52,12 +52,45 @@ class Decisions:
                     or self.reattach or self.cancels or self.workflow)
 
 
+def exit_hook(call: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The exit handler of a step or task: ``onExit`` or ``hooks.exit``."""
+    if not call:
+        return None
+    if call.get("onExit"):
+        return {"template": call["onExit"]}
+    hook = (call.get("hooks") or {}).get("exit")
+    return dict(hook) if hook else None
+
+
 class Frame:
-    """Something that waits for child nodes: a DAG, a steps template, a retry, the root."""
+    """Something that waits for child nodes: a DAG, a steps template, a retry, the root.
+
+    Frames that run steps or tasks record each child's call in ``call_of``; a child whose
+    call has an exit handler (``onExit`` / ``hooks.exit``) counts as done only once its
+    handler (node ``<child>.onExit``) has run, as in Argo."""
 
     node: Node
 
-    def child_done(self, st: RunState, child: Node) -> None:  # pragma: no cover - abstract
+    def child_done(self, st: RunState, child: Node) -> None:
+        exits: dict[str, Node] = self.__dict__.setdefault("_exit_for", {})
+        if child.id in exits:  # the exit handler of a step finished: the step is done
+            self.on_child(st, exits.pop(child.id))
+            return
+        hook = exit_hook(getattr(self, "call_of", {}).get(child.id))
+        if hook and child.phase in (P.SUCCEEDED, P.FAILED, P.ERROR) and not st.stopping_hard:
+            from chute.engine.vars import substitute_all
+
+            ctx = ChainMap({"steps.status": child.phase, "tasks.status": child.phase},
+                           getattr(self, "ctx", st.globals))
+            handler = st.execute(name=f"{child.name}.onExit",
+                                 display=f"{child.display_name}.onExit",
+                                 call=substitute_all(hook, ctx), scope=self.tscope,
+                                 boundary_id=self.node.id, parent=child, owner=self)
+            exits[handler.id] = child
+            return
+        self.on_child(st, child)
+
+    def on_child(self, st: RunState, child: Node) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
 

@@ -35,6 +35,7 @@ class StepsFrame(Frame):
         self.prev: list[Node] = []
         self.members: list[tuple[dict, list[tuple[Node, dict]], bool]] = []
         self.gated: set[str] = set()
+        self.call_of: dict[str, dict] = {}
         st.run_later(self.next_group)
 
     def next_group(self) -> None:
@@ -90,11 +91,12 @@ class StepsFrame(Frame):
                 node = st.execute(name=name, display=display, call=sub, scope=self.tscope,
                                   boundary_id=self.node.id, parent=group, owner=self)
                 self.gated.add(node.id)
+                self.call_of[node.id] = sub
                 children[idx] = (node, sub)
 
             self.gate.submit(start)
 
-    def child_done(self, st: RunState, child: Node) -> None:
+    def on_child(self, st: RunState, child: Node) -> None:
         if child.id in self.gated:
             self.gated.discard(child.id)
             self.gate.release()
