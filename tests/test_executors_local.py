@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 from pathlib import Path
 
 import psutil
@@ -643,3 +644,18 @@ def test_two_requests_for_one_step_run_it_once(ex, tmp_path):
     r = wait(ex, h)
     time.sleep(0.3)
     assert r.outcome == SUCCEEDED and marker.read_text() == "x\n"
+
+
+@pytest.mark.skipif(not sandbox.available(), reason="no mount namespaces here")
+def test_private_paths_under_system_directories_use_an_overlay(ex, tmp_path):
+    # Argo's arguments-artifacts puts an input at /usr/local/bin/kubectl: never on the host
+    tag = uuid.uuid4().hex[:8]
+    tool, out = f"/usr/local/bin/chute-tool-{tag}", f"/usr/local/share/chute-{tag}/out.txt"
+    src = tmp_path / "tool"
+    src.write_text("#!/bin/sh\necho tool-ok\n")
+    src.chmod(0o755)
+    script = f"mkdir -p {os.path.dirname(out)} && chute-tool-{tag} > {out} && ls /usr/local/bin >/dev/null"
+    r, _ = run(ex, tmp_path, ["sh", "-c", script], input_files={tool: str(src)}, output_paths=[out])
+    assert r.outcome == SUCCEEDED, r
+    assert Path(r.outputs[out]).read_text() == "tool-ok\n"
+    assert not os.path.lexists(tool) and not os.path.lexists(os.path.dirname(out))

@@ -19,6 +19,13 @@ mount namespace, set up in the forked step process just before ``exec``:
   into it (so ``/usr``, ``/work``, ``/proc`` ... are the host's) next to the private
   tops, and the step's default working directory is that ``/``, as in an image.
 
+* a private path under a system directory (``/usr``, ``/etc``, ``/work``, ``/home`` ...)
+  that does not exist on the host (an input at ``/usr/local/bin/kubectl``, an output at
+  ``/work/out.txt``) is made through an overlay of its deepest existing ancestor: the
+  step sees the host's files there, and what it writes goes to ``step_dir/root/...``,
+  never to the host. One that exists (an output ``/etc``) is the host's, read after the
+  step and copied under ``step_dir/root``.
+
 Steps without private paths get no namespace at all (it costs a fork of the supervisor
 and a few ms; plain steps are started with ``posix_spawn``).
 
@@ -100,13 +107,18 @@ def _mount(src: str | None, target: str, fstype: str | None, flags: int, data: s
     _check(_c().mount(enc(src), enc(target), enc(fstype), flags, enc(data)), f"mount {target}")
 
 
+_userns = False  # whether _unshare_mounts had to make a user namespace
+
+
 def _unshare_mounts() -> None:
     """Enter a new mount namespace, as root or (failing that) in a new user namespace."""
     libc = _c()
     if libc.unshare(CLONE_NEWNS) == 0:
         return
+    global _userns
     uid, gid = os.getuid(), os.getgid()
     _check(libc.unshare(CLONE_NEWUSER | CLONE_NEWNS), "unshare")
+    _userns = True
     with open("/proc/self/setgroups", "w") as f:
         f.write("deny")
     with open("/proc/self/uid_map", "w") as f:
@@ -179,6 +191,7 @@ class Plan:
     input_files: dict[str, str] = field(default_factory=dict)
     enabled: bool = False
     top_files: list[str] = field(default_factory=list)  # private tops that are files
+    overlays: list[str] = field(default_factory=list)  # host dirs seen through an overlay
     skeleton: list[Path] = field(default_factory=list)  # mount points prepare() created
 
     @property
@@ -193,7 +206,11 @@ class Plan:
         return "/" if self.enabled and not self.light else str(self.step_dir)
 
     def is_private(self, path: str) -> bool:
-        return self.enabled and any(_under(path, t) for t in self.private_tops)
+        """Whether the step's ``path`` is its own (under a private top or an overlay)."""
+        return self.enabled and (
+            any(_under(path, t) for t in self.private_tops)
+            or any(path == o or path.startswith(o + "/") for o in self.overlays)
+        )
 
     def host_path(self, path: str) -> Path:
         """Where the step's ``path`` lives on the host while and after it runs."""
@@ -214,7 +231,7 @@ class Plan:
             if os.path.isdir(src):
                 shutil.copytree(src, target, dirs_exist_ok=True)
             else:
-                shutil.copyfile(src, target)
+                shutil.copy2(src, target)  # with its mode: a tool stays executable
         if not self.enabled:
             return
         # the top directories exist, as in an image (/tmp, /mnt); nothing below them does
@@ -228,6 +245,9 @@ class Plan:
             else:
                 path.mkdir()
         (self.root / "tmp").chmod(0o1777)
+        for i, o in enumerate(self.overlays):
+            (self.root / o.lstrip("/")).mkdir(parents=True, exist_ok=True)  # upper layer
+            (self.step_dir / ".ovl" / str(i)).mkdir(parents=True, exist_ok=True)
         if not self.light:
             (self.step_dir / ".mnt").mkdir(exist_ok=True)
         for src in self.expose:
@@ -276,10 +296,11 @@ class Plan:
         if self.light:
             # host paths to re-share go onto their mount points in step_dir/root/<top>
             # first, so that binding that directory over /<top> (recursively) takes them
-            for src in self.expose:
+            for src in self._top_exposes():
                 _mount(src, str(self.host_path(src)), None, MS_BIND | MS_REC)
             for top in self.private_tops:
                 _mount(str(self.root / top), "/" + top, None, MS_BIND | MS_REC)
+            self._mount_overlays("")
             return
         # a new root: a tmpfs (no files made on the host for it) holding bind mounts of the
         # host's top-level entries and of step_dir/root/<top> for the private tops
@@ -293,10 +314,27 @@ class Plan:
                     pass  # an odd host entry the view can do without
         for top in self.private_tops:
             _bind_into(new, str(self.root / top), top)
-        for src in self.expose:  # mount points made by prepare(), through the binds above
+        for src in self._top_exposes():  # mount points made by prepare(), via the binds above
             _mount(src, new + src, None, MS_BIND | MS_REC)
+        self._mount_overlays(new)
         os.chroot(new)
         os.chdir("/")
+
+    def _top_exposes(self) -> list[str]:
+        return [e for e in self.expose if any(_under(e, t) for t in self.private_tops)]
+
+    def _mount_overlays(self, new: str) -> None:
+        """Overlay each ``overlays`` dir: the host's content below, the step's writes going
+        to ``step_dir/root/<dir>``; then re-share the host paths given under it."""
+        for i, o in enumerate(self.overlays):
+            opts = (
+                f"lowerdir={o},upperdir={self.root / o.lstrip('/')},"
+                f"workdir={self.step_dir / '.ovl' / str(i)}"
+            )
+            _mount("overlay", new + o, "overlay", 0, opts + (",userxattr" if _userns else ""))
+            for src in self.expose:
+                if src.startswith(o + "/"):
+                    _mount(src, new + src, None, MS_BIND | MS_REC)
 
     def collect(self, output_paths: list[str]) -> dict[str, str]:
         """Host paths of the outputs that exist (step path -> host path); absent ones omitted.
@@ -347,9 +385,40 @@ def plan_for(
     deep = {top_of(p) for p in paths if p.count("/") > 1}
     files = sorted({top_of(p) for p in paths if p.count("/") == 1} & set(tops) - deep - {"tmp"})
     plan = Plan(step_dir, private_tops=tops, input_files=inputs, enabled=enabled, top_files=files)
+    plan.overlays = _overlays(step_dir, [p for p in paths if top_of(p) in SYSTEM_TOPS])
     if enabled:
         plan.expose = _exposed(plan, paths, spec, env, argv)
     return plan
+
+
+def _overlays(step_dir: Path, paths: list[str]) -> list[str]:
+    """Host directories to overlay so that private paths under system directories (an
+    input at ``/usr/local/bin/tool``, an output at ``/work/out.txt``) are the step's own.
+
+    A path that exists on the host stays shared (an output ``/etc`` is the host's, read
+    after the step). Otherwise its deepest existing ancestor directory is overlaid,
+    unless that cannot be done (it holds the step directory, or its name would need
+    escaping in mount options).
+    """
+    out: set[str] = set()
+    sd = str(step_dir)
+    for p in paths:
+        if os.path.lexists(p):
+            continue
+        d = os.path.dirname(p)
+        while d != "/" and not os.path.lexists(d):
+            d = os.path.dirname(d)
+        if d.count("/") < 2 and top_of(d) in ("proc", "sys", "dev"):
+            continue  # kernel file systems: never
+        if d == "/" or os.path.islink(d) or not os.path.isdir(d):
+            continue
+        if sd == d or sd.startswith(d + "/") or d.startswith(sd + "/"):
+            continue  # overlayfs refuses an upper layer inside its lower one
+        if any(c in d + sd for c in ",:\\"):
+            continue
+        out.add(d)
+    # an overlay inside another is already covered by the outer one
+    return sorted(o for o in out if not any(o.startswith(x + "/") for x in out))
 
 
 _PATHLIKE = re.compile(r"(?<![\w.~-])/[^\s'\"`;|&<>(){}$,=:*?]+")
@@ -375,7 +444,7 @@ def _exposed(
         if "\0" in text:
             continue
         candidates.update(_PATHLIKE.findall(text))
-    tops = ["/" + t for t in plan.private_tops]
+    tops = ["/" + t for t in plan.private_tops] + plan.overlays
     out: set[str] = set()
     for c in candidates:
         c = os.path.normpath(c)

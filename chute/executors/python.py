@@ -1,0 +1,175 @@
+"""PythonExecutor: compiled SDK steps on warm zygotes, every other step on LocalExecutor.
+
+A compiled SDK step (``python3`` running the script :mod:`chute.dsl.script` generated)
+goes to a *zygote* (:mod:`chute.executors.warm_worker`): a fork server that imported the
+step's modules once — one zygote per distinct set of modules, chosen by parsing the
+step's source with :mod:`ast` (the controller never runs it). A zygote is a
+:class:`~chute.executors.local.LocalExecutor` fork server in every other respect, so
+step directories, supervisors, ``poll``, ``cancel`` and ``reattach`` are the same files
+and the same code: an attempt launched warm is polled, cancelled or adopted after a
+controller restart exactly like a process step (``reattach`` needs no zygote at all).
+
+Zygotes are started on first use and kept (at most :data:`MAX_ZYGOTES`; the least
+recently used is closed beyond that: its busy supervisors finish their steps). A zygote
+that cannot start or does not become ready within :data:`READY_TIMEOUT` is not used:
+the step runs cold on the LocalExecutor instead.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Self
+
+from chute.executors.base import LaunchSpec, StepHandle, StepResult
+from chute.executors.local import LocalExecutor, _ForkServer, _forkserver_env
+from chute.executors.warm_worker import is_sdk_step, preload_modules
+
+MAX_ZYGOTES = 4
+READY_TIMEOUT = 60.0  # seconds a zygote may take to import its modules (sklearn: ~1 s)
+
+
+class _Zygote(_ForkServer):
+    """The controller's end of a zygote: a fork server started with modules to import."""
+
+    def __init__(self, python: str, on_reply, modules: tuple[str, ...]):
+        self.ready = threading.Event()
+        self.modules: list[str] = []
+        self.proc = subprocess.Popen(
+            [python, "-m", "chute.executors.warm_worker", *modules],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # a Ctrl-C meant for the controller must not reach it
+            close_fds=True,
+            env=_forkserver_env(),
+        )
+
+        def reply(data: dict) -> None:
+            if data.get("ready"):
+                self.modules = list(data.get("modules") or [])
+                self.ready.set()
+            else:
+                on_reply(data)
+
+        self._reader = threading.Thread(
+            target=self._read, args=(reply,), name="chute-zygote-replies", daemon=True
+        )
+        self._reader.start()
+
+
+class _ZygoteExecutor(LocalExecutor):
+    """A LocalExecutor whose fork server is a zygote for one set of modules."""
+
+    def __init__(self, python: str | None, modules: tuple[str, ...]):
+        super().__init__(python)
+        self.modules = modules
+
+    def _ensure_server(self) -> _ForkServer:
+        if self._server is None or not self._server.alive():
+            if self._server is not None:
+                self._server.close()
+            self._server = _Zygote(self.python, self._on_reply, self.modules)
+        return self._server
+
+    def ready(self, timeout: float) -> bool:
+        """Start the zygote if needed and wait until it has imported its modules."""
+        with self._lock:
+            server = self._ensure_server()
+        assert isinstance(server, _Zygote)
+        return server.ready.wait(timeout) and server.alive()
+
+
+class PythonExecutor:
+    """The Executor for SDK pipelines: warm zygotes for Python steps, processes otherwise."""
+
+    def __init__(self, python: str | None = None, *, max_zygotes: int = MAX_ZYGOTES):
+        self.python = python
+        self.local = LocalExecutor(python)
+        self.max_zygotes = max_zygotes
+        self._zygotes: OrderedDict[tuple[str, ...], _ZygoteExecutor] = OrderedDict()
+        self._owners: dict[Path, LocalExecutor] = {}
+        self._lock = threading.Lock()
+
+    # -- lifecycle
+
+    def start(self) -> PythonExecutor:
+        """Start the plain fork server now (zygotes start on first use)."""
+        self.local.start()
+        return self
+
+    def close(self) -> None:
+        """Stop the fork server and the zygotes; running steps are not affected."""
+        with self._lock:
+            zygotes, self._zygotes = list(self._zygotes.values()), OrderedDict()
+        for z in zygotes:
+            z.close()
+        self.local.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def zygote_pids(self) -> dict[tuple[str, ...], int]:
+        """Pid of each running zygote by its module set (for tests and benchmarks)."""
+        with self._lock:
+            return {
+                k: z._server.proc.pid
+                for k, z in self._zygotes.items()
+                if z._server is not None and z._server.alive()
+            }
+
+    def _zygote(self, modules: tuple[str, ...]) -> _ZygoteExecutor | None:
+        """The ready zygote for ``modules`` (one that imported a superset will do)."""
+        with self._lock:
+            z = self._zygotes.get(modules)
+            if z is None:
+                wanted = set(modules)
+                z = next((z for k, z in self._zygotes.items() if wanted <= set(k)), None)
+            if z is None:
+                z = self._zygotes[modules] = _ZygoteExecutor(self.python, modules)
+                while len(self._zygotes) > self.max_zygotes:
+                    _, old = self._zygotes.popitem(last=False)
+                    old.close()
+            self._zygotes.move_to_end(next(k for k, v in self._zygotes.items() if v is z))
+        if z.ready(READY_TIMEOUT):
+            return z
+        with self._lock:
+            for k in [k for k, v in self._zygotes.items() if v is z]:
+                del self._zygotes[k]
+        z.close()
+        return None
+
+    # -- the Executor protocol
+
+    def launch(self, spec: LaunchSpec) -> StepHandle:
+        """Launch a compiled SDK step on a zygote, anything else on the LocalExecutor."""
+        target: LocalExecutor = self.local
+        if is_sdk_step(spec.argv, spec.script_source):
+            target = self._zygote(preload_modules(spec.script_source or "")) or self.local
+        handle = target.launch(spec)
+        self._owners[Path(handle.step_dir)] = target
+        return handle
+
+    def _owner(self, handle: StepHandle) -> LocalExecutor:
+        return self._owners.get(Path(handle.step_dir), self.local)
+
+    def poll(self, handle: StepHandle) -> StepResult | None:
+        """As LocalExecutor.poll (the executor that launched it knows its pid already)."""
+        result = self._owner(handle).poll(handle)
+        if result is not None:
+            self._owners.pop(Path(handle.step_dir), None)
+        return result
+
+    def cancel(self, handle: StepHandle, reason: str = "") -> None:
+        """As LocalExecutor.cancel: TERM to the step's tree, KILL after the grace period."""
+        self._owner(handle).cancel(handle, reason)
+
+    def reattach(self, step_dir: Path) -> StepHandle | None:
+        """As LocalExecutor.reattach: the step directory alone says where the attempt is."""
+        return self.local.reattach(step_dir)
+
