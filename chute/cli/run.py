@@ -188,7 +188,7 @@ def run_pipeline(ref: str, params: dict[str, str], *, timeout: float | None = No
     from chute.dsl.loader import load_pipeline
     from chute.engine.controller import Controller, _owner_id
     from chute.engine.submit import submit
-    from chute.executors.local import LocalExecutor
+    from chute.executors.python import PythonExecutor
     from chute.spec.loader import load_resource
     from chute.store.db import open_store
 
@@ -204,7 +204,7 @@ def run_pipeline(ref: str, params: dict[str, str], *, timeout: float | None = No
     failure: list[BaseException] = []
 
     def drive() -> None:
-        executor = LocalExecutor().start()
+        executor = PythonExecutor().start()  # SDK steps on warm zygotes
         ctl = Controller(store, settings, executor, owner=owner)
         try:
             ctl.run_until_done([row.uid], timeout=timeout)
