@@ -7,6 +7,8 @@ Shapes: a 1,000-node DAG (10 layers of 100, each task depending on one task of t
 previous layer), a 1,000-node chain, and a 10,000-item ``withItems`` fan-out. The bare
 baseline spawns the same number of ``sh -c true`` processes with ``subprocess`` at the
 same concurrency as the controller. Overhead per step = (engine wall - bare wall) / steps.
+``engine_only_ms_per_step`` runs the same shape with the in-memory FakeExecutor: what the
+controller itself costs per step (state machine + store commits), without any process.
 Targets (issue 3): overhead < 5 ms/step, the 10k fan-out < 60 s on 2 cores, RSS < 300 MB.
 """
 
@@ -27,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from chute.config import load_settings
 from chute.engine.controller import Controller
+from chute.engine.fake import FakeExecutor
 from chute.engine.submit import submit
 from chute.executors.local import LocalExecutor
 from chute.spec.loader import load_resource
@@ -74,18 +77,19 @@ def bare(n: int, concurrency: int, sequential: bool = False) -> float:
     return time.perf_counter() - t0
 
 
-def run_engine(doc: dict, home: Path, max_running: int) -> tuple[float, str]:
+def run_engine(doc: dict, home: Path, max_running: int, fake: bool = False) -> tuple[float, str]:
     settings = load_settings({"CHUTE_HOME": str(home)}).ensure()
     store = open_store(settings)
     row = submit(store, load_resource(doc))
-    executor = LocalExecutor().start()
+    executor = FakeExecutor() if fake else LocalExecutor().start()
     ctl = Controller(store, settings, executor, max_running=max_running)
     t0 = time.perf_counter()
     try:
         ctl.run_until_done([row.uid])
     finally:
         ctl.close()
-        executor.close()
+        if not fake:
+            executor.close()
     wall = time.perf_counter() - t0
     from chute.store import queries as q
 
@@ -113,10 +117,13 @@ def main() -> None:
                 continue
             base = bare(n, conc)
             wall, phase = run_engine(doc, Path(tmp) / label, args.max_running)
+            alone, _ = run_engine(doc, Path(tmp) / f"{label}-fake", args.max_running, fake=True)
             results[label] = {
                 "steps": n, "phase": phase, "engine_s": round(wall, 2),
                 "bare_s": round(base, 2),
                 "overhead_ms_per_step": round(1000 * (wall - base) / n, 2),
+                # the controller alone (store, state machine), with an in-memory executor
+                "engine_only_ms_per_step": round(1000 * alone / n, 2),
             }
             print(label, json.dumps(results[label]), flush=True)
     results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
