@@ -252,3 +252,23 @@ def test_run_page_updates_live_without_reloading(live_server, page):
     page.wait_for_selector(".node-item[data-node-name=skipped][data-phase=Skipped]")
     assert page.evaluate("() => window.__sameDocument") is True  # updated in place
     _shot(page, "13-run-live-done")
+
+
+def test_retry_button_reruns_a_failed_run(live_server, page, tmp_path):
+    from tests.test_server_actions import FLAKY
+
+    with _api(live_server) as api:
+        resp = api.post("/runs", json={"yaml": FLAKY,
+                                       "parameters": {"marker": str(tmp_path / "m")}})
+        name = resp.json()["metadata"]["name"]
+        assert _wait_done(api, name)["status"]["phase"] == "Failed"
+    page.goto(live_server.url + f"/login?next=/runs/{name}")
+    page.fill("#token", live_server.token)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#run-phase [data-phase=Failed]")
+    assert page.locator("button.act-suspend").count() == 0  # not offered on a finished run
+    _shot(page, "14-run-failed")
+    page.click("button.act-retry")
+    page.wait_for_selector("#run-phase [data-phase=Succeeded]", timeout=60_000)
+    page.wait_for_selector(".node-item[data-node-name=flaky][data-phase=Succeeded]")
+    _shot(page, "15-run-retried")

@@ -31,6 +31,8 @@ export function RunPage({ name }) {
   const canvasRef = useRef(null);
   const viewRef = useRef(null);
   const runRef = useRef(null);
+  const esRef = useRef(null);
+  const openEventsRef = useRef(null);
 
   const load = () =>
     api(`/runs/${encodeURIComponent(name)}`).then((r) => {
@@ -60,26 +62,32 @@ export function RunPage({ name }) {
       clearTimeout(reloadTimer);
       reloadTimer = setTimeout(() => load().catch(() => {}), 250);
     };
-    const es = new EventSource(`/api/v1/runs/${encodeURIComponent(name)}/events`);
-    es.addEventListener("nodes", (e) => {
-      const batch = JSON.parse(e.data);
-      const cur = runRef.current;
-      const known = cur && cur.status && cur.status.nodes;
-      if (!known || batch.some((n) => !known[n.id])) {
+    const openEvents = () => {
+      if (esRef.current) esRef.current.close();
+      const es = new EventSource(`/api/v1/runs/${encodeURIComponent(name)}/events`);
+      esRef.current = es;
+      es.addEventListener("nodes", (e) => {
+        const batch = JSON.parse(e.data);
+        const cur = runRef.current;
+        const known = cur && cur.status && cur.status.nodes;
+        if (!known || batch.some((n) => !known[n.id])) {
+          reload();
+          return;
+        }
+        for (const n of batch) known[n.id].phase = n.phase;
+        view.update(batch.map((n) => ({ id: n.id, phase: n.phase })));
+        setRun({ ...cur });
+      });
+      es.addEventListener("workflow", () => reload());
+      es.addEventListener("end", () => {
+        es.close();
         reload();
-        return;
-      }
-      for (const n of batch) known[n.id].phase = n.phase;
-      view.update(batch.map((n) => ({ id: n.id, phase: n.phase })));
-      setRun({ ...cur });
-    });
-    es.addEventListener("workflow", () => reload());
-    es.addEventListener("end", () => {
-      es.close();
-      reload();
-    });
+      });
+    };
+    openEventsRef.current = openEvents;
+    openEvents();
     return () => {
-      es.close();
+      if (esRef.current) esRef.current.close();
       clearTimeout(reloadTimer);
       view.destroy();
     };
@@ -96,7 +104,10 @@ export function RunPage({ name }) {
       }
       const r = await api(`/runs/${encodeURIComponent(name)}/${verb}`, { method: "PUT", json: {} });
       if (verb === "resubmit" && r && r.metadata) location.assign(`/runs/${r.metadata.name}`);
-      else load();
+      else {
+        load();
+        openEventsRef.current(); // the stream ended with the run; the action may restart it
+      }
     } catch (e) {
       setError(e);
     }
