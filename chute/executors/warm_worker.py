@@ -167,7 +167,8 @@ def _step_main(argv, env, cwd, plan, out_w, err_w, devnull) -> int:
     except SystemExit as e:
         code = _exit_code(e)
     except BaseException as e:  # noqa: BLE001 - as the interpreter: traceback, exit 1
-        sys.excepthook(type(e), e, _user_frames(e.__traceback__, script))
+        tb = _user_frames(e.__traceback__, script)
+        sys.excepthook(type(e), e.with_traceback(tb), tb)
         code = 1
     return _finish(code)
 
