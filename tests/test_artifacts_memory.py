@@ -29,8 +29,9 @@ from chute.artifacts import ArtifactRepository
 cfg, src, dest, archive = json.loads(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
 repo = (ArtifactRepository.from_argo(cfg) if "s3" in cfg
         else ArtifactRepository.local(cfg["local"]["path"]))
+# tar+gzip at level 0 runs the same streaming path without spending CI time compressing
 rec = repo.save(src, name="big", workflow_uid="u", node_id="n",
-                archive={"none": {}} if archive == "none" else None)
+                archive={"none": {}} if archive == "none" else {"tar": {"compressionLevel": 0}})
 repo.load(rec, dest)
 assert dest.stat().st_size == src.stat().st_size
 print(json.dumps({"rss_mb": peak_mb()}))
@@ -54,7 +55,7 @@ def _run(cfg: dict, src: Path, dest: Path, archive: str, env: dict) -> float:
     return rss
 
 
-@pytest.mark.parametrize("archive,size_mb", [("none", 128), ("tgz", 64)])
+@pytest.mark.parametrize("archive,size_mb", [("none", 128), ("tgz", 96)])
 def test_local_repository_streams(tmp_path, archive, size_mb):
     big = _make(tmp_path / "big.bin", size_mb)
     rss = _run({"local": {"path": str(tmp_path / "store")}}, big, tmp_path / "in", archive,
