@@ -6,7 +6,8 @@ For no-op ``sh -c true`` steps it prints, for steps run one after another and tw
 time (and one after another with a private ``/tmp``):
 
 * wall ms per step of a bare ``subprocess.run(['sh', '-c', 'true'])`` and of
-  launch -> poll -> result through the executor, and their difference (the overhead);
+  launch -> poll -> result through the executor (mean, and median of launch-to-result),
+  and the difference of the means (the overhead);
 * how long ``launch()`` blocks;
 * CPU ms per step spent by the executor's machinery: the controller's ``launch`` and
   ``poll`` calls, the fork server, and the step's supervisor (from ``status.json``'s
@@ -66,6 +67,7 @@ def executor_run(
 ) -> dict[str, float]:
     """Per-step means (seconds) for ``n`` steps, ``width`` at a time."""
     launch_wall: list[float] = []
+    batches: list[float] = []  # launch-to-last-result of each batch of ``width`` steps
     launch_cpu = 0.0
     poll_cpu = 0.0
     server_pid = ex.start()._server.proc.pid
@@ -84,12 +86,14 @@ def executor_run(
             launch_cpu += time.process_time() - c0
             i += 1
         pending = list(handles)
+        started = time.perf_counter()
         while pending:
             c0 = time.process_time()
             pending = [h for h in pending if ex.poll(h) is None]
             poll_cpu += time.process_time() - c0
             if pending:
                 time.sleep(poll)
+        batches.append(time.perf_counter() - started + launch_wall[-1])
     wall = (time.perf_counter() - t) / n
     server_cpu = _cpu_of(server_pid) - server_cpu0
     sup_cpu = [json.loads((d / "status.json").read_text())["usage"]["supervisor_cpu"] for d in dirs]
@@ -100,6 +104,7 @@ def executor_run(
         "cpu_poll": poll_cpu / n,
         "cpu_server": server_cpu / n,
         "cpu_supervisor": statistics.mean(sup_cpu),
+        "median": statistics.median(batches) / width,
     }
 
 
@@ -142,6 +147,7 @@ def main() -> None:
         "mode",
         "bare",
         "executor",
+        "median",
         "overhead",
         "launch()",
         "cpu launch",
@@ -153,7 +159,7 @@ def main() -> None:
     print(f"{head[0]:26}" + "".join(f"{h:>12}" for h in head[1:]) + "   (ms per step)")
     for label, b, r in rows:
         cpu = [r["cpu_launch"], r["cpu_poll"], r["cpu_server"], r["cpu_supervisor"]]
-        vals = [b, r["wall"], r["wall"] - b, r["launch"], *cpu, sum(cpu)]
+        vals = [b, r["wall"], r["median"], r["wall"] - b, r["launch"], *cpu, sum(cpu)]
         print(f"{label:26}" + "".join(f"{v * 1e3:12.2f}" for v in vals))
 
 
