@@ -34,10 +34,18 @@ class EmbeddedController:
         return self.controller.owner
 
     def _run(self) -> None:
+        from chute.errors import LeaseHeldError
+
         try:
             self.controller.serve(self.stop_event)
-        except BaseException as exc:  # noqa: BLE001 - reported by /healthz-style checks
+        except LeaseHeldError as exc:
+            # A standalone `chute controller` already drives the workflows of this store.
             self.error = exc
+            log.warning("another controller holds the lease; this server serves the API "
+                        "and UI and leaves running workflows to it")
+        except BaseException as exc:  # noqa: BLE001 - logged; the API keeps serving
+            self.error = exc
+            # the type only: messages of engine errors may quote step output
             log.error("the embedded controller stopped: %s", type(exc).__name__)
 
     def start(self) -> EmbeddedController:
