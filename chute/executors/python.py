@@ -172,4 +172,3 @@ class PythonExecutor:
     def reattach(self, step_dir: Path) -> StepHandle | None:
         """As LocalExecutor.reattach: the step directory alone says where the attempt is."""
         return self.local.reattach(step_dir)
-

@@ -228,6 +228,7 @@ class Supervisor:
         self.started_at: float | None = None
         self.proc: subprocess.Popen | None = None
         self.plan: sandbox.Plan | None = None
+        self.ns_fd: int | None = None
 
     # -- lifecycle
 
@@ -272,6 +273,9 @@ class Supervisor:
         data["usage"] = _usage()  # not part of StepResult: for benchmarks and the curious
         write_json_atomic(self.step_dir / STATUS, data)
         self.active = False  # only now may SIGTERM end the process without a record
+        if self.ns_fd is not None:
+            os.close(self.ns_fd)
+            self.ns_fd = None
         if self.plan is not None:
             self.plan.cleanup()  # after the result: removing files can be slow
         return 0
@@ -367,6 +371,11 @@ class Supervisor:
             except OSError as e:
                 return _exec_error(argv[0], e)
             self.step_pid = self.proc.pid
+            try:  # hold the step's mount namespace: its teardown (slow: RCU grace periods)
+                # then happens after the result is written, not in the step's exit
+                self.ns_fd = os.open(f"/proc/{self.step_pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                pass
         else:
             try:
                 cwd = working_dir or plan.default_cwd
