@@ -113,6 +113,22 @@ spec:
     assert run("list", "-o", "name")[1].strip() == ""
 
 
+def test_memoized_step_is_not_run_again(run, tmp_path):
+    from tests.conftest import ARGO_DIR
+
+    example = ARGO_DIR / "examples" / "memoize-simple.yaml"
+    first = run("submit", str(example), "--wait")
+    second = run("submit", str(example), "--wait")
+    assert first[0] == 0 and second[0] == 0
+    docs = [json.loads(run("get", r[1].split()[0], "-o", "json")[1])["status"]
+            for r in (first, second)]
+    roots = [next(iter(d["nodes"].values())) for d in docs]
+    for r in roots:
+        assert {"name": "hello", "value": "world"} in r["outputs"]["parameters"]
+    assert "memoizationStatus" not in roots[0]
+    assert roots[1]["memoizationStatus"] == {"hit": True, "key": "cache-key"}
+
+
 def test_bad_parameter_is_a_clear_error(run, tmp_path):
     f = tmp_path / "hello.yaml"
     f.write_text(HELLO)

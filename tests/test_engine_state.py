@@ -410,3 +410,40 @@ templates:
     assert st.phase == P.WF_SUCCEEDED
     assert [r.argv[-1] for r in launched] == ["a", "cleanup", "b", "cleanup"]
     assert by_display(st)["a.onExit"].phase == P.SUCCEEDED
+
+
+def test_memoize_hits_a_recorded_result_within_max_age():
+    doc = wf("""
+entrypoint: t
+templates:
+- name: t
+  memoize: {key: "k-{{workflow.parameters.p}}", maxAge: 10s, cache: {configMap: {name: c}}}
+  arguments: {}
+  container: {image: busybox, command: [sh, -c, "echo world > /tmp/o"]}
+  outputs: {parameters: [{name: hello, valueFrom: {path: /tmp/o}}]}
+""".replace("  arguments: {}\n", ""))
+    doc["spec"]["arguments"] = {"parameters": [{"name": "p", "value": "1"}]}
+    store: dict[str, dict] = {}
+    asked = []
+
+    def lookup(name, key, max_age):
+        asked.append((name, key, max_age))
+        return store.get(f"{name}/{key}")
+
+    plan = build_plan(doc, uid="u1", created_at=0)
+    st = RunState(plan, now=0, cache=lookup)
+    st.start()
+    d = st.drain()
+    assert asked == [("c", "k-1", 10.0)] and len(d.launches) == 1
+    st.mark_running(d.launches[0].node_id, "/s", 1)
+    st.pod_finished(d.launches[0].node_id,
+                    PodOutcome(P.SUCCEEDED, 0, files={"/tmp/o": "world\n"}), 2)
+    writes = st.drain().cache_writes
+    assert writes[0]["key"] == "c/k-1"
+    store["c/k-1"] = writes[0]["outputs"]
+    again = RunState(build_plan(doc, uid="u2", created_at=0), now=5, cache=lookup)
+    again.start()
+    d = again.drain()
+    assert d.launches == [] and again.phase == P.WF_SUCCEEDED
+    root = again.nodes["wf"]
+    assert root.cached and {"name": "hello", "value": "world"} in root.outputs["parameters"]

@@ -173,7 +173,7 @@ class Controller:
                 q.update_workflow(s, uid, phase=P.WF_ERROR, message=str(exc), finished_at=now,
                                   lease_owner=None, lease_expires_at=None)
             return False
-        state = RunState(plan, now=now, recorded=recorded)
+        state = RunState(plan, now=now, recorded=recorded, cache=self._cache_lookup)
         state.suspended = suspended
         if resumed:
             state.started_at = None
@@ -185,6 +185,12 @@ class Controller:
             state._wf_update.pop("started_at", None)
         self._flush([run])
         return True
+
+    def _cache_lookup(self, name: str, key: str, max_age: float | None) -> dict | None:
+        """Memoized outputs for ``memoize`` (a read-only query the state may make)."""
+        not_before = self.clock() - max_age if max_age is not None else None
+        with self.store.read() as s:
+            return q.cache_get(s, f"{name}/{key}", not_before)
 
     def claim_new(self) -> list[str]:
         """Adopt every active workflow nobody holds; the uids adopted."""
@@ -276,6 +282,7 @@ class Controller:
                 q.insert_nodes(s, run.uid, [n.to_row() for n in d.new_nodes])
                 q.update_nodes(s, run.uid, [n.to_row() for n in d.changed_nodes])
                 q.record_events(s, d.events)
+                q.cache_put(s, d.cache_writes)
                 if d.workflow:
                     values = dict(d.workflow)
                     if run.state.done:

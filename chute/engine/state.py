@@ -44,12 +44,13 @@ class Decisions:
     launches: list[LaunchRequest] = field(default_factory=list)
     reattach: list[Node] = field(default_factory=list)
     cancels: list[Node] = field(default_factory=list)
+    cache_writes: list[dict[str, Any]] = field(default_factory=list)  # memoized results
     workflow: dict[str, Any] | None = None  # workflow columns to update
 
     def empty(self) -> bool:
         """Whether there is nothing to do."""
         return not (self.new_nodes or self.changed_nodes or self.events or self.launches
-                    or self.reattach or self.cancels or self.workflow)
+                    or self.reattach or self.cancels or self.cache_writes or self.workflow)
 
 
 def exit_hook(call: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -133,6 +134,10 @@ def template_kind(tmpl: Mapping[str, Any]) -> str | None:
     return None
 
 
+#: ``memoize`` lookups: (cache name, key, max age in seconds or None) -> outputs or None.
+#: Injected, like the clock; the store answers it (read only).
+CacheLookup = Callable[[str, str, float | None], "dict[str, Any] | None"]
+
 NODE_TYPE = {"container": P.POD, "script": P.POD, "dag": P.DAG, "steps": P.STEPS,
              "suspend": P.SUSPEND}
 
@@ -140,7 +145,8 @@ NODE_TYPE = {"container": P.POD, "script": P.POD, "dag": P.DAG, "steps": P.STEPS
 class RunState:
     """The node tree of one workflow and the rules that move it forward."""
 
-    def __init__(self, plan: Plan, *, now: float, recorded: Mapping[str, Node] | None = None):
+    def __init__(self, plan: Plan, *, now: float, recorded: Mapping[str, Node] | None = None,
+                 cache: CacheLookup | None = None):
         self.plan = plan
         self.now = now
         self.recorded: dict[str, Node] = dict(recorded or {})
@@ -165,6 +171,9 @@ class RunState:
         self._launches: list[LaunchRequest] = []
         self._reattach: list[Node] = []
         self._cancels: list[Node] = []
+        self._cache_writes: list[dict[str, Any]] = []
+        self.cache = cache
+        self._memo: dict[str, tuple[str, str]] = {}  # pod id -> (cache name, key)
         self._wf_update: dict[str, Any] = {}
         self.root: Node | None = None
         self.stop_message: str | None = None
@@ -259,8 +268,10 @@ class RunState:
             new_nodes=list(self._new.values()),
             changed_nodes=[n for i, n in self._dirty.items() if i not in self._new],
             events=self._events, launches=self._launches, reattach=self._reattach,
-            cancels=self._cancels, workflow=self._wf_update or None,
+            cancels=self._cancels, cache_writes=self._cache_writes,
+            workflow=self._wf_update or None,
         )
+        self._cache_writes = []
         self._new, self._dirty, self._events = {}, {}, []
         self._launches, self._reattach, self._cancels, self._wf_update = [], [], [], {}
         return d
@@ -436,6 +447,10 @@ class RunState:
             self.finish(node, rec.phase, rec.message)
             node.finished_at = rec.finished_at
             return node
+        memo = tmpl.get("memoize")
+        if memo and (rec is None or rec.phase == P.PENDING):
+            if self._memo_hit(node, memo, ctx):
+                return node
         if rec is not None and rec.phase == P.RUNNING and rec.step_dir:
             node.step_dir = rec.step_dir
             node.phase = P.RUNNING
@@ -464,6 +479,28 @@ class RunState:
             if node.phase == P.RUNNING:
                 self._finish_suspend(node, tmpl, values)
         self._run()
+
+    def _memo_hit(self, node: Node, memo: Mapping[str, Any], ctx: Mapping[str, str]) -> bool:
+        """``memoize``: take the outputs of an earlier run with the same key (not older
+        than ``maxAge``); on a miss, remember to store ours when the pod succeeds."""
+        from chute.engine.durations import parse_duration
+
+        try:
+            key = substitute(str(memo.get("key") or ""), ctx, strict=True)
+            max_age = parse_duration(memo["maxAge"]) if memo.get("maxAge") else None
+        except ChuteError as exc:
+            self.finish(node, P.ERROR, f"memoize: {exc}")
+            return True
+        name = ((memo.get("cache") or {}).get("configMap") or {}).get("name") or "default"
+        found = self.cache(name, key, max_age) if self.cache else None
+        self._memo[node.id] = (name, key)
+        if found is None:
+            return False
+        node.outputs = dict(found)
+        node.cached = True
+        self._apply_globals(node)
+        self.finish(node, P.SUCCEEDED, f"cache hit: {key}")
+        return True
 
     def _pump_pods(self) -> None:
         if self.suspended:
@@ -496,6 +533,11 @@ class RunState:
             phase, message = P.ERROR, error
         if phase == P.SUCCEEDED:
             self._apply_globals(node)
+            if node.id in self._memo:
+                name, key = self._memo[node.id]
+                self._cache_writes.append({"key": f"{name}/{key}", "workflow_uid": self.plan.uid,
+                                           "node_id": node.id, "outputs": outputs,
+                                           "created_at": self.now})
         if node.phase == P.PENDING:
             self.transition(node, P.RUNNING)
         self.finish(node, phase, message)

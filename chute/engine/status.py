@@ -23,6 +23,9 @@ def node_status(row: NodeRow, wf_name: str) -> dict[str, Any]:
     if row.exit_code is not None:
         outputs.setdefault("exitCode", str(row.exit_code))
     out["outputs"] = outputs or None
+    if row.cached:
+        out["memoizationStatus"] = {"hit": True,
+                                    "key": (row.message or "").removeprefix("cache hit: ")}
     if row.type == "Pod":
         out["podName"] = row.node_id
         out["hostNodeName"] = "localhost"

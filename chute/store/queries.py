@@ -16,7 +16,14 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from chute.errors import ConflictError, LeaseHeldError, NotFoundError
-from chute.store.models import EventRow, LeaseRow, NodeRow, TemplateRow, WorkflowRow
+from chute.store.models import (
+    CacheEntryRow,
+    EventRow,
+    LeaseRow,
+    NodeRow,
+    TemplateRow,
+    WorkflowRow,
+)
 
 ACTIVE_PHASES = ("Pending", "Running")
 
@@ -155,6 +162,24 @@ def events_of(session: Session, workflow_uid: str) -> list[EventRow]:
     return list(session.scalars(
         select(EventRow).where(EventRow.workflow_uid == workflow_uid).order_by(EventRow.pk)
     ))
+
+
+# -- memoization -------------------------------------------------------------------------
+
+def cache_get(session: Session, key: str, not_before: float | None) -> dict[str, Any] | None:
+    """The newest memoized outputs under ``key`` created at or after ``not_before``."""
+    q = select(CacheEntryRow.outputs).where(CacheEntryRow.key == key)
+    if not_before is not None:
+        q = q.where(CacheEntryRow.created_at >= not_before)
+    return session.scalar(q.order_by(CacheEntryRow.created_at.desc()).limit(1))
+
+
+def cache_put(session: Session | Connection, entries: Iterable[dict[str, Any]]) -> None:
+    """Store memoized outputs (``key``, ``workflow_uid``, ``node_id``, ``outputs``,
+    ``created_at``)."""
+    rows = list(entries)
+    if rows:
+        _conn(session).execute(insert(CacheEntryRow.__table__), rows)
 
 
 # -- stored templates --------------------------------------------------------------------
