@@ -44,6 +44,11 @@ class Issue:
     message: str
 
     def __str__(self) -> str:
+        # A message ending "at <place>" ("not supported locally: X at spec.templates[1]")
+        # already names its place: print only what the path adds ("document 2").
+        label, _, place = self.path.rpartition(": ")
+        if place and self.message.endswith(f" at {place}"):
+            return f"{label}: {self.message}" if label else self.message
         return f"{self.path}: {self.message}" if self.path else self.message
 
 

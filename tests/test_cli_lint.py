@@ -116,12 +116,12 @@ def test_duplicate_key_deviation(results):
 
 
 @pytest.mark.parametrize(("name", "expected"), [
-    ("k8s-jobs.yaml", "spec.templates[0].resource: not supported locally: resource template "
-                      "at spec.templates[0].resource"),
-    ("volumes-pvc.yaml", "spec.volumeClaimTemplates: not supported locally: "
+    ("k8s-jobs.yaml", "not supported locally: resource template at "
+                      "spec.templates[0].resource"),
+    ("volumes-pvc.yaml", "not supported locally: "
                          "volumeClaimTemplates (PersistentVolumeClaim) at "
                          "spec.volumeClaimTemplates"),
-    ("volumes-existing.yaml", "spec.volumes[0]: not supported locally: persistentVolumeClaim "
+    ("volumes-existing.yaml", "not supported locally: persistentVolumeClaim "
                               "volume at spec.volumes[0]"),
     ("arguments-parameters-from-configmap.yaml",
      "not supported locally: ConfigMap reference (configMapKeyRef) at "
@@ -132,8 +132,8 @@ def test_duplicate_key_deviation(results):
                                 "spec.templates[0].inputs.artifacts[0].gcs"),
     ("http-hello-world.yaml", "not supported locally: http template at "
                               "spec.templates[1].http"),
-    ("cron-backfill.yaml", "document 3: spec.templates[1].resource: not supported locally: "
-                           "resource template"),
+    ("cron-backfill.yaml", "document 3: not supported locally: resource template at "
+                           "spec.templates[1].resource"),
 ])
 def test_local_runtime_names_what_it_cannot_honour(results, name, expected):
     _, local = results

@@ -647,19 +647,18 @@ spec:
 def test_local_runtime_reports_what_it_cannot_honour():
     res = load(LOCAL)
     assert validate(res) == []
-    assert [str(i) for i in validate(res, runtime="local")] == [
-        "spec.templates[1].resource: not supported locally: resource template at "
-        "spec.templates[1].resource",
-        "spec.templates[2].inputs.artifacts[0].gcs: not supported locally: gcs artifact at "
-        "spec.templates[2].inputs.artifacts[0].gcs",
-        "spec.templates[2].inputs.parameters[0].valueFrom.configMapKeyRef: not supported "
-        "locally: ConfigMap reference (configMapKeyRef) at "
-        "spec.templates[2].inputs.parameters[0].valueFrom.configMapKeyRef",
-        "spec.volumeClaimTemplates: not supported locally: volumeClaimTemplates "
-        "(PersistentVolumeClaim) at spec.volumeClaimTemplates",
-        "spec.volumes[1]: not supported locally: persistentVolumeClaim volume at "
-        "spec.volumes[1]",
-    ]
+    found = validate(res, runtime="local")
+    places = ["spec.templates[1].resource", "spec.templates[2].inputs.artifacts[0].gcs",
+              "spec.templates[2].inputs.parameters[0].valueFrom.configMapKeyRef",
+              "spec.volumeClaimTemplates", "spec.volumes[1]"]
+    labels = ["resource template", "gcs artifact", "ConfigMap reference (configMapKeyRef)",
+              "volumeClaimTemplates (PersistentVolumeClaim)", "persistentVolumeClaim volume"]
+    assert [i.path for i in found] == places
+    assert [i.message for i in found] == [
+        f"not supported locally: {label} at {place}" for label, place in zip(labels, places)]
+    # rendered once, without repeating the place
+    assert str(found[0]) == ("not supported locally: resource template at "
+                             "spec.templates[1].resource")
 
 
 def test_local_table_is_data_the_engine_can_shrink():
@@ -684,9 +683,10 @@ spec:
     - name: k
       resource: {action: get}
 """
-    assert problems(text, runtime="local") == [
-        "spec.workflowSpec.templates[0].resource: not supported locally: resource template "
-        "at spec.workflowSpec.templates[0].resource"]
+    (issue,) = validate(load(text), runtime="local")
+    assert issue.path == "spec.workflowSpec.templates[0].resource"
+    assert issue.message == ("not supported locally: resource template at "
+                             "spec.workflowSpec.templates[0].resource")
 
 
 def test_large_dag_validates_quickly():

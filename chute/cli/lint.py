@@ -32,10 +32,7 @@ def _load(name: str) -> list[Resource]:
 
 
 def _line(name: str, issue: Issue) -> str:
-    # "not supported locally: X at <path>" already names its place; do not repeat it.
-    if not issue.path or issue.message.endswith(f" at {issue.path}"):
-        return f"{name}: {issue.message}"
-    return f"{name}: {issue.path}: {issue.message}"
+    return f"{name}: {issue}"
 
 
 def lint_files(names: list[str], runtime: str | None = None,
