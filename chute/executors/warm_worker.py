@@ -12,9 +12,11 @@ with those modules in memory and start a step with ``os.fork`` instead of
 step — a new session, stdin from /dev/null, stdout/stderr on the log pipes, no other
 descriptors, default signal dispositions, the step's environment, its private
 filesystem view (:meth:`chute.executors.sandbox.Plan.enter`, which works in any forked
-child) and working directory — then runs the step's script as ``__main__`` with
-:mod:`runpy` and exits as ``python script`` would (exit code of ``SystemExit``; an
-uncaught exception prints its traceback to stderr and exits 1).
+child) and working directory — then runs the step's script as ``__main__`` (as
+``runpy.run_path`` would) and exits as ``python script`` would (exit code of
+``SystemExit``; an uncaught exception prints its traceback to stderr and exits 1). The
+supervisor compiles the script before the fork and keeps the code by source (compiling
+the step runtime costs more than the rest of a no-op step); it never runs it.
 
 Everything else is the supervisor's: logs, deadline, cancel, killing the step's tree,
 collecting outputs, ``status.json``; so the step's semantics are those of a process step.
@@ -37,13 +39,14 @@ from __future__ import annotations
 
 import ast
 import gc
+import hashlib
 import importlib
 import io
 import json
 import os
-import runpy
 import signal
 import sys
+import types
 
 from chute.executors import forkserver, proctree, sandbox, supervisor
 
@@ -51,6 +54,7 @@ from chute.executors import forkserver, proctree, sandbox, supervisor
 RUNTIME_MODULES = ("importlib.metadata", "json", "os", "re", "subprocess", "sys")
 SDK_MARKER = "# chute component: "  # first line of a compiled SDK step's source
 MAXFD = 1 << 16
+CODE_CACHE = 64  # compiled step scripts a supervisor keeps
 
 
 def preload_modules(source: str) -> tuple[str, ...]:
@@ -92,11 +96,35 @@ class WarmSupervisor(supervisor.Supervisor):
     def __init__(self) -> None:
         super().__init__()
         self.zygote = os.getppid()  # forked by the zygote, before any step
+        self.compiled: dict[bytes, types.CodeType] = {}
+
+    def _code(self, script: str) -> types.CodeType | None:
+        """The script's compiled code, cached by source: the steps of one component share
+        it, and compiling the step runtime costs more than the rest of a no-op step.
+        Only compiled here, never run; None if it does not compile (the step itself then
+        compiles it and reports the error as ``python script`` would)."""
+        try:
+            with open(script, "rb") as f:
+                source = f.read()
+        except OSError:
+            return None
+        key = hashlib.sha256(source).digest()
+        code = self.compiled.get(key)
+        if code is None:
+            try:
+                code = compile(source, script, "exec", dont_inherit=True)
+            except (SyntaxError, ValueError):
+                return None
+            if len(self.compiled) >= CODE_CACHE:
+                self.compiled.clear()
+            self.compiled[key] = code
+        return _relocate(code, script)
 
     def _spawn(self, argv, env, working_dir, plan, out_w, err_w) -> str | None:
         if len(argv) < 2 or argv[0] != sys.executable:
             return super()._spawn(argv, env, working_dir, plan, out_w, err_w)
         cwd = working_dir or plan.default_cwd
+        program = self._code(argv[1])
         if not plan.enabled:  # as the cold path: a bad working directory is an ERROR
             try:
                 os.makedirs(cwd, exist_ok=True)
@@ -112,7 +140,7 @@ class WarmSupervisor(supervisor.Supervisor):
         if pid == 0:  # the step: never returns
             code = 127
             try:
-                code = _step_main(argv, env, cwd, plan, out_w, err_w, self.devnull)
+                code = _step_main(argv, program, env, cwd, plan, out_w, err_w, self.devnull)
             finally:
                 os._exit(code)
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
@@ -127,7 +155,7 @@ class WarmSupervisor(supervisor.Supervisor):
 # ---------------------------------------------------------------- the step side
 
 
-def _step_main(argv, env, cwd, plan, out_w, err_w, devnull) -> int:
+def _step_main(argv, program, env, cwd, plan, out_w, err_w, devnull) -> int:
     """In the forked child: become what ``exec`` of ``python script`` would be, run it."""
     os.setsid()
     signal.set_wakeup_fd(-1)
@@ -162,7 +190,7 @@ def _step_main(argv, env, cwd, plan, out_w, err_w, devnull) -> int:
     _fresh_stdio(env)
     _reseed()
     try:
-        runpy.run_path(script, run_name="__main__")
+        _run_main(script, program)
         code = 0
     except SystemExit as e:
         code = _exit_code(e)
@@ -171,6 +199,29 @@ def _step_main(argv, env, cwd, plan, out_w, err_w, devnull) -> int:
         sys.excepthook(type(e), e.with_traceback(tb), tb)
         code = 1
     return _finish(code)
+
+
+def _run_main(script: str, code: types.CodeType | None) -> None:
+    """Run the script as ``__main__``, as runpy.run_path does for a file."""
+    if code is None:
+        with open(script, "rb") as f:
+            code = compile(f.read(), script, "exec", dont_inherit=True)
+    main = types.ModuleType("__main__")
+    main.__dict__.update(__file__=script, __cached__=None, __loader__=None, __package__=None,
+                         __spec__=None, __builtins__=__builtins__)
+    sys.modules["__main__"] = main
+    # the step's own program, in the step's own process: what `python script` does
+    exec(code, main.__dict__)  # noqa: S102
+
+
+def _relocate(code: types.CodeType, filename: str) -> types.CodeType:
+    """``code`` with ``co_filename`` (its own and its nested functions') set to filename."""
+    if code.co_filename == filename:
+        return code
+    consts = tuple(
+        _relocate(c, filename) if isinstance(c, types.CodeType) else c for c in code.co_consts
+    )
+    return code.replace(co_filename=filename, co_consts=consts)
 
 
 def _fresh_stdio(env: dict[str, str]) -> None:
@@ -207,7 +258,7 @@ def _reseed() -> None:
 
 
 def _user_frames(tb, script: str):
-    """The traceback from the script's first frame on (runpy's own frames left out)."""
+    """The traceback from the script's first frame on (the executor's frames left out)."""
     t = tb
     while t is not None and t.tb_frame.f_code.co_filename != script:
         t = t.tb_next
