@@ -34,8 +34,11 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
                  "--disable-sync", "--no-first-run"]
 
 
-def make_run(store, name: str, steps: int) -> None:
-    """Write a finished workflow whose node tree has ``steps`` step nodes."""
+def make_run(store, name: str, steps: int, shape: str = "fanout") -> None:
+    """Write a finished workflow whose node tree has ``steps`` step nodes.
+
+    ``fanout``: prepare -> N - 2 loop items -> collect. ``chains``: prepare -> loop items
+    whose body is a chain of 4 steps -> collect (siblings differ, so no grid applies)."""
     from chute.store import queries
     from chute.store.models import WorkflowRow
 
@@ -57,12 +60,20 @@ def make_run(store, name: str, steps: int) -> None:
                       "step_dir": None, "cached": False})
 
     fan = steps - 2
+    if shape == "chains":
+        fan = (steps - 2) // 4
     items = [f"{name}-item-{i}" for i in range(fan)]
     node(name, name, "Steps", [f"{name}-g0"])
     node(f"{name}-g0", "[0]", "StepGroup", [f"{name}-prepare"])
     node(f"{name}-prepare", "prepare", "Pod", [f"{name}-g1"])
     node(f"{name}-g1", "[1]", "StepGroup", items)
     for i, nid in enumerate(items):
+        if shape == "chains":
+            chain = [nid] + [f"{nid}-s{k}" for k in range(1, 4)]
+            for k, cid in enumerate(chain):
+                nxt = [chain[k + 1]] if k + 1 < len(chain) else [f"{name}-g2"]
+                node(cid, f"item({i}).step{k}", "Pod", nxt)
+            continue
         node(nid, f"train({i})", "Pod", [f"{name}-g2"], "Failed" if i % 97 == 5 else "Succeeded")
     node(f"{name}-g2", "[2]", "StepGroup", [f"{name}-collect"])
     node(f"{name}-collect", "collect", "Pod", [])
@@ -75,6 +86,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=1000, help="step nodes in the run")
     parser.add_argument("--trials", type=int, default=5)
+    parser.add_argument("--shape", choices=("fanout", "chains"), default="fanout")
     args = parser.parse_args()
 
     import uvicorn
@@ -88,7 +100,7 @@ def main() -> int:
     from chute.server.app import create_app
 
     app = create_app(load_settings())
-    make_run(app.state.ctx.store, "big-run", args.nodes)
+    make_run(app.state.ctx.store, "big-run", args.nodes, args.shape)
     import socket
 
     with socket.socket() as sock:
@@ -123,7 +135,7 @@ def main() -> int:
     server.should_exit = True
     med = statistics.median(r["ms"] for r in results)
     lay = statistics.median(r["layoutMs"] for r in results)
-    print(f"run page, {args.nodes} step nodes ({results[0]['nodes']} graph nodes): "
+    print(f"run page, {args.shape}, {args.nodes} step nodes ({results[0]['nodes']} graph nodes): "
           f"median time to first render {med:.0f} ms, median layout {lay:.0f} ms")
     return 0
 

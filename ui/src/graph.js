@@ -16,6 +16,7 @@ export const PHASE_COLORS = {
 const SMALL_TYPES = new Set(["StepGroup", "TaskGroup", "DAG", "Steps", "Retry"]);
 const NODE_W = 150;
 const NODE_H = 30;
+const MIN_FIT = 0.12;
 
 function phaseColor(n) {
   if (n.type === "Suspend" && n.phase === "Running") return PHASE_COLORS.Suspended;
@@ -61,20 +62,107 @@ function groupSiblings(nodes, edges) {
   return { groupOf, groups };
 }
 
+// dagre (network-simplex ranking, crossing minimisation, Brandes-Köpf positions) for
+// graphs up to this many boxes; above it, a linear-time layered layout.
+const DAGRE_MAX = 300;
+const NODESEP = 16;
+const RANKSEP = 36;
+const MARGIN = 20;
+
+function dagreLayout(boxes, links) {
+  const g = new dagre.graphlib.Graph({ multigraph: false });
+  g.setGraph({ rankdir: "TB", nodesep: NODESEP, ranksep: RANKSEP, edgesep: 6,
+    marginx: MARGIN, marginy: MARGIN });
+  g.setDefaultEdgeLabel(() => ({}));
+  for (const [id, size] of boxes) g.setNode(id, { ...size });
+  for (const [a, b] of links) g.setEdge(a, b);
+  dagre.layout(g);
+  const at = new Map(g.nodes().map((id) => [id, g.node(id)]));
+  const lines = g.edges().map((e) => ({ from: e.v, to: e.w, points: g.edge(e).points }));
+  const { width, height } = g.graph();
+  return { at, lines, width, height };
+}
+
+// Longest-path ranks, one barycentre pass to order each rank under its parents, boxes
+// packed left to right: O(nodes + edges). Loop bodies stay in columns under their item.
+function fastLayout(boxes, links) {
+  const kids = new Map([...boxes.keys()].map((id) => [id, []]));
+  const parents = new Map([...boxes.keys()].map((id) => [id, []]));
+  const indeg = new Map([...boxes.keys()].map((id) => [id, 0]));
+  for (const [a, b] of links) {
+    kids.get(a).push(b);
+    parents.get(b).push(a);
+    indeg.set(b, indeg.get(b) + 1);
+  }
+  const rank = new Map();
+  const queue = [...boxes.keys()].filter((id) => indeg.get(id) === 0);
+  for (const id of queue) rank.set(id, 0);
+  for (let i = 0; i < queue.length; i++) {
+    const id = queue[i];
+    for (const c of kids.get(id)) {
+      rank.set(c, Math.max(rank.get(c) || 0, rank.get(id) + 1));
+      indeg.set(c, indeg.get(c) - 1);
+      if (indeg.get(c) === 0) queue.push(c);
+    }
+  }
+  for (const id of boxes.keys()) if (!rank.has(id)) rank.set(id, 0); // on a cycle
+  const ranks = [];
+  for (const id of boxes.keys()) {
+    const r = rank.get(id);
+    (ranks[r] = ranks[r] || []).push(id);
+  }
+  const slot = new Map();
+  const at = new Map();
+  let y = MARGIN;
+  let width = 0;
+  const rows = [];
+  ranks.forEach((ids, r) => {
+    if (r > 0) {
+      const bary = (id) => {
+        const ps = parents.get(id).filter((p) => slot.has(p));
+        return ps.length ? ps.reduce((sum, p) => sum + slot.get(p), 0) / ps.length : Infinity;
+      };
+      const keyed = ids.map((id, i) => [bary(id), i, id]);
+      keyed.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+      ids = keyed.map((k) => k[2]);
+    }
+    let x = MARGIN;
+    let h = 0;
+    ids.forEach((id, i) => {
+      const size = boxes.get(id);
+      slot.set(id, i);
+      at.set(id, { x: x + size.width / 2, y: 0, width: size.width, height: size.height });
+      x += size.width + NODESEP;
+      h = Math.max(h, size.height);
+    });
+    rows.push({ ids, y, h, w: x - NODESEP });
+    width = Math.max(width, x - NODESEP + MARGIN);
+    y += h + RANKSEP;
+  });
+  for (const row of rows) {
+    const shift = (width - MARGIN - row.w) / 2; // centre each rank
+    for (const id of row.ids) {
+      const p = at.get(id);
+      p.x += shift;
+      p.y = row.y + row.h / 2;
+    }
+  }
+  const lines = links.map(([a, b]) => {
+    const p = at.get(a);
+    const q = at.get(b);
+    return { from: a, to: b, points: [{ x: p.x, y: p.y + p.height / 2 }, { x: q.x, y: q.y - q.height / 2 }] };
+  });
+  return { at, lines, width, height: y - RANKSEP + MARGIN };
+}
+
 export function layout(nodes, edges) {
   const { groupOf, groups } = groupSiblings(nodes, edges);
-  const g = new dagre.graphlib.Graph({ multigraph: false });
-  const big = nodes.length - groupOf.size + groups.length > 300;
-  // network-simplex ranking is the prettiest but superlinear; longest-path keeps big
-  // graphs without fan-outs usable.
-  g.setGraph({ rankdir: "TB", nodesep: 16, ranksep: 36, edgesep: 6, marginx: 20, marginy: 20,
-    ranker: big ? "longest-path" : "network-simplex" });
-  g.setDefaultEdgeLabel(() => ({}));
   const size = new Map();
+  const boxes = new Map();
   for (const n of nodes) {
     const small = SMALL_TYPES.has(n.type);
     size.set(n.id, { width: small ? 16 : NODE_W, height: small ? 16 : NODE_H });
-    if (!groupOf.has(n.id)) g.setNode(n.id, size.get(n.id));
+    if (!groupOf.has(n.id)) boxes.set(n.id, size.get(n.id));
   }
   const grids = new Map();
   for (const grp of groups) {
@@ -83,27 +171,27 @@ export function layout(nodes, edges) {
     const aspect = (cell.height + GRID_GAP) / (cell.width + GRID_GAP);
     const cols = Math.min(grp.members.length, Math.max(4, Math.ceil(1.3 * Math.sqrt(grp.members.length * aspect))));
     const rows = Math.ceil(grp.members.length / cols);
-    const w = cols * (cell.width + GRID_GAP) - GRID_GAP;
-    const h = rows * (cell.height + GRID_GAP) - GRID_GAP;
     grids.set(grp.id, { ...grp, cols, cell });
-    g.setNode(grp.id, { width: w, height: h });
+    boxes.set(grp.id, { width: cols * (cell.width + GRID_GAP) - GRID_GAP,
+      height: rows * (cell.height + GRID_GAP) - GRID_GAP });
   }
   const seen = new Set();
+  const links = [];
   for (const [a0, b0] of edges) {
     const a = groupOf.get(a0) || a0;
     const b = groupOf.get(b0) || b0;
     const k = a + "\u0000" + b;
-    if (a === b || seen.has(k) || !g.hasNode(a) || !g.hasNode(b)) continue;
+    if (a === b || seen.has(k) || !boxes.has(a) || !boxes.has(b)) continue;
     seen.add(k);
-    g.setEdge(a, b);
+    links.push([a, b]);
   }
-  dagre.layout(g);
+  const L = boxes.size > DAGRE_MAX ? fastLayout(boxes, links) : dagreLayout(boxes, links);
   const pos = new Map();
-  for (const id of g.nodes()) if (!grids.has(id)) pos.set(id, g.node(id));
-  const boxes = [];
+  for (const [id, p] of L.at) if (!grids.has(id)) pos.set(id, p);
+  const frames = [];
   for (const grid of grids.values()) {
-    const box = g.node(grid.id);
-    boxes.push(box);
+    const box = L.at.get(grid.id);
+    frames.push(box);
     const left = box.x - box.width / 2;
     const top = box.y - box.height / 2;
     grid.members.forEach((m, i) => {
@@ -114,9 +202,7 @@ export function layout(nodes, edges) {
         width: grid.cell.width, height: grid.cell.height });
     });
   }
-  const lines = g.edges().map((e) => ({ from: e.v, to: e.w, points: g.edge(e).points }));
-  const { width, height } = g.graph();
-  return { pos, lines, width, height, boxes };
+  return { pos, lines: L.lines, width: L.width, height: L.height, boxes: frames };
 }
 
 export class DagView {
@@ -180,8 +266,11 @@ export class DagView {
     this.canvas.height = Math.max(1, r.height * dpr);
     this.canvas.style.width = r.width + "px";
     this.canvas.style.height = r.height + "px";
-    const k = Math.min(1.2, r.width / (this.layout.width || 1), r.height / (this.layout.height || 1));
-    this.view = { k: Math.max(k, 0.05), x: (r.width - this.layout.width * k) / 2, y: 8 };
+    // Fit the whole graph, but never below MIN_FIT: a rank hundreds of boxes wide would
+    // become specks; show its middle instead (drag and zoom to see the rest).
+    const fit = Math.min(1.2, r.width / (this.layout.width || 1), r.height / (this.layout.height || 1));
+    const k = Math.max(fit, MIN_FIT);
+    this.view = { k, x: (r.width - this.layout.width * k) / 2, y: 8 };
     this.draw();
   }
 
