@@ -158,7 +158,7 @@ def test_local_runtime_follows_the_catalogue(results, argo_dir):
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "chute.cli.app", "lint", *args],
+    return subprocess.run([sys.executable, "-m", "chute.cli.app", "lint", *args], check=False,
                           capture_output=True, text=True, timeout=120, cwd=cwd, env=env)
 
 
@@ -250,12 +250,12 @@ def test_cli_reads_standard_input():
     text = (REPO / "examples" / "hello-world.yaml").read_text()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run([sys.executable, "-m", "chute.cli.app", "lint", "-"], input=text,
-                          capture_output=True, text=True, timeout=60, env=env)
+                          check=False, capture_output=True, text=True, timeout=60, env=env)
     assert (proc.returncode, proc.stdout) == (0, "-: ok\n")
 
 
 def test_help_lists_lint():
-    proc = subprocess.run([sys.executable, "-m", "chute.cli.app", "--help"],
+    proc = subprocess.run([sys.executable, "-m", "chute.cli.app", "--help"], check=False,
                           capture_output=True, text=True, timeout=60,
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 0

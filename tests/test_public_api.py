@@ -6,7 +6,7 @@ from __future__ import annotations
 import inspect
 
 import chute
-import chute.spec.models as models
+from chute.spec import models
 
 CHUTE_ALL = ["ChuteError", "ExecutionError", "SpecError", "UserError", "__version__"]
 

@@ -4,6 +4,7 @@ dumped YAML validates against Argo's own JSON schema (Draft 2020-12)."""
 from __future__ import annotations
 
 import json
+
 import pytest
 import yaml
 from jsonschema import Draft202012Validator

@@ -92,7 +92,8 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(EXIT_INVALID) from None
         except (UserError, typer.Exit):
             raise
-        except Exception as exc:  # noqa: BLE001 - a bug in chute: say so in one line, never a traceback
+        # a bug in chute: say so in one line, never a traceback
+        except Exception as exc:  # noqa: BLE001
             typer.echo(f"internal error while linting ({type(exc).__name__}: {exc}); "
                        "please report it", err=True)
             raise typer.Exit(EXIT_INTERNAL) from None

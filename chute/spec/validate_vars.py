@@ -7,7 +7,8 @@ sees every task of its DAG, both see ``item`` when they loop. Tags outside Argo'
 prefixes (``item``, ``steps.``, ``inputs.``, ``outputs.``, ``pod.``, ``workflow.``,
 ``tasks.``) are left alone, as Argo does (``{{retries}}``, ``{{lastRetry.exitCode}}``,
 ``{{node.name}}``, metric variables); ``{{=...}}`` expression tags are checked for syntax
-only (by :func:`chute.spec.templating.check_tags`). The global variables are those of Argo's docs/variables.md.
+only (by :func:`chute.spec.templating.check_tags`). The global variables are those of
+Argo's docs/variables.md.
 """
 
 from __future__ import annotations
