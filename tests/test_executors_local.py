@@ -659,3 +659,12 @@ def test_private_paths_under_system_directories_use_an_overlay(ex, tmp_path):
     assert r.outcome == SUCCEEDED, r
     assert Path(r.outputs[out]).read_text() == "tool-ok\n"
     assert not os.path.lexists(tool) and not os.path.lexists(os.path.dirname(out))
+
+
+def test_poll_and_cancel_of_a_step_directory_that_does_not_exist(ex, tmp_path):
+    from chute.executors.base import StepHandle
+
+    h = StepHandle(tmp_path / "nowhere")
+    assert ex.poll(h).outcome == ERROR
+    ex.cancel(h, "x")  # must not raise
+    assert ex.reattach(tmp_path / "nowhere") is None

@@ -258,6 +258,8 @@ class LocalExecutor:
         age = _age(step_dir / LAUNCH)
         if age is not None and age < STARTUP_WINDOW:
             return "starting"
+        if not step_dir.is_dir():
+            return None  # nothing was ever launched there
         if claim(step_dir, NEVER_MARK):
             return None
         return read_json(step_dir / PIDFILE) or "starting"  # a supervisor won the race
@@ -270,7 +272,7 @@ class LocalExecutor:
         the supervisor is gone, the step's processes are killed here and the result written.
         """
         step_dir = Path(handle.step_dir)
-        if (step_dir / STATUS).exists():
+        if (step_dir / STATUS).exists() or not step_dir.is_dir():
             return
         write_json_atomic(step_dir / CANCELFILE, {"reason": reason or "cancelled"}, sync=False)
         sup = self._supervisor(step_dir, handle)
@@ -324,7 +326,8 @@ class LocalExecutor:
         data = read_json(step_dir / STATUS)  # a racing writer wins
         if data is not None:
             return result_from_json(data)
-        write_json_atomic(step_dir / STATUS, result_to_json(result))
+        if step_dir.is_dir():
+            write_json_atomic(step_dir / STATUS, result_to_json(result))
         return result
 
     @staticmethod

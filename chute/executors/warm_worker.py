@@ -207,8 +207,14 @@ def _run_main(script: str, code: types.CodeType | None) -> None:
         with open(script, "rb") as f:
             code = compile(f.read(), script, "exec", dont_inherit=True)
     main = types.ModuleType("__main__")
-    main.__dict__.update(__file__=script, __cached__=None, __loader__=None, __package__=None,
-                         __spec__=None, __builtins__=__builtins__)
+    main.__dict__.update(
+        __file__=script,
+        __cached__=None,
+        __loader__=None,
+        __package__=None,
+        __spec__=None,
+        __builtins__=__builtins__,
+    )
     sys.modules["__main__"] = main
     # the step's own program, in the step's own process: what `python script` does
     exec(code, main.__dict__)  # noqa: S102
