@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from tests.conftest import REPO
 
 CHAIN = """
@@ -95,3 +97,61 @@ def test_second_controller_refuses_to_start(tmp_path):
     finally:
         first.send_signal(signal.SIGTERM)
         first.wait(timeout=20)
+
+
+DIAMONDS = """
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {{name: {name}}}
+spec:
+  entrypoint: main
+  templates:
+  - name: main
+    dag:
+      tasks:
+{tasks}
+  - name: step
+    inputs: {{parameters: [{{name: n}}, {{name: ms}}]}}
+    container:
+      image: busybox
+      command: [sh, -c, "sleep {{{{inputs.parameters.ms}}}}; echo {{{{inputs.parameters.n}}}} >> {marker}"]
+"""
+
+
+@pytest.mark.heavy
+@pytest.mark.parametrize("seed", range(int(os.environ.get("CHUTE_FAULT_TRIALS", "10"))))
+def test_r1_random_kills_of_the_controller(tmp_path, seed):
+    """R-1: a 50-step DAG (diamonds, fan-out/fan-in, 50-500 ms steps) whose controller is
+    SIGKILLed 1-3 times at random moments; each restart adopts it. Every step runs once."""
+    import random
+
+    rng = random.Random(seed)
+    marker = tmp_path / "marker.txt"
+    lines = []
+    for i in range(50):
+        deps = sorted({rng.randrange(i) for _ in range(rng.randint(1, 3))}) if i else []
+        dep = f", dependencies: [{', '.join(f't{d}' for d in deps)}]" if deps else ""
+        ms = rng.randint(50, 500) / 1000
+        lines.append(f"      - {{name: t{i}, template: step, arguments: {{parameters: "
+                     f"[{{name: n, value: '{i}'}}, {{name: ms, value: '{ms}'}}]}}{dep}}}")
+    spec = tmp_path / "dag.yaml"
+    spec.write_text(DIAMONDS.format(name="r1", tasks="\n".join(lines), marker=marker))
+    env = _env(tmp_path / "home")
+    proc = _chute("submit", str(spec), "--wait", env=env)
+    deadline = time.monotonic() + 60
+    while not marker.exists():  # the run has started (the interpreter takes a while)
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    for _ in range(rng.randint(1, 3)):
+        time.sleep(rng.uniform(0.2, 4.0))
+        if proc.poll() is not None:
+            break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc = _chute("wait", "r1", env=env)
+    out, err = proc.communicate(timeout=300)
+    if "Succeeded" not in out:  # the last controller may have been the submitting one
+        out, err = _chute("wait", "r1", env=env).communicate(timeout=300)
+    assert "r1 Succeeded" in out or proc.returncode == 0, err
+    ran = marker.read_text().split()
+    assert sorted(ran, key=int) == [str(i) for i in range(50)]
