@@ -33,6 +33,7 @@ from chute.engine import phases as P
 from chute.engine.nodes import Node
 from chute.engine.plan import build_plan
 from chute.engine.pod import LaunchRequest, PodOutcome
+from chute.engine.secrets_env import after_attempt, resolve_env
 from chute.engine.state import RunState
 from chute.errors import ChuteError, LeaseHeldError
 from chute.executors import base as X
@@ -319,6 +320,7 @@ class Controller:
         node = run.state.nodes[req.node_id]
         try:
             input_files = self._place_inputs(node)
+            secret_env, masked = resolve_env(req.secret_env)  # chute.engine.secrets_env
         except Exception as exc:  # noqa: BLE001 - a missing input is the node's Error
             self.running -= 1
             run.state.pod_finished(req.node_id, PodOutcome(P.ERROR, None, str(exc)), self.clock())
@@ -327,10 +329,11 @@ class Controller:
             workflow_uid=run.uid, node_id=req.node_id, attempt=req.attempt,
             step_dir=Path(node.step_dir or ""),
             log_path=self.settings.logs_dir / run.uid / f"{req.node_id}.log",
-            argv=list(req.argv), env=dict(req.env), working_dir=req.working_dir,
+            argv=list(req.argv), env={**req.env, **secret_env}, working_dir=req.working_dir,
             script_source=req.script_source,
             deadline=(self.clock() + req.deadline_seconds) if req.deadline_seconds else None,
             private_paths=[], output_paths=list(req.output_paths), input_files=input_files,
+            secret_values=masked,
         )
         try:
             spec.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -436,6 +439,7 @@ class Controller:
                 artifacts = self._save_outputs(run, nid, result)
             except Exception as exc:  # noqa: BLE001 - a missing output is the node's Error
                 phase, message = P.ERROR, str(exc)
+        files = after_attempt(run.state.nodes[nid].step_dir, files)  # secrets_env: mask, scrub
         return PodOutcome(phase=phase, exit_code=result.exit_code, message=message,
                           started_at=result.started_at, finished_at=result.finished_at,
                           result=result.result, files=files, artifacts=artifacts)

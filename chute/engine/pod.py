@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from chute.engine.secrets_env import secret_env_refs
 from chute.engine.vars import substitute, substitute_all
 
 
@@ -32,6 +33,7 @@ class LaunchRequest:
     image: str | None = None
     step_dir: str | None = None
     log_path: str | None = None
+    secret_env: list[dict[str, Any]] = field(default_factory=list)  # secretKeyRef refs, no values
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,7 @@ def launch_request(workflow_uid: str, node_id: str, attempt: int, tmpl: Mapping[
         script_source=source, output_paths=out_paths + [a["path"] for a in out_arts],
         output_artifacts=out_arts, deadline_seconds=_deadline(tmpl, ctx),
         image=body.get("image"),
+        secret_env=secret_env_refs(body.get("env"), sub),  # resolved at launch (secrets_env)
     )
 
 
