@@ -115,6 +115,21 @@ def test_depends_that_does_not_parse_or_names_unknown_tasks():
                         "depends (did you mean 'b'?)")
 
 
+def test_items_based_depends_needs_a_looping_task():
+    text = wf(ECHO + """
+- name: main
+  dag:
+    tasks:
+    - {name: each, template: echo, withItems: [1, 2]}
+    - {name: one, template: echo}
+    - {name: a, template: echo, depends: "each.AnySucceeded && one.Succeeded"}
+    - {name: b, template: echo, depends: "one.AllFailed || each.AllFailed"}
+""")
+    assert problems(text) == [
+        "spec.templates[1].dag.tasks[3].depends: one.AllFailed is an items-based result, but "
+        "task 'one' does not loop (withItems, withParam or withSequence)"]
+
+
 def test_duplicate_names_templates_steps_tasks_parameters():
     text = wf(ECHO + ECHO + """
 - name: main

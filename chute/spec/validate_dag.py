@@ -159,6 +159,33 @@ def _check_depends(tc: TemplateChecker, task: DAGTask, path: str, index: dict[st
         if d not in index:
             tc.add(path, f"unknown task {d!r} in depends" + did_you_mean(d, names))
         out.append(d)
+    tasks = tc.t.dag.tasks
+    for ref in _refs(ast):
+        if ref.result in ITEM_RESULTS and ref.task in index:
+            dep = tasks[index[ref.task]]
+            if not (dep.withItems or dep.withParam or dep.withSequence is not None):
+                tc.add(path, f"{ref.task}.{ref.result} is an items-based result, but task "
+                       f"{ref.task!r} does not loop (withItems, withParam or withSequence)")
+    return out
+
+
+#: ``depends`` results that only a looping task has (Argo's DependencyTypeItems).
+ITEM_RESULTS = ("AnySucceeded", "AllFailed")
+
+
+def _refs(ast: object) -> list:
+    """Every ``task.Result`` reference of a parsed ``depends`` expression."""
+    from chute.spec import depends
+
+    out, stack = [], [ast]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, depends.Ref):
+            out.append(node)
+        elif isinstance(node, depends.Not):
+            stack.append(node.operand)
+        elif isinstance(node, depends.And | depends.Or):
+            stack.extend(node.items)
     return out
 
 
