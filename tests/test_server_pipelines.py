@@ -109,3 +109,13 @@ def test_metrics_endpoint_is_prometheus_text(api):
     assert resp.headers["content-type"].startswith("text/plain")
     for name in ("chute_workflows", "chute_step_duration_seconds_bucket", "chute_queue_depth"):
         assert name in resp.text
+
+
+def test_oversized_bodies_are_refused_before_reading(api, anon):
+    big = b"a" * (9 * 1024 * 1024)
+    resp = api.post("/api/v1/pipelines", files={"file": ("big.yaml", big)})
+    assert resp.status_code == 413 and resp.json()["error"]["code"] == "too_large"
+    resp = api.post("/api/v1/runs", content=big, headers={"Content-Type": "application/json"})
+    assert resp.status_code == 413
+    assert anon.post("/api/v1/runs", content=big).status_code == 401  # auth comes first
+    assert api.get("/api/v1/pipelines").json()["total"] == 0

@@ -24,6 +24,7 @@ from chute.server.errors import install_error_handlers
 from chute.server.pages import PAGE_CSP, build_pages_router, login_page, mount_ui, safe_next
 
 API_PREFIX = "/api/v1"
+MAX_BODY_BYTES = 8 * 1024 * 1024  # a 4 MiB spec, as YAML in JSON or multipart, fits
 ROUTE_MODULES = (
     "routes_pipelines",
     "routes_experiments",
@@ -67,6 +68,41 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class BodyLimitMiddleware:
+    """413 with the JSON error shape when Content-Length is over the limit, before any
+    byte of the body is read; a chunked body that grows past it is cut off (the request
+    ends as a client disconnect)."""
+
+    def __init__(self, app, limit: int):
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            length = next((v for k, v in scope["headers"] if k == b"content-length"), b"0")
+            if length.isdigit() and int(length) > self.limit:
+                body = (b'{"error":{"code":"too_large","message":"request body larger than '
+                        + str(self.limit).encode() + b' bytes"}}')
+                await send({"type": "http.response.start", "status": 413,
+                            "headers": [(b"content-type", b"application/json"),
+                                        (b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+                return
+            seen = 0
+            inner = receive
+
+            async def receive():
+                nonlocal seen
+                message = await inner()
+                if message["type"] == "http.request":
+                    seen += len(message.get("body", b""))
+                    if seen > self.limit:
+                        return {"type": "http.disconnect"}
+                return message
+
+        await self.app(scope, receive, send)
 
 
 def _api_routers() -> list[APIRouter]:
@@ -142,6 +178,7 @@ def create_app(settings: Settings, *, controller: bool = False, store: Any = Non
     mount_ui(app)  # last: its catch-all GET must not shadow the API
 
     _add_security_scheme(app)
+    app.add_middleware(BodyLimitMiddleware, limit=MAX_BODY_BYTES)
     app.add_middleware(AuthMiddleware, auth=auth,
                        login_page=lambda nxt: login_page(next_path=safe_next(nxt)))
     app.add_middleware(SecurityHeadersMiddleware)
