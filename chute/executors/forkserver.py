@@ -93,13 +93,14 @@ def _worker_main(r: int, idle_w: int) -> int:
     sup = supervisor.Supervisor()  # prepared while idle, off the launch path
     me = str(os.getpid()).encode() + b"\n"
     with os.fdopen(r, "rb") as requests:
-        for _ in range(MAX_STEPS):
+        for n in range(MAX_STEPS):
             line = requests.readline()
             if not line:
                 return 0  # the fork server retired us or went away
             req = json.loads(line)
-            if supervisor.run_logged(sup, req["step_dir"], req.get("env")) != 0 or sup.retire:
-                return 0
+            code = supervisor.run_logged(sup, req["step_dir"], req.get("env"))
+            if code != 0 or sup.retire or n == MAX_STEPS - 1:
+                return 0  # without offering ourselves again: no request is handed to us
             try:
                 os.write(idle_w, me)  # one short write: atomic on a pipe
             except OSError:
