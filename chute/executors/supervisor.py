@@ -378,7 +378,8 @@ class Supervisor:
                 pass
         else:
             try:
-                cwd = working_dir or plan.default_cwd
+                # relative to the step directory, never to where the last step left us
+                cwd = os.path.join(self.step_dir, working_dir or plan.default_cwd)
                 os.makedirs(cwd, exist_ok=True)
                 os.chdir(cwd)
             except OSError as e:
