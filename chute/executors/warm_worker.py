@@ -37,7 +37,9 @@ to choose the modules (:func:`preload_modules`).
 
 from __future__ import annotations
 
+import _signal  # signal's own functions turn every signal number into an enum: ~1 ms
 import ast
+import functools
 import gc
 import hashlib
 import importlib
@@ -54,9 +56,11 @@ from chute.executors import forkserver, proctree, sandbox, supervisor
 RUNTIME_MODULES = ("importlib.metadata", "json", "os", "re", "subprocess", "sys")
 SDK_MARKER = "# chute component: "  # first line of a compiled SDK step's source
 MAXFD = 1 << 16
+ALL_SIGNALS = frozenset(int(s) for s in signal.valid_signals())
 CODE_CACHE = 64  # compiled step scripts a supervisor keeps
 
 
+@functools.lru_cache(maxsize=256)  # the controller sees the same few sources over and over
 def preload_modules(source: str) -> tuple[str, ...]:
     """Modules worth importing in a zygote for a step with this source (parsed, never run):
     the runtime's, and every absolute ``import``/``from ... import`` anywhere in it."""
@@ -131,11 +135,11 @@ class WarmSupervisor(supervisor.Supervisor):
             except OSError as e:
                 return f"working directory {working_dir}: {e.strerror or e}"
         # no signal may run one of our Python handlers in the child before it resets them
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+        old = _signal.pthread_sigmask(signal.SIG_BLOCK, ALL_SIGNALS)
         try:
             pid = os.fork()
         except OSError as e:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+            _signal.pthread_sigmask(signal.SIG_SETMASK, old)
             return f"could not start step: {e}"
         if pid == 0:  # the step: never returns
             code = 127
@@ -143,7 +147,7 @@ class WarmSupervisor(supervisor.Supervisor):
                 code = _step_main(argv, program, env, cwd, plan, out_w, err_w, self.devnull)
             finally:
                 os._exit(code)
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        _signal.pthread_sigmask(signal.SIG_SETMASK, old)
         self.step_pid = pid
         supervisor._write_small(
             self.step_dir / supervisor.STEPFILE,
@@ -159,10 +163,10 @@ def _step_main(argv, program, env, cwd, plan, out_w, err_w, devnull) -> int:
     """In the forked child: become what ``exec`` of ``python script`` would be, run it."""
     os.setsid()
     signal.set_wakeup_fd(-1)
-    for s in signal.valid_signals():  # as a fresh interpreter: defaults, then Python's own
+    for s in ALL_SIGNALS:  # as a fresh interpreter: defaults, then Python's own
         if s not in (signal.SIGKILL, signal.SIGSTOP):
             try:
-                signal.signal(s, signal.SIG_DFL)
+                _signal.signal(s, signal.SIG_DFL)
             except (OSError, ValueError):
                 pass
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -181,7 +185,7 @@ def _step_main(argv, program, env, cwd, plan, out_w, err_w, devnull) -> int:
     except OSError as e:
         os.write(2, f"chute: could not start step: {e}\n".encode())
         return 127
-    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    _signal.pthread_sigmask(signal.SIG_SETMASK, ())
     os.environ.clear()
     os.environ.update(env)
     script = argv[1]
@@ -189,6 +193,7 @@ def _step_main(argv, program, env, cwd, plan, out_w, err_w, devnull) -> int:
     sys.path.insert(0, os.path.dirname(script))
     _fresh_stdio(env)
     _reseed()
+    gc.freeze()  # the collector then never walks (and so copies) the inherited objects
     try:
         _run_main(script, program)
         code = 0
