@@ -30,6 +30,7 @@ from pathlib import Path
 
 from chute.config import Settings
 from chute.engine import phases as P
+from chute.engine.metrics_store import record_metrics
 from chute.engine.nodes import Node
 from chute.engine.plan import build_plan
 from chute.engine.pod import LaunchRequest, PodOutcome
@@ -398,6 +399,8 @@ class Controller:
                                     created_at=self.clock()))
         with self.store.write() as s:
             s.add_all(rows)
+            record_metrics(s, run.state.plan, node, records, result.outputs or {},  # metrics_store
+                           self.repository, run.uid)
         return out
 
     def _reattach(self, run: Run, node: Node) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from chute.engine import phases as P
 from chute.engine.nodes import Node
-from chute.engine.state import Frame, RunState
+from chute.engine.frame import Frame
+from chute.engine.state import RunState
 
 
 class RootFrame(Frame):

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chute.engine import phases as P
+from chute.engine.frame import Frame, Gate, exit_hook, template_kind  # noqa: F401 - re-exported
 from chute.engine.nodes import Node, node_id
 from chute.engine.params import resolve_inputs
 from chute.engine.plan import Plan, TemplateScope
@@ -51,87 +52,6 @@ class Decisions:
         """Whether there is nothing to do."""
         return not (self.new_nodes or self.changed_nodes or self.events or self.launches
                     or self.reattach or self.cancels or self.cache_writes or self.workflow)
-
-
-def exit_hook(call: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """The exit handler of a step or task: ``onExit`` or ``hooks.exit``."""
-    if not call:
-        return None
-    if call.get("onExit"):
-        return {"template": call["onExit"]}
-    hook = (call.get("hooks") or {}).get("exit")
-    return dict(hook) if hook else None
-
-
-class Frame:
-    """Something that waits for child nodes: a DAG, a steps template, a retry, the root.
-
-    Frames that run steps or tasks record each child's call in ``call_of``; a child whose
-    call has an exit handler (``onExit`` / ``hooks.exit``) counts as done only once its
-    handler (node ``<child>.onExit``) has run, as in Argo."""
-
-    node: Node
-
-    def child_done(self, st: RunState, child: Node) -> None:
-        exits: dict[str, Node] = self.__dict__.setdefault("_exit_for", {})
-        if child.id in exits:  # the exit handler of a step finished: the step is done
-            self.on_child(st, exits.pop(child.id))
-            return
-        hook = exit_hook(getattr(self, "call_of", {}).get(child.id))
-        if hook and child.phase in (P.SUCCEEDED, P.FAILED, P.ERROR) and not st.stopping_hard:
-            from chute.engine.vars import substitute_all
-
-            ctx = ChainMap({"steps.status": child.phase, "tasks.status": child.phase},
-                           getattr(self, "ctx", st.globals))
-            handler = st.execute(name=f"{child.name}.onExit",
-                                 display=f"{child.display_name}.onExit",
-                                 call=substitute_all(hook, ctx), scope=self.tscope,
-                                 boundary_id=self.node.id, parent=child, owner=self)
-            exits[handler.id] = child
-            return
-        self.on_child(st, child)
-
-    def on_child(self, st: RunState, child: Node) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-
-class Gate:
-    """A template's ``parallelism``: at most ``limit`` children active at once."""
-
-    def __init__(self, limit: int | None):
-        self.limit = limit if limit and limit > 0 else None
-        self.active = 0
-        self.waiting: deque[Callable[[], None]] = deque()
-
-    def submit(self, start: Callable[[], None]) -> None:
-        """Run ``start`` now if a slot is free, else when one frees up."""
-        if self.limit is None or self.active < self.limit:
-            self.active += 1
-            start()
-        else:
-            self.waiting.append(start)
-
-    def release(self) -> None:
-        """A child finished: start the next waiting one."""
-        self.active -= 1
-        while self.waiting and (self.limit is None or self.active < self.limit):
-            self.active += 1
-            self.waiting.popleft()()
-
-    def drop_waiting(self) -> int:
-        """Forget children that never started (fail-fast); how many there were."""
-        n = len(self.waiting)
-        self.waiting.clear()
-        return n
-
-
-def template_kind(tmpl: Mapping[str, Any]) -> str | None:
-    """Which kind a template dict is (container, script, dag, steps, suspend, ...)."""
-    for k in ("container", "script", "dag", "steps", "suspend", "resource", "http",
-              "containerSet", "data", "plugin"):
-        if tmpl.get(k) is not None:
-            return k
-    return None
 
 
 #: ``memoize`` lookups: (cache name, key, max age in seconds or None) -> outputs or None.
