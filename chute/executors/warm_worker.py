@@ -166,7 +166,7 @@ def _step_main(argv, program, env, cwd, plan, out_w, err_w, devnull) -> int:
     for s in ALL_SIGNALS:  # as a fresh interpreter: defaults, then Python's own
         if s not in (signal.SIGKILL, signal.SIGSTOP):
             try:
-                _signal.signal(s, signal.SIG_DFL)
+                _signal.signal(s, _signal.SIG_DFL)
             except (OSError, ValueError):
                 pass
     signal.signal(signal.SIGINT, signal.default_int_handler)
