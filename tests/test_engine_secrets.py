@@ -163,14 +163,14 @@ def test_canary_never_reaches_a_sink(run, tmp_path, chute_home, caplog):
     f = tmp_path / "leaky.yaml"
     f.write_text(LEAKY)
     run("submit", str(f), "--wait")
-    code, out, _ = run("get", "leaky", "-o", "json")
+    _, out, _ = run("get", "leaky", "-o", "json")
     doc = json.loads(out)
     nodes = {n["displayName"]: n for n in doc["status"]["nodes"].values()}
     # the secret did reach the step (its length is printed), and the steps ran
     assert nodes["show"]["phase"] == "Succeeded", nodes["show"]
     assert f"length {len(canary)} visible" in nodes["show"]["outputs"]["result"]
     assert nodes["boom"]["phase"] == "Failed" and nodes["dump"]["phase"] == "Failed"
-    leaked = [p for p in nodes["show"]["outputs"]["parameters"] if p["name"] == "leaked"][0]
+    leaked = next(p for p in nodes["show"]["outputs"]["parameters"] if p["name"] == "leaked")
     assert leaked["value"] == "param *** ***"
 
     settings = load_settings()

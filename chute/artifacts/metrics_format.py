@@ -1,4 +1,4 @@
-"""Reading what a step's metrics artifacts hold, for whoever stores or shows them.
+"""The metrics artifact format: reading what a step's metrics artifacts hold.
 
 A compiled step declares, in its template's pod annotation ``chute.dev/artifact-types``,
 the KFP schema title of each output artifact (``{"metrics": "system.Metrics"}``). The
@@ -7,7 +7,8 @@ the format documented in :mod:`chute.dsl.runtime`; :func:`parse_metrics` turns o
 rows shaped like the metadata store's ``metrics`` table (name, value, kind, data).
 
 Standard library only, and no import of the rest of chute, so the engine, the server and
-the CLI can all use it.
+the CLI can all use it. It lives beside the artifacts (not in ``chute.dsl``, which
+re-exports it) because the engine stores these rows and must not import the SDK.
 """
 
 from __future__ import annotations
