@@ -12,6 +12,8 @@ import io
 
 import pytest
 
+pytest_plugins = ["tests.fixtures.server"]
+
 PIPELINE = '''
 from chute.dsl import ClassificationMetrics, Metrics, Output, component, pipeline
 
@@ -80,6 +82,16 @@ def test_metrics_rows_stored_against_run_and_node(ran):
     # chute run's summary reads the table: the scalar rows are shown per step
     lines = [line.split() for line in summary.replace("│", " ").splitlines()]
     assert ["evaluate", "accuracy", "0.75"] in lines and ["evaluate", "n", "40"] in lines
+
+
+def test_server_metrics_route_reads_the_table_once(ran, api):
+    row, _nodes, _ = ran
+    m = api.get(f"/api/v1/runs/{row.name}/metrics").json()
+    assert m["scalars"] == {"accuracy": pytest.approx(0.75), "n": 40.0}
+    assert len(m["confusion"]) == 1 and len(m["roc"]) == 1  # not again from the artifact
+    assert m["confusion"][0]["labels"] == ["cat", "dog"]
+    assert m["confusion"][0]["matrix"] == [[3, 1], [2, 4]]
+    assert [p["y"] for p in m["roc"][0]["points"]] == [0.0, 0.8, 1.0]
 
 
 def test_bad_metrics_file_is_skipped_not_fatal(chute_home, tmp_path):

@@ -62,12 +62,15 @@ def _structured(kind: str, data: dict[str, Any], name: str, node: str,
     if "confusionMatrix" in data or "confidenceMetrics" in data:
         _classification(data, name, node, out)
     elif "matrix" in data:
-        labels = [str(x) for x in data.get("labels") or range(len(data["matrix"]))]
+        labels = [str(x) for x in data.get("labels") or data.get("categories")
+                  or range(len(data["matrix"]))]
         out["confusion"].append({"name": name, "node": node, "labels": labels,
                                  "matrix": [list(r) for r in data["matrix"]]})
     elif "fpr" in data and "tpr" in data:
         pts = [{"x": float(x), "y": float(y)} for x, y in zip(data["fpr"], data["tpr"])]
         out["roc"].append({"name": name, "node": node, "points": pts})
+    elif isinstance(data.get("points"), list):  # the engine's roc_curve rows: KFP's points
+        _classification({"confidenceMetrics": data["points"]}, name, node, out)
 
 
 def _compute(ctx, session, row) -> dict[str, Any]:
@@ -75,11 +78,14 @@ def _compute(ctx, session, row) -> dict[str, Any]:
 
     out: dict[str, Any] = {"scalars": {}, "series": [], "roc": [], "confusion": []}
     series: dict[str, list[dict[str, float]]] = {}
+    stored: set[str] = set()  # nodes whose metrics the engine put in the table
     for m in session.scalars(select(MetricRow).where(MetricRow.workflow_uid == row.uid)
                              .order_by(MetricRow.pk)):
         data = m.data or {}
-        if m.kind in ("roc", "confusion_matrix", "confusionMatrix", "classification"):
-            _structured(m.kind, data, m.name, m.node_id or "", out)
+        stored.add(m.node_id or "")
+        if m.kind in ("roc", "roc_curve", "confusion_matrix", "confusionMatrix",
+                      "classification"):
+            _structured(m.kind, data, data.get("artifact") or m.name, m.node_id or "", out)
         elif m.value is not None:
             if m.name in out["scalars"] or "step" in data:
                 series.setdefault(m.name, []).append(
@@ -88,6 +94,8 @@ def _compute(ctx, session, row) -> dict[str, Any]:
     types = _artifact_types(row.spec)
     for node in session.scalars(select(NodeRow).where(NodeRow.workflow_uid == row.uid,
                                                       NodeRow.phase == "Succeeded")):
+        if node.node_id in stored:  # already read from the table (runs before it: artifacts)
+            continue
         kinds = types.get(node.template_name or "", {})
         for entry in node_artifacts(node.outputs):
             kind = kinds.get(entry.get("name", ""))
