@@ -89,6 +89,13 @@ def use_pandas(n: int) -> int:
     return int(pd.Series(range(n)).sum())
 
 
+@component
+def use_threadmod() -> str:
+    import chute_test_threadmod
+
+    return chute_test_threadmod.NAME
+
+
 # ---------------------------------------------------------------- helpers
 
 
@@ -265,6 +272,24 @@ def test_pandas_step_starts_warm_much_faster_than_a_cold_import(warm, tmp_path):
     assert min(durations) < cold_import / 4, (durations, cold_import)
 
 
+def test_modules_that_start_threads_at_import_run_cold(tmp_path, monkeypatch):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "chute_test_threadmod.py").write_text(
+        "import threading, time\n"
+        "threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n"
+        "NAME = 'threaded'\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(lib), os.environ.get("PYTHONPATH", "")]))
+    with PythonExecutor() as ex:
+        s = step(tmp_path, use_threadmod)
+        r = run(ex, s)
+        assert r.outcome == SUCCEEDED and read_outputs(r) == {f"{PARAM_OUT_DIR}/Output": "threaded"}
+        assert zygote_of(s) is None  # forking a process with a Python thread is unsafe
+        assert ex.zygote_pids() == {}
+        again = step(tmp_path, use_threadmod, name="again")  # and not retried each time
+        assert run(ex, again).outcome == SUCCEEDED and zygote_of(again) is None
+
+
 def test_steps_survive_the_executor_going_away(tmp_path):
     s = step(tmp_path, private_tmp, inputs={"tag": "z"})
     ex = PythonExecutor()
@@ -277,6 +302,49 @@ def test_steps_survive_the_executor_going_away(tmp_path):
         assert handle is not None
         r = wait(again, handle)
     assert r.outcome == SUCCEEDED and read_outputs(r) == {f"{PARAM_OUT_DIR}/Output": "mine-z"}
+
+
+FLAKY_PIPELINE = """
+from chute.dsl import component, pipeline
+
+
+@component(retries=2, cache=False)
+def flaky(counter: str) -> int:
+    import os
+
+    n = len(os.listdir(counter))
+    open(os.path.join(counter, str(n)), "w").close()
+    if n < 2:
+        raise RuntimeError(f"attempt {n} fails")
+    return n
+
+
+@pipeline(name="flaky")
+def flaky_pipeline(counter: str):
+    flaky(counter=counter)
+"""
+
+
+def test_engine_retries_a_failing_warm_step(chute_home, tmp_path):
+    from rich.console import Console
+
+    from chute.cli.run import run_pipeline
+
+    src = tmp_path / "flaky.py"
+    src.write_text(FLAKY_PIPELINE)
+    counter = tmp_path / "counter"
+    counter.mkdir()
+    console = Console(file=open(os.devnull, "w"), width=120)  # noqa: SIM115
+    row, nodes = run_pipeline(str(src), {"counter": str(counter)}, timeout=120,
+                              console=console, out=console, live=False)
+    assert row.phase == "Succeeded"
+    pods = sorted((n for n in nodes if n.type == "Pod"), key=lambda n: n.started_at or 0)
+    assert [n.phase for n in pods] == ["Failed", "Failed", "Succeeded"]
+    assert sorted(os.listdir(counter)) == ["0", "1", "2"]
+    for n in pods:
+        assert json.loads((Path(n.step_dir) / "step.pid").read_text()).get("zygote")
+    log = (chute_home / "logs").rglob(f"{pods[0].node_id}.log")
+    assert "RuntimeError: attempt 0 fails" in next(log).read_text()
 
 
 def test_chute_run_end_to_end_uses_warm_steps(chute_home):

@@ -11,8 +11,9 @@ controller restart exactly like a process step (``reattach`` needs no zygote at 
 
 Zygotes are started on first use and kept (at most :data:`MAX_ZYGOTES`; the least
 recently used is closed beyond that: its busy supervisors finish their steps). A zygote
-that cannot start or does not become ready within :data:`READY_TIMEOUT` is not used:
-the step runs cold on the LocalExecutor instead.
+that cannot start, does not become ready within :data:`READY_TIMEOUT`, or whose imports
+left a Python thread running (a fork would copy whatever lock it holds) is not used:
+steps needing those modules run cold on the LocalExecutor instead.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class _Zygote(_ForkServer):
     def __init__(self, python: str, on_reply, modules: tuple[str, ...]):
         self.ready = threading.Event()
         self.modules: list[str] = []
+        self.python_threads = 1
         self.proc = subprocess.Popen(
             [python, "-m", "chute.executors.warm_worker", *modules],
             stdin=subprocess.PIPE,
@@ -50,6 +52,7 @@ class _Zygote(_ForkServer):
         def reply(data: dict) -> None:
             if data.get("ready"):
                 self.modules = list(data.get("modules") or [])
+                self.python_threads = int(data.get("python_threads") or 1)
                 self.ready.set()
             else:
                 on_reply(data)
@@ -75,11 +78,12 @@ class _ZygoteExecutor(LocalExecutor):
         return self._server
 
     def ready(self, timeout: float) -> bool:
-        """Start the zygote if needed and wait until it has imported its modules."""
+        """Start the zygote if needed and wait until it has imported its modules; False
+        if it did not, or if an import left a Python thread running (forking it is unsafe)."""
         with self._lock:
             server = self._ensure_server()
         assert isinstance(server, _Zygote)
-        return server.ready.wait(timeout) and server.alive()
+        return server.ready.wait(timeout) and server.alive() and server.python_threads <= 1
 
 
 class PythonExecutor:
@@ -91,6 +95,7 @@ class PythonExecutor:
         self.max_zygotes = max_zygotes
         self._zygotes: OrderedDict[tuple[str, ...], _ZygoteExecutor] = OrderedDict()
         self._owners: dict[Path, LocalExecutor] = {}
+        self._cold: set[tuple[str, ...]] = set()  # module sets whose zygote was unusable
         self._lock = threading.Lock()
 
     # -- lifecycle
@@ -124,8 +129,11 @@ class PythonExecutor:
             }
 
     def _zygote(self, modules: tuple[str, ...]) -> _ZygoteExecutor | None:
-        """The ready zygote for ``modules`` (one that imported a superset will do)."""
+        """The ready zygote for ``modules`` (one that imported a superset will do); None if
+        these steps must run cold."""
         with self._lock:
+            if modules in self._cold:
+                return None
             z = self._zygotes.get(modules)
             if z is None:
                 wanted = set(modules)
@@ -141,6 +149,7 @@ class PythonExecutor:
         with self._lock:
             for k in [k for k, v in self._zygotes.items() if v is z]:
                 del self._zygotes[k]
+            self._cold.add(modules)
         z.close()
         return None
 

@@ -359,7 +359,13 @@ def main(modules: list[str]) -> None:
     if sys.path and sys.path[0] in ("", os.getcwd()):
         del sys.path[0]
     done = preload(modules)
-    out.write(json.dumps({"ready": True, "modules": done}).encode() + b"\n")
+    import threading
+
+    # a Python thread started by an import may hold a lock at the fork: the controller
+    # then runs these steps cold instead (threads of C libraries such as OpenBLAS, which
+    # handle fork themselves, are not Python threads and do not count)
+    ready = {"ready": True, "modules": done, "python_threads": threading.active_count()}
+    out.write(json.dumps(ready).encode() + b"\n")
     out.flush()
     gc.collect()
     gc.freeze()  # forks then do not copy pages because the collector touched them
