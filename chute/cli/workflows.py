@@ -244,12 +244,14 @@ def list_cmd(
 
 
 def _print_get(store, name: str, output: str | None) -> None:
+    from chute.engine.lineage import lineage_lines, workflow_lineage
     from chute.engine.status import workflow_status
     from chute.store import queries as q
 
     with store.read() as s:
         row = q.get_workflow(s, name)
         nodes = q.nodes_of(s, row.uid)
+        lineage = workflow_lineage(s, row.uid)  # output artifacts -> consumers (lineage)
     if output in ("json", "yaml"):
         doc = workflow_status(row, nodes)
         if output == "json":
@@ -287,6 +289,8 @@ def _print_get(store, name: str, output: str | None) -> None:
             label = f"{'  ' * depth}{PHASE_SYMBOL.get(n.phase, '?')} {n.display_name}"
             typer.echo(f"{label:<50} {(n.template_name or ''):<24} "
                        f"{_duration(n.started_at, n.finished_at):<9} {n.message or ''}")
+            for line in lineage_lines(lineage, n.node_id, row.name, "  " * (depth + 1)):
+                typer.echo(line)
         for c in kids.get(n.node_id, []):
             show(c, depth + 1)
 

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from chute.config import Settings
 from chute.engine import phases as P
+from chute.engine.lineage import record_consumers
 from chute.engine.metrics_store import record_metrics
 from chute.engine.nodes import Node
 from chute.engine.plan import build_plan
@@ -322,6 +323,7 @@ class Controller:
         try:
             input_files = self._place_inputs(node)
             secret_env, masked = resolve_env(req.secret_env)  # chute.engine.secrets_env
+            record_consumers(self.store, run.uid, node)  # chute.engine.lineage (never raises)
         except Exception as exc:  # noqa: BLE001 - a missing input is the node's Error
             self.running -= 1
             run.state.pod_finished(req.node_id, PodOutcome(P.ERROR, None, str(exc)), self.clock())
