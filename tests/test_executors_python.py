@@ -83,6 +83,13 @@ def leak(write: bool) -> str:
 
 
 @component
+def env_probe() -> str:
+    import os
+
+    return f"{os.environ.get('CHUTE_TEST_LATE')},{os.environ.get('CHUTE_TEST_GONE')}"
+
+
+@component
 def use_pandas(n: int) -> int:
     import pandas as pd
 
@@ -251,6 +258,18 @@ def test_no_state_leaks_between_steps(warm, tmp_path):
     first = run(warm, step(tmp_path, leak, name="one", inputs={"write": "true"}))
     second = run(warm, step(tmp_path, leak, name="two", inputs={"write": "false"}))
     assert read_outputs(first) == read_outputs(second) == {f"{PARAM_OUT_DIR}/Output": "False,False"}
+
+
+def test_step_environment_is_the_controllers_at_launch_not_the_zygotes(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHUTE_TEST_GONE", "zygote-only")
+    with PythonExecutor() as ex:
+        first = step(tmp_path, env_probe, name="first")
+        assert read_outputs(run(ex, first)) == {f"{PARAM_OUT_DIR}/Output": "None,zygote-only"}
+        monkeypatch.delenv("CHUTE_TEST_GONE")
+        monkeypatch.setenv("CHUTE_TEST_LATE", "late")
+        second = step(tmp_path, env_probe, name="second")
+        assert read_outputs(run(ex, second)) == {f"{PARAM_OUT_DIR}/Output": "late,None"}
+        assert zygote_of(first) == zygote_of(second) is not None
 
 
 def test_pandas_step_starts_warm_much_faster_than_a_cold_import(warm, tmp_path):
