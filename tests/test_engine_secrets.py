@@ -193,3 +193,54 @@ def test_canary_never_reaches_a_sink(run, tmp_path, chute_home, caplog):
     hits = [(form, where) for where, text in bodies.items() for form in _forms(canary)
             if form in text]
     assert not hits, f"canary found in {len(hits)} sinks: {hits[:5]}"
+
+
+SDK_PIPELINE = '''
+from chute.dsl import component, pipeline
+
+
+@component(secrets={"TOKEN": ("canary", "token")})
+def leak() -> str:
+    import os
+    t = os.environ["TOKEN"]
+    print("length", len(t), "token", t, t.encode().hex())
+    return t
+
+
+@pipeline(name="sdk-leak")
+def sdk_leak():
+    leak()
+'''
+
+
+def test_sdk_component_secrets_reach_a_warm_step_masked(chute_home, tmp_path):
+    """An SDK step (warm worker) gets its ``secrets=`` from the store; its log and its
+    return value (an output parameter) show ``***``."""
+    import io
+
+    from rich.console import Console
+
+    from chute.cli.run import run_pipeline
+    from chute.config import load_settings
+    from chute.secrets import SecretStore
+
+    canary = secrets.token_urlsafe(32) + "/+="
+    SecretStore().create("canary", {"token": canary})
+    f = tmp_path / "sdk_leak.py"
+    f.write_text(SDK_PIPELINE)
+    out = Console(file=io.StringIO(), width=200)
+    row, nodes = run_pipeline(str(f), {}, timeout=120, console=Console(file=io.StringIO()),
+                              out=out, live=False)
+    leak = next(n for n in nodes if n.display_name == "leak")
+    assert row.phase == "Succeeded", leak.message
+    assert f"length {len(canary)} token *** ***" in leak.outputs["result"]
+    assert {"name": "Output", "value": "***"} in leak.outputs["parameters"]
+    settings = load_settings()
+    texts = [out.file.getvalue()]
+    for root in (settings.logs_dir, settings.steps_dir):
+        texts += [p.read_bytes().decode("utf-8", "replace") for p in root.rglob("*")
+                  if p.is_file()]
+    db = sqlite3.connect(str(settings.home / "chute.db"))
+    texts.append("\n".join(db.iterdump()))
+    db.close()
+    assert not [f for t in texts for f in _forms(canary) if f in t]
