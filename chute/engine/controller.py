@@ -322,7 +322,7 @@ class Controller:
         node = run.state.nodes[req.node_id]
         try:
             input_files = self._place_inputs(node)
-            secret_env, masked = resolve_env(req.secret_env)  # chute.engine.secrets_env
+            secret_env, masked = resolve_env(req.secret_env, self.settings.secrets_dir)
             record_consumers(self.store, run.uid, node)  # chute.engine.lineage (never raises)
         except Exception as exc:  # noqa: BLE001 - a missing input is the node's Error
             self.running -= 1

@@ -52,6 +52,9 @@ def resolve_env(refs: Iterable[Mapping[str, Any]], store=None
                 ) -> tuple[dict[str, str], list[str]]:
     """Resolve secret env references: ``(env name -> value, forms to mask)``.
 
+    ``store`` is a :class:`~chute.secrets.SecretStore` or its directory (the
+    controller's ``settings.secrets_dir``); the default store of the environment if None.
+
     A missing secret or key raises :class:`SecretRefError` naming the env variable, the
     secret and the key (Kubernetes: ``CreateContainerConfigError``); ``optional: true``
     references that are missing are left unset, as Kubernetes does."""
@@ -60,7 +63,8 @@ def resolve_env(refs: Iterable[Mapping[str, Any]], store=None
     refs = list(refs)
     if not refs:
         return {}, []
-    store = store or SecretStore()
+    if not isinstance(store, SecretStore):
+        store = SecretStore(store)  # None: the settings of the environment
     env: dict[str, str] = {}
     for r in refs:
         where = f"env {r['env']!r}: secretKeyRef {{name: {r['name']!r}, key: {r['key']!r}}}"
