@@ -309,6 +309,15 @@ def test_modules_that_start_threads_at_import_run_cold(tmp_path, monkeypatch):
         assert run(ex, again).outcome == SUCCEEDED and zygote_of(again) is None
 
 
+def test_warm_steps_can_be_turned_off(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHUTE_WARM_STEPS", "0")
+    with PythonExecutor() as ex:
+        s = step(tmp_path, greet, inputs={"name": "bo"})
+        r = run(ex, s)
+        assert r.outcome == SUCCEEDED and r.result == "hello bo"
+        assert zygote_of(s) is None and ex.zygote_pids() == {}
+
+
 def test_steps_survive_the_executor_going_away(tmp_path):
     s = step(tmp_path, private_tmp, inputs={"tag": "z"})
     ex = PythonExecutor()

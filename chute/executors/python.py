@@ -13,11 +13,13 @@ Zygotes are started on first use and kept (at most :data:`MAX_ZYGOTES`; the leas
 recently used is closed beyond that: its busy supervisors finish their steps). A zygote
 that cannot start, does not become ready within :data:`READY_TIMEOUT`, or whose imports
 left a Python thread running (a fork would copy whatever lock it holds) is not used:
-steps needing those modules run cold on the LocalExecutor instead.
+steps needing those modules run cold on the LocalExecutor instead. ``CHUTE_WARM_STEPS=0``
+in the environment runs every step cold.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 from collections import OrderedDict
@@ -29,6 +31,7 @@ from chute.executors.local import LocalExecutor, _ForkServer, _forkserver_env
 from chute.executors.warm_worker import is_sdk_step, preload_modules
 
 MAX_ZYGOTES = 4
+WARM_ENV = "CHUTE_WARM_STEPS"
 READY_TIMEOUT = 60.0  # seconds a zygote may take to import its modules (sklearn: ~1 s)
 
 
@@ -89,8 +92,11 @@ class _ZygoteExecutor(LocalExecutor):
 class PythonExecutor:
     """The Executor for SDK pipelines: warm zygotes for Python steps, processes otherwise."""
 
-    def __init__(self, python: str | None = None, *, max_zygotes: int = MAX_ZYGOTES):
+    def __init__(self, python: str | None = None, *, max_zygotes: int = MAX_ZYGOTES,
+                 warm: bool | None = None):
         self.python = python
+        # CHUTE_WARM_STEPS=0: every step cold (to compare, or to rule the zygotes out)
+        self.warm = os.environ.get(WARM_ENV, "1") != "0" if warm is None else warm
         self.local = LocalExecutor(python)
         self.max_zygotes = max_zygotes
         self._zygotes: OrderedDict[tuple[str, ...], _ZygoteExecutor] = OrderedDict()
@@ -158,7 +164,7 @@ class PythonExecutor:
     def launch(self, spec: LaunchSpec) -> StepHandle:
         """Launch a compiled SDK step on a zygote, anything else on the LocalExecutor."""
         target: LocalExecutor = self.local
-        if is_sdk_step(spec.argv, spec.script_source):
+        if self.warm and is_sdk_step(spec.argv, spec.script_source):
             target = self._zygote(preload_modules(spec.script_source or "")) or self.local
         handle = target.launch(spec)
         self._owners[Path(handle.step_dir)] = target
