@@ -20,6 +20,10 @@ outputs for the fan-out, ``execute_in_process``). Each is installed by this scri
 into its own virtual environment (``/tmp/bench-prefect``, ``/tmp/bench-dagster``); a peer
 whose install fails is skipped with the reason printed. ``--quick`` runs 100 / 50 / 100.
 
+CPU per step counts every process of the system during the run (chute: the controller,
+the zygote, and from each step's status.json its supervisor and step process; a peer:
+its process tree), which says more than wall time on a loaded machine.
+
 Every system gets one untimed warm-up run first (chute: the zygote and the fork server;
 Prefect: its ephemeral server; Dagster: its instance), then the timed run.
 Overhead per step = wall time of the run / number of steps (the steps do nothing, so
@@ -413,7 +417,10 @@ def main() -> None:
                 figures["best_peer_over_chute"].setdefault(name, {})[measure] = round(ratio, 2)
                 line += f"   best peer / chute = {ratio:.1f}x"
             print(line, flush=True)
-    print("\ntargets (issue 5): chute < 2 ms/step, and best peer / chute >= 10x")
+    print("\nchute: each step its own process (forked from a warm zygote), private /tmp, logs "
+          "and outputs collected, status recorded; the peers run tasks inside their own "
+          "process (Prefect: threads; Dagster: one after another in execute_in_process)")
+    print("targets (issue 5): chute < 2 ms/step, and best peer / chute >= 10x")
     print(f"load average during the run: {' '.join(f'{x:.1f}' for x in os.getloadavg())} "
           f"on {os.cpu_count()} cpus")
     if args.json:
