@@ -82,6 +82,13 @@ def leak(write: bool) -> str:
     return before
 
 
+@component(packages=["pandas"])
+def with_packages() -> int:
+    import pandas
+
+    return len(pandas.__version__)
+
+
 @component
 def env_probe() -> str:
     import os
@@ -181,6 +188,8 @@ def test_only_compiled_sdk_steps_are_warm():
     mods = preload_modules(build_source(use_pandas))
     assert "pandas" in mods and set(RUNTIME_MODULES) <= set(mods)
     assert preload_modules("from . import x\nimport a.b") == tuple(sorted({*RUNTIME_MODULES, "a.b"}))
+    # a component with packages may install another version of what it imports
+    assert preload_modules(build_source(with_packages)) == tuple(sorted(RUNTIME_MODULES))
 
 
 def test_outputs_and_logs_identical_to_the_process_path(warm, cold, tmp_path):

@@ -63,11 +63,18 @@ CODE_CACHE = 64  # compiled step scripts a supervisor keeps
 @functools.lru_cache(maxsize=256)  # the controller sees the same few sources over and over
 def preload_modules(source: str) -> tuple[str, ...]:
     """Modules worth importing in a zygote for a step with this source (parsed, never run):
-    the runtime's, and every absolute ``import``/``from ... import`` anywhere in it."""
+    the runtime's, and every absolute ``import``/``from ... import`` anywhere in it.
+
+    Only the runtime's for a component with ``packages``: it may pip-install another
+    version of a module at its start, which a zygote that imported the module already
+    would not see.
+    """
     names = set(RUNTIME_MODULES)
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError):
+        return tuple(sorted(names))
+    if _declares_packages(tree):
         return tuple(sorted(names))
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -76,6 +83,19 @@ def preload_modules(source: str) -> tuple[str, ...]:
             names.add(node.module)
     names.discard("__future__")
     return tuple(sorted(n for n in names if all(p.isidentifier() for p in n.split("."))))
+
+
+def _declares_packages(tree: ast.Module) -> bool:
+    """Whether the step config (the JSON literal passed to ``_chute_main``) lists packages."""
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                and node.func.id == "_chute_main" and len(node.args) == 2
+                and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str)):
+            try:
+                return bool(json.loads(node.args[1].value).get("packages"))
+            except (ValueError, AttributeError):
+                return True  # unreadable: assume the worst
+    return False
 
 
 def is_sdk_step(argv: list[str], script_source: str | None) -> bool:
