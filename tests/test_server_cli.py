@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import httpx
@@ -17,24 +17,25 @@ pytest_plugins = ["tests.fixtures.server"]
 from tests.fixtures.server import PIPELINE_YAML, free_port
 
 
-def _start(port: int, env: dict) -> tuple[subprocess.Popen, list[str]]:
+def _start(port: int, env: dict, *extra: str) -> tuple[subprocess.Popen, list[str]]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "chute.cli.app", "server", "--port", str(port),
-         "--log-level", "warning"],
+         "--log-level", "warning", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
         start_new_session=True,
     )
     lines: list[str] = []
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
-        if ready:
-            line = proc.stdout.readline()
-            if not line:
-                break
+    started = threading.Event()
+
+    def read():  # a thread: select() would miss lines already buffered by readline()
+        for line in proc.stdout:
             lines.append(line.rstrip("\n"))
             if line.startswith("chute server on"):
-                break
+                started.set()
+        started.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    assert started.wait(60), lines
     for _ in range(100):
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
@@ -102,6 +103,16 @@ def test_server_prints_token_once_and_client_runs_a_workflow(server_env):
         assert resp.status_code == 200 and resp.json()["total"] == 1
     finally:
         _stop(proc2)
+    proc3, lines3 = _start(port, server_env, "--new-token", "--no-controller")
+    try:
+        fresh = [ln.strip() for ln in lines3 if ln.startswith("    ")]
+        assert len(fresh) == 1 and fresh[0] != token
+        url = f"http://127.0.0.1:{port}/api/v1/runs"
+        assert httpx.get(url, headers={"Authorization": f"Bearer {token}"}).status_code == 401
+        ok = httpx.get(url, headers={"Authorization": f"Bearer {fresh[0]}"})
+        assert ok.status_code == 200
+    finally:
+        _stop(proc3)
 
 
 def test_client_from_settings_needs_a_server_url(chute_home):

@@ -22,6 +22,9 @@ def register(app: typer.Typer) -> None:
             help="Run the workflow controller in this process.",
         ),
         log_level: str = typer.Option("info", help="uvicorn log level."),
+        new_token: bool = typer.Option(
+            False, "--new-token", help="Replace the stored API token with a new one (printed once).",
+        ),
     ) -> None:
         """Serve the REST API and the web UI, and run the controller."""
         import uvicorn
@@ -30,6 +33,10 @@ def register(app: typer.Typer) -> None:
         from chute.server.app import create_app
 
         settings = load_settings()
+        if new_token:
+            # the old token and every session signed with the old key stop working
+            for name in ("token.sha256", "session.key"):
+                (settings.home / "server" / name).unlink(missing_ok=True)
         # Steps inherit the controller's environment: the API token must not reach them.
         os.environ.pop("CHUTE_TOKEN", None)
         api = create_app(settings, controller=controller)
