@@ -134,11 +134,14 @@ def test_tuning_off_publishes_a_model_that_scores_then_reruns_from_cache(chute_h
     assert rows["tune-ask"].phase == "Skipped"
     assert registry.get("fraud-detector").version == 2
     assert not rows["decide"].cached  # it reads the registry: never cached
-    if not any(r.cached for r in rows.values()):
-        # the engine does not memoize yet (issue 8's cache option): say so, loudly
-        pytest.xfail("engine memoization not wired: no node of the second run was cached")
-    for step in ("ingest-csv", "ingest-s3", "transform"):
+    for step in ("ingest-csv", "ingest-s3"):
         assert rows[step].cached, f"{step} was not served from the cache"
+    templates = {t["name"]: t for t in again["spec"]["templates"]}
+    if not templates["transform"].get("memoize"):
+        # the compiler does not yet cache steps with input artifacts (a cache key needs the
+        # artifacts' digests, issue 8 item 4): say so instead of passing quietly
+        pytest.xfail("transform is not memoized: the SDK does not cache artifact inputs yet")
+    assert rows["transform"].cached, "transform was not served from the cache"
 
 
 def test_tuning_on_runs_eight_trials_in_parallel_rounds(chute_home):
@@ -174,7 +177,7 @@ def test_gate_fails_a_one_stump_forest_and_publishes_nothing(chute_home):
     from chute.ml.registry import Registry
 
     wf = run_pipeline(chute_home, "tune=never", "n_estimators=1", "max_depth=1",
-                      expect="Failed")
+                      "rows=20000", "fraud_rate=0.005", expect="Failed")
     (publish,) = pods(wf, "publish")
     assert publish["phase"] == "Failed"
     assert "quality gate failed, nothing published" in logs(chute_home, wf["metadata"]["name"])
