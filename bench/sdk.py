@@ -337,7 +337,10 @@ def run_peer(peer: str, python: Path, sizes: dict[str, int]) -> tuple[dict | Non
         script = Path(tmp) / f"bench_{peer}.py"
         script.write_text(textwrap.dedent(SCRIPTS[peer]))
         env = dict(os.environ, PREFECT_HOME=str(Path(tmp) / "prefect"),
-                   PREFECT_LOGGING_LEVEL="WARNING", DAGSTER_HOME=tmp)
+                   PREFECT_LOGGING_LEVEL="WARNING", DAGSTER_HOME=tmp,
+                   # the ephemeral API server takes longer than its default 20 s to come up
+                   # on a loaded machine
+                   PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180")
         env.pop("PREFECT_API_URL", None)
         try:
             proc = subprocess.run([str(python), str(script), json.dumps(sizes)], cwd=tmp,
