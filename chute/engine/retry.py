@@ -117,6 +117,7 @@ class RetryFrame(Frame):
     def _end(self, last: Node, note: str | None = None) -> None:
         self.node.outputs = dict(last.outputs or {})
         self.node.exit_code = last.exit_code
+        self.node.cached = last.cached
         if last.phase == P.SUCCEEDED:
             self.st._apply_globals(self.node)
         message = last.message
