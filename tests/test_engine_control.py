@@ -4,7 +4,6 @@ resubmit."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys

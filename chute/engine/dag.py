@@ -14,9 +14,9 @@ from typing import Any
 
 from chute.engine import phases as P
 from chute.engine.calls import continues_on, expand, should_run
+from chute.engine.frame import Frame, Gate
 from chute.engine.nodes import Node
 from chute.engine.outputs import compound_outputs
-from chute.engine.frame import Frame, Gate
 from chute.engine.state import RunState
 from chute.engine.vars import group_vars, input_vars, node_vars, substitute
 from chute.errors import ChuteError, ExpressionError

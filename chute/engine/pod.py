@@ -64,7 +64,7 @@ def image_entrypoint(image: str | None) -> list[str]:
     if not image:
         return []
     for prefix, cmd in IMAGE_ENTRYPOINTS.items():
-        if image == prefix or image.startswith(prefix + ":") or image.startswith(prefix):
+        if image.startswith(prefix):  # "docker/whalesay" also covers ":latest"
             return list(cmd)
     return []
 

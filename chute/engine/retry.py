@@ -10,8 +10,8 @@ from typing import Any
 
 from chute.engine import phases as P
 from chute.engine.durations import parse_duration
-from chute.engine.nodes import Node
 from chute.engine.frame import Frame
+from chute.engine.nodes import Node
 from chute.engine.state import RunState
 from chute.engine.vars import input_vars, substitute
 from chute.errors import ChuteError

@@ -4,8 +4,8 @@ workflow's phase (an exit handler sees ``workflow.status`` and ``workflow.failur
 from __future__ import annotations
 
 from chute.engine import phases as P
-from chute.engine.nodes import Node
 from chute.engine.frame import Frame
+from chute.engine.nodes import Node
 from chute.engine.state import RunState
 
 

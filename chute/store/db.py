@@ -127,8 +127,8 @@ def head_revision() -> str | None:
         revs: dict[str, str | None] = {}
         for f in (MIGRATIONS_DIR / "versions").glob("*.py"):
             text = f.read_text(encoding="utf-8")
-            rev = re.search(r"^revision\s*=\s*[\"']([^\"']+)[\"']", text, re.M)
-            down = re.search(r"^down_revision\s*=\s*(?:[\"']([^\"']+)[\"']|None)", text, re.M)
+            rev = re.search(r"^revision\s*=\s*[\"']([^\"']+)[\"']", text, re.MULTILINE)
+            down = re.search(r"^down_revision\s*=\s*(?:[\"']([^\"']+)[\"']|None)", text, re.MULTILINE)
             if rev:
                 revs[rev.group(1)] = down.group(1) if down else None
         heads = set(revs) - {d for d in revs.values() if d}
