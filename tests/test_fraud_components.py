@@ -16,9 +16,9 @@ import pytest
 pd = pytest.importorskip("pandas")
 pytest.importorskip("optuna")
 
-from chute.dsl.runtime import ClassificationMetrics, Dataset, Metrics, Model  # noqa: E402
-from chute.ml.datasets import make_transactions, write_csv  # noqa: E402
-from chute.ml.tabular import DataError  # noqa: E402
+from chute.dsl.runtime import ClassificationMetrics, Dataset, Metrics, Model
+from chute.ml.datasets import make_transactions, write_csv
+from chute.ml.tabular import DataError
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "fraud_detection"
 

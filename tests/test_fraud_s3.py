@@ -10,11 +10,11 @@ import pytest
 
 pd = pytest.importorskip("pandas")
 
-from chute.dsl.runtime import Dataset  # noqa: E402
-from chute.ml.datasets import make_transactions  # noqa: E402
-from chute.ml.tabular import DataError  # noqa: E402
-from chute.secrets import SecretStore  # noqa: E402
-from tests.test_fraud_components import C  # noqa: E402
+from chute.dsl.runtime import Dataset
+from chute.ml.datasets import make_transactions
+from chute.ml.tabular import DataError
+from chute.secrets import SecretStore
+from tests.test_fraud_components import C
 
 pytest_plugins = ["tests.fixtures.s3"]
 pytestmark = pytest.mark.s3

@@ -6,8 +6,13 @@ import pytest
 
 np = pytest.importorskip("numpy")
 
-from chute.ml.classification import (ModelFileError, evaluate_binary, load_model,  # noqa: E402
-                                     quality_gate, save_model)
+from chute.ml.classification import (
+    ModelFileError,
+    evaluate_binary,
+    load_model,
+    quality_gate,
+    save_model,
+)
 
 
 def test_metrics_at_a_threshold():

@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("sklearn")
 
-from chute.ml.datasets import COLUMNS, TWO_DAYS, make_transactions, write_csv  # noqa: E402
+from chute.ml.datasets import COLUMNS, TWO_DAYS, make_transactions, write_csv
 
 
 def test_columns_balance_and_ranges():

@@ -10,10 +10,9 @@ import pytest
 
 pd = pytest.importorskip("pandas")
 
-from chute.errors import UserError  # noqa: E402
-from chute.ml.datasets import COLUMNS, make_transactions, write_csv  # noqa: E402
-from chute.ml.tabular import (DataError, empty_frame, frame_digest, read_prefix,  # noqa: E402
-                              read_table)
+from chute.errors import UserError
+from chute.ml.datasets import COLUMNS, make_transactions, write_csv
+from chute.ml.tabular import DataError, empty_frame, frame_digest, read_prefix, read_table
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ import pytest
 
 pytest.importorskip("optuna")
 
-from chute.config import load_settings  # noqa: E402
-from chute.errors import NotFoundError, ParameterError  # noqa: E402
-from chute.ml import tuning  # noqa: E402
-from chute.store.db import current_revision, make_engine  # noqa: E402
+from chute.config import load_settings
+from chute.errors import NotFoundError, ParameterError
+from chute.ml import tuning
+from chute.store.db import current_revision, make_engine
 
 SPACE = {"x": {"type": "float", "low": -5, "high": 5},
          "n": {"type": "int", "low": 1, "high": 9, "step": 2},

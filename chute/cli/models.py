@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Optional
 
 import typer
 
@@ -45,8 +44,8 @@ def _metric_summary(metrics: dict) -> str:
 
 @models_app.command("list")
 def list_cmd(
-    name: Optional[str] = typer.Argument(None, help="A model: list its versions."),
-    stage: Optional[str] = typer.Option(None, "--stage", help="Only versions in this stage."),
+    name: str | None = typer.Argument(None, help="A model: list its versions."),
+    stage: str | None = typer.Option(None, "--stage", help="Only versions in this stage."),
     output: str = typer.Option("table", "-o", "--output", help="table or json."),
 ) -> None:
     """List registered models, or the versions of one model."""
@@ -77,7 +76,7 @@ def get_cmd(
     name: str = typer.Argument(..., help="Model name."),
     version: str = typer.Argument("latest", help="A version number, 'latest' or a stage."),
     output: str = typer.Option("table", "-o", "--output", help="table or json."),
-    download: Optional[str] = typer.Option(None, "--download",
+    download: str | None = typer.Option(None, "--download",
                                            help="Also copy the model file to this path."),
 ) -> None:
     """Show one model version: stage, metrics, params, data digests, lineage, artifact."""

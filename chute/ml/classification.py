@@ -36,8 +36,7 @@ def evaluate_binary(y_true, scores, threshold: float = 0.5) -> dict[str, Any]:
     With one class only in ``y_true`` the AUCs are undefined and reported as 0.
     """
     import numpy as np
-    from sklearn.metrics import (average_precision_score, confusion_matrix, roc_auc_score,
-                                 roc_curve)
+    from sklearn.metrics import average_precision_score, confusion_matrix, roc_auc_score, roc_curve
 
     y_true = np.asarray(y_true).astype(int)
     scores = np.asarray(scores, dtype=float)
@@ -52,7 +51,7 @@ def evaluate_binary(y_true, scores, threshold: float = 0.5) -> dict[str, Any]:
         "roc_auc": float(roc_auc_score(y_true, scores)) if both else 0.0,
         "pr_auc": float(average_precision_score(y_true, scores)) if both else 0.0,
         "precision": float(precision), "recall": float(recall), "f1": float(f1),
-        "threshold": float(threshold), "rows": int(len(y_true)),
+        "threshold": float(threshold), "rows": len(y_true),
         "positives": int(y_true.sum()),
     }
     roc = {"fpr": [0.0, 1.0], "tpr": [0.0, 1.0], "thresholds": [1.0, 0.0]}
@@ -108,7 +107,7 @@ def load_model(path: str | Path):
         untrusted = sio.get_untrusted_types(file=path)
     except FileNotFoundError as exc:
         raise ModelFileError(f"{path}: model file not found") from exc
-    except Exception as exc:  # noqa: BLE001 - a corrupt or non-skops file
+    except Exception as exc:
         raise ModelFileError(f"{path}: not a skops model file: {exc}") from exc
     bad = sorted(t for t in untrusted if not t.startswith(TRUSTED_PREFIXES))
     if bad:

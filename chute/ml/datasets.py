@@ -65,7 +65,7 @@ def make_transactions(rows: int = DEFAULT_ROWS, fraud_rate: float = DEFAULT_FRAU
     if not 0.0 <= fraud_rate < 1.0:
         raise ValueError(f"fraud_rate must be in [0, 1), got {fraud_rate}")
     rng = np.random.default_rng(seed)
-    n_fraud = int(round(rows * fraud_rate))
+    n_fraud = round(rows * fraud_rate)
     if fraud_rate > 0 and rows >= 2:
         n_fraud = max(1, n_fraud)
     n_legit = rows - n_fraud

@@ -278,7 +278,7 @@ class Registry:
         self.store = store
 
     @classmethod
-    def open(cls, settings=None) -> "Registry":
+    def open(cls, settings=None) -> Registry:
         """Open the metadata store of ``settings`` (default: from the environment)."""
         from chute.config import load_settings
         from chute.store.db import open_store

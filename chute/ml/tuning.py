@@ -60,8 +60,7 @@ def open_storage(settings=None):
 
 def parse_space(space: Mapping[str, Any] | str) -> dict[str, Any]:
     """Optuna distributions from a JSON search space; errors name the parameter."""
-    from optuna.distributions import (CategoricalDistribution, FloatDistribution,
-                                      IntDistribution)
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     if isinstance(space, str):
         try:

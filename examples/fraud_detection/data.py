@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from chute.ml.datasets import (DEFAULT_FRAUD_RATE, DEFAULT_ROWS, make_transactions,
-                               write_csv)
+from chute.ml.datasets import DEFAULT_FRAUD_RATE, DEFAULT_ROWS, make_transactions, write_csv
 
 
 def main(argv: list[str] | None = None) -> int:

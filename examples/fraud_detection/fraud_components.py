@@ -10,7 +10,7 @@ classification` (metrics, gate, skops files), :mod:`chute.ml.tuning` and
 
 from __future__ import annotations
 
-from typing import List, NamedTuple
+from typing import NamedTuple
 
 from chute.dsl import ClassificationMetrics, Dataset, Input, Metrics, Model, Output, component
 
@@ -182,7 +182,7 @@ def decide(mode: str, model_name: str, digest: str) -> bool:
 
 @component(packages=PACKAGES, cache=False)
 def tune_ask(model_name: str, run: str, round_index: int, trials: int, space: dict,
-             seed: int) -> List[dict]:
+             seed: int) -> list[dict]:
     """Ask the study of this run for one round of trial suggestions (a JSON list)."""
     from chute.ml import tuning
 
@@ -218,7 +218,7 @@ def tune_trial(trial: dict, train: Input[Dataset], seed: int) -> dict:
 
 
 @component(packages=PACKAGES, cache=False)
-def tune_tell(model_name: str, run: str, results: List[dict]) -> dict:
+def tune_tell(model_name: str, run: str, results: list[dict]) -> dict:
     """Tell the study the round's results; returns the best trial so far."""
     from chute.ml import tuning
 
@@ -311,7 +311,7 @@ def validate(setting: dict, model: Input[Model], test_data: Input[Dataset],
 
 
 @component(packages=PACKAGES, cache=False)
-def publish(results: List[dict], model: Input[Model], model_name: str, min_pr_auc: float,
+def publish(results: list[dict], model: Input[Model], model_name: str, min_pr_auc: float,
             min_recall: float, digest: str, params: dict, scaler: dict, stage: str,
             workflow_uid: str, workflow_name: str) -> int:
     """Quality gate on the validation results; if it passes, register a new version.

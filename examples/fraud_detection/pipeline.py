@@ -89,7 +89,7 @@ def build(rounds: int = ROUNDS, trials_per_round: int = TRIALS_PER_ROUND):
         decision = decide(mode=tune, model_name=model_name, digest=data.outputs["digest"])
 
         last_tell = None
-        with If(decision.output == True):  # noqa: E712 - builds a condition, not a test
+        with If(decision.output == True):  # builds a condition on the step output
             for index in range(rounds):
                 ask = tune_ask(model_name=model_name, run=WORKFLOW_UID, round_index=index,
                                trials=trials_per_round, space=search_space, seed=seed)
