@@ -35,11 +35,12 @@ from chute.spec.expr_values import (
     equal,
     go_sprint,
     is_number,
+    tick,
     type_name,
 )
 
 MAX_STEPS = 200_000
-DEADLINE_SECONDS = 0.025  # default when run() is called directly; expr.evaluate passes its own
+DEADLINE_SECONDS = 0.015  # default when run() is called directly; expr.evaluate passes its own
 
 
 class _Ctx:
@@ -241,7 +242,9 @@ def _call(node: tuple, ctx: _Ctx) -> object:
     except TypeError:
         raise ExpressionError(f"wrong number or type of arguments for {callee.name}") from None
     except (ValueError, ArithmeticError, IndexError, KeyError, AttributeError, RecursionError) as e:
-        raise ExpressionError(f"{callee.name}: {e}") from None
+        raise ExpressionError(f"{callee.name}: {str(e)[:200]}") from None
+    except MemoryError:  # a size pre-check missed a case: still a typed, contained error
+        raise ExpressionError(f"{callee.name}: result too large") from None
     # our functions return expression values already; a shallow check catches a slip without
     # walking (and paying for) a large result element by element
     if result is not None and type(result) not in _RESULT_TYPES:
@@ -352,6 +355,7 @@ def _builtin(node: tuple, ctx: _Ctx) -> object:
 def _sum(items: list) -> object:
     total: object = 0
     for x in items:
+        tick()
         total = _arith("+", total, x)
     return total
 

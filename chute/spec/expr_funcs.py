@@ -28,10 +28,13 @@ from chute.spec.expr_values import (
     check_int,
     check_size,
     current_time,
+    equal,
     from_python,
     go_json,
     go_sprint,
     is_number,
+    joined,
+    tick,
     type_name,
 )
 
@@ -190,6 +193,7 @@ def _minmax(name: str, pick, *args: object) -> object:
         else:
             flat.append(a)
     for v in flat:
+        tick()
         if not is_number(v):
             if len(args) == 1 and not isinstance(args[0], list):
                 return args[0]
@@ -222,7 +226,7 @@ def _repeat(s: object, n: object) -> str:
 
 def _join(xs: object, sep: object = "") -> str:
     items = _need_list(xs, "join")
-    return check_size(_need_str(sep, "join").join(_need_str(x, "join") for x in items))  # type: ignore[return-value]
+    return joined(_need_str(sep, "join"), [_need_str(x, "join") for x in items], "join")
 
 
 def _first(xs: object) -> object:
@@ -335,8 +339,16 @@ def _replace(s: object, old: object, new: object) -> str:
 
 def _uniq(xs: object) -> list:
     out: list = []
+    seen: set[tuple[type, object]] = set()
     for x in _need_list(xs, "uniq"):
-        if not any(x == y and type(x) is type(y) for y in out):
+        tick()
+        if isinstance(x, (list, dict)):  # unhashable: compare with what we kept (rare)
+            if not any(equal(x, y) for y in out):
+                out.append(x)
+            continue
+        key = (type(x), x)
+        if key not in seen:
+            seen.add(key)
             out.append(x)
     return out
 

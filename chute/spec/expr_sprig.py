@@ -16,6 +16,7 @@ import datetime as _dt
 import hashlib
 import json
 import math
+import re
 
 from chute.errors import ExpressionError
 from chute.spec.expr_funcs import _need_list, _need_str, _sprig_float, _sprig_int, empty
@@ -32,6 +33,7 @@ from chute.spec.expr_values import (
     from_python,
     go_json,
     go_sprint,
+    joined,
     tick,
 )
 
@@ -102,7 +104,9 @@ def _split_list(sep: object, s: object) -> list[str]:
 
 def _join(sep: object, xs: object) -> str:
     items = xs if isinstance(xs, list) else [xs]
-    return check_size(_need_str(sep, "sprig.join").join(_s(x) for x in items if x is not None))  # type: ignore[return-value]
+    if len(items) > MAX_ITEMS:
+        raise ExpressionError("sprig.join: list too long")
+    return joined(_need_str(sep, "sprig.join"), [_s(x) for x in items if x is not None], "sprig.join")
 
 
 def _default(d: object, *given: object) -> object:
@@ -195,7 +199,8 @@ def _regex_replace(regex: object, s: object, repl: object, literal: bool = False
     """Go's ReplaceAllString ($1 / ${name} expand) or ReplaceAllLiteralString."""
     fn = "sprig.regexReplaceAllLiteral" if literal else "sprig.regexReplaceAll"
     text, template = _need_str(s, fn), _need_str(repl, fn)
-    py_template = None if literal else _go_template_to_python(template)
+    compiled = compile_for(regex, text)
+    py_template = None if literal else _go_template_to_python(template, compiled.groups, compiled.groupindex)
     out: list[str] = []
     size, pos = 0, 0
     for m in _matches(regex, text, fn):
@@ -255,34 +260,23 @@ def _title(s: object, fn: str, upper: bool) -> str:
     return " ".join((w[:1].upper() if upper else w[:1].lower()) + w[1:] for w in text.split(" "))
 
 
-def _go_template_to_python(t: str) -> str:
-    out, i = [], 0
-    while i < len(t):
-        c = t[i]
-        if c == "\\":
-            out.append("\\\\")
-        elif c == "$" and i + 1 < len(t):
-            if t[i + 1] == "$":
-                out.append("$")
-                i += 2
-                continue
-            j = i + 1
-            braced = t[j] == "{"
-            if braced:
-                j += 1
-            k = j
-            while k < len(t) and (t[k].isalnum() or t[k] == "_"):
-                k += 1
-            name = t[j:k]
-            if name and (not braced or (k < len(t) and t[k] == "}")):
-                out.append(f"\\g<{name}>")
-                i = k + (1 if braced else 0)
-                continue
-            out.append(c)
-        else:
-            out.append(c)
-        i += 1
-    return "".join(out)
+_GO_TEMPLATE = re.compile(r"\$\$|\$\{(\w+)\}|\$(\w+)|\\")
+
+
+def _go_template_to_python(t: str, groups: int = 99, names: object = ()) -> str:
+    """Go's Expand syntax ($1, ${name}, $$) in the spelling RE2's Python expand() takes;
+    a group that does not exist expands to nothing, as in Go."""
+
+    def convert(m: re.Match) -> str:
+        if m.group(0) == "$$":
+            return "$"
+        if m.group(0) == "\\":
+            return "\\\\"
+        ref = m.group(1) or m.group(2)
+        known = (ref.isdigit() and int(ref) <= groups) or ref in names  # type: ignore[operator]
+        return f"\\g<{ref}>" if known else ""
+
+    return _GO_TEMPLATE.sub(convert, t)
 
 
 _GO_LAYOUT = [  # longest first
@@ -324,8 +318,15 @@ def _strftime(code: str, dt: _dt.datetime) -> str:
     return dt.strftime(code)
 
 
+def _small(text: str, fn: str, limit: int = 65536) -> str:
+    """Refuse large inputs to functions that work character by character in Python."""
+    if len(text) > limit:
+        raise ExpressionError(f"{fn}: input longer than {limit} characters")
+    return text
+
+
 def _date(layout: object, when: object) -> str:
-    fmt = _need_str(layout, "sprig.date")
+    fmt = _small(_need_str(layout, "sprig.date"), "sprig.date", 256)
     if isinstance(when, GoTime):
         dt = when.dt.astimezone()
     elif type(when) is int:
@@ -367,9 +368,9 @@ _FUNCS = {
     "contains": lambda sub, s: _need_str(sub, "sprig.contains") in _need_str(s, "sprig.contains"),
     "hasPrefix": lambda p, s: _need_str(s, "sprig.hasPrefix").startswith(_need_str(p, "sprig.hasPrefix")),
     "hasSuffix": lambda p, s: _need_str(s, "sprig.hasSuffix").endswith(_need_str(p, "sprig.hasSuffix")),
-    "quote": lambda *xs: " ".join(json.dumps(_s(x), ensure_ascii=False) for x in xs if x is not None),
-    "squote": lambda *xs: " ".join(f"'{_s(x)}'" for x in xs if x is not None),
-    "cat": lambda *xs: check_size(" ".join(_s(x) for x in xs if x is not None)),
+    "quote": lambda *xs: joined(" ", [json.dumps(_s(x), ensure_ascii=False) for x in xs if x is not None], "sprig.quote"),
+    "squote": lambda *xs: joined(" ", [f"'{_s(x)}'" for x in xs if x is not None], "sprig.squote"),
+    "cat": lambda *xs: joined(" ", [_s(x) for x in xs if x is not None], "sprig.cat"),
     "replace": _replace,
     "indent": lambda n, s: _indent(n, s, "sprig.indent", False),
     "nindent": lambda n, s: _indent(n, s, "sprig.nindent", True),
@@ -394,7 +395,8 @@ _FUNCS = {
     "toPrettyJson": lambda v: check_size(go_json(v, indent="  ")), "fromJson": _from_json,
     # encodings and hashes
     "b64enc": lambda s: base64.b64encode(_s(s).encode()).decode(), "b64dec": _b64dec,
-    "b32enc": lambda s: base64.b32encode(_s(s).encode()).decode(), "b32dec": _b32dec,
+    "b32enc": lambda s: base64.b32encode(_small(_s(s), "sprig.b32enc").encode()).decode(),
+    "b32dec": lambda s: _b32dec(_small(_need_str(s, "sprig.b32dec"), "sprig.b32dec")),
     "sha1sum": lambda s: hashlib.sha1(_need_str(s, "sprig.sha1sum").encode()).hexdigest(),
     "sha256sum": lambda s: hashlib.sha256(_need_str(s, "sprig.sha256sum").encode()).hexdigest(),
     # lists and dicts

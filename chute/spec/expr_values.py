@@ -181,6 +181,18 @@ def check_size(v: object) -> object:
     return v
 
 
+def joined(sep: str, parts: list[str], fn: str) -> str:
+    """``sep.join(parts)``, refused before it is built if it would pass MAX_STRING."""
+    total = len(sep) * max(len(parts) - 1, 0)
+    for p in parts:
+        total += len(p)
+        if total > MAX_STRING:
+            break
+    if total > MAX_STRING:
+        raise ExpressionError(f"{fn}: result longer than {MAX_STRING} characters")
+    return check_size(sep.join(parts))  # type: ignore[return-value]
+
+
 def _charge(n: int) -> None:
     if _BUDGET.deadline is None:
         return  # outside an evaluation (building the environment)
