@@ -350,5 +350,6 @@ def publish(results: list[dict], model: Input[Model], model_name: str, min_pr_au
     finally:
         registry.store.dispose()
     print(f"published {model_name} version {version.version} ({stage}): "
-          f"PR-AUC {first['pr_auc']:.4f}, recall {first['recall']:.4f}")
+          f"PR-AUC {first['pr_auc']:.4f}, recall {first['recall']:.4f}; "
+          f"see `chute models get {model_name} {version.version}`")
     return version.version
