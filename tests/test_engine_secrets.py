@@ -244,3 +244,29 @@ def test_sdk_component_secrets_reach_a_warm_step_masked(chute_home, tmp_path):
     texts.append("\n".join(db.iterdump()))
     db.close()
     assert not [f for t in texts for f in _forms(canary) if f in t]
+
+
+def test_after_attempt_masks_from_launch_json_even_after_a_restart(tmp_path):
+    """A controller that adopted a running step has no LaunchRequest: the forms to mask
+    come from the attempt's launch.json; files are replaced, not rewritten in place."""
+    import os as _os
+    from types import SimpleNamespace
+
+    from chute.engine.secrets_env import after_attempt
+
+    step = tmp_path / "step"
+    step.mkdir()
+    value = "tok/" + secrets.token_hex(8)
+    (step / "launch.json").write_text(json.dumps(
+        {"env": {"T": value}, "secret_values": secret_forms(value)}))
+    out = step / "root" / "tmp" / "out.txt"
+    out.parent.mkdir(parents=True)
+    out.write_text(f"v={value}")
+    linked = tmp_path / "repo-object"
+    _os.link(out, linked)  # as a local repository stores an artifact: a hard link
+    files = {"/tmp/out.txt": f"v={value}"}
+    # a request without secret references: nothing read, nothing changed
+    assert after_attempt(step, files, SimpleNamespace(secret_env=[])) == files
+    assert after_attempt(step, files) == {"/tmp/out.txt": "v=***"}
+    assert out.read_text() == "v=***" and value not in (step / "launch.json").read_text()
+    assert linked.read_text() == f"v={value}"  # the stored artifact keeps its bytes

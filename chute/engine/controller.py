@@ -444,7 +444,7 @@ class Controller:
                 artifacts = self._save_outputs(run, nid, result)
             except Exception as exc:  # noqa: BLE001 - a missing output is the node's Error
                 phase, message = P.ERROR, str(exc)
-        files = after_attempt(run.state.nodes[nid].step_dir, files)  # secrets_env: mask, scrub
+        files = after_attempt(run.state.nodes[nid].step_dir, files, run.requests.get(nid))
         return PodOutcome(phase=phase, exit_code=result.exit_code, message=message,
                           started_at=result.started_at, finished_at=result.finished_at,
                           result=result.result, files=files, artifacts=artifacts)

@@ -146,13 +146,15 @@ def scrub_step_dir(step_dir: Path | str | None, forms: Iterable[str]) -> int:
     return n
 
 
-def after_attempt(step_dir: Path | str | None, files: dict[str, str | None]
-                  ) -> dict[str, str | None]:
+def after_attempt(step_dir: Path | str | None, files: dict[str, str | None],
+                  request: Any = None) -> dict[str, str | None]:
     """Once an attempt has ended: mask the secrets it was given (``secret_values`` of its
-    ``launch.json``) in the output files read for it, and scrub its step directory."""
+    ``launch.json``) in the output files read for it, and scrub its step directory.
+    ``request`` (the attempt's LaunchRequest, when the controller still has it) saves the
+    file read for the many steps that have no secret references."""
     import json
 
-    if not step_dir:
+    if not step_dir or (request is not None and not getattr(request, "secret_env", None)):
         return files
     try:
         spec = json.loads((Path(step_dir) / "launch.json").read_bytes())
