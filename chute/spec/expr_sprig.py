@@ -93,8 +93,11 @@ def _trunc(c: object, s: object) -> str:
 
 
 def _split(sep: object, s: object) -> dict[str, str]:
-    parts = _need_str(s, "sprig.split").split(_need_str(sep, "sprig.split")) if sep else list(_need_str(s, "sprig.split"))
-    return check_size({f"_{i}": p for i, p in enumerate(parts)})  # type: ignore[return-value]
+    text, sep_ = _need_str(s, "sprig.split"), _need_str(sep, "sprig.split")
+    if (text.count(sep_) + 1 if sep_ else len(text)) > MAX_ITEMS:
+        raise ExpressionError(f"sprig.split: more than {MAX_ITEMS} parts")
+    parts = text.split(sep_) if sep_ else list(text)
+    return {f"_{i}": p for i, p in enumerate(parts)}
 
 
 def _split_list(sep: object, s: object) -> list[str]:
