@@ -168,6 +168,8 @@ def test_secret_values_are_masked(ex, tmp_path):
     assert r.result == "token=***"
     assert secret not in (s.step_dir / "stdout").read_text()
     assert secret not in (s.step_dir / "status.json").read_text()
+    # launch.json holds the environment (and so the secret) while the step runs
+    assert (s.step_dir / "launch.json").stat().st_mode & 0o077 == 0
 
 
 # ------------------------------------------------------------------ outputs and private view

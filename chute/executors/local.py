@@ -205,7 +205,10 @@ class LocalExecutor:
         self._pids.pop(step_dir, None)
         # written in place: a torn launch.json (controller killed right here) is never
         # read, since no request was sent and reattach then answers "never started"
-        (step_dir / LAUNCH).write_bytes(json.dumps(spec.to_json()).encode())
+        # owner-only: it holds the step's environment and secret values while it runs
+        fd = os.open(step_dir / LAUNCH, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(json.dumps(spec.to_json()).encode())
         env = dict(os.environ)
         with self._lock:
             try:
