@@ -13,6 +13,7 @@ import time
 import pytest
 
 from tests.conftest import REPO
+from tests.fixtures.postgres import postgres_server, postgres_url  # noqa: F401
 
 CHAIN = """
 apiVersion: argoproj.io/v1alpha1
@@ -114,16 +115,29 @@ spec:
     inputs: {{parameters: [{{name: n}}, {{name: ms}}]}}
     container:
       image: busybox
-      command: [sh, -c, "sleep {{{{inputs.parameters.ms}}}}; echo {{{{inputs.parameters.n}}}} >> {marker}"]
+      command: [sh, -c, "sleep {{{{inputs.parameters.ms}}}}; echo step {{{{inputs.parameters.n}}}}; echo {{{{inputs.parameters.n}}}} >> {marker}"]
 """
 
 
-@pytest.mark.heavy
-@pytest.mark.parametrize("seed", range(int(os.environ.get("CHUTE_FAULT_TRIALS", "10"))))
-def test_r1_random_kills_of_the_controller(tmp_path, seed):
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request) -> str | None:
+    """None for the default SQLite file in CHUTE_HOME, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return None
+    request.applymarker(pytest.mark.postgres)
+    return request.getfixturevalue("postgres_url")
+
+
+def _random_kills(tmp_path, seed: int, kills: int, db_url: str | None) -> None:
     """R-1: a 50-step DAG (diamonds, fan-out/fan-in, 50-500 ms steps) whose controller is
-    SIGKILLed 1-3 times at random moments; each restart adopts it. Every step runs once."""
+    SIGKILLed ``kills`` times at seeded random moments; each restart adopts it. It ends
+    Succeeded, every step ran exactly once (no step process was lost), no node is left
+    Running, and every step's log line is in the store."""
     import random
+
+    from chute.config import load_settings
+    from chute.store import queries as q
+    from chute.store.db import open_store
 
     rng = random.Random(seed)
     marker = tmp_path / "marker.txt"
@@ -137,21 +151,55 @@ def test_r1_random_kills_of_the_controller(tmp_path, seed):
     spec = tmp_path / "dag.yaml"
     spec.write_text(DIAMONDS.format(name="r1", tasks="\n".join(lines), marker=marker))
     env = _env(tmp_path / "home")
+    if db_url:
+        env["CHUTE_DATABASE_URL"] = db_url
     proc = _chute("submit", str(spec), "--wait", env=env)
     deadline = time.monotonic() + 60
     while not marker.exists():  # the run has started (the interpreter takes a while)
-        assert time.monotonic() < deadline and proc.poll() is None
+        assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
         time.sleep(0.05)
-    for _ in range(rng.randint(1, 3)):
-        time.sleep(rng.uniform(0.2, 4.0))
+    landed = 0
+    for _ in range(kills):
+        time.sleep(rng.uniform(0.2, 1.5))
         if proc.poll() is not None:
             break
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+        landed += 1
         proc = _chute("wait", "r1", env=env)
+        # the next kill lands once the new controller has adopted the run
+        time.sleep(rng.uniform(0.5, 2.0))
     out, err = proc.communicate(timeout=300)
     if "Succeeded" not in out:  # the last controller may have been the submitting one
         out, err = _chute("wait", "r1", env=env).communicate(timeout=300)
     assert "r1 Succeeded" in out or proc.returncode == 0, err
+    assert landed >= min(kills, 1)
     ran = marker.read_text().split()
     assert sorted(ran, key=int) == [str(i) for i in range(50)]
+    settings = load_settings({k: v for k, v in env.items() if k.startswith("CHUTE_")})
+    store = open_store(settings)
+    try:
+        with store.read() as s:
+            row = q.get_workflow(s, "r1")
+            nodes = q.nodes_of(s, row.uid)
+    finally:
+        store.dispose()
+    assert row.phase == "Succeeded"
+    assert not [n.display_name for n in nodes if n.phase in ("Running", "Pending")]
+    pods = [n for n in nodes if n.type == "Pod"]
+    assert sorted(n.display_name for n in pods) == sorted(f"t{i}" for i in range(50))
+    for n in pods:  # each step echoed "step <n>" to stdout: the line is in its stored log
+        log = (settings.logs_dir / row.uid / f"{n.node_id}.log").read_text()
+        assert f"step {n.display_name[1:]}" in log, (n.display_name, log)
+
+
+def test_r1_three_kills(tmp_path, db_url):
+    """R-1 at CI size: three kills of the controller during a 50-step DAG."""
+    _random_kills(tmp_path, seed=0, kills=3, db_url=db_url)
+
+
+@pytest.mark.heavy
+@pytest.mark.parametrize("seed", range(int(os.environ.get("CHUTE_FAULT_TRIALS", "3"))))
+def test_r1_ten_kills(tmp_path, seed, db_url):
+    """R-1 in full: ten kills of the controller per run, over seeded trials."""
+    _random_kills(tmp_path, seed=seed, kills=10, db_url=db_url)
