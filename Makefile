@@ -22,9 +22,11 @@ ui: $(UI_INDEX)
 $(UI_INDEX): ui/package.json ui/package-lock.json ui/index.html ui/vite.config.js $(wildcard ui/src/*)
 	cd ui && npm install --no-audit --no-fund --loglevel=error && npx vite build --logLevel warn
 
-## Run the main job: the most complete pipeline chute can run today.
+## Run the main job: the fraud-detection reference pipeline on the embedded defaults
+## (SQLite and a local artifact directory under ~/.chute, or $$CHUTE_HOME).
 run: setup
-	$(BIN)/python -m chute.cli.app lint examples/hello-world.yaml
+	$(BIN)/chute lint examples/hello-world.yaml
+	$(BIN)/chute run examples/fraud_detection/pipeline.py
 
 ## Run the whole test suite (heavy trials stay behind CHUTE_HEAVY=1).
 test: setup
