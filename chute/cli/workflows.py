@@ -1,7 +1,8 @@
 """Workflow commands in the Argo CLI's shape: ``submit``, ``list``, ``get``, ``logs``,
 ``delete``, plus ``template create`` and ``controller``.
 
-With no server, ``submit --wait`` runs an embedded controller in this process (it holds
+With ``CHUTE_SERVER`` set, the commands go through that server's REST API
+(:mod:`chute.cli.backend`) and never open the local store. With no server, ``submit --wait`` runs an embedded controller in this process (it holds
 the new workflow's lease from the moment the row is written); if a standalone controller
 is running, ``--wait`` just watches. ``--wait`` exits 0 only if the workflow Succeeded.
 """
@@ -17,6 +18,7 @@ from typing import Annotated
 
 import typer
 
+from chute.cli import backend
 from chute.config import load_settings
 from chute.errors import LeaseHeldError, NotFoundError, SpecError, UserError
 
@@ -100,6 +102,10 @@ def submit_cmd(
     from chute.store import queries as q
 
     docs = load_documents(sys.stdin.buffer.read(), "<stdin>") if file == "-" else load_file(file)
+    if client := backend.remote():  # CHUTE_SERVER: the server runs it; we only poll
+        with backend.session(client):
+            return backend.submit(client, file, docs, _params(parameter), wait or watch,
+                                  watch, output)
     store, settings = _store()
     # templates in the same file are stored first (Argo's examples ship them together)
     for d in docs:
@@ -137,6 +143,9 @@ def wait_cmd(name: Annotated[str, typer.Argument(help="workflow name")]) -> None
     from chute.executors.local import LocalExecutor
     from chute.store import queries as q
 
+    if client := backend.remote():
+        with backend.session(client):
+            return backend.wait(client, name)
     store, settings = _store()
     with store.read() as s:
         uid = q.get_workflow(s, name).uid
@@ -168,6 +177,16 @@ def _control(action: str):
     def cmd(name: Annotated[str, typer.Argument(help="workflow name")]) -> None:
         from chute.engine import control
 
+        if client := backend.remote():
+            with backend.session(client):
+                backend.control(client, action, name)
+        else:
+            _local(control, action, name)
+        done = {"suspend": "suspended", "resume": "resumed", "stop": "stopped",
+                "terminate": "terminated"}[action]
+        typer.echo(f"workflow {name} {done}")
+
+    def _local(control, action: str, name: str) -> None:
         store, _ = _store()
         if action == "suspend":
             control.suspend(store, name)
@@ -175,9 +194,7 @@ def _control(action: str):
             control.resume(store, name)
         else:
             control.stop(store, name, terminate=action == "terminate")
-        done = {"suspend": "suspended", "resume": "resumed", "stop": "stopped",
-                "terminate": "terminated"}[action]
-        typer.echo(f"workflow {name} {done}")
+
     cmd.__doc__ = {
         "suspend": "Suspend a workflow: running steps finish, no new ones start.",
         "resume": "Resume a suspended workflow and its suspend steps.",
@@ -187,6 +204,28 @@ def _control(action: str):
     return cmd
 
 
+def resume_cmd(
+    name: Annotated[str, typer.Argument(help="workflow name")],
+    parameter: Annotated[list[str] | None, typer.Option(
+        "-p", "--parameter",
+        help="name=value for a suspend step's output parameter (valueFrom.supplied)")] = None,
+) -> None:
+    """Resume a suspended workflow and its suspend steps (supplying their outputs)."""
+    from chute.engine import control
+
+    values = _params(parameter)
+    if client := backend.remote():
+        if values:
+            raise UserError("resume -p: not supported through CHUTE_SERVER yet; unset it "
+                            "to resume on the local store")
+        with backend.session(client):
+            backend.control(client, "resume", name)
+    else:
+        store, _ = _store()
+        control.resume(store, name, values)
+    typer.echo(f"workflow {name} resumed")
+
+
 def retry_cmd(
     name: Annotated[str, typer.Argument(help="workflow name")],
     wait: Annotated[bool, typer.Option("--wait", "-w")] = False,
@@ -194,8 +233,12 @@ def retry_cmd(
     """Re-run the failed and errored steps of a workflow, keeping the succeeded ones."""
     from chute.engine import control
 
-    store, _ = _store()
-    control.retry(store, name)
+    if client := backend.remote():
+        with backend.session(client):
+            backend.control(client, "retry", name)
+    else:
+        store, _ = _store()
+        control.retry(store, name)
     typer.echo(name)
     if wait:
         wait_cmd(name)
@@ -208,11 +251,15 @@ def resubmit_cmd(
     """Submit the same spec and parameters again, as a new workflow."""
     from chute.engine import control
 
-    store, _ = _store()
-    row = control.resubmit(store, name)
-    typer.echo(row.name)
+    if client := backend.remote():
+        with backend.session(client):
+            new_name = backend.control(client, "resubmit", name)
+    else:
+        store, _ = _store()
+        new_name = control.resubmit(store, name).name
+    typer.echo(new_name)
     if wait:
-        wait_cmd(row.name)
+        wait_cmd(new_name)
 
 
 def list_cmd(
@@ -223,9 +270,12 @@ def list_cmd(
     """List workflows, newest first."""
     from chute.store import queries as q
 
-    store, _ = _store()
     phases = ["Pending", "Running"] if running else (
         ["Succeeded", "Failed", "Error"] if completed else None)
+    if client := backend.remote():
+        with backend.session(client):
+            return backend.list_runs(client, output, phases)
+    store, _ = _store()
     with store.read() as s:
         rows = q.list_workflows(s, phases)
     if output == "name":
@@ -303,6 +353,9 @@ def get_cmd(
     output: Annotated[str | None, typer.Option("-o", "--output", help="json|yaml|name")] = None,
 ) -> None:
     """Show a workflow: a tree of its nodes, or Argo's JSON/YAML shape with -o."""
+    if client := backend.remote():
+        with backend.session(client):
+            return backend.print_get(client, name, output)
     store, _ = _store()
     _print_get(store, name, output)
 
@@ -316,6 +369,9 @@ def logs_cmd(
     """Print the logs of a workflow's steps (or one step's)."""
     from chute.store import queries as q
 
+    if client := backend.remote():
+        with backend.session(client):
+            return backend.logs(client, name, node, follow, timestamps)
     store, settings = _store()
     with store.read() as s:
         row = q.get_workflow(s, name)
@@ -358,6 +414,9 @@ def delete_cmd(name: Annotated[str, typer.Argument(help="workflow name")]) -> No
 
     from chute.store import queries as q
 
+    if client := backend.remote():
+        with backend.session(client):
+            return backend.delete(client, name)
     store, settings = _store()
     with store.write() as s:
         row = q.get_workflow(s, name)
@@ -410,8 +469,9 @@ def register(app: typer.Typer) -> None:
     app.command("submit")(submit_cmd)
     app.command("list")(list_cmd)
     app.command("wait")(wait_cmd)
-    for action in ("suspend", "resume", "stop", "terminate"):
+    for action in ("suspend", "stop", "terminate"):
         app.command(action)(_control(action))
+    app.command("resume")(resume_cmd)
     app.command("retry")(retry_cmd)
     app.command("resubmit")(resubmit_cmd)
     app.command("get")(get_cmd)

@@ -89,9 +89,11 @@ class ServerClient:
         """Delete a run and its records."""
         self.request("DELETE", f"/runs/{name}")
 
-    def logs(self, name: str, node: str | None = None, follow: bool = False) -> Iterator[str]:
+    def logs(self, name: str, node: str | None = None, follow: bool = False,
+             timestamps: bool = False) -> Iterator[str]:
         """Yield log lines of a run (or one node), following until it ends if asked."""
-        params: dict[str, Any] = {"follow": str(follow).lower()}
+        params: dict[str, Any] = {"follow": str(follow).lower(),
+                                  "timestamps": str(timestamps).lower()}
         if node:
             params["node"] = node
         with self.http.stream("GET", f"/runs/{name}/logs", params=params,

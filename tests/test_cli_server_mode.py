@@ -1,0 +1,137 @@
+"""The workflow commands against a real ``chute server`` process (CHUTE_SERVER set):
+they go through its REST API and leave the CLI's own CHUTE_HOME untouched."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["tests.fixtures.server"]
+
+from tests.fixtures.server import free_port
+from tests.test_server_cli import _start, _stop
+
+ROOT = Path(__file__).resolve().parents[1]
+HELLO = ROOT / "examples" / "hello-world.yaml"
+TOKEN = "test-token-for-cli-server-mode-0123456789"
+
+BAD_SPEC = """\
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {generateName: bad-}
+spec:
+  entrypoint: nowhere
+  templates:
+  - name: main
+    container: {image: busybox, command: [echo, hi]}
+"""
+
+
+@pytest.fixture
+def remote(tmp_path):
+    """A server process on its own home; yields (url, server_home, client_home)."""
+    server_home = tmp_path / "server-home"
+    client_home = tmp_path / "client-home"
+    server_home.mkdir()
+    client_home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHUTE_")}
+    env.update(CHUTE_HOME=str(server_home), CHUTE_TOKEN=TOKEN)
+    port = free_port()
+    proc, _ = _start(port, env)
+    try:
+        yield f"http://127.0.0.1:{port}", server_home, client_home
+    finally:
+        _stop(proc)
+
+
+def _env(url: str, home: Path, token: str = TOKEN) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHUTE_")}
+    env.update(CHUTE_HOME=str(home), CHUTE_SERVER=url, CHUTE_TOKEN=token)
+    return env
+
+
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """Run ``chute ARGS`` as its own process, as a user would."""
+    return subprocess.run([sys.executable, "-m", "chute.cli.app", *args], check=False, env=env,
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+
+
+def test_workflow_commands_go_through_the_server(remote, tmp_path):
+    url, server_home, client_home = remote
+    env = _env(url, client_home)
+
+    sub = cli(env, "submit", str(HELLO), "-p", "message=hi from the server", "--wait")
+    assert sub.returncode == 0, sub.stderr
+    name = sub.stdout.strip()
+    assert name.startswith("hello-world-")
+
+    listed = cli(env, "list", "-o", "json")
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert [(r["name"], r["phase"]) for r in rows] == [(name, "Succeeded")]
+    table = cli(env, "list")
+    assert name in table.stdout and "Succeeded" in table.stdout
+
+    got = cli(env, "get", name, "-o", "json")
+    assert got.returncode == 0, got.stderr
+    doc = json.loads(got.stdout)
+    assert doc["kind"] == "Workflow" and doc["metadata"]["name"] == name
+    assert doc["status"]["phase"] == "Succeeded"
+    pods = [n for n in doc["status"]["nodes"].values() if n["type"] == "Pod"]
+    assert [p["templateName"] for p in pods] == ["hello-world"]
+    tree = cli(env, "get", name)
+    assert "Status:      Succeeded" in tree.stdout and "hello-world" in tree.stdout
+
+    logs = cli(env, "logs", name)
+    assert logs.returncode == 0, logs.stderr
+    assert logs.stdout.splitlines() == ["hi from the server"]
+    one = cli(env, "logs", name, pods[0]["displayName"])
+    assert one.stdout.splitlines() == ["hi from the server"]
+
+    # the CLI's own home stays empty: no database, no logs, no step directories
+    assert list(client_home.iterdir()) == []
+    assert (server_home / "chute.db").exists()
+    assert (server_home / "logs" / doc["metadata"]["uid"]).is_dir()
+
+    gone = cli(env, "delete", name)
+    assert gone.returncode == 0, gone.stderr
+    assert gone.stdout.strip() == f'Workflow "{name}" deleted'
+    missing = cli(env, "get", name)
+    assert missing.returncode == 2
+    assert "Traceback" not in missing.stderr and name in missing.stderr
+    assert json.loads(cli(env, "list", "-o", "json").stdout) == []
+    assert list(client_home.iterdir()) == []
+
+
+def test_bad_spec_wrong_token_and_unreachable_server(remote, tmp_path):
+    url, _, client_home = remote
+    env = _env(url, client_home)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BAD_SPEC)
+
+    res = cli(env, "submit", str(bad))
+    assert res.returncode == 2
+    assert "nowhere" in res.stderr and "Traceback" not in res.stderr
+    assert res.stdout == ""
+    assert json.loads(cli(env, "list", "-o", "json").stdout) == []
+
+    # an unknown parameter passes local loading; the server's 4xx is one clear message
+    res = cli(env, "submit", str(HELLO), "-p", "nosuch=1")
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    assert res.stderr.startswith("error: ") and "nosuch" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert json.loads(cli(env, "list", "-o", "json").stdout) == []
+
+    res = cli(_env(url, client_home, token="wrong"), "list")
+    assert res.returncode == 2
+    assert "refused the token" in res.stderr and "Traceback" not in res.stderr
+
+    res = cli(_env(f"http://127.0.0.1:{free_port()}", client_home), "get", "x")
+    assert res.returncode == 1
+    assert "cannot reach the chute server" in res.stderr and "Traceback" not in res.stderr
+    assert list(client_home.iterdir()) == []
