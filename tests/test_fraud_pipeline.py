@@ -163,7 +163,8 @@ def test_tuning_on_runs_eight_trials_in_parallel_rounds(chute_home):
                                    if p["name"] == "trial"))["trial"]
         by_round.setdefault("r0" if trial_no < 4 else "r1", []).append(t)
     first, second = by_round["r0"], by_round["r1"]
-    assert max(t["startedAt"] for t in first) < min(t["finishedAt"] for t in first)
+    # Argo's timestamps are whole seconds: overlapping trials may share one
+    assert max(t["startedAt"] for t in first) <= min(t["finishedAt"] for t in first)
     tell = next(n for n in wf["status"]["nodes"].values()
                 if n["displayName"] == "tune-tell" and n["type"] == "Pod")
     assert min(t["startedAt"] for t in second) >= tell["finishedAt"]

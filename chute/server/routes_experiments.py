@@ -56,7 +56,7 @@ def list_experiments(
     ctx: Ctx,
     archived: bool | None = Query(None, description="only archived (true) or active (false)"),
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=2**31 - 1),
 ) -> Page:
     with ctx.store.read() as s:
         q = select(ExperimentRow)

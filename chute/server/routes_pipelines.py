@@ -113,7 +113,7 @@ async def upload_pipeline(
 def list_pipelines(
     ctx: Ctx,
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=2**31 - 1),
     q: str | None = Query(None, max_length=253, description="name contains"),
 ) -> Page:
     with ctx.store.read() as s:

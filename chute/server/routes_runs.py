@@ -108,7 +108,7 @@ def get_runs(
     include: str | None = Query(None, pattern="^(metrics)?$",
                                 description="'metrics' adds each run's scalar metrics"),
     limit: int = Query(50, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=2**31 - 1),
 ) -> Page:
     from chute.server.routes_experiments import find_experiment
     from chute.server.run_metrics import scalar_metrics

@@ -62,7 +62,7 @@ def _poll(ctx: ServerContext, uid: str, after: int):
             responses={200: {"content": {"text/event-stream": {}}}})
 async def run_events(
     ctx: Ctx, request: Request, name: str,
-    after: int = Query(0, ge=0, description="resume after this journal position"),
+    after: int = Query(0, ge=0, le=2**62, description="resume after this journal position"),
     last_event_id: str | None = Header(None, max_length=20),
 ):
     from chute.server.routes_runs import find_run
