@@ -160,3 +160,52 @@ spec:
     assert new.startswith("flaky-") and new != "flaky"
     assert count.read_text().split() == ["ran", "ran"]
     assert _status(chute, new)["phase"] == "Succeeded"
+
+
+def test_resume_supplies_a_suspend_steps_output_parameters(chute, tmp_path):
+    """Argo's intermediate parameters: ``chute resume -p`` fills the suspend node's outputs
+    whose ``valueFrom.supplied`` is set; an unsupplied one takes its default."""
+    spec = tmp_path / "ask.yaml"
+    spec.write_text("""
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {name: ask}
+spec:
+  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - {name: approve, template: approve}
+    - - name: release
+        template: echo
+        arguments:
+          parameters:
+          - {name: who, value: "{{steps.approve.outputs.parameters.approver}}"}
+          - {name: env, value: "{{steps.approve.outputs.parameters.environment}}"}
+  - name: approve
+    suspend: {}
+    outputs:
+      parameters:
+      - name: approver
+        valueFrom: {supplied: {}}
+      - name: environment
+        valueFrom: {default: staging, supplied: {}}
+  - name: echo
+    inputs: {parameters: [{name: who}, {name: env}]}
+    container:
+      image: busybox
+      command: [echo, "approved by {{inputs.parameters.who}} for {{inputs.parameters.env}}"]
+""")
+    proc = chute("submit", spec, "--wait", background=True)
+    _wait_for(lambda: _node(_status(chute, "ask"), "approve")["phase"] == "Running")
+    assert chute("resume", "ask", "-p", "bad").returncode == 2  # NAME=VALUE expected
+    res = chute("resume", "ask", "-p", "approver=ada lovelace")
+    assert res.returncode == 0, res.stderr
+    proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    status = _status(chute, "ask")
+    outputs = {p["name"]: p["value"]
+               for p in _node(status, "approve")["outputs"]["parameters"]}
+    assert outputs == {"approver": "ada lovelace", "environment": "staging"}
+    assert chute("logs", "ask", "release").stdout.strip() == \
+        "approved by ada lovelace for staging"

@@ -29,10 +29,12 @@ def suspend(store: Store, name: str) -> None:
         q.update_workflow(s, _active(s, name).uid, suspended=True)
 
 
-def resume(store: Store, name: str) -> None:
-    """Unsuspend the workflow and let its suspend nodes go on."""
+def resume(store: Store, name: str, values: dict[str, str] | None = None) -> None:
+    """Unsuspend the workflow and let its suspend nodes go on; their output parameters
+    take ``values`` (name -> value, Argo's ``valueFrom.supplied``), else their default."""
     with store.write() as s:
-        q.update_workflow(s, _active(s, name).uid, suspended=False, resumed_at=time.time())
+        q.update_workflow(s, _active(s, name).uid, suspended=False, resumed_at=time.time(),
+                          resume_values=dict(values or {}))
 
 
 def stop(store: Store, name: str, terminate: bool = False) -> None:

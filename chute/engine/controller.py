@@ -245,13 +245,16 @@ class Controller:
                 st.shutdown_requested = True
                 hard = shutdown == "Terminate"
                 st.shutdown(f"Stopped with strategy '{shutdown}'", hard=hard)
+            fresh = bool(resumed_at and resumed_at > self._resumed.get(uid, 0.0))
             if suspended and not st.suspended:
                 st.suspend()
-            elif not suspended and st.suspended:
+            elif not suspended and st.suspended and not fresh:  # fresh: resumed with values
                 st.resume()
-            if resumed_at and resumed_at > self._resumed.get(uid, 0.0):
+            if fresh:
                 self._resumed[uid] = resumed_at
-                st.resume()
+                with self.store.read() as s:  # values `chute resume -p` supplied
+                    values = q.find_workflow(s, uid).resume_values
+                st.resume(values or None)
 
     def _flush(self, runs: Iterable[Run]) -> bool:
         """Commit the runs' decisions, then launch what may start."""

@@ -50,6 +50,8 @@ class WorkflowRow(Base):
     suspended: Mapped[bool] = mapped_column(Boolean, default=False)
     shutdown: Mapped[str | None] = mapped_column(String(32), nullable=True)  # Stop|Terminate
     resumed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # output values `chute resume -p` supplies to suspend nodes (name -> value)
+    resume_values: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     lease_owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
     lease_expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     labels: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
