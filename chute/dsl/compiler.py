@@ -20,9 +20,11 @@ The output is plain Argo, runnable by chute's engine and by Argo on Kubernetes:
   ``<component>-<code digest>-{{=sprig.sha256sum(toJson([inputs.parameters.a, ...]))}}``.
   Argo requires keys of letters, digits and ``-``, so the input values are hashed; the code
   digest (function source, runtime, image, packages, env) invalidates entries when the
-  step changes. Steps that read input artifacts are not memoized: a key cannot see an
-  artifact's content, and a stale hit would be wrong. Steps without outputs are not
-  memoized either (Argo caches outputs only);
+  step changes. Steps that read input artifacts get no ``memoize``: on Argo a key cannot
+  see an artifact's content, and a stale hit would be wrong. They carry the same key in the
+  annotation ``chute.dev/cache-key`` instead, which only the local engine reads: it adds
+  the input artifacts' content digests to the key. Steps without outputs are not cached
+  (Argo caches outputs only);
 * control flow as described in :mod:`chute.dsl.control`.
 
 Wiring errors are raised while the pipeline function runs; a cycle through ``.after()`` is
@@ -54,9 +56,10 @@ from chute.dsl.errors import PipelineError
 from chute.dsl.pipeline import Pipeline
 from chute.dsl.script import ART_IN_DIR, ART_OUT_DIR, PARAM_OUT_DIR, build_source, code_digest
 from chute.dsl.types import encode_constant
+from chute.spec.annotations import LOCAL_CACHE_KEY, LOCAL_CACHE_NAME
 
 API_VERSION = "argoproj.io/v1alpha1"
-CACHE_CONFIGMAP = "chute-cache"
+CACHE_CONFIGMAP = LOCAL_CACHE_NAME
 INPUT_ENV_PREFIX = "CHUTE_INPUT_"
 RAW_ARCHIVE = ("Metrics", "ClassificationMetrics", "HTML", "Markdown")
 _TASK_REF = re.compile(r"\{\{tasks\.([A-Za-z0-9-]+)\.")
@@ -192,7 +195,11 @@ class _Compiler:
             tmpl["retryStrategy"] = _retry(task.retry)
         if comp.timeout is not None:
             tmpl["activeDeadlineSeconds"] = str(int(comp.timeout))
-        if task.cache and not spec.input_artifacts and outputs:
+        if task.cache and outputs and spec.input_artifacts:
+            # Argo's key cannot see an artifact's content: cache locally only, where the
+            # engine adds the input artifacts' digests to this key
+            tmpl["metadata"]["annotations"][LOCAL_CACHE_KEY] = self._memoize(task)["key"]
+        elif task.cache and outputs:
             tmpl["memoize"] = self._memoize(task)
         env = [{"name": INPUT_ENV_PREFIX + i.name,
                 "value": tag(f"inputs.parameters.{i.name}")} for i in spec.input_params]

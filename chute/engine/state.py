@@ -18,6 +18,7 @@ was Running. A succeeded step never runs twice.
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import json
 from collections import ChainMap, deque
@@ -33,6 +34,7 @@ from chute.engine.plan import Plan, TemplateScope
 from chute.engine.pod import LaunchRequest, PodOutcome, collect_outputs, launch_request, pod_vars
 from chute.engine.vars import global_vars, input_vars, substitute
 from chute.errors import ChuteError
+from chute.spec.annotations import LOCAL_CACHE_KEY, LOCAL_CACHE_NAME
 
 
 @dataclass
@@ -367,7 +369,7 @@ class RunState:
             self.finish(node, rec.phase, rec.message)
             node.finished_at = rec.finished_at
             return node
-        memo = tmpl.get("memoize")
+        memo = tmpl.get("memoize") or _local_cache(tmpl)
         if memo and (rec is None or rec.phase == P.PENDING):
             if self._memo_hit(node, memo, ctx):
                 return node
@@ -411,6 +413,7 @@ class RunState:
         except ChuteError as exc:
             self.finish(node, P.ERROR, f"memoize: {exc}")
             return True
+        key += _artifact_fingerprint(node.inputs)
         name = ((memo.get("cache") or {}).get("configMap") or {}).get("name") or "default"
         found = self.cache(name, key, max_age) if self.cache else None
         self._memo[node.id] = (name, key)
@@ -552,3 +555,35 @@ class RunState:
                             "templateName": n.template_name or "", "phase": n.phase,
                             "podName": n.id, "finishedAt": n.finished_at})
         return json.dumps(out)
+
+
+def _local_cache(tmpl: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The SDK's local-only cache key of a step that reads artifacts, as a ``memoize``."""
+    key = (((tmpl.get("metadata") or {}).get("annotations") or {}).get(LOCAL_CACHE_KEY))
+    if not key:
+        return None
+    return {"key": key, "cache": {"configMap": {"name": LOCAL_CACHE_NAME}}}
+
+
+def _artifact_fingerprint(inputs: Mapping[str, Any] | None) -> str:
+    """A memoize key suffix naming the content of the node's input artifacts.
+
+    Argo's key is whatever the spec says; locally chute also keys on what each input
+    artifact holds (the producer's content digest, or the location and data given inline),
+    so a changed input artifact misses the cache (RELIABILITY L-5). Empty without inputs.
+    """
+    arts = (inputs or {}).get("artifacts") or []
+    if not arts:
+        return ""
+    parts = []
+    for art in arts:
+        src = art.get("from")
+        if src:
+            try:
+                parts.append([art.get("name"), json.loads(src).get("digest")])
+            except (ValueError, TypeError, AttributeError):
+                parts.append([art.get("name"), src])
+        else:
+            parts.append([art.get("name"), {k: v for k, v in art.items() if k != "path"}])
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return "-a" + hashlib.sha256(blob).hexdigest()[:20]
