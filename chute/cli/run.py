@@ -170,6 +170,9 @@ def _summary(console: Any, row: Any, nodes: list[Any], metrics: list[tuple[str, 
         for step, name, value in metrics:
             mt.add_row(step, name, value)
         console.print(mt)
+    console.print(f"where to look: chute get {row.name} | chute logs {row.name} | "
+                  f"web UI: chute server, then http://127.0.0.1:8746/runs/{row.name}",
+                  highlight=False)
     console.print(f"[bold]{row.name}[/bold]: {row.phase}"
                   + (f" ({row.message})" if row.message and row.phase != "Succeeded" else ""))
 
