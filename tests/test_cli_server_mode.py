@@ -127,6 +127,20 @@ def test_bad_spec_wrong_token_and_unreachable_server(remote, tmp_path):
     assert "Traceback" not in res.stderr
     assert json.loads(cli(env, "list", "-o", "json").stdout) == []
 
+    # a WorkflowTemplate stored through the server, then run by reference
+    tmpl = tmp_path / "tmpl.yaml"
+    tmpl.write_text(HELLO.read_text().replace("kind: Workflow", "kind: WorkflowTemplate")
+                    .replace("generateName: hello-world-", "name: hello-tmpl"))
+    res = cli(env, "template", "create", str(tmpl))
+    assert (res.returncode, res.stdout.strip()) == (0, "WorkflowTemplate/hello-tmpl created")
+    ref = tmp_path / "ref.yaml"
+    ref.write_text("apiVersion: argoproj.io/v1alpha1\nkind: Workflow\n"
+                   "metadata: {generateName: by-ref-}\n"
+                   "spec: {workflowTemplateRef: {name: hello-tmpl}}\n")
+    res = cli(env, "submit", str(ref), "--wait", "-p", "message=by reference")
+    assert res.returncode == 0, res.stderr
+    assert cli(env, "logs", res.stdout.strip()).stdout.splitlines() == ["by reference"]
+
     res = cli(_env(url, client_home, token="wrong"), "list")
     assert res.returncode == 2
     assert "refused the token" in res.stderr and "Traceback" not in res.stderr
@@ -134,4 +148,78 @@ def test_bad_spec_wrong_token_and_unreachable_server(remote, tmp_path):
     res = cli(_env(f"http://127.0.0.1:{free_port()}", client_home), "get", "x")
     assert res.returncode == 1
     assert "cannot reach the chute server" in res.stderr and "Traceback" not in res.stderr
+    assert list(client_home.iterdir()) == []
+
+
+SLEEPY = """\
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {generateName: sleepy-}
+spec:
+  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - {name: nap, template: nap}
+    - - {name: after, template: nap}
+  - name: nap
+    container: {image: busybox, command: [sleep, "30"]}
+"""
+
+FLAKY = """\
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {generateName: flaky-}
+spec:
+  entrypoint: once
+  templates:
+  - name: once
+    container:
+      image: busybox
+      command: [sh, -c, "if [ -f 'MARKER' ]; then exit 0; fi; touch 'MARKER'; exit 1"]
+"""
+
+
+def test_lifecycle_actions_through_the_server(remote, tmp_path):
+    url, _, client_home = remote
+    env = _env(url, client_home)
+    spec = tmp_path / "sleepy.yaml"
+    spec.write_text(SLEEPY)
+    name = cli(env, "submit", str(spec)).stdout.strip()
+    assert name.startswith("sleepy-")
+
+    res = cli(env, "suspend", name)
+    assert (res.returncode, res.stdout.strip()) == (0, f"workflow {name} suspended"), res.stderr
+    res = cli(env, "resume", name)
+    assert (res.returncode, res.stdout.strip()) == (0, f"workflow {name} resumed"), res.stderr
+    res = cli(env, "terminate", name)
+    assert (res.returncode, res.stdout.strip()) == (0, f"workflow {name} terminated"), res.stderr
+    res = cli(env, "wait", name)
+    assert res.returncode == 1 and res.stdout.strip() in (f"{name} Failed", f"{name} Error")
+
+    # retry reruns the failed step: it fails the first time only
+    marker = tmp_path / "tried"
+    flaky = tmp_path / "flaky.yaml"
+    flaky.write_text(FLAKY.replace("MARKER", str(marker)))
+    first = cli(env, "submit", str(flaky), "--wait")
+    assert first.returncode == 1 and marker.exists(), first.stderr
+    flaky_name = first.stdout.strip()
+    res = cli(env, "retry", flaky_name, "--wait")
+    assert res.returncode == 0, (res.stdout, res.stderr)
+    assert res.stdout.splitlines() == [flaky_name, f"{flaky_name} Succeeded"]
+
+    # delete of an unknown run: the server's 404 is the same message and exit 2 as locally
+    res = cli(env, "delete", "no-such-run")
+    assert res.returncode == 2 and "no-such-run" in res.stderr
+    assert "Traceback" not in res.stderr
+
+    hello = cli(env, "submit", str(HELLO), "--wait")
+    assert hello.returncode == 0, hello.stderr
+    again = cli(env, "resubmit", hello.stdout.strip(), "--wait")
+    assert again.returncode == 0, again.stderr
+    lines = again.stdout.splitlines()
+    assert lines[0].startswith("hello-world-") and lines[0] != hello.stdout.strip()
+    assert lines[1] == f"{lines[0]} Succeeded"
+    names = {r["name"] for r in json.loads(cli(env, "list", "-o", "json").stdout)}
+    assert names == {name, flaky_name, hello.stdout.strip(), lines[0]}
     assert list(client_home.iterdir()) == []

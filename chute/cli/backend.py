@@ -81,7 +81,7 @@ def submit(client, file: str, docs: list, overrides: dict[str, str], block: bool
     for d in docs:
         if isinstance(d, WorkflowTemplate | ClusterWorkflowTemplate):
             client.request("POST", "/workflow-templates", json={"template": to_dict(d)})
-    names = []
+    names: list[str] = []
     for wf in workflows:
         doc = client.submit(to_dict(wf), parameters=overrides)
         names.append(doc["metadata"]["name"])
@@ -210,6 +210,17 @@ def logs(client, name: str, node: str | None, follow: bool, timestamps: bool) ->
             node_id = pods[0]["id"]
     for line in client.logs(name, node_id, follow=follow, timestamps=timestamps):
         typer.echo(line)
+
+
+def template_create(client, docs: list) -> None:
+    """``chute template create`` against the server."""
+    from chute.spec.loader import to_dict
+    from chute.spec.models import ClusterWorkflowTemplate, WorkflowTemplate
+
+    for d in docs:
+        if isinstance(d, WorkflowTemplate | ClusterWorkflowTemplate):
+            client.request("POST", "/workflow-templates", json={"template": to_dict(d)})
+            typer.echo(f"{d.kind}/{d.metadata.name} created")
 
 
 def delete(client, name: str) -> None:

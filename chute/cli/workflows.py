@@ -433,6 +433,9 @@ def template_create_cmd(files: Annotated[list[Path], typer.Argument(help="templa
     from chute.spec.loader import load_file
     from chute.spec.models import ClusterWorkflowTemplate, WorkflowTemplate
 
+    if client := backend.remote():
+        with backend.session(client):
+            return backend.template_create(client, [d for f in files for d in load_file(f)])
     store, _ = _store()
     for f in files:
         for d in load_file(f):
