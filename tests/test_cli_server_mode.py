@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -61,7 +62,27 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120, cwd=ROOT)
 
 
-def test_workflow_commands_go_through_the_server(remote, tmp_path):
+@pytest.fixture
+def run(monkeypatch, capsys):
+    """Run ``chute ARGS`` in this process (faster) with exactly ``env``'s CHUTE_ settings."""
+    from chute.cli.app import main
+
+    def call(env: dict[str, str], *args: str) -> SimpleNamespace:
+        with monkeypatch.context() as m:
+            for k in [k for k in os.environ if k.startswith("CHUTE_")]:
+                m.delenv(k)
+            for k, v in env.items():
+                if k.startswith("CHUTE_"):
+                    m.setenv(k, v)
+            capsys.readouterr()
+            rc = main(list(args))
+            out = capsys.readouterr()
+        return SimpleNamespace(returncode=rc, stdout=out.out, stderr=out.err)
+
+    return call
+
+
+def test_workflow_commands_go_through_the_server(remote, run):
     url, server_home, client_home = remote
     env = _env(url, client_home)
 
@@ -70,27 +91,27 @@ def test_workflow_commands_go_through_the_server(remote, tmp_path):
     name = sub.stdout.strip()
     assert name.startswith("hello-world-")
 
-    listed = cli(env, "list", "-o", "json")
+    listed = run(env, "list", "-o", "json")
     assert listed.returncode == 0, listed.stderr
     rows = json.loads(listed.stdout)
     assert [(r["name"], r["phase"]) for r in rows] == [(name, "Succeeded")]
-    table = cli(env, "list")
+    table = run(env, "list")
     assert name in table.stdout and "Succeeded" in table.stdout
 
-    got = cli(env, "get", name, "-o", "json")
+    got = run(env, "get", name, "-o", "json")
     assert got.returncode == 0, got.stderr
     doc = json.loads(got.stdout)
     assert doc["kind"] == "Workflow" and doc["metadata"]["name"] == name
     assert doc["status"]["phase"] == "Succeeded"
     pods = [n for n in doc["status"]["nodes"].values() if n["type"] == "Pod"]
     assert [p["templateName"] for p in pods] == ["hello-world"]
-    tree = cli(env, "get", name)
+    tree = run(env, "get", name)
     assert "Status:      Succeeded" in tree.stdout and "hello-world" in tree.stdout
 
-    logs = cli(env, "logs", name)
+    logs = run(env, "logs", name)
     assert logs.returncode == 0, logs.stderr
     assert logs.stdout.splitlines() == ["hi from the server"]
-    one = cli(env, "logs", name, pods[0]["displayName"])
+    one = run(env, "logs", name, pods[0]["displayName"])
     assert one.stdout.splitlines() == ["hi from the server"]
 
     # the CLI's own home stays empty: no database, no logs, no step directories
@@ -98,54 +119,54 @@ def test_workflow_commands_go_through_the_server(remote, tmp_path):
     assert (server_home / "chute.db").exists()
     assert (server_home / "logs" / doc["metadata"]["uid"]).is_dir()
 
-    gone = cli(env, "delete", name)
+    gone = run(env, "delete", name)
     assert gone.returncode == 0, gone.stderr
     assert gone.stdout.strip() == f'Workflow "{name}" deleted'
-    missing = cli(env, "get", name)
+    missing = run(env, "get", name)
     assert missing.returncode == 2
     assert "Traceback" not in missing.stderr and name in missing.stderr
-    assert json.loads(cli(env, "list", "-o", "json").stdout) == []
+    assert json.loads(run(env, "list", "-o", "json").stdout) == []
     assert list(client_home.iterdir()) == []
 
 
-def test_bad_spec_wrong_token_and_unreachable_server(remote, tmp_path):
+def test_bad_spec_wrong_token_and_unreachable_server(remote, run, tmp_path):
     url, _, client_home = remote
     env = _env(url, client_home)
     bad = tmp_path / "bad.yaml"
     bad.write_text(BAD_SPEC)
 
-    res = cli(env, "submit", str(bad))
+    res = run(env, "submit", str(bad))
     assert res.returncode == 2
     assert "nowhere" in res.stderr and "Traceback" not in res.stderr
     assert res.stdout == ""
-    assert json.loads(cli(env, "list", "-o", "json").stdout) == []
+    assert json.loads(run(env, "list", "-o", "json").stdout) == []
 
     # an unknown parameter passes local loading; the server's 4xx is one clear message
-    res = cli(env, "submit", str(HELLO), "-p", "nosuch=1")
+    res = run(env, "submit", str(HELLO), "-p", "nosuch=1")
     assert res.returncode == 2, (res.stdout, res.stderr)
     assert res.stderr.startswith("error: ") and "nosuch" in res.stderr
     assert "Traceback" not in res.stderr
-    assert json.loads(cli(env, "list", "-o", "json").stdout) == []
+    assert json.loads(run(env, "list", "-o", "json").stdout) == []
 
     # a WorkflowTemplate stored through the server, then run by reference
     tmpl = tmp_path / "tmpl.yaml"
     tmpl.write_text(HELLO.read_text().replace("kind: Workflow", "kind: WorkflowTemplate")
                     .replace("generateName: hello-world-", "name: hello-tmpl"))
-    res = cli(env, "template", "create", str(tmpl))
+    res = run(env, "template", "create", str(tmpl))
     assert (res.returncode, res.stdout.strip()) == (0, "WorkflowTemplate/hello-tmpl created")
     ref = tmp_path / "ref.yaml"
     ref.write_text("apiVersion: argoproj.io/v1alpha1\nkind: Workflow\n"
                    "metadata: {generateName: by-ref-}\n"
                    "spec: {workflowTemplateRef: {name: hello-tmpl}}\n")
-    res = cli(env, "submit", str(ref), "--wait", "-p", "message=by reference")
+    res = run(env, "submit", str(ref), "--wait", "-p", "message=by reference")
     assert res.returncode == 0, res.stderr
-    assert cli(env, "logs", res.stdout.strip()).stdout.splitlines() == ["by reference"]
+    assert run(env, "logs", res.stdout.strip()).stdout.splitlines() == ["by reference"]
 
     res = cli(_env(url, client_home, token="wrong"), "list")
     assert res.returncode == 2
     assert "refused the token" in res.stderr and "Traceback" not in res.stderr
 
-    res = cli(_env(f"http://127.0.0.1:{free_port()}", client_home), "get", "x")
+    res = run(_env(f"http://127.0.0.1:{free_port()}", client_home), "get", "x")
     assert res.returncode == 1
     assert "cannot reach the chute server" in res.stderr and "Traceback" not in res.stderr
     assert list(client_home.iterdir()) == []
@@ -180,46 +201,46 @@ spec:
 """
 
 
-def test_lifecycle_actions_through_the_server(remote, tmp_path):
+def test_lifecycle_actions_through_the_server(remote, run, tmp_path):
     url, _, client_home = remote
     env = _env(url, client_home)
     spec = tmp_path / "sleepy.yaml"
     spec.write_text(SLEEPY)
-    name = cli(env, "submit", str(spec)).stdout.strip()
+    name = run(env, "submit", str(spec)).stdout.strip()
     assert name.startswith("sleepy-")
 
-    res = cli(env, "suspend", name)
+    res = run(env, "suspend", name)
     assert (res.returncode, res.stdout.strip()) == (0, f"workflow {name} suspended"), res.stderr
-    res = cli(env, "resume", name)
+    res = run(env, "resume", name)
     assert (res.returncode, res.stdout.strip()) == (0, f"workflow {name} resumed"), res.stderr
-    res = cli(env, "terminate", name)
+    res = run(env, "terminate", name)
     assert (res.returncode, res.stdout.strip()) == (0, f"workflow {name} terminated"), res.stderr
-    res = cli(env, "wait", name)
+    res = run(env, "wait", name)
     assert res.returncode == 1 and res.stdout.strip() in (f"{name} Failed", f"{name} Error")
 
     # retry reruns the failed step: it fails the first time only
     marker = tmp_path / "tried"
     flaky = tmp_path / "flaky.yaml"
     flaky.write_text(FLAKY.replace("MARKER", str(marker)))
-    first = cli(env, "submit", str(flaky), "--wait")
+    first = run(env, "submit", str(flaky), "--wait")
     assert first.returncode == 1 and marker.exists(), first.stderr
     flaky_name = first.stdout.strip()
-    res = cli(env, "retry", flaky_name, "--wait")
+    res = run(env, "retry", flaky_name, "--wait")
     assert res.returncode == 0, (res.stdout, res.stderr)
     assert res.stdout.splitlines() == [flaky_name, f"{flaky_name} Succeeded"]
 
     # delete of an unknown run: the server's 404 is the same message and exit 2 as locally
-    res = cli(env, "delete", "no-such-run")
+    res = run(env, "delete", "no-such-run")
     assert res.returncode == 2 and "no-such-run" in res.stderr
     assert "Traceback" not in res.stderr
 
-    hello = cli(env, "submit", str(HELLO), "--wait")
+    hello = run(env, "submit", str(HELLO), "--wait")
     assert hello.returncode == 0, hello.stderr
-    again = cli(env, "resubmit", hello.stdout.strip(), "--wait")
+    again = run(env, "resubmit", hello.stdout.strip(), "--wait")
     assert again.returncode == 0, again.stderr
     lines = again.stdout.splitlines()
     assert lines[0].startswith("hello-world-") and lines[0] != hello.stdout.strip()
     assert lines[1] == f"{lines[0]} Succeeded"
-    names = {r["name"] for r in json.loads(cli(env, "list", "-o", "json").stdout)}
+    names = {r["name"] for r in json.loads(run(env, "list", "-o", "json").stdout)}
     assert names == {name, flaky_name, hello.stdout.strip(), lines[0]}
     assert list(client_home.iterdir()) == []
