@@ -134,14 +134,9 @@ def test_tuning_off_publishes_a_model_that_scores_then_reruns_from_cache(chute_h
     assert rows["tune-ask"].phase == "Skipped"
     assert registry.get("fraud-detector").version == 2
     assert not rows["decide"].cached  # it reads the registry: never cached
-    for step in ("ingest-csv", "ingest-s3"):
+    # transform reads the ingested artifacts: cached locally on their content digests
+    for step in ("ingest-csv", "ingest-s3", "transform"):
         assert rows[step].cached, f"{step} was not served from the cache"
-    templates = {t["name"]: t for t in again["spec"]["templates"]}
-    if not templates["transform"].get("memoize"):
-        # the compiler does not yet cache steps with input artifacts (a cache key needs the
-        # artifacts' digests, issue 8 item 4): say so instead of passing quietly
-        pytest.xfail("transform is not memoized: the SDK does not cache artifact inputs yet")
-    assert rows["transform"].cached, "transform was not served from the cache"
 
 
 def test_tuning_on_runs_eight_trials_in_parallel_rounds(chute_home):
