@@ -169,11 +169,13 @@ def build_source(comp: Component) -> str:
 
 def code_digest(comp: Component, env: dict[str, str] | None = None) -> str:
     """A short digest of what determines a step's outputs besides its inputs (for caching):
-    the function, the runtime, the image, the packages and the environment."""
+    the function, the runtime, the image, the packages, the environment and which secrets
+    feed which variables (RELIABILITY L-5: every input that can reach the process)."""
     h = hashlib.sha256()
     env = comp.env if env is None else env
     for part in (function_source(comp), runtime_source(), comp.image,
-                 json.dumps(comp.packages), json.dumps(env, sort_keys=True)):
+                 json.dumps(comp.packages), json.dumps(env, sort_keys=True),
+                 json.dumps(comp.secrets or {}, sort_keys=True)):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()[:12]
