@@ -209,3 +209,41 @@ spec:
     assert outputs == {"approver": "ada lovelace", "environment": "staging"}
     assert chute("logs", "ask", "release").stdout.strip() == \
         "approved by ada lovelace for staging"
+
+
+def test_resume_while_no_controller_runs_is_applied_on_adoption(chute, tmp_path):
+    """``chute resume -p`` made while the controller is dead: the one that adopts the
+    workflow lets the suspend step go on with the supplied value."""
+    import signal
+
+    spec = tmp_path / "gate.yaml"
+    spec.write_text("""
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {name: gate}
+spec:
+  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - {name: approve, template: approve}
+    - - name: release
+        template: echo
+        arguments:
+          parameters: [{name: who, value: "{{steps.approve.outputs.parameters.who}}"}]
+  - name: approve
+    suspend: {}
+    outputs:
+      parameters: [{name: who, valueFrom: {supplied: {}}}]
+  - name: echo
+    inputs: {parameters: [{name: who}]}
+    container: {image: busybox, command: [echo, "by {{inputs.parameters.who}}"]}
+""")
+    proc = chute("submit", spec, "--wait", background=True)
+    _wait_for(lambda: _node(_status(chute, "gate"), "approve")["phase"] == "Running")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert chute("resume", "gate", "-p", "who=grace").returncode == 0
+    res = chute("wait", "gate")
+    assert res.returncode == 0, res.stderr
+    assert chute("logs", "gate", "release").stdout.strip() == "by grace"

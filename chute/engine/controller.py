@@ -166,6 +166,7 @@ class Controller:
             resumed = row.phase == P.WF_RUNNING
             suspended = row.suspended
             self._resumed[uid] = row.resumed_at or 0.0
+            resume_values = row.resume_values
         try:
             plan = build_plan(spec, uid=uid, created_at=created, overrides=args,
                               lookup=store_lookup(self.store),
@@ -186,6 +187,8 @@ class Controller:
         state.start()
         if resumed:
             state._wf_update.pop("started_at", None)
+        if self._resumed[uid]:  # a resume no controller was running to apply
+            state.resume_suspends_before(self._resumed[uid], resume_values or None)
         self._flush([run])
         return True
 

@@ -402,6 +402,15 @@ class RunState:
                 self._finish_suspend(node, tmpl, values)
         self._run()
 
+    def resume_suspends_before(self, at: float, values: Mapping[str, str] | None) -> None:
+        """After adoption: suspend nodes that started before the last ``chute resume``
+        (made while no controller ran) go on now, with the values it supplied."""
+        for nid, tmpl in list(self._suspends.items()):
+            node = self.nodes[nid]
+            if node.phase == P.RUNNING and (node.started_at or at) < at:
+                self._finish_suspend(node, tmpl, values)
+        self._run()
+
     def _memo_hit(self, node: Node, memo: Mapping[str, Any], ctx: Mapping[str, str]) -> bool:
         """``memoize``: take the outputs of an earlier run with the same key (not older
         than ``maxAge``); on a miss, remember to store ours when the pod succeeds."""
