@@ -8,13 +8,10 @@ Real CLI, real SQLite file, real steps, the default local artifact repository.
 from __future__ import annotations
 
 import json
-import os
 import uuid
 
-import pytest
 
-from chute.cli.app import main
-from tests.conftest import REPO
+from tests.fixtures.cli import run  # noqa: F401 - the `run` fixture
 
 TWO_RUNS = """
 apiVersion: argoproj.io/v1alpha1
@@ -44,17 +41,6 @@ spec:
       image: alpine
       command: [sh, -c, "wc -c < /tmp/in.txt"]
 """
-
-
-@pytest.fixture
-def run(chute_home, capsys, monkeypatch):
-    monkeypatch.setenv("PATH", f"{REPO / 'tests' / 'tools'}:{os.environ['PATH']}")
-
-    def _run(*args: str) -> tuple[int, str, str]:
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-    return _run
 
 
 def _repo():

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 
-import pytest
 
-from chute.cli.app import main
-from tests.conftest import REPO
+from tests.fixtures.cli import run  # noqa: F401 - the `run` fixture
 
 HELLO = """
 apiVersion: argoproj.io/v1alpha1
@@ -45,17 +42,6 @@ spec:
   - name: main
     container: {image: busybox, command: [sh, -c, "echo oops; exit 3"]}
 """
-
-
-@pytest.fixture
-def run(chute_home, capsys, monkeypatch):
-    monkeypatch.setenv("PATH", f"{REPO / 'tests' / 'tools'}:{os.environ['PATH']}")
-
-    def _run(*args: str) -> tuple[int, str, str]:
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-    return _run
 
 
 def test_submit_wait_get_logs_delete(run, tmp_path):

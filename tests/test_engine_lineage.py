@@ -8,12 +8,11 @@ consumers (``from``), and an SDK pipeline wires ``Output[Dataset]`` into ``Input
 from __future__ import annotations
 
 import io
-import os
 
 import pytest
 
-from chute.cli.app import main
 from tests.conftest import REPO
+from tests.fixtures.cli import run  # noqa: F401 - the `run` fixture
 
 FANOUT = """
 apiVersion: argoproj.io/v1alpha1
@@ -48,17 +47,6 @@ spec:
       image: alpine
       command: [sh, -c, "cat /tmp/in.txt"]
 """
-
-
-@pytest.fixture
-def run(chute_home, capsys, monkeypatch):
-    monkeypatch.setenv("PATH", f"{REPO / 'tests' / 'tools'}:{os.environ['PATH']}")
-
-    def _run(*args: str) -> tuple[int, str, str]:
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-    return _run
 
 
 def _store():

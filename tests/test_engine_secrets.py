@@ -12,17 +12,15 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
 import secrets
 import sqlite3
 from urllib.parse import quote
 
 import pytest
 
-from chute.cli.app import main
 from chute.engine.secrets_env import mask_text, resolve_env, secret_env_refs, secret_forms
 from chute.errors import ChuteError
-from tests.conftest import REPO
+from tests.fixtures.cli import run  # noqa: F401 - the `run` fixture
 
 LEAKY = """
 apiVersion: argoproj.io/v1alpha1
@@ -92,17 +90,6 @@ spec:
       - name: TOKEN
         valueFrom: {secretKeyRef: {name: canary, key: nokey}}
 """
-
-
-@pytest.fixture
-def run(chute_home, capsys, monkeypatch):
-    monkeypatch.setenv("PATH", f"{REPO / 'tests' / 'tools'}:{os.environ['PATH']}")
-
-    def _run(*args: str) -> tuple[int, str, str]:
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-    return _run
 
 
 def _forms(canary: str) -> list[str]:
