@@ -244,3 +244,92 @@ def test_lifecycle_actions_through_the_server(remote, run, tmp_path):
     names = {r["name"] for r in json.loads(run(env, "list", "-o", "json").stdout)}
     assert names == {name, flaky_name, hello.stdout.strip(), lines[0]}
     assert list(client_home.iterdir()) == []
+
+
+ASK = """\
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {generateName: ask-}
+spec:
+  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - {name: approve, template: approve}
+    - - name: release
+        template: echo
+        arguments:
+          parameters:
+          - {name: who, value: "{{steps.approve.outputs.parameters.approver}}"}
+          - {name: env, value: "{{steps.approve.outputs.parameters.environment}}"}
+  - name: approve
+    suspend: {}
+    outputs:
+      parameters:
+      - name: approver
+        valueFrom: {supplied: {}}
+      - name: environment
+        valueFrom: {default: staging, supplied: {}}
+      - name: fixed
+        valueFrom: {default: x}
+  - name: echo
+    inputs: {parameters: [{name: who}, {name: env}]}
+    container:
+      image: busybox
+      command: [echo, "approved by {{inputs.parameters.who}} for {{inputs.parameters.env}}"]
+"""
+
+
+def test_resume_with_values_through_the_server(remote, run, tmp_path):
+    """``chute resume NAME -p name=value`` through CHUTE_SERVER: the values travel in the
+    resume request's JSON body and fill the suspend step's supplied outputs; a name that
+    is no suspend step's supplied output is refused (exit 2, 400 naming it) and changes
+    nothing."""
+    import time
+
+    from chute.errors import UserError
+    from chute.server.client import ServerClient
+
+    url, _, client_home = remote
+    env = _env(url, client_home)
+    spec = tmp_path / "ask.yaml"
+    spec.write_text(ASK)
+    name = run(env, "submit", str(spec)).stdout.strip()
+    assert name.startswith("ask-")
+    with ServerClient(url, TOKEN) as client:
+        deadline = time.monotonic() + 60
+        while True:  # the suspend step is waiting
+            nodes = client.get_run(name)["status"].get("nodes") or {}
+            if any(n["displayName"] == "approve" and n["phase"] == "Running"
+                   for n in nodes.values()):
+                break
+            assert time.monotonic() < deadline, nodes
+            time.sleep(0.2)
+
+        res = run(env, "resume", name, "-p", "approverr=ada")
+        assert res.returncode == 2, (res.stdout, res.stderr)
+        assert "'approverr'" in res.stderr and "Traceback" not in res.stderr
+        res = run(env, "resume", name, "-p", "fixed=y")  # an output not supplied at resume
+        assert res.returncode == 2 and "'fixed'" in res.stderr and "supplied" in res.stderr
+        resp = client.http.put(f"/runs/{name}/resume", json={"parameters": {"nope": "1"}})
+        assert resp.status_code == 400 and "'nope'" in resp.json()["error"]["message"]
+        resp = client.http.put(f"/runs/{name}/resume", json={"parameters": {"approver": 3}})
+        assert 400 <= resp.status_code < 500  # values are strings
+        with pytest.raises(UserError, match="'nope'"):  # the client raises the 4xx
+            client.resume(name, {"nope": "1"})
+        # refused requests changed nothing: the step still waits
+        nodes = client.get_run(name)["status"]["nodes"]
+        assert [n["phase"] for n in nodes.values() if n["displayName"] == "approve"] == \
+            ["Running"]
+
+    res = run(env, "resume", name, "-p", "approver=ada lovelace")
+    assert (res.returncode, res.stdout.strip()) == (0, f"workflow {name} resumed"), res.stderr
+    res = run(env, "wait", name)
+    assert res.returncode == 0, (res.stdout, res.stderr)
+    got = json.loads(run(env, "get", name, "-o", "json").stdout)
+    approve = next(n for n in got["status"]["nodes"].values() if n["displayName"] == "approve")
+    assert {p["name"]: p["value"] for p in approve["outputs"]["parameters"]} == \
+        {"approver": "ada lovelace", "environment": "staging", "fixed": "x"}
+    assert run(env, "logs", name, "release").stdout.strip() == \
+        "approved by ada lovelace for staging"
+    assert list(client_home.iterdir()) == []

@@ -199,6 +199,9 @@ spec:
     proc = chute("submit", spec, "--wait", background=True)
     _wait_for(lambda: _node(_status(chute, "ask"), "approve")["phase"] == "Running")
     assert chute("resume", "ask", "-p", "bad").returncode == 2  # NAME=VALUE expected
+    res = chute("resume", "ask", "-p", "approverr=x")  # no such supplied output: refused
+    assert res.returncode == 2 and "'approverr'" in res.stderr, res.stderr
+    assert _node(_status(chute, "ask"), "approve")["phase"] == "Running"
     res = chute("resume", "ask", "-p", "approver=ada lovelace")
     assert res.returncode == 0, res.stderr
     proc.communicate(timeout=60)

@@ -104,10 +104,13 @@ def wait(client, name: str) -> None:
         raise typer.Exit(1)
 
 
-def control(client, action: str, name: str) -> str:
-    """suspend/resume/stop/terminate/retry/resubmit; returns the run name to show."""
+def control(client, action: str, name: str, values: dict[str, str] | None = None) -> str:
+    """suspend/resume/stop/terminate/retry/resubmit; returns the run name to show.
+    ``values`` (resume only): the suspend steps' output parameters, checked by the server."""
     if action not in _actions(client):
         raise UserError(f"{action}: the server at CHUTE_SERVER does not support this action")
+    if values:
+        return client.resume(name, values)["metadata"]["name"]
     return client.action(name, action)["metadata"]["name"]
 
 

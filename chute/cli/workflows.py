@@ -215,11 +215,8 @@ def resume_cmd(
 
     values = _params(parameter)
     if client := backend.remote():
-        if values:
-            raise UserError("resume -p: not supported through CHUTE_SERVER yet; unset it "
-                            "to resume on the local store")
         with backend.session(client):
-            backend.control(client, "resume", name)
+            backend.control(client, "resume", name, values)
     else:
         store, _ = _store()
         control.resume(store, name, values)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 from chute.engine import phases as P
-from chute.errors import ConflictError
+from chute.errors import ConflictError, ParameterError
 from chute.spec.loader import load_resource
 from chute.store import queries as q
 from chute.store.db import Store
@@ -31,10 +31,54 @@ def suspend(store: Store, name: str) -> None:
 
 def resume(store: Store, name: str, values: dict[str, str] | None = None) -> None:
     """Unsuspend the workflow and let its suspend nodes go on; their output parameters
-    take ``values`` (name -> value, Argo's ``valueFrom.supplied``), else their default."""
+    take ``values`` (name -> value, Argo's ``valueFrom.supplied``), else their default.
+    A name that is no suspend template's supplied output parameter is a ParameterError
+    (nothing is written)."""
     with store.write() as s:
-        q.update_workflow(s, _active(s, name).uid, suspended=False, resumed_at=time.time(),
+        row = _active(s, name)
+        if values:
+            _check_supplied(store, row, values)
+        q.update_workflow(s, row.uid, suspended=False, resumed_at=time.time(),
                           resume_values=dict(values or {}))
+
+
+def _check_supplied(store: Store, row: WorkflowRow, values: dict[str, str]) -> None:
+    """Every name in ``values`` must be an output parameter with ``valueFrom.supplied`` of
+    a suspend template the workflow can reach (as ``argo node set`` requires)."""
+    from chute.engine.controller import store_lookup
+    from chute.engine.plan import build_plan
+
+    plan = build_plan(row.spec, uid=row.uid, created_at=row.created_at,
+                      overrides=dict(row.arguments or {}), lookup=store_lookup(store))
+    supplied: set[str] = set()
+    other: set[str] = set()
+    for tmpl in _suspend_templates(list(plan.templates.values())):
+        for p in (tmpl.get("outputs") or {}).get("parameters") or []:
+            has = (p.get("valueFrom") or {}).get("supplied") is not None
+            (supplied if has else other).add(p.get("name"))
+    for key in values:
+        if key in supplied:
+            continue
+        known = ", ".join(sorted(supplied)) or "none"
+        why = "has no valueFrom.supplied" if key in other else "is not an output parameter of " \
+            "any suspend template"
+        raise ParameterError(f"resume parameter {key!r} {why} in workflow {row.name!r} "
+                             f"(supplied at resume: {known})")
+
+
+def _suspend_templates(value) -> list[dict]:
+    """Every template dict with ``suspend`` inside ``value`` (inline ones included)."""
+    found: list[dict] = []
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            if v.get("suspend") is not None:
+                found.append(v)
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return found
 
 
 def stop(store: Store, name: str, terminate: bool = False) -> None:

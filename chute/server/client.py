@@ -85,6 +85,10 @@ class ServerClient:
         """suspend / resume / stop / terminate / retry / resubmit a run."""
         return self.request("PUT", f"/runs/{name}/{verb}", json=body or None)
 
+    def resume(self, name: str, values: dict[str, str] | None = None) -> dict[str, Any]:
+        """Resume a run, supplying its suspend steps' output parameters (name -> value)."""
+        return self.action(name, "resume", **({"parameters": dict(values)} if values else {}))
+
     def delete_run(self, name: str) -> None:
         """Delete a run and its records."""
         self.request("DELETE", f"/runs/{name}")

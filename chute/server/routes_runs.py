@@ -21,7 +21,7 @@ from chute.server.runs_view import (
     progress_of,
     summary,
 )
-from chute.server.schemas import ERROR_RESPONSES, Page, RunCreate
+from chute.server.schemas import ERROR_RESPONSES, Page, ResumeBody, RunCreate
 
 router = APIRouter(tags=["runs"], responses=ERROR_RESPONSES)
 Ctx = Annotated[ServerContext, Depends(get_ctx)]
@@ -167,19 +167,35 @@ def get_metrics(ctx: Ctx, name: str) -> dict:
         return run_metrics(ctx, s, find_run(s, name))
 
 
+def _act(ctx: ServerContext, verb: str, name: str, **kw: Any) -> Response:
+    with ctx.store.read() as s:
+        name = find_run(s, name).name  # 404 for an unknown run, before the engine
+    shown = run_action(ctx, verb, name, **kw)
+    with ctx.store.read() as s:
+        return json_response(argo_document(s, find_run(s, shown)))
+
+
 def _action_route(verb: str):
     def act(ctx: Ctx, name: str) -> Response:
-        with ctx.store.read() as s:
-            name = find_run(s, name).name  # 404 for an unknown run, before the engine
-        shown = run_action(ctx, verb, name)
-        with ctx.store.read() as s:
-            return json_response(argo_document(s, find_run(s, shown)))
+        return _act(ctx, verb, name)
 
     act.__name__ = f"{verb}_run"
     return act
 
 
+def resume_run(ctx: Ctx, name: str, body: ResumeBody | None = None) -> Response:
+    """Resume a run; ``parameters`` fill its suspend steps' supplied output parameters
+    (an unknown name is a 400 naming it, and nothing changes)."""
+    return _act(ctx, "resume", name, values=dict(body.parameters) if body else None)
+
+
 for _verb in available_actions():
+    if _verb == "resume":
+        router.add_api_route("/runs/{name}/resume", resume_run, methods=["PUT"],
+                             summary="Resume a run (supplying suspend outputs)",
+                             response_class=Response,
+                             responses={200: {"content": {"application/json": {}}}})
+        continue
     router.add_api_route(f"/runs/{{name}}/{_verb}", _action_route(_verb), methods=["PUT"],
                          summary=f"{_verb.capitalize()} a run", response_class=Response,
                          responses={200: {"content": {"application/json": {}}}})

@@ -42,13 +42,15 @@ def available_actions() -> list[str]:
     return [v for v in VERBS if _engine_call(v) is not None]
 
 
-def run_action(ctx, verb: str, name: str) -> str:
-    """Perform ``verb`` on run ``name``; return the name of the run to show afterwards."""
+def run_action(ctx, verb: str, name: str, values: dict[str, str] | None = None) -> str:
+    """Perform ``verb`` on run ``name``; return the name of the run to show afterwards.
+    ``values`` (resume only): output values for the run's suspend steps."""
     from chute.store import queries
 
     with ctx.store.read() as s:
         experiment = queries.get_workflow(s, name).experiment_id
-    result = _engine_call(verb)(ctx.store, name)
+    call = _engine_call(verb)
+    result = call(ctx.store, name, values) if values else call(ctx.store, name)
     if verb != "resubmit" or result is None:
         return name
     if experiment:  # the new run belongs to the same experiment as the old one

@@ -123,6 +123,13 @@ class RunCreate(_Body):
     labels: dict[str, str] = Field(default_factory=dict)
 
 
+class ResumeBody(_Body):
+    """Body of PUT /runs/{name}/resume (optional): output values for the run's suspend
+    steps (Argo's intermediate parameters, ``valueFrom.supplied``), name -> value."""
+
+    parameters: dict[str, str] = Field(default_factory=dict)
+
+
 class RunSummary(BaseModel):
     """A run as the runs list shows it."""
 
