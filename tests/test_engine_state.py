@@ -447,3 +447,23 @@ templates:
     assert d.launches == [] and again.phase == P.WF_SUCCEEDED
     root = again.nodes["wf"]
     assert root.cached and {"name": "hello", "value": "world"} in root.outputs["parameters"]
+
+
+def test_input_artifact_declaration_is_substituted():
+    """A key-only input artifact declared by the template itself (Argo's map-reduce:
+    ``s3.key: "{{workflow.name}}/results"``) gets the workflow's and its inputs' values."""
+    st, _ = drive(wf("""
+entrypoint: main
+templates:
+- name: main
+  steps:
+  - - {name: r, template: reduce, arguments: {parameters: [{name: part, value: p7}]}}
+- name: reduce
+  inputs:
+    parameters: [{name: part}]
+    artifacts:
+    - {name: results, path: /mnt/in, s3: {key: "{{workflow.name}}/results/{{inputs.parameters.part}}"}}
+  container: {image: busybox, command: [ls, /mnt/in]}
+""", name="mr-1"))
+    art = by_display(st)["r"].inputs["artifacts"][0]
+    assert art["s3"]["key"] == "mr-1/results/p7" and art["path"] == "/mnt/in"

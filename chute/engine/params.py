@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from chute.engine.vars import substitute
+from chute.engine.vars import layered, substitute, substitute_all
 from chute.errors import ParameterError, UnsupportedError
 
 
@@ -53,17 +53,25 @@ def resolve_inputs(
     out: dict[str, Any] = {}
     if params:
         out["parameters"] = params
-    arts = _resolve_input_artifacts(tmpl, arguments)
+    arts = _resolve_input_artifacts(tmpl, arguments, layered(
+        {f"inputs.parameters.{p['name']}": p["value"] for p in params}, ctx))
     if arts:
         out["artifacts"] = arts
     return out
 
 
-def _resolve_input_artifacts(tmpl: Mapping[str, Any], arguments: Mapping[str, Any] | None) -> list[dict]:
-    """Input artifacts: the template's declaration overlaid with the call's argument."""
+def _resolve_input_artifacts(tmpl: Mapping[str, Any], arguments: Mapping[str, Any] | None,
+                             ctx: Mapping[str, str]) -> list[dict]:
+    """Input artifacts: the template's declaration overlaid with the call's argument.
+
+    The declaration's own fields (a key-only ``s3.key: "{{workflow.name}}/results"``) are
+    substituted with the workflow variables and the template's input parameters, as Argo
+    substitutes the whole template; the call's argument was substituted by the caller.
+    """
     given = {a["name"]: a for a in ((arguments or {}).get("artifacts") or [])}
     out = []
     for a in ((tmpl.get("inputs") or {}).get("artifacts") or []):
+        a = substitute_all(a, ctx)
         merged = {**a, **{k: v for k, v in given.get(a["name"], {}).items() if k != "name"}}
         if "path" in a:
             merged["path"] = a["path"]  # the template decides where it lands
