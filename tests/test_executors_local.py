@@ -588,6 +588,51 @@ def test_private_view_behaves_like_an_image(ex, tmp_path):
     assert Path(r.outputs["/mnt/out/part.json"]).read_text() == "input at /art"
 
 
+@pytest.mark.skipif(not sandbox.available(), reason="no mount namespaces here")
+def test_output_paths_are_not_pre_created(ex, tmp_path):
+    # as in Argo's container (its emissary copies outputs out after the step): the step
+    # finds no /mnt/out, /output or /workspace, makes them itself and may replace a file
+    script = (
+        "for p in /mnt/out /output /workspace; do [ ! -e $p ] || { echo has $p; exit 3; }; done"
+        " && [ -d /mnt ] && [ -d /tmp ]"
+        " && mkdir /mnt/out /workspace && echo m > /mnt/out/part.json"
+        " && echo w > /workspace/w.txt"
+        " && echo first > /output.tmp && mv /output.tmp /output"
+    )
+    outs = ["/mnt/out/part.json", "/output", "/workspace/w.txt", "/mnt/never"]
+    r, s = run(ex, tmp_path, ["sh", "-c", script], output_paths=outs)
+    assert r.outcome == SUCCEEDED, (r, (s.log_path.read_text()))
+    assert set(r.outputs) == set(outs) - {"/mnt/never"}
+    assert Path(r.outputs["/output"]).read_text() == "first\n"
+    assert Path(r.outputs["/mnt/out/part.json"]).read_text() == "m\n"
+    assert Path(r.outputs["/workspace/w.txt"]).read_text() == "w\n"
+    assert not os.path.lexists("/output") and not os.path.lexists("/workspace")
+    assert not os.path.lexists("/mnt/out")
+    # an output that is a directory at a top-level path the step makes itself
+    r, _ = run(ex, tmp_path, ["sh", "-c", "mkdir /output && echo f > /output/f"], name="d",
+               output_paths=["/output"])
+    assert r.outcome == SUCCEEDED, r
+    assert Path(r.outputs["/output"], "f").read_text() == "f\n"
+
+
+@pytest.mark.skipif(not sandbox.available(), reason="no mount namespaces here")
+@pytest.mark.parametrize("light", [True, False])
+def test_empty_dir_volume_is_a_private_mount(ex, tmp_path, light):
+    # Argo's volumes-emptydir greps /proc/mounts for the mount path; two steps at once
+    # each get their own empty directory, and what they write there can be an output
+    outs = ["/mnt/vol/x"] + ([] if light else ["/result.txt"])
+    script = ("grep -q ' /mnt/vol ' /proc/mounts && [ -z \"$(ls -A /mnt/vol)\" ]"
+              " && echo $0 > /mnt/vol/x && sleep 0.2 && cat /mnt/vol/x")
+    handles = [ex.launch(spec(tmp_path, ["sh", "-c", script, f"v{i}"], name=f"v{i}",
+                              volume_mounts=["/mnt/vol"], output_paths=outs))
+               for i in range(2)]
+    for i, h in enumerate(handles):
+        r = wait(ex, h)
+        assert (r.outcome, r.result) == (SUCCEEDED, f"v{i}"), r
+        assert Path(r.outputs["/mnt/vol/x"]).read_text() == f"v{i}\n"
+    assert not os.path.lexists("/mnt/vol")
+
+
 # ------------------------------------------------------------------ pipelined launches
 
 

@@ -342,7 +342,7 @@ class Controller:
             script_source=req.script_source,
             deadline=(self.clock() + req.deadline_seconds) if req.deadline_seconds else None,
             private_paths=[], output_paths=list(req.output_paths), input_files=input_files,
-            secret_values=masked,
+            secret_values=masked, volume_mounts=list(req.volume_mounts),
         )
         try:
             spec.log_path.parent.mkdir(parents=True, exist_ok=True)

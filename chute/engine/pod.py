@@ -34,6 +34,8 @@ class LaunchRequest:
     step_dir: str | None = None
     log_path: str | None = None
     secret_env: list[dict[str, Any]] = field(default_factory=list)  # secretKeyRef refs, no values
+    volume_mounts: list[str] = field(default_factory=list)  # mountPaths (emptyDir: the only
+    # volumes the local runtime accepts, see chute.spec.validate_local)
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,8 @@ def launch_request(workflow_uid: str, node_id: str, attempt: int, tmpl: Mapping[
         output_artifacts=out_arts, deadline_seconds=_deadline(tmpl, ctx),
         image=body.get("image"),
         secret_env=secret_env_refs(body.get("env"), sub),  # resolved at launch (secrets_env)
+        volume_mounts=[sub(m["mountPath"]) for m in body.get("volumeMounts") or []
+                       if m.get("mountPath")],
     )
 
 

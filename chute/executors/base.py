@@ -49,6 +49,7 @@ class LaunchSpec:
     private_paths: list[str] = field(default_factory=list)  # absolute paths the step writes/reads
     input_files: dict[str, str] = field(default_factory=dict)  # step path -> host file placed there
     output_paths: list[str] = field(default_factory=list)  # step paths collected after exit
+    volume_mounts: list[str] = field(default_factory=list)  # emptyDir mount paths: fresh dirs
     secret_values: list[str] = field(default_factory=list)  # masked as *** in logs and outputs
 
     def to_json(self) -> dict:

@@ -1,24 +1,34 @@
-"""A private filesystem view for one step: its own ``/tmp`` and its own output paths.
+"""A private filesystem view for one step: its own ``/tmp``, its own output paths.
 
 Argo runs every step in its own container, so two steps writing ``/tmp/out.txt`` at the
 same time never collide. chute gives a step with private paths (output parameters'
-``valueFrom.path``, artifact paths, input artifact paths) the same guarantee with a Linux
-mount namespace, set up in the forked step process just before ``exec``:
+``valueFrom.path``, artifact paths, input artifact paths, emptyDir ``volumeMounts``) the
+same guarantee with a Linux mount namespace, set up in the forked step process just
+before ``exec``. The view is what the step would see in an image:
 
 * the *private tops* — ``/tmp`` and the top directory of each private path outside the
-  system directories (``/mnt``, ``/workspace``, ``/argo`` ...) — are instead bound to
-  ``step_dir/root/<top>``, so after the step ``/tmp/out.txt`` is
-  ``step_dir/root/tmp/out.txt`` on the host; a private path right under ``/`` (such as
-  ``/output``) is bound to a file ``step_dir/root/output``;
+  system directories (``/mnt``, ``/workspace``, ``/output`` ...) — live under
+  ``step_dir/root``: after the step, ``/tmp/out.txt`` is ``step_dir/root/tmp/out.txt`` on
+  the host. A top that exists on the host as a directory (``/tmp``, ``/mnt``, as in any
+  image) starts empty; any other (``/workspace``, a file ``/output``) does not exist
+  until the step makes it.
+* Output paths are never pre-created. As with Argo's emissary, which copies
+  ``outputs.parameters[].valueFrom.path`` and ``outputs.artifacts[].path`` out of the
+  container after the command exits, the outputs are whatever the step left at those
+  paths (:meth:`Plan.collect`); a step may ``mkdir /mnt/out``, write ``/output`` as a
+  file, or replace it, exactly as in its container.
+* Input artifacts are placed before the step (Argo's init container does the same), and
+  each emptyDir volume mount is a fresh directory that is a real mount point (it shows
+  in ``/proc/mounts``).
 * host paths the step is *given* that lie under a private top (the step directory, the
   working directory, absolute paths in argv, the script, env values and PATH) are bound
   back in, so a host path passed to a step still means what it says;
-* if every private top exists on the host as a directory (``/tmp``, ``/mnt``: the usual
-  case) they are simply mounted over the host's ("light" view). Otherwise a fresh tmpfs
-  becomes the step's root, with every top-level entry of the host's ``/`` bind-mounted
-  into it (so ``/usr``, ``/work``, ``/proc`` ... are the host's) next to the private
-  tops, and the step's default working directory is that ``/``, as in an image.
-
+* if every private top exists on the host as a directory (the usual case) the tops are
+  simply mounted over the host's ("light" view). Otherwise ``step_dir/root`` becomes the
+  step's root directory (``chroot``), with every other top-level entry of the host's
+  ``/`` bind-mounted into it (so ``/usr``, ``/work``, ``/proc`` ... are the host's), and
+  the step's default working directory is that ``/``, as in an image: what it writes at
+  ``/result.txt`` lands in ``step_dir/root/result.txt``.
 * a private path under a system directory (``/usr``, ``/etc``, ``/work``, ``/home`` ...)
   that does not exist on the host (an input at ``/usr/local/bin/kubectl``, an output at
   ``/work/out.txt``) is made through an overlay of its deepest existing ancestor: the
@@ -29,13 +39,16 @@ mount namespace, set up in the forked step process just before ``exec``:
 Steps without private paths get no namespace at all (it costs a fork of the supervisor
 and a few ms; plain steps are started with ``posix_spawn``).
 
-This is what bubblewrap does (``bwrap --dev-bind / / --bind ... /tmp``); doing it in the
-forked child instead of exec'ing ``bwrap`` saves the extra process (bwrap costs 3-5 ms a
-launch here) and keeps the exit status exact (bwrap turns death by a signal into exit code
-``128+n``, losing the signal). As root it uses ``unshare(CLONE_NEWNS)``; otherwise an
-unprivileged user namespace (as rootless bwrap does). Where neither works (no namespaces
-in the kernel or a seccomp filter), :func:`available` is False and private paths are
-written to the host paths directly, which is reported in the step's log.
+Why not rewrite the paths instead (replace ``/tmp/out.txt`` by a per-step path in the
+command)? Paths are also built at run time (``open(d + "/out.txt")``, ``mkdir /mnt/out``
+in a script, a tool's defaults), which no rewriting can find; a mount namespace catches
+them all. This is what bubblewrap does (``bwrap --dev-bind / / --bind ... /tmp``); doing
+it in the forked child instead of exec'ing ``bwrap`` saves the extra process (bwrap costs
+3-5 ms a launch here) and keeps the exit status exact (bwrap turns death by a signal into
+exit code ``128+n``, losing the signal). As root it uses ``unshare(CLONE_NEWNS)``;
+otherwise an unprivileged user namespace (as rootless bwrap does). Where neither works
+(no namespaces in the kernel or a seccomp filter), :func:`available` is False and private
+paths are written to the host paths directly, which is reported in the step's log.
 """
 
 from __future__ import annotations
@@ -156,19 +169,25 @@ def _missing_ancestors(path: Path) -> list[Path]:
     return out[::-1]
 
 
-def _bind_into(new_root: str, src: str, name: str) -> None:
-    """Make ``new_root/name`` show ``src`` (a symlink is copied, not bound)."""
-    dst = new_root + "/" + name
+def _host_dir(top: str) -> bool:
+    """Whether the host has ``/top`` as a real directory (not a symlink)."""
+    return os.path.isdir("/" + top) and not os.path.islink("/" + top)
+
+
+def _mount_point(dst: Path, src: str) -> list[Path]:
+    """Make ``dst`` ready to show the host's ``src``: an empty directory or file to bind
+    onto, or a copy of a symlink. Returns what was made (for cleanup)."""
+    if os.path.lexists(dst):
+        return []
     if os.path.islink(src):
         os.symlink(os.readlink(src), dst)
-        return
-    if os.path.isdir(src):
-        os.mkdir(dst)
+    elif os.path.isdir(src):
+        dst.mkdir()
     elif os.path.exists(src):
-        open(dst, "w").close()
+        dst.touch()
     else:
-        return
-    _mount(src, dst, None, MS_BIND | MS_REC)
+        return []
+    return [dst]
 
 
 def top_of(path: str) -> str:
@@ -190,7 +209,7 @@ class Plan:
     expose: list[str] = field(default_factory=list)  # host paths bound back in
     input_files: dict[str, str] = field(default_factory=dict)
     enabled: bool = False
-    top_files: list[str] = field(default_factory=list)  # private tops that are files
+    volumes: list[str] = field(default_factory=list)  # emptyDir mount paths
     overlays: list[str] = field(default_factory=list)  # host dirs seen through an overlay
     skeleton: list[Path] = field(default_factory=list)  # mount points prepare() created
 
@@ -221,8 +240,10 @@ class Plan:
     def prepare(self) -> None:
         """Before the fork: input files, private directories and mount points.
 
-        Mount points under private directories are made here, on the host, and listed in
-        ``skeleton`` so that :meth:`cleanup` removes them after the step.
+        Mount points are made here, on the host, and listed in ``skeleton`` so that
+        :meth:`cleanup` removes them after the step. Output paths are not made: like an
+        image, the view holds the top directories the host has (``/tmp``, ``/mnt``),
+        the input files and the emptyDir volumes, and nothing else.
         """
         self.root.mkdir(parents=True, exist_ok=True)
         for dest, src in self.input_files.items():
@@ -234,22 +255,23 @@ class Plan:
                 shutil.copy2(src, target)  # with its mode: a tool stays executable
         if not self.enabled:
             return
-        # the top directories exist, as in an image (/tmp, /mnt); nothing below them does
+        # the top directories an image has (/tmp, /mnt) exist; /workspace or /output
+        # do not, unless an input or a volume is placed there
         for top in self.private_tops:
             path = self.root / top
-            if os.path.lexists(path):
-                continue  # e.g. an input file placed at /art
-            if top in self.top_files:
-                path.touch()  # a placeholder to bind the step's /output onto
-                os.utime(path, (0, 0))  # epoch: "never written" (see collect)
-            else:
+            if not os.path.lexists(path) and (self.light or _host_dir(top)):
                 path.mkdir()
         (self.root / "tmp").chmod(0o1777)
+        for v in self.volumes:
+            if self.is_private(v):
+                (self.root / v.lstrip("/")).mkdir(parents=True, exist_ok=True)
         for i, o in enumerate(self.overlays):
             (self.root / o.lstrip("/")).mkdir(parents=True, exist_ok=True)  # upper layer
             (self.step_dir / ".ovl" / str(i)).mkdir(parents=True, exist_ok=True)
-        if not self.light:
-            (self.step_dir / ".mnt").mkdir(exist_ok=True)
+        if not self.light:  # mount points of the host's top-level entries in the new root
+            for name in sorted(os.listdir("/")):
+                if name not in self.private_tops:
+                    self.skeleton += _mount_point(self.root / name, "/" + name)
         for src in self.expose:
             mp = self.host_path(src)
             if os.path.isdir(src):
@@ -266,7 +288,9 @@ class Plan:
         """Remove the mount points prepare() made, unless the step put something there."""
         for path in reversed(self.skeleton):
             try:
-                if path.is_dir():
+                if path.is_symlink():
+                    path.unlink()
+                elif path.is_dir():
                     path.rmdir()
                 elif path.stat().st_size == 0:
                     path.unlink()
@@ -281,11 +305,9 @@ class Plan:
         That takes a few mounts instead of one per top-level entry (a namespace with fewer
         mounts is also faster to tear down), but needs every private top to exist on the
         host as a directory (``/tmp``, ``/mnt``); otherwise (``/workspace``, a file
-        ``/output``) the step gets a new root (tmpfs) where they can be made.
+        ``/output``) the step gets a new root, ``step_dir/root``, where it can make them.
         """
-        return not self.top_files and all(
-            os.path.isdir("/" + t) and not os.path.islink("/" + t) for t in self.private_tops
-        )
+        return all(_host_dir(t) for t in self.private_tops)
 
     def enter(self) -> None:
         """In the forked step process: build the private view (and chroot into it)."""
@@ -301,22 +323,27 @@ class Plan:
             for top in self.private_tops:
                 _mount(str(self.root / top), "/" + top, None, MS_BIND | MS_REC)
             self._mount_overlays("")
+            self._mount_volumes("")
             return
-        # a new root: a tmpfs (no files made on the host for it) holding bind mounts of the
-        # host's top-level entries and of step_dir/root/<top> for the private tops
-        new = str(self.step_dir / ".mnt")
-        _mount("tmpfs", new, "tmpfs", 0, "mode=0755")
-        for name in os.listdir("/"):
-            if name not in self.private_tops:
+        # a new root: step_dir/root itself, holding the private tops and bind mounts of
+        # the host's other top-level entries (mount points made by prepare()). The entry
+        # holding step_dir is bound first and the host paths to re-share next, so that
+        # no recursive bind copies the mounts made in step_dir/root before it.
+        new = str(self.root)
+        names = sorted(os.listdir("/"), key=lambda n: n != top_of(new))
+        for i, name in enumerate(names):
+            if i == 1 or len(names) == 1:
+                for src in self._top_exposes():
+                    _mount(src, new + src, None, MS_BIND | MS_REC)
+            if name in self.private_tops or os.path.islink("/" + name):
+                continue
+            if os.path.lexists(new + "/" + name):
                 try:
-                    _bind_into(new, "/" + name, name)
+                    _mount("/" + name, new + "/" + name, None, MS_BIND | MS_REC)
                 except OSError:
                     pass  # an odd host entry the view can do without
-        for top in self.private_tops:
-            _bind_into(new, str(self.root / top), top)
-        for src in self._top_exposes():  # mount points made by prepare(), via the binds above
-            _mount(src, new + src, None, MS_BIND | MS_REC)
         self._mount_overlays(new)
+        self._mount_volumes(new)
         os.chroot(new)
         os.chdir("/")
 
@@ -336,6 +363,13 @@ class Plan:
                 if src.startswith(o + "/"):
                     _mount(src, new + src, None, MS_BIND | MS_REC)
 
+    def _mount_volumes(self, new: str) -> None:
+        """Make each emptyDir volume's directory a mount point of its own (a bind onto
+        itself), as a volume is in a container: it shows in ``/proc/mounts``."""
+        for v in self.volumes:
+            if self.is_private(v):
+                _mount(new + v, new + v, None, MS_BIND)
+
     def collect(self, output_paths: list[str]) -> dict[str, str]:
         """Host paths of the outputs that exist (step path -> host path); absent ones omitted.
 
@@ -347,10 +381,6 @@ class Plan:
             host = self.host_path(p)
             if not os.path.lexists(host):
                 continue
-            if top_of(p) in self.top_files and self.is_private(p):
-                st = host.stat()
-                if st.st_size == 0 and st.st_mtime == 0:
-                    continue  # the placeholder prepare() made, never written
             if not self.is_private(p):
                 snap = self.root / p.lstrip("/")
                 snap.parent.mkdir(parents=True, exist_ok=True)
@@ -372,7 +402,9 @@ def plan_for(
     """The filesystem plan for a launch spec (launch.json form)."""
     step_dir = Path(spec["step_dir"])
     inputs = dict(spec.get("input_files") or {})
-    paths = [*(spec.get("private_paths") or []), *inputs, *(spec.get("output_paths") or [])]
+    volumes = [os.path.normpath(v) for v in spec.get("volume_mounts") or [] if os.path.isabs(v)]
+    paths = [*(spec.get("private_paths") or []), *inputs, *(spec.get("output_paths") or []),
+             *volumes]
     paths = [os.path.normpath(p) for p in paths if p and os.path.isabs(p)]
     if not paths:
         return Plan(step_dir, input_files=inputs)
@@ -380,11 +412,8 @@ def plan_for(
         enabled = available()
     tops = {"tmp"} | {top_of(p) for p in paths}
     tops = sorted(t for t in tops if t and t not in SYSTEM_TOPS)
-    # a private path right under / (Argo's expression-tag example writes /output) is taken
-    # for a file, unless it is also the directory of another private path
-    deep = {top_of(p) for p in paths if p.count("/") > 1}
-    files = sorted({top_of(p) for p in paths if p.count("/") == 1} & set(tops) - deep - {"tmp"})
-    plan = Plan(step_dir, private_tops=tops, input_files=inputs, enabled=enabled, top_files=files)
+    plan = Plan(step_dir, private_tops=tops, input_files=inputs, enabled=enabled,
+                volumes=volumes)
     plan.overlays = _overlays(step_dir, [p for p in paths if top_of(p) in SYSTEM_TOPS])
     if enabled:
         plan.expose = _exposed(plan, paths, spec, env, argv)
