@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 
-from tests.conftest import REPO
+from tests.fixtures import controllers
+from tests.fixtures.controllers import chute_env, chute_proc
 from tests.fixtures.postgres import postgres_server, postgres_url  # noqa: F401
 
 CHAIN = """
@@ -33,19 +32,14 @@ spec:
       command: [sh, -c, "sleep 0.4; echo {{{{inputs.parameters.n}}}} >> {marker}"]
 """
 
+db_url = controllers.db_url  # the fixture: SQLite and PostgreSQL
+
 
 def _env(home) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(CHUTE_HOME=str(home), CHUTE_LEASE_TTL="2")
-    env.pop("CHUTE_DATABASE_URL", None)
-    env.pop("CHUTE_SERVER", None)
-    return env
+    return chute_env(home, lease_ttl=2)
 
 
-def _chute(*args, env, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "chute.cli.app", *args], env=env,
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, **kw)
+_chute = chute_proc
 
 
 def test_killed_controller_is_adopted_and_no_step_runs_twice(tmp_path):
@@ -117,15 +111,6 @@ spec:
       image: busybox
       command: [sh, -c, "sleep {{{{inputs.parameters.ms}}}}; echo step {{{{inputs.parameters.n}}}}; echo {{{{inputs.parameters.n}}}} >> {marker}"]
 """
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request) -> str | None:
-    """None for the default SQLite file in CHUTE_HOME, or a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        return None
-    request.applymarker(pytest.mark.postgres)
-    return request.getfixturevalue("postgres_url")
 
 
 def _random_kills(tmp_path, seed: int, kills: int, db_url: str | None) -> None:

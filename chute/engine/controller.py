@@ -30,6 +30,7 @@ from pathlib import Path
 
 from chute.config import Settings
 from chute.engine import phases as P
+from chute.engine.crashpoints import after_flush, crash_point
 from chute.engine.lineage import record_consumers
 from chute.engine.metrics_store import record_metrics
 from chute.engine.nodes import Node
@@ -135,6 +136,7 @@ class Controller:
             if self.named_lease and not q.renew_lease(s, self.named_lease, self.owner, now,
                                                       self.lease_ttl):
                 self.named_lease = None
+        crash_point("lease.renewed")
         with self._lock:
             self.lost |= set(uids) - held
 
@@ -148,6 +150,7 @@ class Controller:
                 q.release_workflow_lease(s, uid, self.owner)
             if self.named_lease:
                 q.release_lease(s, self.named_lease, self.owner)
+        crash_point("lease.released")
 
     # -- adopting workflows ------------------------------------------------------------
 
@@ -167,6 +170,7 @@ class Controller:
             suspended = row.suspended
             self._resumed[uid] = row.resumed_at or 0.0
             resume_values = row.resume_values
+        crash_point("adopt.claimed")
         try:
             plan = build_plan(spec, uid=uid, created_at=created, overrides=args,
                               lookup=store_lookup(self.store),
@@ -258,6 +262,7 @@ class Controller:
                 with self.store.read() as s:  # values `chute resume -p` supplied
                     values = q.find_workflow(s, uid).resume_values
                 st.resume(values or None)
+                crash_point("control.applied")
 
     def _flush(self, runs: Iterable[Run]) -> bool:
         """Commit the runs' decisions, then launch what may start."""
@@ -286,6 +291,7 @@ class Controller:
         decisions = [(run, run.state.drain()) for run in runs]
         if not any(not d.empty() for _, d in decisions) and not starting:
             return False
+        crash_point("flush.before_commit")
         with self.store.write_conn() as s:
             for run, d in decisions:
                 q.insert_nodes(s, run.uid, [n.to_row() for n in d.new_nodes])
@@ -297,6 +303,7 @@ class Controller:
                     if run.state.done:
                         values.update(lease_owner=None, lease_expires_at=None)
                     q.update_workflow(s, run.uid, **values)
+        after_flush(decisions, starting)  # crash points: what this commit made durable
         # finished runs whose final state was just committed (a launch failing below
         # finishes its run only in the next turn's commit)
         done = [run for run, _ in decisions if run.state.done]
@@ -329,7 +336,8 @@ class Controller:
         try:
             input_files = self._place_inputs(node)
             secret_env, masked = resolve_env(req.secret_env, self.settings.secrets_dir)
-            record_consumers(self.store, run.uid, node)  # chute.engine.lineage (never raises)
+            if record_consumers(self.store, run.uid, node):  # lineage (never raises)
+                crash_point("launch.lineage_recorded")
         except Exception as exc:  # noqa: BLE001 - a missing input is the node's Error
             self.running -= 1
             run.state.pod_finished(req.node_id, PodOutcome(P.ERROR, None, str(exc)), self.clock())
@@ -350,6 +358,7 @@ class Controller:
                 raise ChuteError("the template has no command (and its image's default "
                                  "command is unknown locally)")
             run.handles[req.node_id] = self.executor.launch(spec)
+            crash_point("launch.spawned")
         except Exception as exc:  # noqa: BLE001 - a launch failure is the node's Error
             self.running -= 1
             run.state.pod_finished(req.node_id, PodOutcome(P.ERROR, None, f"launch failed: {exc}"),
@@ -406,9 +415,13 @@ class Controller:
                                     key=rec.key, uri=rec.uri, size=rec.size, digest=rec.digest,
                                     created_at=self.clock()))
         with self.store.write() as s:
-            s.add_all(rows)
+            # a result collected again after a restart (the controller died before the
+            # node's phase was committed) keeps the rows already recorded
+            have = q.artifact_names(s, run.uid, nid)
+            s.add_all([r for r in rows if r.name not in have])
             record_metrics(s, run.state.plan, node, records, result.outputs or {},  # metrics_store
                            self.repository, run.uid)
+        crash_point("outputs.saved")
         return out
 
     def _reattach(self, run: Run, node: Node) -> None:
@@ -422,6 +435,7 @@ class Controller:
                 self.queue.appendleft((run, req))
             return
         run.handles[node.id] = handle
+        run.requests[node.id] = run.state.request_for(node.id)  # its outputs to collect
 
     def _outcome(self, run: Run, nid: str, result: X.StepResult) -> PodOutcome | None:
         files: dict[str, str | None] = {}

@@ -96,6 +96,9 @@ class RunState:
         self._cache_writes: list[dict[str, Any]] = []
         self.cache = cache
         self._memo: dict[str, tuple[str, str]] = {}  # pod id -> (cache name, key)
+        # results this run memoized: a later step with the same key hits them even before
+        # the controller has committed them to the store's cache
+        self._memoized: dict[str, tuple[float, dict[str, Any]]] = {}
         self._wf_update: dict[str, Any] = {}
         self.root: Node | None = None
         self.stop_message: str | None = None
@@ -179,10 +182,21 @@ class RunState:
         node = self.nodes.get(pod_id)
         if node is None or pod_id not in self._pods:
             return None
-        tmpl, ctx = self._pods[pod_id]
         node.attempt += 1
         self.touch(node)
-        return launch_request(self.plan.uid, node.id, node.attempt, tmpl, ctx)
+        return self.request_for(pod_id)
+
+    def request_for(self, pod_id: str) -> LaunchRequest | None:
+        """The launch request of a pod's current attempt (for one re-attached after a
+        restart: which outputs and artifacts to collect from it); None if unknown."""
+        node = self.nodes.get(pod_id)
+        if node is None or pod_id not in self._pods:
+            return None
+        tmpl, ctx = self._pods[pod_id]
+        try:
+            return launch_request(self.plan.uid, node.id, node.attempt, tmpl, ctx)
+        except ChuteError:
+            return None
 
     def drain(self) -> Decisions:
         """Take the decisions made since the last drain."""
@@ -364,15 +378,18 @@ class RunState:
         if rec is not None and P.is_terminal(rec.phase):
             # Finished before a restart: take its recorded result, never run it again.
             node.step_dir, node.exit_code, node.outputs = rec.step_dir, rec.exit_code, rec.outputs
+            node.cached = rec.cached
             node.started_at = rec.started_at
             self._apply_globals(node)
             self.finish(node, rec.phase, rec.message)
             node.finished_at = rec.finished_at
             return node
         memo = tmpl.get("memoize") or _local_cache(tmpl)
-        if memo and (rec is None or rec.phase == P.PENDING):
-            if self._memo_hit(node, memo, ctx):
-                return node
+        # a pod still running from before a restart is not looked up, but it must still
+        # store its result under its key when it succeeds
+        if memo and self._memo_hit(node, memo, ctx,
+                                   lookup=rec is None or rec.phase == P.PENDING):
+            return node
         if rec is not None and rec.phase == P.RUNNING and rec.step_dir:
             node.step_dir = rec.step_dir
             node.phase = P.RUNNING
@@ -411,21 +428,28 @@ class RunState:
                 self._finish_suspend(node, tmpl, values)
         self._run()
 
-    def _memo_hit(self, node: Node, memo: Mapping[str, Any], ctx: Mapping[str, str]) -> bool:
+    def _memo_hit(self, node: Node, memo: Mapping[str, Any], ctx: Mapping[str, str],
+                  lookup: bool = True) -> bool:
         """``memoize``: take the outputs of an earlier run with the same key (not older
-        than ``maxAge``); on a miss, remember to store ours when the pod succeeds."""
+        than ``maxAge``); on a miss, remember to store ours when the pod succeeds.
+        Without ``lookup`` only the latter."""
         from chute.engine.durations import parse_duration
 
         try:
             key = substitute(str(memo.get("key") or ""), ctx, strict=True)
             max_age = parse_duration(memo["maxAge"]) if memo.get("maxAge") else None
         except ChuteError as exc:
-            self.finish(node, P.ERROR, f"memoize: {exc}")
-            return True
+            if lookup:
+                self.finish(node, P.ERROR, f"memoize: {exc}")
+            return lookup
         key += _artifact_fingerprint(node.inputs)
         name = ((memo.get("cache") or {}).get("configMap") or {}).get("name") or "default"
-        found = self.cache(name, key, max_age) if self.cache else None
         self._memo[node.id] = (name, key)
+        if not lookup:
+            return False
+        found = self._own_memo(f"{name}/{key}", max_age)
+        if found is None and self.cache:
+            found = self.cache(name, key, max_age)
         if found is None:
             return False
         node.outputs = dict(found)
@@ -433,6 +457,12 @@ class RunState:
         self._apply_globals(node)
         self.finish(node, P.SUCCEEDED, f"cache hit: {key}")
         return True
+
+    def _own_memo(self, key: str, max_age: float | None) -> dict[str, Any] | None:
+        at, outputs = self._memoized.get(key, (None, None))
+        if at is None or (max_age is not None and self.now - at > max_age):
+            return None
+        return outputs
 
     def _pump_pods(self) -> None:
         if self.suspended:
@@ -467,6 +497,7 @@ class RunState:
             self._apply_globals(node)
             if node.id in self._memo:
                 name, key = self._memo[node.id]
+                self._memoized[f"{name}/{key}"] = (self.now, outputs)
                 self._cache_writes.append({"key": f"{name}/{key}", "workflow_uid": self.plan.uid,
                                            "node_id": node.id, "outputs": outputs,
                                            "created_at": self.now})

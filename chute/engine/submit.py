@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from chute.engine.controller import store_lookup
+from chute.engine.crashpoints import crash_point
 from chute.engine.plan import build_plan
 from chute.errors import SpecError, UserError
 from chute.spec.loader import load_resource, to_dict
@@ -88,4 +89,5 @@ def submit(store: Store, resource: Workflow, overrides: Mapping[str, str] | None
     )
     with store.write() as s:
         q.create_workflow(s, row)
+    crash_point("submit.created")
     return row

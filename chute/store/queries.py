@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from chute.errors import ConflictError, LeaseHeldError, NotFoundError
 from chute.store.models import (
+    ArtifactRow,
     CacheEntryRow,
     EventRow,
     LeaseRow,
@@ -162,6 +163,14 @@ def events_of(session: Session, workflow_uid: str) -> list[EventRow]:
     return list(session.scalars(
         select(EventRow).where(EventRow.workflow_uid == workflow_uid).order_by(EventRow.pk)
     ))
+
+
+# -- artifacts ---------------------------------------------------------------------------
+
+def artifact_names(session: Session, workflow_uid: str, node_id: str) -> set[str]:
+    """The names of the artifacts recorded for one node."""
+    return set(session.scalars(select(ArtifactRow.name).where(
+        ArtifactRow.workflow_uid == workflow_uid, ArtifactRow.node_id == node_id)))
 
 
 # -- memoization -------------------------------------------------------------------------
