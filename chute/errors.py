@@ -11,7 +11,9 @@
     │   ├── UnsupportedError        valid Argo that this runtime cannot honour
     │   ├── NotFoundError           no such workflow, node, artifact, secret, ...
     │   └── ConflictError           the request contradicts current state (e.g. resume a
-    │                               workflow that is not suspended)
+    │       │                       workflow that is not suspended)
+    │       └── IncompatibleRunError  a run recorded in a state format this build cannot
+    │                               replay (chute.engine.state_format)
     └── ExecutionError              something went wrong running a step or the engine
         ├── StoreError              the metadata store refused or is unreachable
         └── LeaseHeldError          another controller holds the lease
@@ -101,6 +103,18 @@ class ConflictError(UserError):
 
     http_status = 409
     code = "conflict"
+
+
+class IncompatibleRunError(ConflictError):
+    """A run recorded in a state format this build cannot replay; the run is left as it is
+    (for a build that can), and the controller goes on with its other runs."""
+
+    code = "incompatible_run"
+
+    def __init__(self, message: str, *, name: str = "", recorded: int | None = None):
+        super().__init__(message)
+        self.name = name
+        self.recorded = recorded
 
 
 class ExecutionError(ChuteError):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 from chute.engine import phases as P
+from chute.engine.state_format import check_replayable
 from chute.errors import ConflictError, ParameterError
 from chute.spec.loader import load_resource
 from chute.store import queries as q
@@ -93,6 +94,7 @@ def retry(store: Store, name: str) -> WorkflowRow:
     step never runs twice); the workflow's controller replays the rest."""
     with store.write() as s:
         row = q.get_workflow(s, name)
+        check_replayable(row.name, row.state_format)  # its nodes are rewritten below
         if row.phase not in (P.WF_FAILED, P.WF_ERROR):
             raise ConflictError(f"workflow {name!r} is {row.phase}; only a Failed or Error "
                                 "workflow can be retried")

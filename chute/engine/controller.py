@@ -18,6 +18,7 @@ steps that finished meanwhile. A standalone controller also holds the named leas
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import threading
@@ -38,12 +39,14 @@ from chute.engine.plan import build_plan
 from chute.engine.pod import LaunchRequest, PodOutcome
 from chute.engine.secrets_env import after_attempt, resolve_env
 from chute.engine.state import RunState
-from chute.errors import ChuteError, LeaseHeldError
+from chute.engine.state_format import check_replayable
+from chute.errors import ChuteError, IncompatibleRunError, LeaseHeldError
 from chute.executors import base as X
 from chute.store import queries as q
 from chute.store.db import Store
 
 MAX_OUTPUT_BYTES = 1 << 20  # an output parameter file larger than this is an error
+log = logging.getLogger("chute.engine")
 
 
 def _owner_id() -> str:
@@ -94,6 +97,8 @@ class Controller:
         self._resumed: dict[str, float] = {}
         self.on_done: Callable[[Run], None] | None = None
         self._repo = None
+        # runs this build cannot replay (recorded in another state format): left alone
+        self.refused: dict[str, IncompatibleRunError] = {}
 
     @property
     def repository(self):
@@ -155,7 +160,9 @@ class Controller:
     # -- adopting workflows ------------------------------------------------------------
 
     def adopt(self, uid: str) -> bool:
-        """Take the lease of workflow ``uid`` and start (or resume) driving it."""
+        """Take the lease of workflow ``uid`` and start (or resume) driving it. A run
+        recorded in a state format this build cannot replay raises IncompatibleRunError
+        and is left untouched (not even its lease is taken)."""
         if uid in self.runs:
             return True
         now = self.clock()
@@ -164,6 +171,7 @@ class Controller:
                 return False
             row = q.find_workflow(s, uid)
             assert row is not None
+            check_replayable(row.name, row.state_format)  # raising rolls the claim back
             spec, args, created, name = row.spec, dict(row.arguments or {}), row.created_at, row.name
             recorded = {r.node_id: Node.from_row(q.node_dict(r)) for r in q.nodes_of(s, uid)}
             resumed = row.phase == P.WF_RUNNING
@@ -203,10 +211,20 @@ class Controller:
             return q.cache_get(s, f"{name}/{key}", not_before)
 
     def claim_new(self) -> list[str]:
-        """Adopt every active workflow nobody holds; the uids adopted."""
+        """Adopt every active workflow nobody holds; the uids adopted. A run this build
+        cannot replay is refused by name (logged once, kept in ``refused``) and the
+        others go on."""
         with self.store.read() as s:
-            uids = q.claimable_workflows(s, self.clock())
-        return [u for u in uids if self.adopt(u)]
+            uids = [u for u in q.claimable_workflows(s, self.clock()) if u not in self.refused]
+        adopted = []
+        for uid in uids:
+            try:
+                if self.adopt(uid):
+                    adopted.append(uid)
+            except IncompatibleRunError as exc:
+                self.refused[uid] = exc
+                log.error("not adopting: %s", exc)
+        return adopted
 
     # -- the driver loop ---------------------------------------------------------------
 

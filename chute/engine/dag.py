@@ -131,7 +131,9 @@ class DagFrame(Frame):
         self.targets = targets
         self.active = active
         self.dependants: dict[str, list[str]] = {t: [] for t in active}
-        for t in active:
+        # in spec order, never set order (random per process): a replay in another
+        # process must start dependants, and link them as children, in the same order
+        for t in (t for t in self.tasks if t in active):
             for d in self.deps[t]:
                 self.dependants[d].append(t)
         self.remaining = {t: len(self.deps[t]) for t in active}

@@ -13,6 +13,7 @@ from typing import Any
 from chute.engine.controller import store_lookup
 from chute.engine.crashpoints import crash_point
 from chute.engine.plan import build_plan
+from chute.engine.state_format import STATE_FORMAT
 from chute.errors import SpecError, UserError
 from chute.spec.loader import load_resource, to_dict
 from chute.spec.models import ClusterWorkflowTemplate, Workflow, WorkflowTemplate
@@ -86,6 +87,7 @@ def submit(store: Store, resource: Workflow, overrides: Mapping[str, str] | None
         suspended=bool(doc.get("spec", {}).get("suspend")),
         labels={**(meta.get("labels") or {}), **dict(labels or {})}, outputs={},
         lease_owner=owner, lease_expires_at=(now + lease_ttl) if owner else None,
+        state_format=STATE_FORMAT,
     )
     with store.write() as s:
         q.create_workflow(s, row)

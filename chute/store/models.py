@@ -57,6 +57,9 @@ class WorkflowRow(Base):
     labels: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     outputs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # global outputs
     experiment_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    # the replay format of the run's recorded state (chute.engine.state_format); rows
+    # written before the column existed are format 1
+    state_format: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 class NodeRow(Base):
