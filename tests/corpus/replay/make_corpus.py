@@ -360,9 +360,10 @@ def main() -> None:
     chosen = [s for s in scenarios() if not args.only or s.name in args.only]
     base = Path(tempfile.mkdtemp(prefix="chute-corpus-"))
     rec = Recorder(base / "recording-home")
+    import yaml
+
     from chute.engine.submit import store_template
     from chute.spec.loader import load_resource
-    import yaml
 
     store_template(rec.store, load_resource(yaml.safe_load(
         LIBRARY.replace("HOME", str(rec.home)))))
