@@ -142,6 +142,7 @@ def corpus(request, tmp_path, monkeypatch) -> tuple[dict, Path, str | None]:
     monkeypatch.setenv("CHUTE_HOME", str(home))
     monkeypatch.setenv("CHUTE_LEASE_TTL", "2")
     monkeypatch.delenv("CHUTE_SERVER", raising=False)
+    monkeypatch.delenv("CHUTE_TOKEN", raising=False)  # the API check makes its own
     if url:
         monkeypatch.setenv("CHUTE_DATABASE_URL", url)
     else:
@@ -305,9 +306,27 @@ def test_every_release_loads_and_its_in_flight_runs_finish(corpus, capsys):
         for step, text in (r.get("logs") or {}).items():
             code, out, err = _cli(capsys, "logs", name, step)
             assert code == 0 and text in out, (name, step, out, err)
+    _api_shows_all(sorted(runs))
     print(f"{manifest['release']}: {len(runs)} runs loaded ({len(runs) - len(inflight)} "
           f"completed, {len(inflight)} in flight); in-flight runs finished in {took:.1f} s")
     store.dispose()
+
+
+def _api_shows_all(names: list[str]) -> None:
+    """The server lists every run and serves each one, its nodes and its metrics."""
+    from fastapi.testclient import TestClient
+
+    from chute.server.app import create_app
+
+    app = create_app(_settings())
+    with TestClient(app, headers={"Authorization": f"Bearer {app.state.ctx.new_token}"}) as c:
+        page = c.get("/api/v1/runs", params={"limit": 1000}).json()
+        assert sorted(item["name"] for item in page["items"]) == names
+        for name in names:
+            for path in (f"/api/v1/runs/{name}", f"/api/v1/runs/{name}/nodes",
+                         f"/api/v1/runs/{name}/metrics"):
+                resp = c.get(path)
+                assert resp.status_code == 200, (path, resp.text)
 
 
 def _settings():
