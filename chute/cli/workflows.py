@@ -146,9 +146,14 @@ def wait_cmd(name: Annotated[str, typer.Argument(help="workflow name")]) -> None
     if client := backend.remote():
         with backend.session(client):
             return backend.wait(client, name)
+    from chute.engine.state_format import check_replayable
+
     store, settings = _store()
     with store.read() as s:
-        uid = q.get_workflow(s, name).uid
+        row = q.get_workflow(s, name)
+        uid = row.uid
+    if row.phase not in ("Succeeded", "Failed", "Error"):  # no controller will finish it
+        check_replayable(row.name, row.state_format)
     while True:
         now = time.time()
         with store.read() as s:

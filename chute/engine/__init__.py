@@ -11,6 +11,7 @@ Shape (an immutable plan, a pure state machine, one driver loop)::
     controller.py  the only IO: store commits (before acting), executor, leases, adoption
     submit.py      validate + refuse what the local runtime cannot honour + write the row
     control.py     suspend / resume / stop / terminate / retry / resubmit requests
+    state_format.py  which recorded runs this build can replay (IncompatibleRunError)
     status.py      a stored workflow in Argo's JSON shape (``chute get -o json``)
     fake.py        an in-memory executor for tests and benchmarks
 
