@@ -93,6 +93,10 @@ class Controller:
         self._heart: threading.Thread | None = None
         self.named_lease: str | None = None
         self.control_every = 0.5  # seconds between reads of suspend/stop requests
+        # an executor that reports ended attempts (finished/wait) is polled for those only,
+        # and for every attempt this often (ends it could not report: a killed supervisor)
+        self.sweep_every = 0.1
+        self._last_sweep = 0.0
         self._last_control = 0.0
         self._resumed: dict[str, float] = {}
         self.on_done: Callable[[Run], None] | None = None
@@ -240,8 +244,11 @@ class Controller:
                 self.running -= len(run.handles)
         if self.runs and time.monotonic() - self._last_control > self.control_every:
             self._apply_control()
+        ended = self._ended()
         for run in list(self.runs.values()):
             for nid, handle in list(run.handles.items()):
+                if ended is not None and handle.step_dir not in ended:
+                    continue
                 result = self.executor.poll(handle)
                 if result is None:
                     continue
@@ -258,6 +265,17 @@ class Controller:
                 busy.add(run.uid)
         flushed = self._flush(list(self.runs.values()))
         return bool(busy) or flushed
+
+    def _ended(self) -> set[Path] | None:
+        """Step directories worth polling this turn; None for all of them."""
+        finished = getattr(self.executor, "finished", None)
+        if finished is None:
+            return None
+        if time.monotonic() - self._last_sweep >= self.sweep_every:
+            self._last_sweep = time.monotonic()
+            finished()  # every handle is polled now: the reports so far are covered
+            return None
+        return finished()
 
     def _apply_control(self) -> None:
         """Apply suspend / resume / stop / terminate requests written by the CLI."""
@@ -490,8 +508,17 @@ class Controller:
     # -- running -----------------------------------------------------------------------
 
     def wait_idle(self) -> None:
-        """Sleep until the next thing may happen (a poll interval, or the next timer)."""
+        """Sleep until the next thing may happen: a step ends (for an executor that
+        reports it: at once), the next timer, or a poll interval."""
         running = sum(len(r.handles) for r in self.runs.values())
+        wait = getattr(self.executor, "wait", None)
+        if wait is not None and running:
+            delay = self.sweep_every
+            timers = [t for r in self.runs.values() if (t := r.state.next_timer()) is not None]
+            if timers:
+                delay = min(delay, min(timers) - self.clock())
+            wait(max(0.0, delay))
+            return
         # few steps running: poll fast (latency of a chain); many: poll gently (CPU)
         delay = min(self.poll_interval, 0.002) if 0 < running <= 8 else self.poll_interval
         timers = [t for r in self.runs.values() if (t := r.state.next_timer()) is not None]

@@ -100,3 +100,14 @@ class Executor(Protocol):
     def reattach(self, step_dir: Path) -> StepHandle | None:
         """Find an attempt launched by an earlier controller; None if it never started."""
         ...
+
+
+# Optional, for an executor that is told when attempts end (LocalExecutor, PythonExecutor):
+#
+#     finished() -> set[Path]     step directories of attempts that ended since the last
+#                                 call: the controller polls only those, and every handle
+#                                 now and then (an attempt may end unreported: a supervisor
+#                                 killed, an attempt adopted from an earlier controller)
+#     wait(timeout: float) -> None  block until finished() has something, or timeout
+#
+# An executor without them is polled: every handle each turn, sleeping in between.

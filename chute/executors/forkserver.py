@@ -6,10 +6,12 @@ So the fork server keeps a pool of supervisor processes (:class:`Worker`), each 
 into its own session and already prepared, waiting on a pipe for a step directory:
 
 * a launch hands the step to an idle worker (one pipe write) and replies at once;
-* when a worker has written its step's ``status.json`` it reports itself idle again on
-  a shared pipe and may be handed another step; so a busy controller mostly reuses warm
-  processes, and the fork of a new spare happens only when none is idle, after the reply
-  (off the launch's critical path);
+* when a worker has written its step's ``status.json`` it says so on a shared pipe, and
+  the fork server passes it on to the controller at once (a ``done`` reply), so the
+  controller learns of the end of a step without polling for it; once the worker has
+  cleaned up after the step it reports itself idle on the same pipe and may be handed
+  another step; so a busy controller mostly reuses warm processes, and the fork of a new
+  spare happens only when none is idle, after the reply (off the launch's critical path);
 * a worker retires after :data:`MAX_STEPS` steps, beyond :data:`MAX_IDLE` idle ones, on
   SIGTERM, or when the fork server is gone (its pipe closes).
 
@@ -19,6 +21,9 @@ one JSON object per line:
 
 request  ``{"step_dir": "...", "env": {...}}``
 reply    ``{"step_dir": "...", "pid": N, "create_time": T}`` or ``{"step_dir": ..., "error": "..."}``
+done     ``{"step_dir": "...", "done": true}``: its ``status.json`` is written (a hint only: the
+         file is the record, read by the controller, and a controller started after this
+         one was killed finds it without any hint)
 
 Requests are pipelined: the controller does not wait for a reply before the next one.
 
@@ -40,6 +45,7 @@ from chute.executors import proctree, sandbox, supervisor
 
 MAX_STEPS = 1000  # steps one worker runs before it retires (bounds any slow leak)
 MAX_IDLE = 16  # idle workers kept (each holds a few MB of its own); more are retired
+DONE, IDLE = b"d", b"i"  # a worker's reports on the shared pipe: "<kind> <pid>\n"
 
 
 class Worker:
@@ -63,6 +69,7 @@ class Worker:
         os.close(r)
         self.pid, self.w = pid, w
         self.create_time = proctree.create_time(pid)
+        self.step_dir: str | None = None  # the step it runs now
 
     def assign(self, step_dir: str, env: dict[str, str] | None) -> dict:
         """Give this worker a step; returns the reply for the controller (OSError if dead)."""
@@ -70,6 +77,7 @@ class Worker:
         view = memoryview(data)
         while view:
             view = view[os.write(self.w, view) :]
+        self.step_dir = step_dir
         return {"pid": self.pid, "create_time": self.create_time}
 
     def alive(self) -> bool:
@@ -90,8 +98,20 @@ def _worker_main(r: int, idle_w: int) -> int:
     # a cancel is held until Supervisor.run knows which step it is for
     signal.pthread_sigmask(signal.SIG_BLOCK, {supervisor.CANCEL_SIGNAL})
     supervisor.detach_stdio()
-    sup = supervisor.Supervisor()  # prepared while idle, off the launch path
-    me = str(os.getpid()).encode() + b"\n"
+    sup = SUPERVISOR()  # prepared while idle, off the launch path
+    pid = str(os.getpid()).encode() + b"\n"
+    done, idle = DONE + b" " + pid, IDLE + b" " + pid
+
+    def report(what: bytes) -> None:
+        os.write(idle_w, what)  # one short write: atomic on a pipe
+
+    def on_status() -> None:
+        try:
+            report(done)
+        except OSError:
+            pass  # nobody to tell: the file says it all the same
+
+    sup.on_status = on_status
     with os.fdopen(r, "rb") as requests:
         for n in range(MAX_STEPS):
             line = requests.readline()
@@ -102,10 +122,13 @@ def _worker_main(r: int, idle_w: int) -> int:
             if code != 0 or sup.retire or n == MAX_STEPS - 1:
                 return 0  # without offering ourselves again: no request is handed to us
             try:
-                os.write(idle_w, me)  # one short write: atomic on a pipe
+                report(idle)
             except OSError:
                 return 0  # nobody to report to: the fork server is gone
     return 0
+
+
+SUPERVISOR = supervisor.Supervisor  # the zygote runs WarmSupervisors instead
 
 
 class Pool:
@@ -116,6 +139,7 @@ class Pool:
         os.set_blocking(self.idle_r, False)
         self.idle: list[Worker] = []
         self.busy: dict[int, Worker] = {}
+        self.partial = b""  # a report cut by a read
         self.launches = 0
 
     def assign(self, step_dir: str, env: dict[str, str] | None) -> dict:
@@ -137,20 +161,31 @@ class Pool:
         self.busy[worker.pid] = worker
         return reply
 
-    def on_idle(self) -> None:
-        """Read 'I am idle' reports and move those workers back to the idle list."""
+    def on_reports(self) -> list[str]:
+        """Read the workers' reports: move idle ones back to the idle list; the step
+        directories whose status.json was just written."""
         try:
-            data = os.read(self.idle_r, 65536)
+            data = self.partial + os.read(self.idle_r, 65536)
         except BlockingIOError:
-            return
-        for pid in map(int, data.split()):
-            worker = self.busy.pop(pid, None)
+            return []
+        *lines, self.partial = data.split(b"\n")
+        done = []
+        for line in lines:
+            kind, _, pid = line.partition(b" ")
+            worker = self.busy.get(int(pid)) if pid.isdigit() else None
             if worker is None:
                 continue
+            if kind == DONE:
+                if worker.step_dir is not None:
+                    done.append(worker.step_dir)
+                continue
+            del self.busy[worker.pid]
+            worker.step_dir = None
             if len(self.idle) < MAX_IDLE:
                 self.idle.append(worker)
             else:
                 worker.close()
+        return done
 
     def refill(self) -> None:
         """Keep one spare ready, and forget busy workers that died (every 100 launches)."""
@@ -181,12 +216,13 @@ def serve(rfd: int, wfile) -> None:
         while True:
             for fd, _ in poller.poll():
                 if fd == pool.idle_r:
-                    pool.on_idle()
+                    _tell_done(pool.on_reports(), wfile)
                     continue
                 data = os.read(rfd, 65536)
                 if not data:
                     return
-                pool.on_idle()  # workers that finished just now can take these requests
+                # workers that finished just now can take these requests
+                _tell_done(pool.on_reports(), wfile)
                 buf += data
                 while b"\n" in buf:
                     line, buf = buf.split(b"\n", 1)
@@ -195,6 +231,14 @@ def serve(rfd: int, wfile) -> None:
                         pool.refill()  # after the reply: the fork is off the launch's path
     finally:
         pool.close()
+
+
+def _tell_done(step_dirs: list[str], wfile) -> None:
+    """Tell the controller these steps' status.json files are written."""
+    if step_dirs:
+        wfile.write(b"".join(json.dumps({"step_dir": d, "done": True}).encode() + b"\n"
+                             for d in step_dirs))
+        wfile.flush()
 
 
 def _answer(pool: Pool, line: bytes, wfile) -> None:

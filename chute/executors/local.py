@@ -17,6 +17,12 @@ controller — this one, or one started after this one was killed — can ``poll
 
 The step's environment is the controller's environment at launch time, updated with
 ``LaunchSpec.env``.
+
+Completion is pushed, not polled for: the fork server passes on each worker's "status.json
+written" report, and :meth:`LocalExecutor.finished` / :meth:`LocalExecutor.wait` hand
+those to the controller, which then polls only the attempts that ended (and all of them
+now and then, for supervisors that died without a word and attempts adopted from an
+earlier controller, whose fork server is gone).
 """
 
 from __future__ import annotations
@@ -52,6 +58,33 @@ LOST_MESSAGE = "supervisor lost"
 NEVER_STARTED = "supervisor never started"
 STARTUP_WINDOW = 5.0  # seconds from launch.json to supervisor.pid, at the very most
 NEVER_MARK = {"pid": 0, "never_started": True}  # supervisor.pid of a fenced step directory
+
+
+class Completions:
+    """Step directories whose attempt was reported ended, and a wake-up for whoever waits
+    for one (shared by the executors of one controller: fork server and zygotes)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._dirs: set[Path] = set()
+        self._event = threading.Event()
+
+    def add(self, step_dir: Path) -> None:
+        """Note that ``step_dir``'s status.json is written (any thread)."""
+        with self._lock:
+            self._dirs.add(step_dir)
+            self._event.set()
+
+    def take(self) -> set[Path]:
+        """The step directories reported since the last call."""
+        with self._lock:
+            dirs, self._dirs = self._dirs, set()
+            self._event.clear()
+        return dirs
+
+    def wait(self, timeout: float) -> bool:
+        """Block until a report is pending or ``timeout`` seconds passed; whether one is."""
+        return self._event.wait(timeout)
 
 
 class _ForkServer:
@@ -130,11 +163,12 @@ def _age(path: Path) -> float | None:
 class LocalExecutor:
     """Runs step attempts as host processes, each under a supervisor that outlives us."""
 
-    def __init__(self, python: str | None = None):
+    def __init__(self, python: str | None = None, completions: Completions | None = None):
         self.python = python or sys.executable
         self._server: _ForkServer | None = None
         self._lock = threading.Lock()
         self._pids: dict[Path, dict] = {}  # step_dir -> supervisor pid of running attempts
+        self.completions = completions or Completions()
 
     # -- lifecycle of the fork server
 
@@ -169,7 +203,9 @@ class LocalExecutor:
         step_dir = Path(reply.get("step_dir") or "")
         if not reply.get("step_dir"):
             return
-        if "pid" in reply:
+        if reply.get("done"):
+            self.completions.add(step_dir)
+        elif "pid" in reply:
             self._pids.setdefault(
                 step_dir, {"pid": reply["pid"], "create_time": reply.get("create_time")}
             )
@@ -179,8 +215,18 @@ class LocalExecutor:
                 step_dir / STATUS,
                 result_to_json(StepResult(ERROR, None, message, finished_at=time.time())),
             )
+            self.completions.add(step_dir)
 
     # -- the Executor protocol
+
+    def finished(self) -> set[Path]:
+        """Step directories of attempts reported ended since the last call (a hint: only
+        :meth:`poll` says how, and attempts whose supervisor died unreported are not here)."""
+        return self.completions.take()
+
+    def wait(self, timeout: float) -> None:
+        """Block until an attempt is reported ended, or for ``timeout`` seconds."""
+        self.completions.wait(timeout)
 
     def launch(self, spec: LaunchSpec) -> StepHandle:
         """Write launch.json and hand the attempt to a supervisor; returns at once.
@@ -295,6 +341,7 @@ class LocalExecutor:
                     StepResult(CANCELLED, None, reason or "cancelled", finished_at=time.time())
                 ),
             )
+            self.completions.add(step_dir)
 
     def reattach(self, step_dir: Path) -> StepHandle | None:
         """A handle for an attempt an earlier controller launched; None if it never started."""

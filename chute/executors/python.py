@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Self
 
 from chute.executors.base import LaunchSpec, StepHandle, StepResult
-from chute.executors.local import LocalExecutor, _ForkServer, _forkserver_env
+from chute.executors.local import Completions, LocalExecutor, _ForkServer, _forkserver_env
 from chute.executors.warm_worker import is_sdk_step, preload_modules
 
 MAX_ZYGOTES = 4
@@ -69,8 +69,8 @@ class _Zygote(_ForkServer):
 class _ZygoteExecutor(LocalExecutor):
     """A LocalExecutor whose fork server is a zygote for one set of modules."""
 
-    def __init__(self, python: str | None, modules: tuple[str, ...]):
-        super().__init__(python)
+    def __init__(self, python: str | None, modules: tuple[str, ...], completions: Completions):
+        super().__init__(python, completions)
         self.modules = modules
 
     def _ensure_server(self) -> _ForkServer:
@@ -97,7 +97,8 @@ class PythonExecutor:
         self.python = python
         # CHUTE_WARM_STEPS=0: every step cold (to compare, or to rule the zygotes out)
         self.warm = os.environ.get(WARM_ENV, "1") != "0" if warm is None else warm
-        self.local = LocalExecutor(python)
+        self.completions = Completions()  # one for all: the controller waits on it
+        self.local = LocalExecutor(python, self.completions)
         self.max_zygotes = max_zygotes
         self._zygotes: OrderedDict[tuple[str, ...], _ZygoteExecutor] = OrderedDict()
         self._owners: dict[Path, LocalExecutor] = {}
@@ -145,7 +146,8 @@ class PythonExecutor:
                 wanted = set(modules)
                 z = next((z for k, z in self._zygotes.items() if wanted <= set(k)), None)
             if z is None:
-                z = self._zygotes[modules] = _ZygoteExecutor(self.python, modules)
+                z = self._zygotes[modules] = _ZygoteExecutor(self.python, modules,
+                                                             self.completions)
                 while len(self._zygotes) > self.max_zygotes:
                     _, old = self._zygotes.popitem(last=False)
                     old.close()
@@ -172,6 +174,14 @@ class PythonExecutor:
 
     def _owner(self, handle: StepHandle) -> LocalExecutor:
         return self._owners.get(Path(handle.step_dir), self.local)
+
+    def finished(self) -> set[Path]:
+        """As LocalExecutor.finished, for the fork server and every zygote."""
+        return self.completions.take()
+
+    def wait(self, timeout: float) -> None:
+        """As LocalExecutor.wait, for the fork server and every zygote."""
+        self.completions.wait(timeout)
 
     def poll(self, handle: StepHandle) -> StepResult | None:
         """As LocalExecutor.poll (the executor that launched it knows its pid already)."""

@@ -34,6 +34,7 @@ import time
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
+from collections.abc import Callable
 
 from chute.executors import proctree, sandbox
 from chute.executors.base import CANCELLED, ERROR, FAILED, SUCCEEDED, TIMEOUT, StepResult
@@ -55,20 +56,26 @@ LAUNCH, STATUS, PIDFILE, STEPFILE, CANCELFILE = (
 # ---------------------------------------------------------------- step-directory files
 
 
-def write_json_atomic(path: Path, data: dict, *, sync: bool = True) -> None:
+def write_json_atomic(path: Path, data: dict, *, sync: bool = True,
+                      before_sync: Callable[[], None] | None = None) -> None:
     """Write ``data`` as JSON to ``path`` atomically: temp file, rename, then fsync.
 
     Readers never see a partial file (the rename is atomic), whatever process dies when.
-    The fsync comes *after* the rename on purpose: it costs 1-15 ms on an ordinary disk,
-    more than the whole per-step budget, and the result should be visible at once. A
-    power cut in that window can leave an empty file, which readers treat as absent (for
-    status.json: "supervisor lost", so the engine's retry policy decides).
+    The fsync comes *after* the rename (and after ``before_sync``, which tells the
+    controller the file is there) on purpose: it costs 1-15 ms on an ordinary disk, more
+    than the whole per-step budget, and the result should be visible at once. Durability:
+    a killed controller loses nothing (the page cache is the kernel's, so the renamed file
+    is there for the next controller); only a power cut or kernel crash in that window
+    can leave an empty file, which readers treat as absent (for status.json: "supervisor
+    lost", so the engine's retry policy decides).
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
         os.write(fd, json.dumps(data).encode())
         os.replace(tmp, path)
+        if before_sync is not None:
+            before_sync()
         if sync:
             os.fsync(fd)
     finally:
@@ -215,6 +222,9 @@ class Supervisor:
         self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         self.active = False  # a step is being run
         self.retire = False  # exit after this step (SIGTERM), do not take another
+        # called as soon as a step's status.json is written (the fork server's worker
+        # tells the controller); must not raise
+        self.on_status: Callable[[], None] | None = None
         self._reset(Path("."))
 
     def _reset(self, step_dir: Path) -> None:
@@ -271,7 +281,7 @@ class Supervisor:
         )
         data = result_to_json(result)
         data["usage"] = _usage()  # not part of StepResult: for benchmarks and the curious
-        write_json_atomic(self.step_dir / STATUS, data)
+        write_json_atomic(self.step_dir / STATUS, data, before_sync=self.on_status)
         self.active = False  # only now may SIGTERM end the process without a record
         if self.ns_fd is not None:
             os.close(self.ns_fd)

@@ -341,29 +341,6 @@ def _finish(code: int) -> int:
 # ---------------------------------------------------------------- the zygote process
 
 
-def _worker_main(r: int, idle_w: int) -> int:
-    """:func:`chute.executors.forkserver._worker_main` with a :class:`WarmSupervisor`."""
-    os.setsid()
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_BLOCK, {supervisor.CANCEL_SIGNAL})
-    supervisor.detach_stdio()
-    sup = WarmSupervisor()
-    me = str(os.getpid()).encode() + b"\n"
-    with os.fdopen(r, "rb") as requests:
-        for _ in range(forkserver.MAX_STEPS):
-            line = requests.readline()
-            if not line:
-                return 0
-            req = json.loads(line)
-            if supervisor.run_logged(sup, req["step_dir"], req.get("env")) != 0 or sup.retire:
-                return 0
-            try:
-                os.write(idle_w, me)
-            except OSError:
-                return 0
-    return 0
-
-
 def preload(modules: list[str]) -> list[str]:
     """Import ``modules`` here (a failure is the step's to meet); the ones imported."""
     done = []
@@ -401,7 +378,7 @@ def main(modules: list[str]) -> None:
     gc.collect()
     gc.freeze()  # forks then do not copy pages because the collector touched them
     # the pool's workers run WarmSupervisors (this process only: it is ours)
-    forkserver._worker_main = _worker_main
+    forkserver.SUPERVISOR = WarmSupervisor
     forkserver.serve(sys.stdin.fileno(), out)
 
 
