@@ -6,12 +6,13 @@ So the fork server keeps a pool of supervisor processes (:class:`Worker`), each 
 into its own session and already prepared, waiting on a pipe for a step directory:
 
 * a launch hands the step to an idle worker (one pipe write) and replies at once;
-* when a worker has written its step's ``status.json`` it says so on a shared pipe, and
-  the fork server passes it on to the controller at once (a ``done`` reply), so the
-  controller learns of the end of a step without polling for it; once the worker has
-  cleaned up after the step it reports itself idle on the same pipe and may be handed
-  another step; so a busy controller mostly reuses warm processes, and the fork of a new
-  spare happens only when none is idle, after the reply (off the launch's critical path);
+* when a worker has written its step's ``status.json`` it tells the controller at once,
+  writing the step directory on the controller's *notify pipe* (inherited from the fork
+  server, see below), so the controller learns of the end of a step without polling and
+  without a hop through this process; once it has cleaned up after the step it reports
+  itself idle again on a shared pipe and may be handed another step; so a busy controller mostly reuses warm
+  processes, and the fork of a new spare happens only when none is idle, after the reply
+  (off the launch's critical path);
 * a worker retires after :data:`MAX_STEPS` steps, beyond :data:`MAX_IDLE` idle ones, on
   SIGTERM, or when the fork server is gone (its pipe closes).
 
@@ -21,11 +22,16 @@ one JSON object per line:
 
 request  ``{"step_dir": "...", "env": {...}}``
 reply    ``{"step_dir": "...", "pid": N, "create_time": T}`` or ``{"step_dir": ..., "error": "..."}``
-done     ``{"step_dir": "...", "done": true}``: its ``status.json`` is written (a hint only: the
-         file is the record, read by the controller, and a controller started after this
-         one was killed finds it without any hint)
 
 Requests are pipelined: the controller does not wait for a reply before the next one.
+
+The notify pipe: the controller passes the write end of a pipe as the descriptor named by
+``CHUTE_NOTIFY_FD``; workers write ``<step_dir>\n`` on it (one write, atomic on a pipe)
+right after the rename of ``status.json``. It is non-blocking: a full pipe (a controller
+that does not read it) drops the report, never stalls a supervisor. The reports are
+hints: the step directory is the record, and a controller polls every attempt now and
+then anyway (a supervisor killed before it could report, an attempt adopted from an
+earlier controller).
 
 Workers are the fork server's children only for convenience: ``SIGCHLD`` is ignored here
 so the kernel reaps them, and when the fork server exits (its stdin closes because the
@@ -40,12 +46,14 @@ import os
 import select
 import signal
 import sys
+from pathlib import Path
 
 from chute.executors import proctree, sandbox, supervisor
 
 MAX_STEPS = 1000  # steps one worker runs before it retires (bounds any slow leak)
 MAX_IDLE = 16  # idle workers kept (each holds a few MB of its own); more are retired
-DONE, IDLE = b"d", b"i"  # a worker's reports on the shared pipe: "<kind> <pid>\n"
+NOTIFY_ENV = "CHUTE_NOTIFY_FD"
+NOTIFY_FD: int | None = None  # the controller's notify pipe (write end), if it gave one
 
 
 class Worker:
@@ -59,17 +67,13 @@ class Worker:
             try:
                 os.close(w)
                 # hold none of the fork server's fds (protocol pipes, other workers' pipes)
-                low, high = sorted((r, idle_w))
-                os.closerange(3, low)
-                os.closerange(low + 1, high)
-                os.closerange(high + 1, 1 << 16)
+                _close_all_but({r, idle_w, NOTIFY_FD})
                 code = _worker_main(r, idle_w)
             finally:
                 os._exit(code)
         os.close(r)
         self.pid, self.w = pid, w
         self.create_time = proctree.create_time(pid)
-        self.step_dir: str | None = None  # the step it runs now
 
     def assign(self, step_dir: str, env: dict[str, str] | None) -> dict:
         """Give this worker a step; returns the reply for the controller (OSError if dead)."""
@@ -77,7 +81,6 @@ class Worker:
         view = memoryview(data)
         while view:
             view = view[os.write(self.w, view) :]
-        self.step_dir = step_dir
         return {"pid": self.pid, "create_time": self.create_time}
 
     def alive(self) -> bool:
@@ -91,6 +94,29 @@ class Worker:
             pass
 
 
+def _close_all_but(keep: set[int | None]) -> None:
+    """Close every descriptor from 3 up except those in ``keep``."""
+    low = 3
+    for fd in sorted(k for k in keep if k is not None and k >= 3):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, 1 << 16)
+
+
+def notifier(fd: int | None):
+    """A Supervisor.on_status callback writing the step directory on the notify pipe."""
+    if fd is None:
+        return None
+
+    def notify(step_dir: Path) -> None:
+        try:
+            os.write(fd, os.fsencode(step_dir) + b"\n")
+        except OSError:
+            pass  # full (EAGAIN) or nobody reading (EPIPE): the file says it all the same
+
+    return notify
+
+
 def _worker_main(r: int, idle_w: int) -> int:
     """Body of a worker process: prepare once, then run the steps it is handed."""
     os.setsid()
@@ -99,19 +125,8 @@ def _worker_main(r: int, idle_w: int) -> int:
     signal.pthread_sigmask(signal.SIG_BLOCK, {supervisor.CANCEL_SIGNAL})
     supervisor.detach_stdio()
     sup = SUPERVISOR()  # prepared while idle, off the launch path
-    pid = str(os.getpid()).encode() + b"\n"
-    done, idle = DONE + b" " + pid, IDLE + b" " + pid
-
-    def report(what: bytes) -> None:
-        os.write(idle_w, what)  # one short write: atomic on a pipe
-
-    def on_status() -> None:
-        try:
-            report(done)
-        except OSError:
-            pass  # nobody to tell: the file says it all the same
-
-    sup.on_status = on_status
+    sup.on_status = notifier(NOTIFY_FD)
+    me = str(os.getpid()).encode() + b"\n"
     with os.fdopen(r, "rb") as requests:
         for n in range(MAX_STEPS):
             line = requests.readline()
@@ -122,7 +137,7 @@ def _worker_main(r: int, idle_w: int) -> int:
             if code != 0 or sup.retire or n == MAX_STEPS - 1:
                 return 0  # without offering ourselves again: no request is handed to us
             try:
-                report(idle)
+                os.write(idle_w, me)  # one short write: atomic on a pipe
             except OSError:
                 return 0  # nobody to report to: the fork server is gone
     return 0
@@ -139,7 +154,6 @@ class Pool:
         os.set_blocking(self.idle_r, False)
         self.idle: list[Worker] = []
         self.busy: dict[int, Worker] = {}
-        self.partial = b""  # a report cut by a read
         self.launches = 0
 
     def assign(self, step_dir: str, env: dict[str, str] | None) -> dict:
@@ -161,31 +175,20 @@ class Pool:
         self.busy[worker.pid] = worker
         return reply
 
-    def on_reports(self) -> list[str]:
-        """Read the workers' reports: move idle ones back to the idle list; the step
-        directories whose status.json was just written."""
+    def on_idle(self) -> None:
+        """Read 'I am idle' reports and move those workers back to the idle list."""
         try:
-            data = self.partial + os.read(self.idle_r, 65536)
+            data = os.read(self.idle_r, 65536)
         except BlockingIOError:
-            return []
-        *lines, self.partial = data.split(b"\n")
-        done = []
-        for line in lines:
-            kind, _, pid = line.partition(b" ")
-            worker = self.busy.get(int(pid)) if pid.isdigit() else None
+            return
+        for pid in map(int, data.split()):
+            worker = self.busy.pop(pid, None)
             if worker is None:
                 continue
-            if kind == DONE:
-                if worker.step_dir is not None:
-                    done.append(worker.step_dir)
-                continue
-            del self.busy[worker.pid]
-            worker.step_dir = None
             if len(self.idle) < MAX_IDLE:
                 self.idle.append(worker)
             else:
                 worker.close()
-        return done
 
     def refill(self) -> None:
         """Keep one spare ready, and forget busy workers that died (every 100 launches)."""
@@ -216,13 +219,12 @@ def serve(rfd: int, wfile) -> None:
         while True:
             for fd, _ in poller.poll():
                 if fd == pool.idle_r:
-                    _tell_done(pool.on_reports(), wfile)
+                    pool.on_idle()
                     continue
                 data = os.read(rfd, 65536)
                 if not data:
                     return
-                # workers that finished just now can take these requests
-                _tell_done(pool.on_reports(), wfile)
+                pool.on_idle()  # workers that finished just now can take these requests
                 buf += data
                 while b"\n" in buf:
                     line, buf = buf.split(b"\n", 1)
@@ -231,14 +233,6 @@ def serve(rfd: int, wfile) -> None:
                         pool.refill()  # after the reply: the fork is off the launch's path
     finally:
         pool.close()
-
-
-def _tell_done(step_dirs: list[str], wfile) -> None:
-    """Tell the controller these steps' status.json files are written."""
-    if step_dirs:
-        wfile.write(b"".join(json.dumps({"step_dir": d, "done": True}).encode() + b"\n"
-                             for d in step_dirs))
-        wfile.flush()
 
 
 def _answer(pool: Pool, line: bytes, wfile) -> None:
@@ -254,8 +248,16 @@ def _answer(pool: Pool, line: bytes, wfile) -> None:
     wfile.flush()
 
 
+def take_notify_fd() -> None:
+    """Note the notify pipe the controller passed (and keep its name from the steps)."""
+    global NOTIFY_FD
+    value = os.environ.pop(NOTIFY_ENV, "")
+    NOTIFY_FD = int(value) if value.isdigit() else None
+
+
 def main() -> None:
     """Entry point: serve requests on stdin/stdout."""
+    take_notify_fd()
     sandbox.available()  # probe once here (it waits for a child), not in every supervisor
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps exited workers
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import select
 import subprocess
 import sys
 import threading
@@ -40,6 +41,7 @@ from typing import Self
 from chute.errors import ExecutionError
 from chute.executors import proctree
 from chute.executors.base import CANCELLED, ERROR, LaunchSpec, StepHandle, StepResult
+from chute.executors.forkserver import NOTIFY_ENV
 from chute.executors.supervisor import (
     CANCEL_SIGNAL,
     CANCELFILE,
@@ -61,36 +63,72 @@ NEVER_MARK = {"pid": 0, "never_started": True}  # supervisor.pid of a fenced ste
 
 
 class Completions:
-    """Step directories whose attempt was reported ended, and a wake-up for whoever waits
-    for one (shared by the executors of one controller: fork server and zygotes)."""
+    """The controller's end of the notify pipe: step directories whose attempt was reported
+    ended (by a supervisor of the fork server or of any zygote, or by this process).
+
+    Read by the controller's own thread in :meth:`wait` and :meth:`take`: a report wakes
+    it straight from the supervisor, with no thread or process in between.
+    """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._r: int | None = None
+        self._w: int | None = None
+        self._partial = b""
         self._dirs: set[Path] = set()
-        self._event = threading.Event()
+
+    def write_fd(self) -> int:
+        """The write end, to pass to a fork server (opened on first use)."""
+        if self._w is None:
+            self._r, self._w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        return self._w
 
     def add(self, step_dir: Path) -> None:
-        """Note that ``step_dir``'s status.json is written (any thread)."""
-        with self._lock:
-            self._dirs.add(step_dir)
-            self._event.set()
+        """Report ``step_dir`` ended, from this process (any thread)."""
+        try:
+            os.write(self.write_fd(), os.fsencode(step_dir) + b"\n")
+        except OSError:
+            pass  # full: the controller's periodic poll of every attempt finds it
+
+    def _read(self) -> None:
+        if self._r is None:
+            return
+        data = self._partial
+        try:
+            while chunk := os.read(self._r, 65536):
+                data += chunk
+        except (BlockingIOError, InterruptedError):
+            pass
+        *lines, self._partial = data.split(b"\n")
+        self._dirs.update(Path(os.fsdecode(line)) for line in lines if line)
 
     def take(self) -> set[Path]:
         """The step directories reported since the last call."""
-        with self._lock:
-            dirs, self._dirs = self._dirs, set()
-            self._event.clear()
+        self._read()
+        dirs, self._dirs = self._dirs, set()
         return dirs
 
-    def wait(self, timeout: float) -> bool:
-        """Block until a report is pending or ``timeout`` seconds passed; whether one is."""
-        return self._event.wait(timeout)
+    def wait(self, timeout: float) -> None:
+        """Block until a report is pending or ``timeout`` seconds passed."""
+        if self._dirs:
+            return
+        if self._r is None:
+            time.sleep(timeout)
+            return
+        select.select([self._r], [], [], timeout)
+
+    def close(self) -> None:
+        """Close both ends (reopened if used again)."""
+        for fd in (self._r, self._w):
+            if fd is not None:
+                os.close(fd)
+        self._r = self._w = None
+        self._partial = b""
 
 
 class _ForkServer:
     """The controller's end of the fork-server pipes, with a thread reading the replies."""
 
-    def __init__(self, python: str, on_reply):
+    def __init__(self, python: str, on_reply, notify_fd: int):
         self.proc = subprocess.Popen(
             [python, "-m", "chute.executors.forkserver"],
             stdin=subprocess.PIPE,
@@ -98,7 +136,8 @@ class _ForkServer:
             stderr=subprocess.DEVNULL,
             start_new_session=True,  # a Ctrl-C meant for the controller must not reach it
             close_fds=True,
-            env=_forkserver_env(),
+            pass_fds=(notify_fd,),
+            env=_forkserver_env(notify_fd),
         )
         self._reader = threading.Thread(
             target=self._read, args=(on_reply,), name="chute-forkserver-replies", daemon=True
@@ -135,9 +174,10 @@ class _ForkServer:
         self._reader.join(timeout=5)
 
 
-def _forkserver_env() -> dict[str, str]:
+def _forkserver_env(notify_fd: int) -> dict[str, str]:
     """The controller's environment, with chute importable by the fork server."""
     env = dict(os.environ)
+    env[NOTIFY_ENV] = str(notify_fd)
     root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     return env
@@ -168,6 +208,7 @@ class LocalExecutor:
         self._server: _ForkServer | None = None
         self._lock = threading.Lock()
         self._pids: dict[Path, dict] = {}  # step_dir -> supervisor pid of running attempts
+        self._own_completions = completions is None
         self.completions = completions or Completions()
 
     # -- lifecycle of the fork server
@@ -184,6 +225,8 @@ class LocalExecutor:
             if self._server is not None:
                 self._server.close()
                 self._server = None
+            if self._own_completions:
+                self.completions.close()
 
     def __enter__(self) -> Self:
         return self
@@ -195,7 +238,7 @@ class LocalExecutor:
         if self._server is None or not self._server.alive():
             if self._server is not None:
                 self._server.close()
-            self._server = _ForkServer(self.python, self._on_reply)
+            self._server = _ForkServer(self.python, self._on_reply, self.completions.write_fd())
         return self._server
 
     def _on_reply(self, reply: dict) -> None:
@@ -203,9 +246,7 @@ class LocalExecutor:
         step_dir = Path(reply.get("step_dir") or "")
         if not reply.get("step_dir"):
             return
-        if reply.get("done"):
-            self.completions.add(step_dir)
-        elif "pid" in reply:
+        if "pid" in reply:
             self._pids.setdefault(
                 step_dir, {"pid": reply["pid"], "create_time": reply.get("create_time")}
             )

@@ -38,7 +38,7 @@ READY_TIMEOUT = 60.0  # seconds a zygote may take to import its modules (sklearn
 class _Zygote(_ForkServer):
     """The controller's end of a zygote: a fork server started with modules to import."""
 
-    def __init__(self, python: str, on_reply, modules: tuple[str, ...]):
+    def __init__(self, python: str, on_reply, modules: tuple[str, ...], notify_fd: int):
         self.ready = threading.Event()
         self.modules: list[str] = []
         self.python_threads = 1
@@ -49,7 +49,8 @@ class _Zygote(_ForkServer):
             stderr=subprocess.DEVNULL,
             start_new_session=True,  # a Ctrl-C meant for the controller must not reach it
             close_fds=True,
-            env=_forkserver_env(),
+            pass_fds=(notify_fd,),
+            env=_forkserver_env(notify_fd),
         )
 
         def reply(data: dict) -> None:
@@ -77,7 +78,8 @@ class _ZygoteExecutor(LocalExecutor):
         if self._server is None or not self._server.alive():
             if self._server is not None:
                 self._server.close()
-            self._server = _Zygote(self.python, self._on_reply, self.modules)
+            self._server = _Zygote(self.python, self._on_reply, self.modules,
+                                   self.completions.write_fd())
         return self._server
 
     def ready(self, timeout: float) -> bool:
@@ -119,6 +121,7 @@ class PythonExecutor:
         for z in zygotes:
             z.close()
         self.local.close()
+        self.completions.close()
 
     def __enter__(self) -> Self:
         return self

@@ -224,7 +224,7 @@ class Supervisor:
         self.retire = False  # exit after this step (SIGTERM), do not take another
         # called as soon as a step's status.json is written (the fork server's worker
         # tells the controller); must not raise
-        self.on_status: Callable[[], None] | None = None
+        self.on_status: Callable[[Path], None] | None = None
         self._reset(Path("."))
 
     def _reset(self, step_dir: Path) -> None:
@@ -281,7 +281,9 @@ class Supervisor:
         )
         data = result_to_json(result)
         data["usage"] = _usage()  # not part of StepResult: for benchmarks and the curious
-        write_json_atomic(self.step_dir / STATUS, data, before_sync=self.on_status)
+        notify = self.on_status
+        write_json_atomic(self.step_dir / STATUS, data,
+                          before_sync=notify and (lambda: notify(self.step_dir)))
         self.active = False  # only now may SIGTERM end the process without a record
         if self.ns_fd is not None:
             os.close(self.ns_fd)

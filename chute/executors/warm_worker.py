@@ -355,6 +355,7 @@ def preload(modules: list[str]) -> list[str]:
 
 def main(modules: list[str]) -> None:
     """Entry point: import ``modules``, say ready, then serve as the fork server does."""
+    forkserver.take_notify_fd()
     sandbox.available()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)

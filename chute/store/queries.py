@@ -6,6 +6,7 @@ use executemany so that a 10,000-node fan-out is a handful of statements.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from collections.abc import Iterable, Sequence
@@ -115,18 +116,23 @@ def insert_nodes(session: Session, workflow_uid: str, nodes: Iterable[dict[str, 
         _conn(session).execute(insert(NodeRow.__table__), rows)
 
 
-def update_nodes(session: Session, workflow_uid: str, nodes: Iterable[dict[str, Any]]) -> None:
-    """Update existing nodes, matched on (workflow_uid, node_id); one executemany."""
-    rows = [{"b_wf": workflow_uid, "b_id": n["node_id"], **{c: n[c] for c in NODE_COLUMNS}} for n in nodes]
-    if not rows:
-        return
-    stmt = (
+@functools.cache
+def _update_nodes_stmt():
+    # built once: constructing the statement costs more than running it for one row
+    return (
         update(NodeRow.__table__)
         .where(and_(NodeRow.__table__.c.workflow_uid == bindparam("b_wf"),
                     NodeRow.__table__.c.node_id == bindparam("b_id")))
         .values({c: bindparam(c) for c in NODE_COLUMNS})
     )
-    _conn(session).execute(stmt, rows)
+
+
+def update_nodes(session: Session, workflow_uid: str, nodes: Iterable[dict[str, Any]]) -> None:
+    """Update existing nodes, matched on (workflow_uid, node_id); one executemany."""
+    rows = [{"b_wf": workflow_uid, "b_id": n["node_id"], **{c: n[c] for c in NODE_COLUMNS}} for n in nodes]
+    if not rows:
+        return
+    _conn(session).execute(_update_nodes_stmt(), rows)
 
 
 def nodes_of(session: Session, workflow_uid: str) -> list[NodeRow]:
@@ -148,14 +154,18 @@ def record_events(session: Session, events: Iterable[dict[str, Any]]) -> None:
     rows = list(events)
     if not rows:
         return
-    dialect = _conn(session).dialect.name
+    conn = _conn(session)
+    conn.execute(_insert_events_stmt(conn.dialect.name), rows)
+
+
+@functools.cache
+def _insert_events_stmt(dialect: str):
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    stmt = dialect_insert(EventRow.__table__).on_conflict_do_nothing(
+    return dialect_insert(EventRow.__table__).on_conflict_do_nothing(
         index_elements=["transition_id"])
-    _conn(session).execute(stmt, rows)
 
 
 def events_of(session: Session, workflow_uid: str) -> list[EventRow]:
