@@ -97,6 +97,7 @@ class Controller:
         # and for every attempt this often (ends it could not report: a killed supervisor)
         self.sweep_every = 0.1
         self._last_sweep = 0.0
+        self._log_dirs: set[str] = set()  # workflows whose log directory was made
         self._last_control = 0.0
         self._resumed: dict[str, float] = {}
         self.on_done: Callable[[Run], None] | None = None
@@ -389,7 +390,9 @@ class Controller:
             secret_values=masked, volume_mounts=list(req.volume_mounts),
         )
         try:
-            spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+            if run.uid not in self._log_dirs:  # one mkdir per workflow, not per step
+                spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+                self._log_dirs.add(run.uid)
             if not spec.argv:
                 raise ChuteError("the template has no command (and its image's default "
                                  "command is unknown locally)")

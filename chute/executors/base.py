@@ -19,7 +19,7 @@ Logs go to ``log_path`` as they are produced, one line each:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -53,8 +53,8 @@ class LaunchSpec:
     secret_values: list[str] = field(default_factory=list)  # masked as *** in logs and outputs
 
     def to_json(self) -> dict:
-        """Plain-JSON form, stored as launch.json."""
-        d = asdict(self)
+        """Plain-JSON form, stored as launch.json (shares the lists and dicts: no copy)."""
+        d = {f: getattr(self, f) for f in self.__dataclass_fields__}
         d["step_dir"] = str(self.step_dir)
         d["log_path"] = str(self.log_path)
         return d

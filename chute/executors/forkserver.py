@@ -75,10 +75,10 @@ class Worker:
         self.pid, self.w = pid, w
         self.create_time = proctree.create_time(pid)
 
-    def assign(self, step_dir: str, env: dict[str, str] | None) -> dict:
-        """Give this worker a step; returns the reply for the controller (OSError if dead)."""
-        data = json.dumps({"step_dir": step_dir, "env": env}).encode() + b"\n"
-        view = memoryview(data)
+    def assign(self, request: bytes) -> dict:
+        """Give this worker a step (the controller's request line, passed on as it is);
+        returns the reply for the controller (OSError if the worker is dead)."""
+        view = memoryview(request.rstrip(b"\n") + b"\n")
         while view:
             view = view[os.write(self.w, view) :]
         return {"pid": self.pid, "create_time": self.create_time}
@@ -133,7 +133,7 @@ def _worker_main(r: int, idle_w: int) -> int:
             if not line:
                 return 0  # the fork server retired us or went away
             req = json.loads(line)
-            code = supervisor.run_logged(sup, req["step_dir"], req.get("env"))
+            code = supervisor.run_logged(sup, req["step_dir"], req.get("env"), req.get("spec"))
             if code != 0 or sup.retire or n == MAX_STEPS - 1:
                 return 0  # without offering ourselves again: no request is handed to us
             try:
@@ -156,22 +156,19 @@ class Pool:
         self.busy: dict[int, Worker] = {}
         self.launches = 0
 
-    def assign(self, step_dir: str, env: dict[str, str] | None) -> dict:
+    def assign(self, request: bytes) -> dict:
         """Hand a step to an idle worker (forking one if none is idle)."""
         while self.idle:
             worker = self.idle.pop()  # the most recently used: its pages are warm
-            if not worker.alive():
-                worker.close()
-                continue
-            try:
-                reply = worker.assign(step_dir, env)
+            try:  # a dead worker's pipe has no reader left: EPIPE
+                reply = worker.assign(request)
             except OSError:  # it died just now
                 worker.close()
                 continue
             self.busy[worker.pid] = worker
             return reply
         worker = Worker(self.idle_w)
-        reply = worker.assign(step_dir, env)
+        reply = worker.assign(request)
         self.busy[worker.pid] = worker
         return reply
 
@@ -238,9 +235,8 @@ def serve(rfd: int, wfile) -> None:
 def _answer(pool: Pool, line: bytes, wfile) -> None:
     step_dir = None
     try:
-        req = json.loads(line)
-        step_dir = req["step_dir"]
-        reply = pool.assign(step_dir, req.get("env"))
+        step_dir = json.loads(line)["step_dir"]
+        reply = pool.assign(line)
     except Exception as e:  # noqa: BLE001 - one bad request must not kill the server
         reply = {"error": f"{type(e).__name__}: {e}"}
     reply["step_dir"] = step_dir

@@ -155,9 +155,15 @@ class _ForkServer:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def send(self, step_dir: Path, env: dict[str, str]) -> None:
+    def send(self, step_dir: Path, env: bytes | dict, spec: bytes | None = None) -> None:
+        """Send a launch request. ``env`` and ``spec`` (launch.json's bytes, which the
+        supervisor then need not read back) may be JSON already."""
         assert self.proc.stdin
-        self.proc.stdin.write(json.dumps({"step_dir": str(step_dir), "env": env}).encode() + b"\n")
+        if isinstance(env, dict):
+            env = json.dumps(env).encode()
+        self.proc.stdin.write(b'{"step_dir": ' + json.dumps(str(step_dir)).encode()
+                              + b', "env": ' + env
+                              + (b', "spec": ' + spec if spec is not None else b"") + b"}\n")
         self.proc.stdin.flush()
 
     def close(self) -> None:
@@ -181,6 +187,18 @@ def _forkserver_env(notify_fd: int) -> dict[str, str]:
     root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     return env
+
+
+_env_cache: list = [None, b"{}"]  # os.environ as last seen, and its JSON
+
+
+def _environ_json() -> bytes:
+    """The controller's environment as JSON, encoded again only when it changed (it is
+    sent with every launch, and is most of the request)."""
+    data = dict(os.environ._data)  # type: ignore[attr-defined] # a C-level copy: cheap
+    if data != _env_cache[0]:
+        _env_cache[:] = [data, json.dumps(dict(os.environ)).encode()]
+    return _env_cache[1]
 
 
 def _wait_for(path: Path, seconds: float) -> dict | None:
@@ -281,32 +299,43 @@ class LocalExecutor:
             spec = dataclasses.replace(
                 spec, step_dir=step_dir, log_path=Path(spec.log_path).absolute()
             )
-        step_dir.mkdir(parents=True, exist_ok=True)
-        if (step_dir / STATUS).exists():
-            raise ExecutionError(f"{step_dir}: this attempt was already launched")
-        if (step_dir / PIDFILE).exists():
-            if not (read_json(step_dir / PIDFILE) or {}).get("never_started"):
-                raise ExecutionError(f"{step_dir}: this attempt was already launched")
-            # reattach() found it never started and fenced it: launch it again now
-            (step_dir / PIDFILE).unlink(missing_ok=True)
+        try:
+            os.mkdir(step_dir)  # new (the usual case): nothing was launched there
+        except FileNotFoundError:
+            step_dir.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            if (step_dir / STATUS).exists():
+                raise ExecutionError(f"{step_dir}: this attempt was already launched") from None
+            if (step_dir / PIDFILE).exists():
+                if not (read_json(step_dir / PIDFILE) or {}).get("never_started"):
+                    raise ExecutionError(
+                        f"{step_dir}: this attempt was already launched") from None
+                # reattach() found it never started and fenced it: launch it again now
+                (step_dir / PIDFILE).unlink(missing_ok=True)
         self._pids.pop(step_dir, None)
         # written in place: a torn launch.json (controller killed right here) is never
         # read, since no request was sent and reattach then answers "never started"
         # owner-only: it holds the step's environment and secret values while it runs
-        fd = os.open(step_dir / LAUNCH, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(json.dumps(spec.to_json()).encode())
-        env = dict(os.environ)
+        data = json.dumps(spec.to_json()).encode()
+        fd = os.open(step_dir / LAUNCH, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        # the request carries the spec too: the supervisor need not read launch.json back
+        env = _environ_json()
         with self._lock:
             try:
-                self._ensure_server().send(step_dir, env)
+                self._ensure_server().send(step_dir, env, data)
             except (BrokenPipeError, ConnectionError, ValueError):
                 # the fork server died: start another and ask again, unless the request
                 # got through before it died (never launch twice)
                 self._server = None
                 if _wait_for(step_dir / PIDFILE, 0.25) is None:
                     try:
-                        self._ensure_server().send(step_dir, env)
+                        self._ensure_server().send(step_dir, env, data)
                     except (BrokenPipeError, ConnectionError, ValueError):
                         raise ExecutionError(f"{step_dir}: the fork server keeps dying") from None
         return StepHandle(step_dir=step_dir)

@@ -220,6 +220,9 @@ class Supervisor:
         for s in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
             signal.signal(s, signal.SIG_IGN)
         self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        me = os.getpid()
+        self.me = {"pid": me, "create_time": proctree.create_time(me)}  # for supervisor.pid
+        self._which: dict[tuple[str, str], str] = {}  # (command, PATH) -> file found
         self.active = False  # a step is being run
         self.retire = False  # exit after this step (SIGTERM), do not take another
         # called as soon as a step's status.json is written (the fork server's worker
@@ -242,16 +245,17 @@ class Supervisor:
 
     # -- lifecycle
 
-    def run(self, step_dir: str | Path, base_env: dict[str, str] | None = None) -> int:
-        """Run one step to its end and write its status.json; 0 if that was written."""
+    def run(self, step_dir: str | Path, base_env: dict[str, str] | None = None,
+            spec: dict | None = None) -> int:
+        """Run one step to its end and write its status.json; 0 if that was written.
+        ``spec`` is the content of its launch.json, if the caller has it already."""
         self._reset(Path(step_dir).absolute())
-        me = os.getpid()
         # before anything else, and exclusively: "supervisor.pid exists" means "the step
         # may have started", and only the one supervisor that created it runs the step (a
         # late duplicate request, or a controller that gave up waiting, find it taken)
-        if not claim(self.step_dir, {"pid": me, "create_time": proctree.create_time(me)}):
+        if not claim(self.step_dir, self.me):
             return 0
-        self.spec = read_json(self.step_dir / LAUNCH) or {}
+        self.spec = spec if spec is not None else read_json(self.step_dir / LAUNCH) or {}
         self.active = True
         _drain(self.wake_r)
         # a cancel that came meanwhile is delivered now; the step must not inherit the mask
@@ -322,8 +326,12 @@ class Supervisor:
             )
 
         log_path = Path(spec["log_path"])
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+        try:  # its directory is there, but for the first step of a workflow run bare
+            log_fd = os.open(log_path, flags, 0o644)
+        except FileNotFoundError:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            log_fd = os.open(log_path, flags, 0o644)
         sink = LogSink(log_fd, self.step_dir / "stdout", list(spec.get("secret_values") or []))
         if plan.private_tops and not plan.enabled:
             sink.feed(b"stderr", b"chute: no mount namespaces here; private paths are shared\n")
@@ -392,29 +400,43 @@ class Supervisor:
             try:
                 # relative to the step directory, never to where the last step left us
                 cwd = os.path.join(self.step_dir, working_dir or plan.default_cwd)
-                os.makedirs(cwd, exist_ok=True)
-                os.chdir(cwd)
+                try:
+                    os.chdir(cwd)
+                except FileNotFoundError:
+                    os.makedirs(cwd, exist_ok=True)
+                    os.chdir(cwd)
             except OSError as e:
                 return f"working directory {working_dir}: {e.strerror or e}"
-            path = argv[0]
-            if "/" not in path:
-                path = shutil.which(path, path=env.get("PATH", os.defpath)) or ""
-                if not path:
-                    return _exec_error(argv[0], FileNotFoundError())
-            try:
-                self.step_pid = os.posix_spawn(
-                    path,
-                    argv,
-                    env,
-                    file_actions=[
-                        (os.POSIX_SPAWN_DUP2, self.devnull, 0),
-                        (os.POSIX_SPAWN_DUP2, out_w, 1),
-                        (os.POSIX_SPAWN_DUP2, err_w, 2),
-                    ],
-                    setsid=True,
-                )
-            except OSError as e:
-                return _exec_error(argv[0], e)
+            key = (argv[0], env.get("PATH", os.defpath))
+            for cached in (True, False):
+                path = argv[0]
+                if "/" not in path:
+                    # PATH lookups stat each directory: remembered per worker, and looked
+                    # up afresh if the file remembered is gone
+                    path = (self._which.get(key) if cached else None) or shutil.which(
+                        path, path=key[1]) or ""
+                    if not path:
+                        return _exec_error(argv[0], FileNotFoundError())
+                    self._which[key] = path
+                try:
+                    self.step_pid = os.posix_spawn(
+                        path,
+                        argv,
+                        env,
+                        file_actions=[
+                            (os.POSIX_SPAWN_DUP2, self.devnull, 0),
+                            (os.POSIX_SPAWN_DUP2, out_w, 1),
+                            (os.POSIX_SPAWN_DUP2, err_w, 2),
+                        ],
+                        setsid=True,
+                    )
+                    break
+                except FileNotFoundError as e:
+                    if cached and self._which.pop(key, None) is not None:
+                        continue
+                    return _exec_error(argv[0], e)
+                except OSError as e:
+                    return _exec_error(argv[0], e)
         _write_small(
             self.step_dir / STEPFILE,
             {"pid": self.step_pid, "create_time": proctree.create_time(self.step_pid)},
@@ -622,11 +644,12 @@ def detach_stdio() -> None:
     os.close(null)
 
 
-def run_logged(sup: Supervisor, step_dir: str | Path, base_env: dict[str, str] | None) -> int:
+def run_logged(sup: Supervisor, step_dir: str | Path, base_env: dict[str, str] | None,
+               spec: dict | None = None) -> int:
     """``sup.run(...)``; a crash of the supervisor itself leaves a traceback in
     ``step_dir/supervisor.log`` (the file exists only then: creating files costs)."""
     try:
-        return sup.run(step_dir, base_env)
+        return sup.run(step_dir, base_env, spec)
     except BaseException:  # noqa: BLE001 - last resort: record why, for whoever looks
         _log_traceback(Path(step_dir))
         return 1
