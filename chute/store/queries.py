@@ -7,6 +7,7 @@ use executemany so that a 10,000-node fan-out is a handful of statements.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import socket
 from collections.abc import Iterable, Sequence
@@ -109,11 +110,61 @@ def control_of(session: Session, uids: Sequence[str]
 
 # -- nodes -------------------------------------------------------------------------------
 
+# SQLite, the default store, is written by the controller every turn: its node and event
+# writes go straight to the sqlite3 connection (inside the same transaction) with SQL
+# made once, since SQLAlchemy's per-statement machinery costs more than the statements.
+# The values are bound as SQLAlchemy binds them there (JSON columns as json.dumps text,
+# booleans as integers), so either path reads back alike.
+_JSON_COLUMNS = frozenset(("children", "inputs", "outputs"))
+_SQLITE_INSERT_NODES = (
+    f"INSERT INTO nodes (workflow_uid, node_id, {', '.join(NODE_COLUMNS)}) "
+    f"VALUES (?, ?{', ?' * len(NODE_COLUMNS)})"
+)
+_SQLITE_UPDATE_NODES = (
+    f"UPDATE nodes SET {', '.join(f'{c} = ?' for c in NODE_COLUMNS)} "
+    "WHERE workflow_uid = ? AND node_id = ?"
+)
+_EVENT_COLUMNS = ("transition_id", "workflow_uid", "node_id", "from_phase", "to_phase", "at",
+                  "message")
+_SQLITE_INSERT_EVENTS = (
+    f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES ({', '.join('?' * 7)}) "
+    "ON CONFLICT (transition_id) DO NOTHING"
+)
+
+
+def _sqlite(conn: Connection):
+    """The sqlite3 connection under ``conn`` (in its transaction), or None if not SQLite."""
+    if conn.dialect.name != "sqlite":
+        return None
+    return conn.connection.driver_connection
+
+
+def _node_values(n: dict[str, Any]) -> list[Any]:
+    """A node dict's NODE_COLUMNS values as SQLAlchemy would bind them on SQLite."""
+    out = []
+    for c in NODE_COLUMNS:
+        v = n[c]
+        if c in _JSON_COLUMNS:
+            v = json.dumps(v)
+        elif c == "cached" and v is not None:
+            v = int(bool(v))
+        out.append(v)
+    return out
+
+
 def insert_nodes(session: Session, workflow_uid: str, nodes: Iterable[dict[str, Any]]) -> None:
     """Insert new nodes (dicts with ``node_id`` and the NODE_COLUMNS)."""
-    rows = [{"workflow_uid": workflow_uid, **n} for n in nodes]
-    if rows:  # Core executemany: the ORM's bulk path costs more than the SQL
-        _conn(session).execute(insert(NodeRow.__table__), rows)
+    nodes = list(nodes)
+    if not nodes:
+        return
+    conn = _conn(session)
+    raw = _sqlite(conn)
+    if raw is not None:
+        raw.executemany(_SQLITE_INSERT_NODES,
+                        [[workflow_uid, n["node_id"], *_node_values(n)] for n in nodes])
+        return
+    # Core executemany: the ORM's bulk path costs more than the SQL
+    conn.execute(insert(NodeRow.__table__), [{"workflow_uid": workflow_uid, **n} for n in nodes])
 
 
 @functools.cache
@@ -129,10 +180,18 @@ def _update_nodes_stmt():
 
 def update_nodes(session: Session, workflow_uid: str, nodes: Iterable[dict[str, Any]]) -> None:
     """Update existing nodes, matched on (workflow_uid, node_id); one executemany."""
-    rows = [{"b_wf": workflow_uid, "b_id": n["node_id"], **{c: n[c] for c in NODE_COLUMNS}} for n in nodes]
-    if not rows:
+    nodes = list(nodes)
+    if not nodes:
         return
-    _conn(session).execute(_update_nodes_stmt(), rows)
+    conn = _conn(session)
+    raw = _sqlite(conn)
+    if raw is not None:
+        raw.executemany(_SQLITE_UPDATE_NODES,
+                        [[*_node_values(n), workflow_uid, n["node_id"]] for n in nodes])
+        return
+    rows = [{"b_wf": workflow_uid, "b_id": n["node_id"], **{c: n[c] for c in NODE_COLUMNS}}
+            for n in nodes]
+    conn.execute(_update_nodes_stmt(), rows)
 
 
 def nodes_of(session: Session, workflow_uid: str) -> list[NodeRow]:
@@ -155,6 +214,10 @@ def record_events(session: Session, events: Iterable[dict[str, Any]]) -> None:
     if not rows:
         return
     conn = _conn(session)
+    raw = _sqlite(conn)
+    if raw is not None:
+        raw.executemany(_SQLITE_INSERT_EVENTS, [[e.get(c) for c in _EVENT_COLUMNS] for e in rows])
+        return
     conn.execute(_insert_events_stmt(conn.dialect.name), rows)
 
 
