@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "chute.cli.compile",
     "chute.cli.run",
     "chute.cli.workflows",
+    "chute.cli.controller",
     "chute.cli.artifacts",
 ]
 

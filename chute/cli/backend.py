@@ -70,7 +70,7 @@ def wait_phase(client, name: str) -> str:
 
 
 def submit(client, file: str, docs: list, overrides: dict[str, str], block: bool,
-           watch: bool, output: str | None) -> None:
+           watch: bool, output: str | None, idempotency_key: str | None = None) -> None:
     """``chute submit`` against the server: templates in the file first, then each Workflow."""
     from chute.spec.loader import to_dict
     from chute.spec.models import ClusterWorkflowTemplate, Workflow, WorkflowTemplate
@@ -83,7 +83,7 @@ def submit(client, file: str, docs: list, overrides: dict[str, str], block: bool
             client.request("POST", "/workflow-templates", json={"template": to_dict(d)})
     names: list[str] = []
     for wf in workflows:
-        doc = client.submit(to_dict(wf), parameters=overrides)
+        doc = client.submit(to_dict(wf), parameters=overrides, idempotency_key=idempotency_key)
         names.append(doc["metadata"]["name"])
         typer.echo(names[-1])
     if not block:

@@ -1,5 +1,5 @@
 """Workflow commands in the Argo CLI's shape: ``submit``, ``list``, ``get``, ``logs``,
-``delete``, plus ``template create`` and ``controller``.
+``delete``, plus ``template create`` (``controller`` is :mod:`chute.cli.controller`).
 
 With ``CHUTE_SERVER`` set, the commands go through that server's REST API
 (:mod:`chute.cli.backend`) and never open the local store. With no server, ``submit --wait`` runs an embedded controller in this process (it holds
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Annotated
@@ -20,7 +19,7 @@ import typer
 
 from chute.cli import backend
 from chute.config import load_settings
-from chute.errors import LeaseHeldError, NotFoundError, SpecError, UserError
+from chute.errors import NotFoundError, SpecError, UserError
 
 PHASE_SYMBOL = {"Succeeded": "✔", "Failed": "✖", "Error": "⚠", "Running": "●",
                 "Pending": "◷", "Skipped": "○", "Omitted": "○"}
@@ -93,10 +92,14 @@ def submit_cmd(
     wait: Annotated[bool, typer.Option("--wait", "-w", help="wait until it finishes")] = False,
     watch: Annotated[bool, typer.Option("--watch", help="wait and print the tree")] = False,
     output: Annotated[str | None, typer.Option("-o", "--output", help="name|json|yaml")] = None,
+    idempotency_key: Annotated[str | None, typer.Option(
+        "--idempotency-key", help="submitting again with this key returns the run it "
+        "created (a different workflow or parameters under the same key is an error)",
+    )] = None,
 ) -> None:
     """Submit a workflow; prints its name. With --wait, exit 0 only if it Succeeded."""
     from chute.engine.controller import _owner_id
-    from chute.engine.submit import store_template, submit
+    from chute.engine.submit import store_template, submit_once
     from chute.spec.loader import load_documents, load_file
     from chute.spec.models import ClusterWorkflowTemplate, Workflow, WorkflowTemplate
     from chute.store import queries as q
@@ -105,7 +108,7 @@ def submit_cmd(
     if client := backend.remote():  # CHUTE_SERVER: the server runs it; we only poll
         with backend.session(client):
             return backend.submit(client, file, docs, _params(parameter), wait or watch,
-                                  watch, output)
+                                  watch, output, idempotency_key)
     store, settings = _store()
     # templates in the same file are stored first (Argo's examples ship them together)
     for d in docs:
@@ -114,21 +117,28 @@ def submit_cmd(
     workflows = [d for d in docs if isinstance(d, Workflow)]
     if not workflows:
         raise SpecError("no Workflow in the file", file)
+    if idempotency_key is not None and len(workflows) > 1:
+        raise UserError(f"--idempotency-key: {file} has {len(workflows)} Workflows; "
+                        "submit them one per key")
     overrides = _params(parameter)
     block = wait or watch
     with store.read() as s:
         standalone = q.lease_holder(s, "controller", time.time()) is not None
     owner = _owner_id() if block and not standalone else None
-    rows = [submit(store, wf, overrides, owner=owner, source=file, lease_ttl=lease_ttl())
-            for wf in workflows]
+    submitted = [submit_once(store, wf, overrides, owner=owner, source=file,
+                             lease_ttl=lease_ttl(), idempotency_key=idempotency_key)
+                 for wf in workflows]
+    rows = [row for row, _ in submitted]
     for row in rows:
         typer.echo(row.name)
     if not block:
         return
-    uids = [r.uid for r in rows]
-    if owner:
-        run_embedded(store, settings, uids, owner)
-    phases = [_wait_watching(store, u) for u in uids]
+    created = [r.uid for r, new in submitted if new]
+    if owner and created:
+        run_embedded(store, settings, created, owner)
+    # a replayed submission's run belongs to whoever drives it: wait (adopting it if free)
+    phases = [_wait_watching(store, r.uid) if new else _wait_adopting(store, settings, r.uid)
+              for r, new in submitted]
     if watch or output:
         for r in rows:
             _print_get(store, r.name, output)
@@ -139,8 +149,6 @@ def submit_cmd(
 def wait_cmd(name: Annotated[str, typer.Argument(help="workflow name")]) -> None:
     """Wait for a workflow to finish; exit 0 only if it Succeeded. With no controller
     running it, this process adopts it (once its earlier controller's lease expired)."""
-    from chute.engine.controller import Controller, _owner_id
-    from chute.executors.local import LocalExecutor
     from chute.store import queries as q
 
     if client := backend.remote():
@@ -154,6 +162,19 @@ def wait_cmd(name: Annotated[str, typer.Argument(help="workflow name")]) -> None
         uid = row.uid
     if row.phase not in ("Succeeded", "Failed", "Error"):  # no controller will finish it
         check_replayable(row.name, row.state_format)
+    phase = _wait_adopting(store, settings, uid)
+    typer.echo(f"{name} {phase}")
+    if phase != "Succeeded":
+        raise typer.Exit(1)
+
+
+def _wait_adopting(store, settings, uid: str) -> str:
+    """Wait for a workflow to finish, driving it here whenever no controller holds it;
+    its final phase."""
+    from chute.engine.controller import Controller, _owner_id
+    from chute.executors.local import LocalExecutor
+    from chute.store import queries as q
+
     while True:
         now = time.time()
         with store.read() as s:
@@ -173,9 +194,7 @@ def wait_cmd(name: Annotated[str, typer.Argument(help="workflow name")]) -> None
                 executor.close()
             continue
         time.sleep(0.5)
-    typer.echo(f"{name} {row.phase}")
-    if row.phase != "Succeeded":
-        raise typer.Exit(1)
+    return row.phase
 
 
 def _control(action: str):
@@ -445,30 +464,6 @@ def template_create_cmd(files: Annotated[list[Path], typer.Argument(help="templa
                 typer.echo(f"{d.kind}/{store_template(store, d)} created")
 
 
-def controller_cmd() -> None:
-    """Run the standalone controller (refuses if another one holds the lease)."""
-    import signal
-
-    from chute.engine.controller import Controller
-    from chute.executors.local import LocalExecutor
-
-    store, settings = _store()
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    executor = LocalExecutor().start()
-    ctl = Controller(store, settings, executor, lease_ttl=lease_ttl())
-    try:
-        ctl.serve(stop)
-    except LeaseHeldError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
-    except KeyboardInterrupt:
-        pass
-    finally:
-        ctl.close()
-        executor.close()
-
-
 def register(app: typer.Typer) -> None:
     """Add the workflow commands to the ``chute`` app."""
     app.command("submit")(submit_cmd)
@@ -482,7 +477,6 @@ def register(app: typer.Typer) -> None:
     app.command("get")(get_cmd)
     app.command("logs")(logs_cmd)
     app.command("delete")(delete_cmd)
-    app.command("controller")(controller_cmd)
     tmpl = typer.Typer(help="WorkflowTemplates used by templateRef and workflowTemplateRef.",
                        no_args_is_help=True)
     tmpl.command("create")(template_create_cmd)

@@ -215,12 +215,15 @@ class Controller:
         with self.store.read() as s:
             return q.cache_get(s, f"{name}/{key}", not_before)
 
-    def claim_new(self) -> list[str]:
-        """Adopt every active workflow nobody holds; the uids adopted. A run this build
-        cannot replay is refused by name (logged once, kept in ``refused``) and the
-        others go on."""
-        with self.store.read() as s:
-            uids = [u for u in q.claimable_workflows(s, self.clock()) if u not in self.refused]
+    def claim_new(self, limit: int | None = None) -> list[str]:
+        """Adopt active workflows nobody holds (at most ``limit``); the uids adopted. The
+        leases are taken in one transaction (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so
+        controller workers claiming at once never take the same workflow. A run this build
+        cannot replay is refused by name (logged once, kept in ``refused``, its lease given
+        back) and the others go on."""
+        with self.store.write() as s:
+            uids = q.claim_workflows(s, self.owner, self.clock(), self.lease_ttl, limit,
+                                     exclude=list(self.refused))
         adopted = []
         for uid in uids:
             try:
@@ -229,6 +232,8 @@ class Controller:
             except IncompatibleRunError as exc:
                 self.refused[uid] = exc
                 log.error("not adopting: %s", exc)
+                with self.store.write() as s:
+                    q.release_workflow_lease(s, uid, self.owner)
         return adopted
 
     # -- the driver loop ---------------------------------------------------------------
@@ -330,6 +335,9 @@ class Controller:
             return False
         crash_point("flush.before_commit")
         with self.store.write_conn() as s:
+            # unique (run, node, attempt): a second launch of an attempt cannot commit
+            q.record_launches(s, self.owner, [(r.uid, req.node_id, req.attempt)
+                                              for r, req in starting], now)
             for run, d in decisions:
                 q.insert_nodes(s, run.uid, [n.to_row() for n in d.new_nodes])
                 q.update_nodes(s, run.uid, [n.to_row() for n in d.changed_nodes])
@@ -543,14 +551,17 @@ class Controller:
             if end is not None and time.monotonic() > end:
                 raise TimeoutError(f"workflows still running after {timeout}s")
 
-    def serve(self, stop: threading.Event, claim_every: float = 1.0) -> None:
-        """Run as the standalone controller until ``stop`` is set."""
-        self.acquire_controller_lease()
+    def serve(self, stop: threading.Event, claim_every: float = 1.0, *,
+              exclusive: bool = True, claim_limit: int | None = None) -> None:
+        """Run as the standalone controller until ``stop`` is set. ``exclusive=False``: a
+        worker of ``chute controller --workers N``, whose parent holds the named lease."""
+        if exclusive:
+            self.acquire_controller_lease()
         self.start_heartbeat()
         last = 0.0
         while not stop.is_set():
             if time.monotonic() - last > claim_every:
-                self.claim_new()
+                self.claim_new(claim_limit)
                 last = time.monotonic()
             if not self.turn():
                 self.wait_idle()

@@ -63,14 +63,17 @@ class ServerClient:
     # -- runs ----------------------------------------------------------------------------
 
     def submit(self, workflow: dict[str, Any] | None = None, *, yaml: str | None = None,
-               parameters: dict[str, str] | None = None, **extra: Any) -> dict[str, Any]:
-        """Submit a workflow (a resource dict or YAML text); returns the run in Argo's shape."""
+               parameters: dict[str, str] | None = None, idempotency_key: str | None = None,
+               **extra: Any) -> dict[str, Any]:
+        """Submit a workflow (a resource dict or YAML text); returns the run in Argo's shape.
+        With ``idempotency_key``, a replay returns the run the first request created."""
         body: dict[str, Any] = {"parameters": parameters or {}, **extra}
         if workflow is not None:
             body["workflow"] = workflow
         if yaml is not None:
             body["yaml"] = yaml
-        return self.request("POST", "/runs", json=body)
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key is not None else None
+        return self.request("POST", "/runs", json=body, headers=headers)
 
     def list_runs(self, **filters: Any) -> list[dict[str, Any]]:
         """Runs matching ``filters`` (phase, experiment, pipeline, limit, offset)."""

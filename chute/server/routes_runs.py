@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import Response
 
 from chute.errors import ConflictError, NotFoundError, UserError
@@ -68,9 +68,16 @@ def _resource_for(ctx: ServerContext, body: RunCreate) -> tuple[dict[str, Any], 
     return load_spec_text(body.yaml or "", "yaml"), labels
 
 
-@router.post("/runs", status_code=201, summary="Submit a run")
-def create_run(ctx: Ctx, body: RunCreate) -> dict:
-    from chute.engine.submit import submit
+@router.post("/runs", status_code=201, summary="Submit a run",
+             description="With an ``Idempotency-Key`` header, a request replayed with the same "
+                         "key and body returns the run it created (200, header "
+                         "``Idempotent-Replayed: true``); the same key with a different body "
+                         "is a 409.")
+def create_run(ctx: Ctx, body: RunCreate, response: Response,
+               idempotency_key: Annotated[str | None, Header(
+                   alias="Idempotency-Key", max_length=255,
+                   description="a client-chosen key: one run per key")] = None) -> dict:
+    from chute.engine.submit import submit_once
     from chute.server.routes_experiments import find_experiment
     from chute.spec.loader import load_resource
     from chute.store import queries
@@ -90,9 +97,13 @@ def create_run(ctx: Ctx, body: RunCreate) -> dict:
         spec["metadata"].pop("generateName", None)
     if spec.get("kind") != "Workflow":
         raise UserError(f"kind: can only run a Workflow, not {spec.get('kind')!r}")
-    row = submit(ctx.store, load_resource(spec), dict(body.parameters), labels=labels)
-    with ctx.store.write() as s:
-        if experiment_id:
+    row, created = submit_once(ctx.store, load_resource(spec), dict(body.parameters),
+                               labels=labels, idempotency_key=idempotency_key)
+    if not created:
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
+    elif experiment_id:
+        with ctx.store.write() as s:
             queries.update_workflow(s, row.uid, experiment_id=experiment_id)
     with ctx.store.read() as s:
         return argo_document(s, find_run(s, row.uid))

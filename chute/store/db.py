@@ -114,26 +114,30 @@ def current_revision(engine: Engine) -> str | None:
         return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
-_HEADS: dict[str, str | None] = {}
+_REVISIONS: dict[str, str | None] = {}  # revision -> down_revision, read once per process
 
 
-def head_revision() -> str | None:
-    """The newest revision among the migration scripts (read once per process)."""
-    if "head" not in _HEADS:
+def known_revisions() -> dict[str, str | None]:
+    """Every revision among the migration scripts, mapped to the one it revises."""
+    if not _REVISIONS:
         # read the revision ids from the scripts themselves: importing alembic costs ~1 s,
         # and every CLI call checks the head
         import re
 
-        revs: dict[str, str | None] = {}
         for f in (MIGRATIONS_DIR / "versions").glob("*.py"):
             text = f.read_text(encoding="utf-8")
             rev = re.search(r"^revision\s*=\s*[\"']([^\"']+)[\"']", text, re.MULTILINE)
             down = re.search(r"^down_revision\s*=\s*(?:[\"']([^\"']+)[\"']|None)", text, re.MULTILINE)
             if rev:
-                revs[rev.group(1)] = down.group(1) if down else None
-        heads = set(revs) - {d for d in revs.values() if d}
-        _HEADS["head"] = heads.pop() if len(heads) == 1 else None
-    return _HEADS["head"]
+                _REVISIONS[rev.group(1)] = down.group(1) if down else None
+    return _REVISIONS
+
+
+def head_revision() -> str | None:
+    """The newest revision among the migration scripts."""
+    revs = known_revisions()
+    heads = set(revs) - {d for d in revs.values() if d}
+    return heads.pop() if len(heads) == 1 else None
 
 
 def _alembic_config(connection):
@@ -173,8 +177,15 @@ def upgrade(engine: Engine, settings: Settings, revision: str = "head") -> None:
     from alembic import command
 
     try:
-        if revision == "head" and current_revision(engine) == head_revision():
+        current = current_revision(engine)
+        if revision == "head" and current == head_revision():
             return  # fast path: every CLI call opens the store
+        if current is not None and current not in known_revisions():
+            # a newer chute migrated this database: running on it could corrupt it
+            raise StoreError(
+                f"the database is at schema revision {current!r}, which this version of "
+                f"chute does not know (its newest is {head_revision()!r}): upgrade chute, "
+                "or point CHUTE_DATABASE_URL at another database")
         with _migration_lock(engine, settings):
             if revision == "head" and current_revision(engine) == head_revision():
                 return  # another process migrated while we waited for the lock

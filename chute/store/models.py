@@ -60,6 +60,9 @@ class WorkflowRow(Base):
     # the replay format of the run's recorded state (chute.engine.state_format); rows
     # written before the column existed are format 1
     state_format: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # a submission replayed with this key returns this run (unique; see engine.submit)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    request_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class NodeRow(Base):
@@ -175,6 +178,23 @@ class MetricRow(Base):
     data: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
+class StepExecutionRow(Base):
+    """One launched pod attempt and the controller that launched it: the unique
+    ``(workflow_uid, node_id, attempt)`` makes a second launch of an attempt fail to commit."""
+
+    __tablename__ = "step_executions"
+    __table_args__ = (UniqueConstraint("workflow_uid", "node_id", "attempt",
+                                       name="uq_step_executions"),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    workflow_uid: Mapped[str] = mapped_column(
+        String(64), ForeignKey("workflows.uid", ondelete="CASCADE"))
+    node_id: Mapped[str] = mapped_column(String(300))
+    attempt: Mapped[int] = mapped_column(Integer)
+    owner: Mapped[str] = mapped_column(String(128))
+    launched_at: Mapped[float] = mapped_column(Float)
+
+
 class LeaseRow(Base):
     """A named exclusive lease (``controller``: the one standalone controller)."""
 
@@ -188,3 +208,6 @@ class LeaseRow(Base):
 
 
 Index("ix_nodes_wf_phase", NodeRow.workflow_uid, NodeRow.phase)
+Index("ux_workflows_idempotency_key", WorkflowRow.idempotency_key, unique=True)
+Index("ix_workflows_created_at", WorkflowRow.created_at)
+Index("ix_workflows_phase_created", WorkflowRow.phase, WorkflowRow.created_at)

@@ -24,6 +24,7 @@ from chute.store.models import (
     EventRow,
     LeaseRow,
     NodeRow,
+    StepExecutionRow,
     TemplateRow,
     WorkflowRow,
 )
@@ -44,7 +45,10 @@ NODE_COLUMNS = (
 # -- workflows ---------------------------------------------------------------------------
 
 def create_workflow(session: Session, row: WorkflowRow) -> WorkflowRow:
-    """Insert a new workflow; ConflictError if the name is taken."""
+    """Insert a new workflow; ConflictError if the name is taken. A row with an
+    ``idempotency_key`` already stored is not inserted: the caller checks
+    :func:`workflow_by_key` first (and on PostgreSQL a concurrent insert of the same key
+    fails on the unique index)."""
     if session.scalar(select(WorkflowRow.uid).where(WorkflowRow.name == row.name)):
         raise ConflictError(f"workflow {row.name!r} already exists")
     session.add(row)
@@ -60,6 +64,11 @@ def get_workflow(session: Session, name_or_uid: str) -> WorkflowRow:
     if row is None:
         raise NotFoundError(f"workflow {name_or_uid!r} not found")
     return row
+
+
+def workflow_by_key(session: Session, key: str) -> WorkflowRow | None:
+    """The workflow submitted under idempotency key ``key``, or None."""
+    return session.scalar(select(WorkflowRow).where(WorkflowRow.idempotency_key == key))
 
 
 def find_workflow(session: Session, uid: str) -> WorkflowRow | None:
@@ -93,6 +102,7 @@ def update_workflow(session: Session | Connection, uid: str, **values: Any) -> N
 def delete_workflow(session: Session, uid: str) -> None:
     """Delete a workflow with its nodes and journal."""
     session.execute(delete(NodeRow).where(NodeRow.workflow_uid == uid))
+    session.execute(delete(StepExecutionRow).where(StepExecutionRow.workflow_uid == uid))
     session.execute(delete(EventRow).where(EventRow.workflow_uid == uid))
     session.execute(delete(WorkflowRow).where(WorkflowRow.uid == uid))
 
@@ -308,6 +318,40 @@ def claim_workflow(session: Session, uid: str, owner: str, now: float, ttl: floa
         .values(lease_owner=owner, lease_expires_at=now + ttl)
     )
     return bool(res.rowcount)
+
+
+def claim_workflows(session: Session, owner: str, now: float, ttl: float,
+                    limit: int | None = None, exclude: Sequence[str] = ()) -> list[str]:
+    """Take the leases of up to ``limit`` active workflows nobody holds, oldest first; the
+    uids taken. On PostgreSQL the candidates are locked with ``FOR UPDATE SKIP LOCKED``,
+    so controller workers claiming at once split the work instead of queueing on the same
+    rows; on SQLite the write transaction (``BEGIN IMMEDIATE``) already serialises claims."""
+    q = (select(WorkflowRow.uid)
+         .where(WorkflowRow.phase.in_(ACTIVE_PHASES),
+                or_(WorkflowRow.lease_owner.is_(None), WorkflowRow.lease_expires_at < now))
+         .order_by(WorkflowRow.created_at))
+    if exclude:  # runs this controller refused to adopt
+        q = q.where(WorkflowRow.uid.not_in(list(exclude)))
+    if limit:
+        q = q.limit(limit)
+    if _conn(session).dialect.name == "postgresql":
+        q = q.with_for_update(skip_locked=True)
+    uids = list(session.scalars(q))
+    if uids:
+        session.execute(update(WorkflowRow).where(WorkflowRow.uid.in_(uids))
+                        .values(lease_owner=owner, lease_expires_at=now + ttl))
+    return uids
+
+
+def record_launches(session: Session | Connection, owner: str,
+                    attempts: Iterable[tuple[str, str, int]], now: float) -> None:
+    """Record pod attempts about to be launched, ``(workflow_uid, node_id, attempt)``; an
+    attempt recorded already (another worker launched it) raises IntegrityError, and
+    nothing of the transaction commits."""
+    rows = [{"workflow_uid": u, "node_id": n, "attempt": a, "owner": owner,
+             "launched_at": now} for u, n, a in attempts]
+    if rows:
+        _conn(session).execute(insert(StepExecutionRow.__table__), rows)
 
 
 def claimable_workflows(session: Session, now: float) -> list[str]:
