@@ -2,6 +2,10 @@
 
 ``open_store(settings)`` upgrades the schema to head (Alembic) before returning, as Argo's
 controller does on start; a failed migration raises :class:`StoreError` and nothing runs.
+All pending migrations run in one transaction (DDL is transactional on PostgreSQL and on
+SQLite), so a migration that fails or is killed half-way leaves the database at its old
+revision, data and schema intact. A database at a revision this build does not know (a
+newer chute migrated it) fails startup with a StoreError naming the revision.
 
 SQLite is tuned for several processes at once: WAL journal, ``busy_timeout`` of 30 s, and
 ``BEGIN IMMEDIATE`` for write transactions (so two writers queue on the lock up front
