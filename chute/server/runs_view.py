@@ -63,18 +63,31 @@ def list_runs(session: Session, *, phases: list[str] | None = None,
               experiment_id: str | None = None, pipeline_id: str | None = None,
               name_contains: str | None = None, limit: int = 50,
               offset: int = 0) -> tuple[list[WorkflowRow], int]:
-    """Filtered workflow rows (newest first) and the total count before paging."""
-    q = select(WorkflowRow)
+    """Filtered workflow rows (newest first) and the total count before paging. Paging
+    and counting happen in SQL (``ix_workflows_created_at``): a page of a 100k-run
+    history loads one page of rows, not the history."""
+    conds = []
     if phases:
-        q = q.where(WorkflowRow.phase.in_(phases))
+        conds.append(WorkflowRow.phase.in_(phases))
     if experiment_id:
-        q = q.where(WorkflowRow.experiment_id == experiment_id)
+        conds.append(WorkflowRow.experiment_id == experiment_id)
     if name_contains:
-        q = q.where(WorkflowRow.name.contains(name_contains, autoescape=True))
-    rows = list(session.scalars(q.order_by(WorkflowRow.created_at.desc(), WorkflowRow.name)))
-    if pipeline_id:  # labels are JSON: filter in Python, portable across SQLite/PostgreSQL
-        rows = [r for r in rows if (r.labels or {}).get(PIPELINE_LABEL) == pipeline_id]
-    return rows[offset:offset + limit], len(rows)
+        conds.append(WorkflowRow.name.contains(name_contains, autoescape=True))
+    order = (WorkflowRow.created_at.desc(), WorkflowRow.name)
+    if pipeline_id:
+        # labels are JSON: filter in Python (portable across SQLite/PostgreSQL), over the
+        # labels column only, then load the page's rows
+        uids = [uid for uid, labels in session.execute(
+                    select(WorkflowRow.uid, WorkflowRow.labels).where(*conds).order_by(*order))
+                if (labels or {}).get(PIPELINE_LABEL) == pipeline_id]
+        page = uids[offset:offset + limit]
+        rows = list(session.scalars(select(WorkflowRow).where(WorkflowRow.uid.in_(page))
+                                    .order_by(*order))) if page else []
+        return rows, len(uids)
+    total = session.scalar(select(func.count()).select_from(WorkflowRow).where(*conds)) or 0
+    rows = list(session.scalars(select(WorkflowRow).where(*conds).order_by(*order)
+                                .limit(limit).offset(offset)))
+    return rows, total
 
 
 def json_response(obj: Any, status_code: int = 200):
