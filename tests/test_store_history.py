@@ -80,12 +80,14 @@ def measure(tmp_path, history: int, runs: int, steps: int, rounds: int) -> dict:
     finally:
         for stack in (empty, full):
             stack.stop()
-    thr_empty = runs / statistics.median(t_empty)
-    thr_full = runs / statistics.median(t_full)
+    # best of the rounds: the machine is shared, and other load only ever slows a round
+    thr_empty = runs / min(t_empty)
+    thr_full = runs / min(t_full)
     figures = {"history": history, "insert_s": round(filled, 1), "runs": runs, "steps": steps,
                "rounds": rounds, "empty_runs_per_s": round(thr_empty, 2),
                "history_runs_per_s": round(thr_full, 2),
-               "ratio": round(thr_full / thr_empty, 3), "list_page_s": round(list_s, 3),
+               "ratio": round(thr_full / thr_empty, 3),
+               "median_ratio": round(statistics.median(t_empty) / statistics.median(t_full), 3), "list_page_s": round(list_s, 3),
                "empty_s": [round(t, 2) for t in t_empty], "history_s": [round(t, 2) for t in t_full]}
     print("D-6", figures)
     return figures
