@@ -52,7 +52,7 @@ OVERRIDES = {
                             "phase": "Succeeded", "arguments": {}, "labels": {"k": "v"},
                             "outputs": {}, "suspended": False, "lease_owner": None,
                             "lease_expires_at": None, "experiment_id": None,
-                            "created_at": 1_700_000_000.0 + i},
+                            "created_at": 1_700_000_000.0 + i, "state_format": 1},
     "nodes": lambda i: {"node_id": f"wf-uid-{i}", "name": f"old-run-{i}",
                         "display_name": f"old-run-{i}", "type": "Pod", "phase": "Succeeded",
                         "template_name": "main", "boundary_id": None, "parent_id": None,
@@ -216,7 +216,7 @@ upgrade(engine, settings)
 print("not killed")
 """
 
-# statements that start the second operation of a migration (0004, 0006) or the last one
+# statements that start the second operation of a migration (0004, 0007) or the last one
 KILL_POINTS = ["ADD COLUMN resumed_at", "ADD COLUMN idempotency_key",
                "CREATE INDEX ix_workflows_phase_created"]
 
