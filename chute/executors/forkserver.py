@@ -144,6 +144,9 @@ def _worker_main(r: int, idle_w: int) -> int:
 
 
 SUPERVISOR = supervisor.Supervisor  # the zygote runs WarmSupervisors instead
+# called with each request after it was handed out and answered, before the pool forks a
+# spare (the zygote compiles step scripts there, so that later workers inherit the code)
+AFTER_REQUEST = None
 
 
 class Pool:
@@ -226,22 +229,27 @@ def serve(rfd: int, wfile) -> None:
                 while b"\n" in buf:
                     line, buf = buf.split(b"\n", 1)
                     if line.strip():
-                        _answer(pool, line, wfile)
+                        req = _answer(pool, line, wfile)
+                        if req is not None and AFTER_REQUEST is not None:
+                            AFTER_REQUEST(req)  # before the refill: the new spare inherits it
                         pool.refill()  # after the reply: the fork is off the launch's path
     finally:
         pool.close()
 
 
-def _answer(pool: Pool, line: bytes, wfile) -> None:
-    step_dir = None
+def _answer(pool: Pool, line: bytes, wfile) -> dict | None:
+    """Hand the request to a worker and reply; the request, if it could be read."""
+    step_dir = req = None
     try:
-        step_dir = json.loads(line)["step_dir"]
+        req = json.loads(line)
+        step_dir = req["step_dir"]
         reply = pool.assign(line)
     except Exception as e:  # noqa: BLE001 - one bad request must not kill the server
         reply = {"error": f"{type(e).__name__}: {e}"}
     reply["step_dir"] = step_dir
     wfile.write(json.dumps(reply).encode() + b"\n")
     wfile.flush()
+    return req if isinstance(req, dict) else None
 
 
 def take_notify_fd() -> None:

@@ -56,26 +56,22 @@ LAUNCH, STATUS, PIDFILE, STEPFILE, CANCELFILE = (
 # ---------------------------------------------------------------- step-directory files
 
 
-def write_json_atomic(path: Path, data: dict, *, sync: bool = True,
-                      before_sync: Callable[[], None] | None = None) -> None:
+def write_json_atomic(path: Path, data: dict, *, sync: bool = True) -> None:
     """Write ``data`` as JSON to ``path`` atomically: temp file, rename, then fsync.
 
     Readers never see a partial file (the rename is atomic), whatever process dies when.
-    The fsync comes *after* the rename (and after ``before_sync``, which tells the
-    controller the file is there) on purpose: it costs 1-15 ms on an ordinary disk, more
-    than the whole per-step budget, and the result should be visible at once. Durability:
-    a killed controller loses nothing (the page cache is the kernel's, so the renamed file
-    is there for the next controller); only a power cut or kernel crash in that window
-    can leave an empty file, which readers treat as absent (for status.json: "supervisor
-    lost", so the engine's retry policy decides).
+    The fsync (if ``sync``) comes *after* the rename on purpose: it costs 1-15 ms on an
+    ordinary disk and the result should be visible at once. Durability: a killed process
+    loses nothing (the page cache is the kernel's, so the renamed file is there for the
+    next reader); only a power cut or kernel crash can leave an empty or missing file,
+    which readers treat as absent (for status.json: "supervisor lost", so the engine's
+    retry policy decides).
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
         os.write(fd, json.dumps(data).encode())
         os.replace(tmp, path)
-        if before_sync is not None:
-            before_sync()
         if sync:
             os.fsync(fd)
     finally:
@@ -285,9 +281,14 @@ class Supervisor:
         )
         data = result_to_json(result)
         data["usage"] = _usage()  # not part of StepResult: for benchmarks and the curious
-        notify = self.on_status
-        write_json_atomic(self.step_dir / STATUS, data,
-                          before_sync=notify and (lambda: notify(self.step_dir)))
+        # not fsynced: what a killed controller (or supervisor) leaves behind is in the page
+        # cache, which the next controller reads; only a power cut or kernel crash can lose
+        # it, and then the step ends as "supervisor lost" and its retry policy decides, as
+        # it would for the store's own last commits (SQLite WAL with synchronous=NORMAL).
+        # An fsync here cost 1-10 ms per step, more than all the rest of the supervision.
+        write_json_atomic(self.step_dir / STATUS, data, sync=False)
+        if self.on_status is not None:
+            self.on_status(self.step_dir)  # tell the controller at once (never raises)
         self.active = False  # only now may SIGTERM end the process without a record
         if self.ns_fd is not None:
             os.close(self.ns_fd)
