@@ -467,3 +467,21 @@ templates:
 """, name="mr-1"))
     art = by_display(st)["r"].inputs["artifacts"][0]
     assert art["s3"]["key"] == "mr-1/results/p7" and art["path"] == "/mnt/in"
+
+
+def test_dag_edges_are_added_once():
+    st, _ = drive(wf("""
+entrypoint: d
+templates:
+- name: d
+  dag:
+    tasks:
+    - {name: A, template: pass}
+    - {name: B, dependencies: [A, A], template: pass}
+    - {name: C, depends: "A && A.Succeeded", template: pass}
+- name: pass
+  container: {image: busybox, command: [sh, -c, exit 0]}
+"""))
+    nodes = by_display(st)
+    assert sorted(st.nodes[c].display_name for c in nodes["A"].children) == ["B", "C"]
+    assert [st.nodes[c].display_name for c in nodes["wf"].children] == ["A"]

@@ -81,6 +81,7 @@ class RunState:
         self.finished_at: float | None = None
         self.launched_ids: set[str] = set()
         self._owner: dict[str, Frame] = {}
+        self._edges: set[tuple[str, str]] = set()  # (parent, child) added by link()
         self._pods: dict[str, tuple[dict, ChainMap]] = {}  # pod id -> (template, ctx)
         self._queue: deque[Callable[[], None]] = deque()
         self._pending_pods: deque[LaunchRequest] = deque()
@@ -251,8 +252,13 @@ class RunState:
             self._dirty[node.id] = node
 
     def link(self, parent: Node, child: Node) -> None:
-        """Add ``child`` to ``parent.children`` (Argo's graph edges)."""
-        if child.id not in parent.children:
+        """Add ``child`` to ``parent.children`` (Argo's graph edges), once.
+
+        Checked against a set, not the list: a task of a 10,000-task fan-out is linked to
+        the one task they all depend on, and a list scan would make that quadratic."""
+        edge = (parent.id, child.id)
+        if edge not in self._edges:
+            self._edges.add(edge)
             parent.children.append(child.id)
             self.touch(parent)
 
