@@ -708,6 +708,26 @@ def test_private_paths_under_system_directories_use_an_overlay(ex, tmp_path):
     assert not os.path.lexists(tool) and not os.path.lexists(os.path.dirname(out))
 
 
+@pytest.mark.skipif(not sandbox.available(), reason="no mount namespaces here")
+def test_overlay_paths_in_a_new_root(ex, tmp_path):
+    # /output (absent on the host) makes the step's root step_dir/root, where the host's
+    # /usr is bind-mounted: the overlay's writes must still stay off the host
+    tag = uuid.uuid4().hex[:8]
+    tool, out = f"/usr/local/bin/chute-tool-{tag}", f"/usr/local/share/chute-{tag}/out.txt"
+    src = tmp_path / "tool"
+    src.write_text("#!/bin/sh\necho tool-ok\n")
+    src.chmod(0o755)
+    script = (f"mkdir -p {os.path.dirname(out)} && chute-tool-{tag} > {out}"
+              f" && chute-tool-{tag} > /output && [ \"$(pwd)\" = / ]")
+    r, _ = run(ex, tmp_path, ["sh", "-c", script], input_files={tool: str(src)},
+               output_paths=[out, "/output"])
+    assert r.outcome == SUCCEEDED, r
+    assert Path(r.outputs[out]).read_text() == Path(r.outputs["/output"]).read_text()
+    assert Path(r.outputs["/output"]).read_text() == "tool-ok\n"
+    assert not os.path.lexists(tool) and not os.path.lexists(os.path.dirname(out))
+    assert not os.path.lexists("/output")
+
+
 def test_poll_and_cancel_of_a_step_directory_that_does_not_exist(ex, tmp_path):
     from chute.executors.base import StepHandle
 

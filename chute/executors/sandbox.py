@@ -32,7 +32,7 @@ before ``exec``. The view is what the step would see in an image:
 * a private path under a system directory (``/usr``, ``/etc``, ``/work``, ``/home`` ...)
   that does not exist on the host (an input at ``/usr/local/bin/kubectl``, an output at
   ``/work/out.txt``) is made through an overlay of its deepest existing ancestor: the
-  step sees the host's files there, and what it writes goes to ``step_dir/root/...``,
+  step sees the host's files there, and what it writes goes to ``step_dir/upper/...``,
   never to the host. One that exists (an output ``/etc``) is the host's, read after the
   step and copied under ``step_dir/root``.
 
@@ -215,7 +215,14 @@ class Plan:
 
     @property
     def root(self) -> Path:
+        """The private tops' contents (and, in a new root, the step's ``/``)."""
         return self.step_dir / "root"
+
+    @property
+    def upper(self) -> Path:
+        """What the step writes through overlays (kept apart from ``root``: in a new root,
+        ``root/usr`` is where the host's ``/usr`` is mounted)."""
+        return self.step_dir / "upper"
 
     @property
     def default_cwd(self) -> str:
@@ -233,9 +240,11 @@ class Plan:
 
     def host_path(self, path: str) -> Path:
         """Where the step's ``path`` lives on the host while and after it runs."""
-        if self.is_private(path):
-            return self.root / path.lstrip("/")
-        return Path(path)
+        if not self.is_private(path):
+            return Path(path)
+        if any(path == o or path.startswith(o + "/") for o in self.overlays):
+            return self.upper / path.lstrip("/")
+        return self.root / path.lstrip("/")
 
     def prepare(self) -> None:
         """Before the fork: input files, private directories and mount points.
@@ -262,12 +271,12 @@ class Plan:
             if not os.path.lexists(path) and (self.light or _host_dir(top)):
                 path.mkdir()
         (self.root / "tmp").chmod(0o1777)
+        for i, o in enumerate(self.overlays):
+            (self.upper / o.lstrip("/")).mkdir(parents=True, exist_ok=True)  # upper layer
+            (self.step_dir / ".ovl" / str(i)).mkdir(parents=True, exist_ok=True)
         for v in self.volumes:
             if self.is_private(v):
-                (self.root / v.lstrip("/")).mkdir(parents=True, exist_ok=True)
-        for i, o in enumerate(self.overlays):
-            (self.root / o.lstrip("/")).mkdir(parents=True, exist_ok=True)  # upper layer
-            (self.step_dir / ".ovl" / str(i)).mkdir(parents=True, exist_ok=True)
+                self.host_path(v).mkdir(parents=True, exist_ok=True)
         if not self.light:  # mount points of the host's top-level entries in the new root
             for name in sorted(os.listdir("/")):
                 if name not in self.private_tops:
@@ -352,10 +361,10 @@ class Plan:
 
     def _mount_overlays(self, new: str) -> None:
         """Overlay each ``overlays`` dir: the host's content below, the step's writes going
-        to ``step_dir/root/<dir>``; then re-share the host paths given under it."""
+        to ``step_dir/upper/<dir>``; then re-share the host paths given under it."""
         for i, o in enumerate(self.overlays):
             opts = (
-                f"lowerdir={o},upperdir={self.root / o.lstrip('/')},"
+                f"lowerdir={o},upperdir={self.upper / o.lstrip('/')},"
                 f"workdir={self.step_dir / '.ovl' / str(i)}"
             )
             _mount("overlay", new + o, "overlay", 0, opts + (",userxattr" if _userns else ""))
