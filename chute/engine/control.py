@@ -98,21 +98,40 @@ def retry(store: Store, name: str) -> WorkflowRow:
         if row.phase not in (P.WF_FAILED, P.WF_ERROR):
             raise ConflictError(f"workflow {name!r} is {row.phase}; only a Failed or Error "
                                 "workflow can be retried")
-        again = []
-        for n in q.nodes_of(s, row.uid):
-            if n.type == P.POD and n.phase in P.FAILED_OR_ERROR:
-                d = q.node_dict(n)
-                d.update(phase=P.PENDING, attempt=(n.attempt or 0) + 1, message=None,
-                         finished_at=None, exit_code=None, outputs={})
-                again.append(d)
-            elif n.type == P.SUSPEND and n.phase in P.FAILED_OR_ERROR:
-                d = q.node_dict(n)
-                d.update(phase=P.PENDING, message=None, finished_at=None)
-                again.append(d)
+        again = rerun_rows([q.node_dict(n) for n in q.nodes_of(s, row.uid)])
         q.update_nodes(s, row.uid, again)
         q.update_workflow(s, row.uid, phase=P.WF_RUNNING, message=None, finished_at=None,
                           shutdown=None, lease_owner=None, lease_expires_at=None)
     return row
+
+
+def rerun_rows(rows: list[dict]) -> list[dict]:
+    """What ``retry`` writes: every node that did not succeed (failed, errored, omitted,
+    skipped, or a DAG/steps/retry node around them) goes back to Pending with a new
+    attempt, so the replay runs it again and journals its transitions under new ids;
+    a Succeeded node, and whatever ran under it (the failed attempts of a retry that
+    succeeded in the end), is never touched. ``rows`` are node dicts (``queries.node_dict``)."""
+    by_id = {d["node_id"]: d for d in rows}
+
+    def kept(d: dict) -> bool:  # succeeded, or inside a node that succeeded (parent chain;
+        seen = set()            # ``children`` also holds a DAG's dependency edges)
+        while d is not None and d["node_id"] not in seen:
+            if d["phase"] == P.SUCCEEDED:
+                return True
+            seen.add(d["node_id"])
+            d = by_id.get(d.get("parent_id"))
+        return False
+
+    again = []
+    for d in rows:
+        if kept(d):
+            continue
+        d = dict(d, phase=P.PENDING, attempt=(d.get("attempt") or 0) + 1, message=None,
+                 started_at=None, finished_at=None)
+        if d["type"] == P.POD:
+            d.update(exit_code=None, outputs={})
+        again.append(d)
+    return again
 
 
 def resubmit(store: Store, name: str, *, owner: str | None = None,

@@ -180,9 +180,10 @@ class Controller:
             spec, args, created, name = row.spec, dict(row.arguments or {}), row.created_at, row.name
             recorded = {r.node_id: Node.from_row(q.node_dict(r)) for r in q.nodes_of(s, uid)}
             resumed = row.phase == P.WF_RUNNING
-            suspended = row.suspended
+            suspended, shutdown = row.suspended, row.shutdown
             self._resumed[uid] = row.resumed_at or 0.0
             resume_values = row.resume_values
+            generation = q.completions(s, uid)  # earlier runs of it (before `chute retry`)
         crash_point("adopt.claimed")
         try:
             plan = build_plan(spec, uid=uid, created_at=created, overrides=args,
@@ -194,8 +195,9 @@ class Controller:
                 q.update_workflow(s, uid, phase=P.WF_ERROR, message=str(exc), finished_at=now,
                                   lease_owner=None, lease_expires_at=None)
             return False
-        state = RunState(plan, now=now, recorded=recorded, cache=self._cache_lookup)
-        state.suspended = suspended
+        state = RunState(plan, now=now, recorded=recorded, cache=self._cache_lookup,
+                         generation=generation)
+        state.restore_control(suspended=suspended, shutdown=shutdown)
         if resumed:
             state.started_at = None
         run = Run(uid=uid, name=name, state=state)

@@ -39,7 +39,10 @@ class Frame:
             self.on_child(st, exits.pop(child.id))
             return
         hook = exit_hook(getattr(self, "call_of", {}).get(child.id))
-        if hook and child.phase in (P.SUCCEEDED, P.FAILED, P.ERROR) and not st.stopping_hard:
+        # terminate skips exit handlers, except one that started before a restart: it is
+        # re-attached, so its (cancelled) end is collected and it is not left Running
+        if hook and child.phase in (P.SUCCEEDED, P.FAILED, P.ERROR) and (
+                not st.stopping_hard or st.started_before(f"{child.name}.onExit")):
             from chute.engine.vars import substitute_all
 
             ctx = ChainMap({"steps.status": child.phase, "tasks.status": child.phase},

@@ -11,7 +11,7 @@ from typing import Any
 from chute.engine import phases as P
 from chute.engine.durations import parse_duration
 from chute.engine.frame import Frame
-from chute.engine.nodes import Node
+from chute.engine.nodes import Node, node_id
 from chute.engine.state import RunState
 from chute.engine.vars import input_vars, substitute
 from chute.errors import ChuteError
@@ -63,6 +63,13 @@ class RetryFrame(Frame):
                         parent=self.node, owner=self, retry_attempt=i)
 
     def child_done(self, st: RunState, child: Node) -> None:
+        if child.phase in P.FAILED_OR_ERROR and self._ran_before(self.attempt + 1):
+            # replay after a restart: the next attempt ran already, so the strategy said
+            # retry then; re-deciding now (a stop since, a backoff clock restarted) would
+            # change a recorded history (R-8)
+            self.attempt += 1
+            self._launch()
+            return
         if child.phase == P.SUCCEEDED or child.phase not in P.FAILED_OR_ERROR or st.stopping:
             self._end(child)
             return
@@ -98,6 +105,11 @@ class RetryFrame(Frame):
             self._launch()
         else:
             st.at(st.now + delay, self._launch)
+
+    def _ran_before(self, i: int) -> bool:
+        """Whether attempt ``i`` started before a restart (recorded, past Pending)."""
+        rec = self.st.recorded.get(node_id(self.st.plan.name, f"{self.name}({i})"))
+        return rec is not None and rec.phase != P.PENDING
 
     def _delay(self) -> float | None:
         backoff = self.strategy.get("backoff") or {}

@@ -32,7 +32,9 @@ class RootFrame(Frame):
     def child_done(self, st: RunState, child: Node) -> None:
         if child is self.node:
             on_exit = st.plan.spec.get("onExit")
-            if on_exit and not st.stopping_hard:
+            # terminate skips the exit handler, except one that started before a restart
+            # (re-attached to collect its cancelled end, never left Running)
+            if on_exit and (not st.stopping_hard or st.started_before(f"{st.plan.name}.onExit")):
                 self.run_exit_handler(on_exit)
                 return
             self.complete()
@@ -42,7 +44,7 @@ class RootFrame(Frame):
     def run_exit_handler(self, template: str) -> None:
         st = self.st
         assert self.node is not None
-        st.stopping = False  # `stop` halts the main flow; the exit handler still runs
+        st.stopping = st.stopping_hard  # `stop` halts the main flow; the handler still runs
         st.globals["workflow.status"] = _wf_phase(self.node.phase)
         st.globals["workflow.failures"] = st.failures()
         if st.finished_duration_var:

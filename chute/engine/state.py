@@ -68,8 +68,11 @@ class RunState:
     """The node tree of one workflow and the rules that move it forward."""
 
     def __init__(self, plan: Plan, *, now: float, recorded: Mapping[str, Node] | None = None,
-                 cache: CacheLookup | None = None):
+                 cache: CacheLookup | None = None, generation: int = 0):
         self.plan = plan
+        # how many times this workflow finished before (``chute retry`` runs it again): its
+        # final transition's id must differ from theirs, or the journal would drop it
+        self.generation = generation
         self.now = now
         self.recorded: dict[str, Node] = dict(recorded or {})
         self.nodes: dict[str, Node] = {}
@@ -127,6 +130,14 @@ class RunState:
                 "Step exceeded its deadline", workflow_message="Workflow exceeded its deadline"))
         RootFrame(self).start()
         self._run()
+
+    def restore_control(self, *, suspended: bool, shutdown: str | None) -> None:
+        """On adoption, before :meth:`start`: the workflow's suspend and stop requests
+        hold during the replay, so a stopped run's retries and pending pods do not go on
+        (R-8); running pods are cancelled when the controller applies the stop again."""
+        self.suspended = suspended
+        if shutdown:
+            self.shutdown(f"Stopped with strategy '{shutdown}'", hard=shutdown == "Terminate")
 
     def shutdown(self, message: str, *, workflow_message: str | None = None,
                  hard: bool = False) -> None:
@@ -246,6 +257,10 @@ class RunState:
             self._owner[nid] = owner
         return node
 
+    def started_before(self, name: str) -> bool:
+        """Whether node ``name`` existed before a restart (it is in the recorded nodes)."""
+        return node_id(self.plan.name, name) in self.recorded
+
     def touch(self, node: Node) -> None:
         """Mark a node for persisting."""
         if node.id not in self._new:
@@ -281,6 +296,11 @@ class RunState:
 
     def finish(self, node: Node, phase: str, message: str | None = None) -> None:
         """Move a node to a final phase and notify the frame waiting for it."""
+        rec = self.recorded.get(node.id)
+        if rec is not None and P.is_terminal(rec.phase) and rec.phase != phase:
+            # replay: a node that ended before a restart keeps the end it had, even where
+            # the order of the replay would decide differently (a DAG's first failure)
+            phase, message = rec.phase, rec.message
         self.transition(node, phase, message)
         owner = self._owner.pop(node.id, None)
         if owner is not None:
@@ -541,9 +561,9 @@ class RunState:
                              boundary_id=boundary_id, parent=parent, inputs=inputs, owner=owner)
         self.transition(node, P.RUNNING)
         rec = self.recorded.get(node.id)
-        if rec is not None and rec.phase == P.SUCCEEDED:  # resumed before a restart
-            node.outputs = rec.outputs
-            self.finish(node, P.SUCCEEDED)
+        if rec is not None and P.is_terminal(rec.phase):  # ended before a restart: resumed,
+            node.outputs = rec.outputs                    # or failed by a stop (R-8)
+            self.finish(node, rec.phase, rec.message)
             return node
         self._suspends[node.id] = tmpl
         duration = (tmpl.get("suspend") or {}).get("duration")
@@ -587,7 +607,8 @@ class RunState:
         self.finished_at = self.now
         self._wf_update.update(phase=phase, message=message, finished_at=self.now)
         self._events.append({
-            "transition_id": f"{self.plan.uid}//{phase}", "workflow_uid": self.plan.uid,
+            "transition_id": f"{self.plan.uid}//{phase}"
+            + (f"/{self.generation}" if self.generation else ""), "workflow_uid": self.plan.uid,
             "node_id": None, "from_phase": P.WF_RUNNING, "to_phase": phase, "at": self.now,
             "message": message,
         })

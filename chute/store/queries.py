@@ -241,6 +241,15 @@ def _insert_events_stmt(dialect: str):
         index_elements=["transition_id"])
 
 
+def completions(session: Session, workflow_uid: str) -> int:
+    """How many times the workflow reached a final phase (once, plus once per retry)."""
+    from sqlalchemy import func
+
+    return session.scalar(select(func.count()).select_from(EventRow).where(
+        EventRow.workflow_uid == workflow_uid, EventRow.node_id.is_(None),
+        EventRow.to_phase.in_(("Succeeded", "Failed", "Error")))) or 0
+
+
 def events_of(session: Session, workflow_uid: str) -> list[EventRow]:
     """The transition journal of one workflow, oldest first."""
     return list(session.scalars(
