@@ -24,15 +24,15 @@ EXAMPLES = ARGO_DIR / "examples"
 #: per node, so what needs several processes sharing a pod's network and volumes, with
 #: their own lifecycle, is refused before anything runs (chute.spec.validate_local).
 _CONTAINER_SET = ("not supported locally: containerSet",
-                  "a containerSet is a graph of containers inside one pod, sharing its "
-                  "volumes, with per-container retries and outputs")
+                  ("a containerSet is a graph of containers inside one pod, sharing its "
+                   "volumes, with per-container retries and outputs"))
 _DAEMON = ("not supported locally: daemon template",
-           "a daemon keeps serving at its pod IP ({{steps.X.ip}}) while later steps run "
-           "and is killed when its scope ends; on one host every step shares 127.0.0.1 "
-           "and its ports")
+           ("a daemon keeps serving at its pod IP ({{steps.X.ip}}) while later steps run "
+            "and is killed when its scope ends; on one host every step shares 127.0.0.1 "
+            "and its ports"))
 _SIDECAR = ("not supported locally: sidecars",
-            "sidecars run beside the main container in the pod's network namespace "
-            "(localhost) and are killed when it ends")
+            ("sidecars run beside the main container in the pod's network namespace "
+             "(localhost) and are killed when it ends"))
 EXPECTED_REFUSALS: dict[str, tuple[str, str]] = {
     **{f"container-set-template/{f}.yaml": _CONTAINER_SET
        for f in ("graph-workflow", "outputs-result-workflow", "parallel-workflow",
@@ -43,8 +43,8 @@ EXPECTED_REFUSALS: dict[str, tuple[str, str]] = {
     "variables-showcase.yaml": _DAEMON,
     "init-container.yaml": (
         "not supported locally: initContainers",
-        "init containers run before the main container in the same pod, sharing its "
-        "volumes (mirrorVolumeMounts); the supervisor runs one command per step"),
+        ("init containers run before the main container in the same pod, sharing its "
+         "volumes (mirrorVolumeMounts); the supervisor runs one command per step")),
     "pod-resources-template-override.yaml": _SIDECAR,
     "sidecar-nginx.yaml": _SIDECAR,
 }
@@ -162,7 +162,7 @@ def check_outputs(file: str, nodes: dict, log) -> None:
         assert any(n.phase == "Failed" for n in nodes.values() if n.type == "Pod")
     pod_logs = [log(n) for n in nodes.values() if n.type == "Pod"]
     if file == "map-reduce.yaml":  # parts {"foo": 1..4}, each doubled, summed: 20
-        total = [a for a in nodes["reduce"].outputs["artifacts"] if a["name"] == "total"][0]
+        total = next(a for a in nodes["reduce"].outputs["artifacts"] if a["name"] == "total")
         stored = Path(total["repository"].removeprefix("file://"), total["key"])
         assert json.loads(stored.read_text()) == {"total": 20}
     if file == "expression-tag-template-workflow.yaml":  # withParam [3]: one item, 3 * 10
@@ -205,7 +205,7 @@ def run_conformance(tmp_home: Path) -> dict:
         if file in NOT_RUN:
             continue
         try:
-            wf = [d for d in load_file(EXAMPLES / file) if isinstance(d, Workflow)][0]
+            wf = next(d for d in load_file(EXAMPLES / file) if isinstance(d, Workflow))
             wf_row = submit(store, wf, {})
         except UserError as exc:
             report["refused"][file] = str(exc)
