@@ -102,3 +102,98 @@ def test_a_killed_worker_is_replaced_and_its_runs_are_adopted(tmp_path):
     finally:
         logs = stack.stop()
     assert f"controller worker {killed[0]} exited" in logs
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request, tmp_path):
+    """A fresh store: the SQLite file of a new home, or a new PostgreSQL database."""
+    from chute.config import load_settings
+    from chute.store.db import open_store
+
+    env = {"CHUTE_HOME": str(tmp_path / "home")}
+    if request.param == "postgres":
+        request.applymarker(pytest.mark.postgres)
+        env["CHUTE_DATABASE_URL"] = request.getfixturevalue("postgres_url")
+    s = open_store(load_settings(env).ensure())
+    yield s
+    s.dispose()
+
+
+def _pending(store, n: int) -> list[str]:
+    import time
+
+    from chute.store import queries as q
+    from chute.store.models import WorkflowRow
+
+    uids = [f"uid-{i}" for i in range(n)]
+    with store.write() as s:
+        for i, uid in enumerate(uids):
+            q.create_workflow(s, WorkflowRow(uid=uid, name=f"wf-{i}", spec={}, arguments={},
+                                             phase="Pending", created_at=time.time() + i,
+                                             suspended=False, labels={}, outputs={}))
+    return uids
+
+
+def test_a_second_launch_of_the_same_attempt_cannot_commit(store):
+    import time
+
+    from sqlalchemy.exc import IntegrityError
+
+    from chute.store import queries as q
+
+    uid = _pending(store, 1)[0]
+    with store.write_conn() as conn:
+        q.record_launches(conn, "worker-a", [(uid, "n1", 0)], time.time())
+    with pytest.raises(IntegrityError), store.write_conn() as conn:
+        q.record_launches(conn, "worker-b", [(uid, "n2", 0), (uid, "n1", 0)], time.time())
+    with store.write_conn() as conn:  # the next attempt is a new launch
+        q.record_launches(conn, "worker-b", [(uid, "n1", 1)], time.time())
+    from sqlalchemy import select
+
+    from chute.store.models import StepExecutionRow
+
+    with store.read() as s:  # the refused transaction left nothing (not even n2)
+        rows = s.execute(select(StepExecutionRow.node_id, StepExecutionRow.attempt,
+                                StepExecutionRow.owner)
+                         .order_by(StepExecutionRow.pk)).all()
+    assert [tuple(r) for r in rows] == [("n1", 0, "worker-a"), ("n1", 1, "worker-b")]
+
+
+def test_claims_skip_what_another_worker_is_claiming(store):
+    """While one worker's claim transaction is open, another claims the next workflows
+    at once (PostgreSQL: SKIP LOCKED; SQLite: it waits for the lock, then takes the rest);
+    no workflow is claimed twice."""
+    import threading
+    import time
+
+    from chute.store import queries as q
+
+    uids = _pending(store, 4)
+    got: dict[str, list[str]] = {}
+    with store.write() as s:
+        got["a"] = q.claim_workflows(s, "worker-a", time.time(), 15, limit=2)
+        t = threading.Thread(target=lambda: got.__setitem__("b", _claim(store, "worker-b")))
+        t0 = time.monotonic()
+        t.start()
+        t.join(timeout=3 if not store.is_sqlite else 0.5)
+        waited = t.is_alive()
+    t.join(timeout=30)
+    assert got["a"] == uids[:2]
+    assert got["b"] == uids[2:]
+    if store.is_sqlite:
+        assert waited  # BEGIN IMMEDIATE: the second writer queued behind the first
+    else:
+        assert not waited and time.monotonic() - t0 < 3  # skipped the locked rows
+    with store.read() as s:
+        owners = {r.uid: r.lease_owner for r in q.list_workflows(s)}
+    assert owners == {uids[0]: "worker-a", uids[1]: "worker-a",
+                      uids[2]: "worker-b", uids[3]: "worker-b"}
+
+
+def _claim(store, owner: str) -> list[str]:
+    import time
+
+    from chute.store import queries as q
+
+    with store.write() as s:
+        return q.claim_workflows(s, owner, time.time(), 15, limit=8)
