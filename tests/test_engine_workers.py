@@ -197,3 +197,42 @@ def _claim(store, owner: str) -> list[str]:
 
     with store.write() as s:
         return q.claim_workflows(s, owner, time.time(), 15, limit=8)
+
+
+def test_workers_stop_when_their_parent_dies(tmp_path):
+    """SIGKILL the parent of two workers: the workers notice and exit (they would
+    otherwise drive runs with nobody holding the controller lease)."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    import psutil
+
+    stack = Stack(tmp_path / "home", workers=2)
+    stack.env["CHUTE_LEASE_TTL"] = "60"
+    workers: list = []
+    with open(stack.ctl_log, "w") as log:
+        parent = subprocess.Popen([sys.executable, "-m", "chute.cli.app", "controller",
+                                   "--workers", "2"], env=stack.env, cwd=REPO, stdout=log,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while len(workers := [p for p in psutil.Process(parent.pid).children()
+                              if "--worker-of" in p.cmdline()]) < 2:
+            assert time.monotonic() < deadline, stack.ctl_log.read_text()
+            time.sleep(0.1)
+        os.kill(parent.pid, signal.SIGKILL)
+        t0 = time.monotonic()
+        parent.wait()
+        gone, alive = psutil.wait_procs(workers, timeout=30)
+        assert alive == [], stack.ctl_log.read_text()
+        assert time.monotonic() - t0 < 20  # not the lease running out (60 s here)
+        print(f"workers gone {time.monotonic() - t0:.1f} s after their parent")
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+        for p in workers:
+            if p.is_running():
+                p.kill()
+        stack.store.dispose()

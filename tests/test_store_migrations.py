@@ -259,3 +259,32 @@ def test_a_database_newer_than_this_build_fails_startup_by_name(settings):
                          capture_output=True, text=True, timeout=120)
     assert cli.returncode != 0
     assert "9999_from_the_future" in cli.stderr and "upgrade chute" in cli.stderr
+
+
+def test_a_failing_migration_fails_startup_loudly_and_changes_nothing(settings):
+    from sqlalchemy import event
+
+    from chute.store.db import open_store
+
+    engine = make_engine(settings.database_url)
+    upgrade(engine, settings, "0004_workflow_control")
+    inserted = fill(engine)
+    before = schema_of(engine)
+    engine.dispose()
+
+    def fail(conn, cursor, statement, params, context, many):
+        if "ADD COLUMN idempotency_key" in statement:
+            raise RuntimeError("disk full (simulated)")
+
+    from sqlalchemy.engine import Engine
+
+    event.listen(Engine, "before_cursor_execute", fail)
+    try:
+        with pytest.raises(StoreError, match="database migration failed: .*disk full"):
+            open_store(settings)
+    finally:
+        event.remove(Engine, "before_cursor_execute", fail)
+    engine = make_engine(settings.database_url)
+    assert schema_of(engine) == before and current_revision(engine) == "0004_workflow_control"
+    assert read_back(engine, inserted) == inserted
+    engine.dispose()

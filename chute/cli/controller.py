@@ -36,6 +36,7 @@ def controller_cmd(
         help="worker processes driving workflows (each claims its own; best on PostgreSQL)",
     )] = 1,
     worker_of: Annotated[str | None, typer.Option("--worker-of", hidden=True)] = None,
+    parent_pid: Annotated[int | None, typer.Option("--parent-pid", hidden=True)] = None,
 ) -> None:
     """Run the standalone controller (refuses if another one holds the lease)."""
     from chute.cli.workflows import _store, lease_ttl
@@ -47,8 +48,8 @@ def controller_cmd(
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     if worker_of:
         _check_parent(store, worker_of)
-        threading.Thread(target=_watch_parent, args=(store, worker_of, stop, lease_ttl()),
-                         daemon=True).start()
+        threading.Thread(target=_watch_parent, args=(store, worker_of, parent_pid, stop,
+                                                     lease_ttl()), daemon=True).start()
     executor = LocalExecutor().start() if workers == 1 else None
     ctl = Controller(store, settings, executor, lease_ttl=lease_ttl())
     try:
@@ -73,7 +74,7 @@ def controller_cmd(
 
 def _spawn(owner: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "chute.cli.app", "controller",
-                             "--worker-of", owner])
+                             "--worker-of", owner, "--parent-pid", str(os.getpid())])
 
 
 def _supervise(ctl, n: int, stop: threading.Event) -> None:
@@ -112,12 +113,16 @@ def _check_parent(store, owner: str) -> None:
                              "--workers N`)")
 
 
-def _watch_parent(store, owner: str, stop: threading.Event, ttl: float) -> None:
-    """Stop the worker when its parent exits or loses the controller lease."""
-    parent = os.getppid()
-    while not stop.wait(min(1.0, ttl / 3)):
+def _watch_parent(store, owner: str, parent: int | None, stop: threading.Event,
+                  ttl: float) -> None:
+    """Stop the worker when its parent exits (even before this worker started: the
+    parent's pid comes on the command line) or loses the controller lease."""
+    parent = parent or os.getppid()
+    while True:
         if os.getppid() != parent:
             stop.set()
+            return
+        if stop.wait(min(0.5, ttl / 3)):
             return
         try:
             _check_parent(store, owner)
