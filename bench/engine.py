@@ -9,6 +9,9 @@ baseline spawns the same number of ``sh -c true`` processes with ``subprocess`` 
 same concurrency as the controller. Overhead per step = (engine wall - bare wall) / steps.
 ``engine_only_ms_per_step`` runs the same shape with the in-memory FakeExecutor: what the
 controller itself costs per step (state machine + store commits), without any process.
+CPU ms per step (steadier than wall time on a loaded machine): ``controller_cpu`` (this
+process, all threads) and ``supervisor_cpu`` (from each step's status.json; the ``sh``
+itself not counted).
 Targets (issue 3): overhead < 5 ms/step, the 10k fan-out < 60 s on 2 cores, RSS < 300 MB.
 """
 
@@ -77,26 +80,29 @@ def bare(n: int, concurrency: int, sequential: bool = False) -> float:
     return time.perf_counter() - t0
 
 
-def run_engine(doc: dict, home: Path, max_running: int, fake: bool = False) -> tuple[float, str]:
+def run_engine(doc: dict, home: Path, max_running: int, fake: bool = False
+               ) -> tuple[float, str, dict[str, float]]:
     settings = load_settings({"CHUTE_HOME": str(home)}).ensure()
     store = open_store(settings)
     row = submit(store, load_resource(doc))
     executor = FakeExecutor() if fake else LocalExecutor().start()
     ctl = Controller(store, settings, executor, max_running=max_running)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     try:
         ctl.run_until_done([row.uid])
     finally:
         ctl.close()
         if not fake:
             executor.close()
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    sup = sum((json.loads(p.read_text()).get("usage") or {}).get("supervisor_cpu", 0.0)
+              for p in home.rglob("status.json"))
     from chute.store import queries as q
 
     with store.read() as s:
         phase = q.get_workflow(s, row.uid).phase
     store.dispose()
-    return wall, phase
+    return wall, phase, {"controller": cpu, "supervisors": sup}
 
 
 def main() -> None:
@@ -116,14 +122,18 @@ def main() -> None:
             if n <= 0:
                 continue
             base = bare(n, conc)
-            wall, phase = run_engine(doc, Path(tmp) / label, args.max_running)
-            alone, _ = run_engine(doc, Path(tmp) / f"{label}-fake", args.max_running, fake=True)
+            wall, phase, cpu = run_engine(doc, Path(tmp) / label, args.max_running)
+            alone, _, _ = run_engine(doc, Path(tmp) / f"{label}-fake", args.max_running,
+                                     fake=True)
             results[label] = {
                 "steps": n, "phase": phase, "engine_s": round(wall, 2),
                 "bare_s": round(base, 2),
                 "overhead_ms_per_step": round(1000 * (wall - base) / n, 2),
                 # the controller alone (store, state machine), with an in-memory executor
                 "engine_only_ms_per_step": round(1000 * alone / n, 2),
+                "controller_cpu_ms_per_step": round(1000 * cpu["controller"] / n, 2),
+                "supervisor_cpu_ms_per_step": round(1000 * cpu["supervisors"] / n, 2),
+                "load": round(os.getloadavg()[0], 1),
             }
             print(label, json.dumps(results[label]), flush=True)
     results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

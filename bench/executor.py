@@ -2,6 +2,10 @@
 
 Run: ``.venv/bin/python bench/executor.py [--steps 200] [--poll 0.0005] [--dir DIR]``
 
+The results are waited for as the controller does: ``wait()`` until the supervisor
+reports the end on the notify pipe, then ``poll()`` of the attempts reported
+(``--poll`` only matters for an executor without ``wait``: it is then polled that often).
+
 For no-op ``sh -c true`` steps it prints, for steps run one after another and two at a
 time (and one after another with a private ``/tmp``):
 
@@ -87,12 +91,18 @@ def executor_run(
             i += 1
         pending = list(handles)
         started = time.perf_counter()
+        pushed = hasattr(ex, "wait")
         while pending:
             c0 = time.process_time()
-            pending = [h for h in pending if ex.poll(h) is None]
+            ended = ex.finished() if pushed else None
+            pending = [h for h in pending
+                       if (ended is not None and h.step_dir not in ended) or ex.poll(h) is None]
             poll_cpu += time.process_time() - c0
             if pending:
-                time.sleep(poll)
+                if pushed:
+                    ex.wait(1.0)
+                else:
+                    time.sleep(poll)
         batches.append(time.perf_counter() - started + launch_wall[-1])
     wall = (time.perf_counter() - t) / n
     server_cpu = _cpu_of(server_pid) - server_cpu0

@@ -96,6 +96,7 @@ class Controller:
         # an executor that reports ended attempts (finished/wait) is polled for those only,
         # and for every attempt this often (ends it could not report: a killed supervisor)
         self.sweep_every = 0.1
+        self.coalesce = min(poll_interval, 0.005)  # seconds to gather ends when saturated
         self._last_sweep = 0.0
         self._log_dirs: set[str] = set()  # workflows whose log directory was made
         self._last_control = 0.0
@@ -526,6 +527,10 @@ class Controller:
         running = sum(len(r.handles) for r in self.runs.values())
         wait = getattr(self.executor, "wait", None)
         if wait is not None and running:
+            if self.queue and self.running >= self.max_running:
+                # saturated: a slot refilled a few ms later changes little, and one turn
+                # (one commit) for several ends costs much less than a turn for each
+                time.sleep(self.coalesce)
             delay = self.sweep_every
             timers = [t for r in self.runs.values() if (t := r.state.next_timer()) is not None]
             if timers:
