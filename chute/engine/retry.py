@@ -22,6 +22,13 @@ TRANSIENT_HINTS = ("connection reset", "connection refused", "timeout", "timed o
                    "temporarily unavailable", "supervisor lost", "too many requests")
 
 
+def is_transient(message: str | None) -> bool:
+    """Whether an attempt's message names a transient error (Argo's ``IsTransientErr``:
+    connection resets, timeouts, a lost supervisor standing in for a deleted pod)."""
+    text = (message or "").lower()
+    return any(h in text for h in TRANSIENT_HINTS)
+
+
 def policy_allows(policy: str, phase: str, message: str) -> bool:
     """Whether ``retryPolicy`` retries an attempt that ended in ``phase``."""
     if phase == P.SUCCEEDED:
@@ -30,8 +37,8 @@ def policy_allows(policy: str, phase: str, message: str) -> bool:
         return phase in P.FAILED_OR_ERROR
     if policy == "OnError":
         return phase == P.ERROR
-    if policy == "OnTransientError":
-        return phase == P.ERROR or any(h in (message or "").lower() for h in TRANSIENT_HINTS)
+    if policy == "OnTransientError":  # Argo: Failed or Error, if the message is transient
+        return phase in P.FAILED_OR_ERROR and is_transient(message)
     return phase == P.FAILED  # OnFailure, Argo's default
 
 
