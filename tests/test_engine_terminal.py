@@ -322,7 +322,7 @@ class TerminalStates(RuleBasedStateMachine):
 
 
 TerminalStates.TestCase.settings = settings(
-    max_examples=200, stateful_step_count=40, deadline=None,
+    max_examples=150, stateful_step_count=40, deadline=None,
     suppress_health_check=[HealthCheck.too_slow])
 test_terminal_states_are_final = TerminalStates.TestCase
 
@@ -438,3 +438,99 @@ def test_retry_reruns_what_failed_or_was_omitted_but_nothing_under_a_success():
     assert {r["display_name"]: r["attempt"] for r in w.rows.values()}["c(0)"] == ran["c(0)"]
     finals = [e["transition_id"] for e in w.journal.values() if e["node_id"] is None]
     assert len(finals) == 2 and len(set(finals)) == 2  # both ends journaled, distinct ids
+
+
+# -- the same API calls against the real controller and store -------------------------
+
+REAL = """
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {name: real}
+spec:
+  entrypoint: main
+  templates:
+  - name: main
+    steps: [[{name: good, template: good}, {name: bad, template: bad}]]
+  - name: good
+    container: {image: busybox, command: [echo, good]}
+  - name: bad
+    container: {image: busybox, command: [echo, bad]}
+"""
+
+
+def test_real_controller_retry_resubmit_and_duplicate_transitions(chute_home):
+    """Fail, retry (fails again), retry (succeeds), resubmit, through the controller and a
+    real SQLite store: the succeeded step runs once in all, each end of the workflow is
+    journaled under its own id, replaying the journal adds nothing, and a finished
+    workflow refuses stop, terminate, resume and retry-when-Succeeded."""
+    from chute.config import load_settings
+    from chute.engine import control
+    from chute.engine.controller import Controller
+    from chute.engine.fake import FakeExecutor
+    from chute.engine.submit import submit
+    from chute.errors import ConflictError
+    from chute.executors.base import FAILED, SUCCEEDED, StepResult
+    from chute.spec.loader import load_documents
+    from chute.store import queries as q
+    from chute.store.db import open_store
+
+    settings = load_settings().ensure()
+    store = open_store(settings)
+    verdict = {"bad": FAILED}
+
+    def outcome(spec):
+        ok = spec.argv[-1] == "good" or verdict["bad"] == SUCCEEDED
+        return StepResult(SUCCEEDED if ok else FAILED, 0 if ok else 1)
+
+    executor = FakeExecutor(outcome)
+
+    def drive(uid: str) -> str:
+        ctl = Controller(store, settings, executor, lease_ttl=5)
+        try:
+            ctl.run_until_done([uid], timeout=30)
+        finally:
+            ctl.close()
+        with store.read() as s:
+            return q.find_workflow(s, uid).phase
+
+    row = submit(store, load_documents(REAL)[0])
+    assert drive(row.uid) == "Failed"
+    with store.read() as s:
+        good = next(n for n in q.nodes_of(s, row.uid) if n.display_name == "good")
+        first_good = q.node_dict(good)
+    with pytest.raises(ConflictError):
+        control.stop(store, "real")
+    with pytest.raises(ConflictError):
+        control.resume(store, "real")
+    control.retry(store, "real")
+    assert drive(row.uid) == "Failed"  # fails again: a second end, journaled anew
+    verdict["bad"] = SUCCEEDED
+    control.retry(store, "real")
+    assert drive(row.uid) == "Succeeded"
+    with pytest.raises(ConflictError):
+        control.retry(store, "real")
+    with pytest.raises(ConflictError):
+        control.stop(store, "real", terminate=True)
+    assert [s.argv[-1] for s in executor.launched].count("good") == 1
+    with store.read() as s:
+        events = q.events_of(s, row.uid)
+        nodes = {n.display_name: q.node_dict(n) for n in q.nodes_of(s, row.uid)}
+    assert nodes["good"] == first_good  # the succeeded step's record never changed
+    assert nodes["bad"]["attempt"] == 2 and nodes["bad"]["phase"] == "Succeeded"
+    ends = [(e.to_phase, e.transition_id) for e in events if e.node_id is None]
+    assert [p for p, _ in ends] == ["Failed", "Failed", "Succeeded"]
+    assert len({t for _, t in ends}) == 3
+    successes = [e.node_id for e in events if e.to_phase == "Succeeded" and e.node_id]
+    assert len(successes) == len(set(successes))
+    # a duplicate transition (same id) is a no-op: replay the whole journal
+    with store.write() as s:
+        q.record_events(s, [{c: getattr(e, c) for c in ("transition_id", "workflow_uid",
+                                                          "node_id", "from_phase", "to_phase",
+                                                          "at", "message")} for e in events])
+    with store.read() as s:
+        assert len(q.events_of(s, row.uid)) == len(events)
+    new = control.resubmit(store, "real")
+    assert drive(new.uid) == "Succeeded" and new.uid != row.uid
+    with store.read() as s:
+        assert {n.display_name: q.node_dict(n) for n in q.nodes_of(s, row.uid)} == nodes
+    store.dispose()
