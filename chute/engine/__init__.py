@@ -14,6 +14,7 @@ Shape (an immutable plan, a pure state machine, one driver loop)::
     state_format.py  which recorded runs this build can replay (IncompatibleRunError)
     status.py      a stored workflow in Argo's JSON shape (``chute get -o json``)
     fake.py        an in-memory executor for tests and benchmarks
+    crashpoints.py numbered crash points at every durable write (CHUTE_CRASH_AT, R-2)
 
 Use from other layers (the server, the SDK's ``chute run``)::
 
