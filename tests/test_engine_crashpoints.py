@@ -166,6 +166,29 @@ def _resumer(env: dict[str, str], done: threading.Event) -> threading.Thread:
     return t
 
 
+def _stop_when_done(proc, env: dict[str, str]) -> None:
+    """SIGTERM a standalone controller once the workflow finished (if it did not crash)."""
+    from chute.errors import NotFoundError
+    from chute.store import queries as q
+
+    def loop() -> None:
+        store, _ = open_store_of(env)
+        try:
+            while proc.poll() is None:
+                try:
+                    with store.read() as s:
+                        if q.get_workflow(s, "crash").phase in ("Succeeded", "Failed", "Error"):
+                            proc.send_signal(signal.SIGTERM)
+                            return
+                except NotFoundError:
+                    pass
+                time.sleep(0.2)
+        finally:
+            store.dispose()
+
+    threading.Thread(target=loop, daemon=True).start()
+
+
 def crash_trial(tmp: Path, point: str, nth: int = 1, db_url: str | None = None) -> dict:
     """Crash a controller at the ``nth`` hit of ``point``, restart one, check the run.
     Returns what happened (whether it fired, timings); raises AssertionError on a
@@ -179,7 +202,13 @@ def crash_trial(tmp: Path, point: str, nth: int = 1, db_url: str | None = None) 
     store.dispose()
     done = threading.Event()
     resumer = _resumer(env, done)
-    first = chute_proc("submit", spec, "--wait", env=armed)
+    if point.startswith("serve."):  # a standalone controller: submit, then it runs it
+        submitted = chute_proc("submit", spec, env=env)
+        assert submitted.wait(timeout=60) == 0, submitted.stderr.read()
+        first = chute_proc("controller", env=armed)
+        _stop_when_done(first, env)
+    else:
+        first = chute_proc("submit", spec, "--wait", env=armed)
     try:
         out, err = first.communicate(timeout=120)
         fired = crash_file.exists()
@@ -192,6 +221,7 @@ def crash_trial(tmp: Path, point: str, nth: int = 1, db_url: str | None = None) 
             assert second.returncode == 0 and "crash Succeeded" in out2, (point, out2, err2)
         else:  # the run ended before the nth hit: it must simply have succeeded
             assert first.returncode == 0, (point, out, err)
+            assert "crash Succeeded" in out or point.startswith("serve."), (point, out)
     finally:
         done.set()
         if first.poll() is None:

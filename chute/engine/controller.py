@@ -122,6 +122,7 @@ class Controller:
         with self.store.write() as s:
             q.acquire_lease(s, "controller", self.owner, self.clock(), self.lease_ttl)
         self.named_lease = "controller"
+        crash_point("serve.lease_acquired")
 
     def start_heartbeat(self) -> None:
         """Renew our leases from a thread of its own (a slow turn cannot lose them)."""
@@ -227,6 +228,8 @@ class Controller:
         with self.store.write() as s:
             uids = q.claim_workflows(s, self.owner, self.clock(), self.lease_ttl, limit,
                                      exclude=list(self.refused))
+        if uids:
+            crash_point("serve.claimed")
         adopted = []
         for uid in uids:
             try:

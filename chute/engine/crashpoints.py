@@ -7,6 +7,7 @@ SIGKILLs itself, as a power cut or an OOM kill would, after recording that it fi
 file ``CHUTE_CRASH_MARKER`` names (created with O_EXCL, so a point fires at most once even
 in processes forked from the armed one). Tests loop over :data:`POINTS` (the registry) to
 crash at every boundary in turn, then check that a restarted controller finishes the run.
+Points named ``serve.*`` are reached only by a standalone controller (``chute controller``).
 
 The environment is read once at import and removed from ``os.environ`` so that the
 processes the controller starts (fork server, step supervisors, user code) are not armed.
@@ -24,6 +25,8 @@ from chute.engine import phases as P
 #: Every crash point, numbered in the order a run reaches them, with what is durable there.
 POINTS: dict[str, str] = {
     "submit.created": "the workflow row is committed; no controller has driven it yet",
+    "serve.lease_acquired": "a standalone controller committed the named controller lease",
+    "serve.claimed": "a standalone controller committed its leases on unclaimed workflows",
     "adopt.claimed": "a controller committed its lease on the workflow; nothing replayed yet",
     "flush.before_commit": "decisions are drained from the state but not committed",
     "flush.committed": "a turn's decisions are committed; nothing acted on yet",
