@@ -225,6 +225,9 @@ class Controller:
         controller workers claiming at once never take the same workflow. A run this build
         cannot replay is refused by name (logged once, kept in ``refused``, its lease given
         back) and the others go on."""
+        with self.store.read() as s:  # most passes find nothing: take no write lock then
+            if not set(q.claimable_workflows(s, self.clock())) - set(self.refused):
+                return []
         with self.store.write() as s:
             uids = q.claim_workflows(s, self.owner, self.clock(), self.lease_ttl, limit,
                                      exclude=list(self.refused))
