@@ -18,11 +18,12 @@ controller — this one, or one started after this one was killed — can ``poll
 The step's environment is the controller's environment at launch time, updated with
 ``LaunchSpec.env``.
 
-Completion is pushed, not polled for: the fork server passes on each worker's "status.json
-written" report, and :meth:`LocalExecutor.finished` / :meth:`LocalExecutor.wait` hand
-those to the controller, which then polls only the attempts that ended (and all of them
-now and then, for supervisors that died without a word and attempts adopted from an
-earlier controller, whose fork server is gone).
+Completion is pushed, not polled for: right after it renames ``status.json`` into place a
+supervisor writes the step directory on the controller's notify pipe (:class:`Completions`,
+inherited through the fork server), and :meth:`LocalExecutor.finished` /
+:meth:`LocalExecutor.wait` hand those reports to the controller, which then polls only the
+attempts that ended (and all of them now and then, for supervisors that died without a
+word and attempts adopted from an earlier controller, whose notify pipe is gone).
 """
 
 from __future__ import annotations

@@ -31,10 +31,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from collections.abc import Callable
 
 from chute.executors import proctree, sandbox
 from chute.executors.base import CANCELLED, ERROR, FAILED, SUCCEEDED, TIMEOUT, StepResult
@@ -218,7 +218,6 @@ class Supervisor:
         self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         me = os.getpid()
         self.me = {"pid": me, "create_time": proctree.create_time(me)}  # for supervisor.pid
-        self._which: dict[tuple[str, str], str] = {}  # (command, PATH) -> file found
         self.active = False  # a step is being run
         self.retire = False  # exit after this step (SIGTERM), do not take another
         # called as soon as a step's status.json is written (the fork server's worker
@@ -408,36 +407,25 @@ class Supervisor:
                     os.chdir(cwd)
             except OSError as e:
                 return f"working directory {working_dir}: {e.strerror or e}"
-            key = (argv[0], env.get("PATH", os.defpath))
-            for cached in (True, False):
-                path = argv[0]
-                if "/" not in path:
-                    # PATH lookups stat each directory: remembered per worker, and looked
-                    # up afresh if the file remembered is gone
-                    path = (self._which.get(key) if cached else None) or shutil.which(
-                        path, path=key[1]) or ""
-                    if not path:
-                        return _exec_error(argv[0], FileNotFoundError())
-                    self._which[key] = path
-                try:
-                    self.step_pid = os.posix_spawn(
-                        path,
-                        argv,
-                        env,
-                        file_actions=[
-                            (os.POSIX_SPAWN_DUP2, self.devnull, 0),
-                            (os.POSIX_SPAWN_DUP2, out_w, 1),
-                            (os.POSIX_SPAWN_DUP2, err_w, 2),
-                        ],
-                        setsid=True,
-                    )
-                    break
-                except FileNotFoundError as e:
-                    if cached and self._which.pop(key, None) is not None:
-                        continue
-                    return _exec_error(argv[0], e)
-                except OSError as e:
-                    return _exec_error(argv[0], e)
+            path = argv[0]
+            if "/" not in path:
+                path = shutil.which(path, path=env.get("PATH", os.defpath)) or ""
+                if not path:
+                    return _exec_error(argv[0], FileNotFoundError())
+            try:
+                self.step_pid = os.posix_spawn(
+                    path,
+                    argv,
+                    env,
+                    file_actions=[
+                        (os.POSIX_SPAWN_DUP2, self.devnull, 0),
+                        (os.POSIX_SPAWN_DUP2, out_w, 1),
+                        (os.POSIX_SPAWN_DUP2, err_w, 2),
+                    ],
+                    setsid=True,
+                )
+            except OSError as e:
+                return _exec_error(argv[0], e)
         _write_small(
             self.step_dir / STEPFILE,
             {"pid": self.step_pid, "create_time": proctree.create_time(self.step_pid)},
