@@ -220,8 +220,7 @@ def crash_trial(tmp: Path, point: str, nth: int = 1, db_url: str | None = None) 
             out2, err2 = second.communicate(timeout=120)
             assert second.returncode == 0 and "crash Succeeded" in out2, (point, out2, err2)
         else:  # the run ended before the nth hit: it must simply have succeeded
-            assert first.returncode == 0, (point, out, err)
-            assert "crash Succeeded" in out or point.startswith("serve."), (point, out)
+            assert first.returncode == 0, (point, out, err)  # (then _check: Succeeded)
     finally:
         done.set()
         if first.poll() is None:
