@@ -133,10 +133,8 @@ class World:
 
     def apply_control(self) -> None:
         st = self.st
-        if self.wf["shutdown"] and not st.shutdown_requested:
-            st.shutdown_requested = True
-            st.shutdown(f"Stopped with strategy '{self.wf['shutdown']}'",
-                        hard=self.wf["shutdown"] == "Terminate")
+        if self.wf["shutdown"]:
+            st.request_shutdown(self.wf["shutdown"])
         fresh = self.wf["resumed_at"] > self.seen_resume
         if self.wf["suspended"] and not st.suspended:
             st.suspend()
@@ -407,6 +405,20 @@ def test_terminate_during_the_exit_handler_then_restart_leaves_nothing_running()
     w.flush()
     del w.live[pod]
     assert w.wf["phase"] == P.WF_ERROR and _phase(w, "wf.onExit") == P.FAILED
+
+
+def test_terminate_after_stop_ends_a_running_exit_handler():
+    """``chute stop`` lets the exit handler run; a ``chute terminate`` after it stops the
+    handler too (it escalates; before, the second request was ignored)."""
+    w = World()
+    w.adopt()
+    w.wf["shutdown"] = "Stop"
+    w.apply_control()
+    _deliver(w, "a", "fail")  # cancelled by the stop: the DAG fails, the handler starts
+    assert w.live[_pod(w, "wf.onExit")] == "run"
+    w.wf["shutdown"] = "Terminate"
+    w.apply_control()
+    assert w.live[_pod(w, "wf.onExit")] == "cancelled"
 
 
 def test_retry_reruns_what_failed_or_was_omitted_but_nothing_under_a_success():

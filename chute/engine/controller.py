@@ -299,10 +299,8 @@ class Controller:
             control = q.control_of(s, list(self.runs))
         for uid, (suspended, shutdown, resumed_at) in control.items():
             st = self.runs[uid].state
-            if shutdown and not st.shutdown_requested:
-                st.shutdown_requested = True
-                hard = shutdown == "Terminate"
-                st.shutdown(f"Stopped with strategy '{shutdown}'", hard=hard)
+            if shutdown:
+                st.request_shutdown(shutdown)
             fresh = bool(resumed_at and resumed_at > self._resumed.get(uid, 0.0))
             if suspended and not st.suspended:
                 st.suspend()

@@ -106,7 +106,7 @@ class RunState:
         self._wf_update: dict[str, Any] = {}
         self.root: Node | None = None
         self.stop_message: str | None = None
-        self.shutdown_requested = False  # stop/terminate seen (applied once)
+        self.shutdown_requested: str | None = None  # the Stop/Terminate applied
         self.suspended = bool(plan.spec.get("suspend"))  # no new pods start while set
         self._suspends: dict[str, dict] = {}  # running suspend node id -> template
         self.stopping = False  # no new pods start (stop/terminate)
@@ -138,6 +138,14 @@ class RunState:
         self.suspended = suspended
         if shutdown:
             self.shutdown(f"Stopped with strategy '{shutdown}'", hard=shutdown == "Terminate")
+
+    def request_shutdown(self, strategy: str) -> None:
+        """``chute stop`` (``Stop``) or ``chute terminate`` (``Terminate``), applied once
+        each; a terminate after a stop escalates it (ends a running exit handler too)."""
+        if strategy == self.shutdown_requested or self.shutdown_requested == "Terminate":
+            return
+        self.shutdown_requested = strategy
+        self.shutdown(f"Stopped with strategy '{strategy}'", hard=strategy == "Terminate")
 
     def shutdown(self, message: str, *, workflow_message: str | None = None,
                  hard: bool = False) -> None:
