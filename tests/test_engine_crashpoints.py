@@ -334,6 +334,8 @@ def test_crash_at_points_then_adopt_postgres(tmp_path, postgres_server):  # noqa
     results = _run_points(tmp_path, [(p, 1) for p in points], workers=2,
                           db=lambda: fresh_database(postgres_server))
     assert not [r["point"] for r in results if not r["fired"]]
+    print(f"\nR-2 postgres: {len(results)} points: "
+          + ", ".join(f"{r['point']} {r['seconds']:.1f}s" for r in results))
 
 
 @pytest.mark.heavy

@@ -407,6 +407,25 @@ def test_terminate_during_the_exit_handler_then_restart_leaves_nothing_running()
     assert w.wf["phase"] == P.WF_ERROR and _phase(w, "wf.onExit") == P.FAILED
 
 
+def test_a_failed_fast_dag_replays_without_starting_what_it_never_started():
+    """The DAG failed fast (f failed) before the gate's resume met d's dependencies, so d
+    never ran; the replay meets d's dependencies before it replays f's failure, and must
+    still not start d (it did: the ended DAG went back to Running)."""
+    w = World()
+    w.adopt()
+    _deliver(w, "a")
+    _deliver(w, "c(0)")
+    _deliver(w, "s1", "error")
+    _deliver(w, "b")
+    _deliver(w, "s2", "error")
+    w.wf.update(resumed_at=w.now, resume_values={"ok": "yes"})
+    w.apply_control()
+    assert _phase(w, "wf") == P.FAILED and "d" not in {r["display_name"] for r in w.rows.values()}
+    _restart(w)
+    assert _phase(w, "wf") == P.FAILED
+    assert sorted(w.rows[p]["display_name"] for p in w.live) == ["wf.onExit"]
+
+
 def test_terminate_after_stop_ends_a_running_exit_handler():
     """``chute stop`` lets the exit handler run; a ``chute terminate`` after it stops the
     handler too (it escalates; before, the second request was ignored)."""

@@ -15,7 +15,7 @@ from typing import Any
 from chute.engine import phases as P
 from chute.engine.calls import continues_on, expand, should_run
 from chute.engine.frame import Frame, Gate
-from chute.engine.nodes import Node
+from chute.engine.nodes import Node, node_id
 from chute.engine.outputs import compound_outputs
 from chute.engine.state import RunState
 from chute.engine.vars import group_vars, input_vars, node_vars, substitute
@@ -92,6 +92,12 @@ class DagFrame(Frame):
         self.call_of: dict[str, dict] = {}
         self.stopped = False
         self.failure: Node | None = None
+        # replay of a DAG that ended before a restart: a task it never started stays
+        # unstarted, whatever order the replay decides tasks in (R-8: a fail-fast DAG
+        # must not start, on replay, a task whose dependencies the replay met first)
+        rec = st.recorded.get(self.node.id)
+        self.ended_before = rec is not None and P.is_terminal(rec.phase)
+        self.cut = False
         try:
             self._plan(dag)
         except ChuteError as exc:
@@ -183,6 +189,12 @@ class DagFrame(Frame):
             return
         st, task = self.st, self.tasks[tname]
         name = f"{self.node.name}.{tname}"
+        if self.ended_before:
+            rec = st.recorded.get(node_id(st.plan.name, name))
+            if rec is None or rec.phase == P.PENDING:
+                self.cut = True
+                st.run_later(self._maybe_complete)  # once what did start has replayed
+                return
         try:
             ok = self._depends_ok(tname)
         except ChuteError as exc:
@@ -305,7 +317,7 @@ class DagFrame(Frame):
     def _maybe_complete(self) -> None:
         if P.is_terminal(self.node.phase):
             return
-        if self.undecided == 0 or (self.stopped and self.gate.active == 0):
+        if self.undecided == 0 or ((self.stopped or self.cut) and self.gate.active == 0):
             self.complete()
 
     def complete(self) -> None:
