@@ -29,6 +29,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlalchemy.exc import IntegrityError
+
 from chute.config import Settings
 from chute.engine import phases as P
 from chute.engine.crashpoints import after_flush, crash_point
@@ -88,6 +90,7 @@ class Controller:
         self.queue: deque[tuple[Run, LaunchRequest]] = deque()
         self.running = 0
         self.lost: set[str] = set()
+        self._dropped: set[str] = set()  # runs given up (logged once)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._heart: threading.Thread | None = None
@@ -254,9 +257,7 @@ class Controller:
         with self._lock:
             lost, self.lost = self.lost, set()
         for uid in lost:  # another controller took it over: stop acting on it
-            run = self.runs.pop(uid, None)
-            if run is not None:
-                self.running -= len(run.handles)
+            self._drop(uid, "its lease was taken over by another controller")
         if self.runs and time.monotonic() - self._last_control > self.control_every:
             self._apply_control()
         ended = self._ended()
@@ -341,20 +342,15 @@ class Controller:
         if not any(not d.empty() for _, d in decisions) and not starting:
             return False
         crash_point("flush.before_commit")
-        with self.store.write_conn() as s:
-            # unique (run, node, attempt): a second launch of an attempt cannot commit
-            q.record_launches(s, self.owner, [(r.uid, req.node_id, req.attempt)
-                                              for r, req in starting], now)
-            for run, d in decisions:
-                q.insert_nodes(s, run.uid, [n.to_row() for n in d.new_nodes])
-                q.update_nodes(s, run.uid, [n.to_row() for n in d.changed_nodes])
-                q.record_events(s, d.events)
-                q.cache_put(s, d.cache_writes)
-                if d.workflow:
-                    values = dict(d.workflow)
-                    if run.state.done:
-                        values.update(lease_owner=None, lease_expires_at=None)
-                    q.update_workflow(s, run.uid, **values)
+        dropped = self._commit(decisions, starting, now)
+        if dropped:  # not ours any more (or a duplicate launch): no write, no launch
+            for run, _ in starting:
+                if run.uid in dropped:
+                    self.running -= 1
+            decisions = [(r, d) for r, d in decisions if r.uid not in dropped]
+            starting = [(r, req) for r, req in starting if r.uid not in dropped]
+            for uid, why in dropped.items():
+                self._drop(uid, why)
         after_flush(decisions, starting)  # crash points: what this commit made durable
         # finished runs whose final state was just committed (a launch failing below
         # finishes its run only in the next turn's commit)
@@ -374,6 +370,68 @@ class Controller:
             if self.on_done:
                 self.on_done(run)
         return True
+
+    def _commit(self, decisions: list, starting: list[tuple[Run, LaunchRequest]],
+                now: float) -> dict[str, str]:
+        """Write the decisions in one transaction, fenced: only runs whose lease we still
+        hold are written. The runs left out, with why: their lease was taken, or their
+        launch duplicated an attempt already recorded (the transaction is then retried
+        without them, so one bad run cannot stall or crash the loop)."""
+        written = ({r.uid for r, d in decisions if not d.empty()}
+                   | {r.uid for r, _ in starting})
+        dropped: dict[str, str] = {}
+        while True:
+            try:
+                with self.store.write_conn() as s:
+                    held = q.fence_workflows(s, self.owner, sorted(written - set(dropped)),
+                                             now, self.lease_ttl)
+                    for uid in written - set(dropped) - held:
+                        dropped[uid] = "its lease was taken over by another controller"
+                    self._write(s, [(r, d) for r, d in decisions if r.uid not in dropped],
+                                [(r, req) for r, req in starting if r.uid not in dropped],
+                                now)
+                return dropped
+            except IntegrityError:
+                attempts = [(r.uid, req.node_id, req.attempt) for r, req in starting
+                            if r.uid not in dropped]
+                with self.store.read() as s:
+                    dup = {u for u, _, _ in q.launched_attempts(s, attempts)}
+                # a conflict we cannot pin on a launch: leave all the runs to a replay
+                bad = dup or (written - set(dropped))
+                for uid in bad:
+                    dropped[uid] = "an attempt it was launching was launched already"
+                with self.store.write() as s:  # ours still: released, re-adopted by replay
+                    for uid in bad:
+                        q.release_workflow_lease(s, uid, self.owner)
+
+    def _write(self, s, decisions: list, starting: list[tuple[Run, LaunchRequest]],
+               now: float) -> None:
+        # unique (run, node, attempt): a second launch of an attempt cannot commit
+        q.record_launches(s, self.owner, [(r.uid, req.node_id, req.attempt)
+                                          for r, req in starting], now)
+        for run, d in decisions:
+            q.insert_nodes(s, run.uid, [n.to_row() for n in d.new_nodes])
+            q.update_nodes(s, run.uid, [n.to_row() for n in d.changed_nodes])
+            q.record_events(s, d.events)
+            q.cache_put(s, d.cache_writes)
+            if d.workflow:
+                values = dict(d.workflow)
+                if run.state.done:
+                    values.update(lease_owner=None, lease_expires_at=None)
+                q.update_workflow(s, run.uid, **values)
+
+    def _drop(self, uid: str, why: str) -> None:
+        """Stop driving run ``uid``: its steps keep running (handles forgotten, not
+        killed) for the controller that owns it now, which re-attaches them."""
+        with self._lock:
+            run = self.runs.pop(uid, None)
+        if run is None:
+            return
+        self.running -= len(run.handles)
+        if uid not in self._dropped:  # once per run
+            self._dropped.add(uid)
+            log.warning("workflow %s (%s): no longer driven by this controller: %s",
+                        run.name, uid, why)
 
     def _collect(self, run: Run) -> None:
         """Move the run's new launch requests to the controller's queue."""

@@ -386,6 +386,34 @@ def renew_workflow_leases(session: Session, owner: str, uids: Sequence[str], now
     return set(held)
 
 
+def fence_workflows(session: Session | Connection, owner: str, uids: Sequence[str],
+                    now: float, ttl: float) -> set[str]:
+    """Inside a write transaction: extend our leases on ``uids`` and return those we still
+    hold. The rows stay locked until the transaction ends (the UPDATE's row locks on
+    PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), so no claim can take one of them between
+    this check and the commit of the writes that follow it (lease fencing)."""
+    if not uids:
+        return set()
+    t = WorkflowRow.__table__
+    res = _conn(session).execute(
+        update(t).where(t.c.uid.in_(list(uids)), t.c.lease_owner == owner)
+        .values(lease_expires_at=now + ttl).returning(t.c.uid)
+    )
+    return {row[0] for row in res}
+
+
+def launched_attempts(session: Session, attempts: Iterable[tuple[str, str, int]]
+                      ) -> set[tuple[str, str, int]]:
+    """Which of the ``(workflow_uid, node_id, attempt)`` were launched already."""
+    wanted = set(attempts)
+    if not wanted:
+        return set()
+    rows = session.execute(select(StepExecutionRow.workflow_uid, StepExecutionRow.node_id,
+                                  StepExecutionRow.attempt)
+                           .where(StepExecutionRow.workflow_uid.in_({u for u, _, _ in wanted})))
+    return {tuple(r) for r in rows} & wanted
+
+
 def release_workflow_lease(session: Session, uid: str, owner: str) -> None:
     """Give up our lease on a workflow."""
     session.execute(update(WorkflowRow)
