@@ -6,7 +6,7 @@ that it outlives the controller. It
 1. becomes a child subreaper, so everything the step spawns stays its descendant;
 2. starts the step in a new session and process group (and, when the step has private
    paths, in a private mount namespace: :mod:`chute.executors.sandbox`);
-3. copies stdout and stderr line by line to ``log_path`` as
+3. copies stdout and stderr line by line (:mod:`chute.executors.logsink`) to ``log_path`` as
    ``<RFC 3339 UTC> <stdout|stderr> <text>``, each batch of complete lines written with
    one ``write`` as soon as it is read, so nothing is held back in user space;
 4. enforces the deadline and answers cancellation (``CANCEL_SIGNAL`` after ``cancel.json``
@@ -33,15 +33,13 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict
-from datetime import UTC, datetime
 from pathlib import Path
 
 from chute.executors import proctree, sandbox
 from chute.executors.base import CANCELLED, ERROR, FAILED, SUCCEEDED, TIMEOUT, StepResult
+from chute.executors.logsink import LogSink
 
 DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"
-RESULT_LIMIT = 256 * 1024  # Argo keeps only the last 256 kB of stdout as outputs.result
-LINE_LIMIT = 1 << 20  # a "line" longer than this is cut into pieces rather than buffered
 LEFTOVER_DRAIN = 2.0  # seconds to wait for pipe EOF once the step's processes are gone
 
 LAUNCH, STATUS, PIDFILE, STEPFILE, CANCELFILE = (
@@ -98,93 +96,11 @@ def result_from_json(data: dict) -> StepResult:
     return StepResult(**{k: v for k, v in data.items() if k in known})
 
 
-def rfc3339(ts: float) -> bytes:
-    """``2026-01-02T03:04:05.123456Z`` for epoch seconds ``ts``."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ").encode()
-
-
 def resolve_argv(argv: list[str]) -> list[str]:
     """Map ``python``/``python3`` to the running interpreter (images call it by that name)."""
     if argv and argv[0] in ("python", "python3"):
         return [sys.executable, *argv[1:]]
     return list(argv)
-
-
-# ---------------------------------------------------------------- log streaming
-
-
-class LogSink:
-    """Turns the step's output into timestamped, masked log lines as it arrives.
-
-    Also keeps the step's stdout (masked, byte for byte) in ``stdout_path``, created on
-    the first byte so that steps printing nothing cost one file less, and its last
-    256 kB in memory for ``outputs.result``.
-    """
-
-    def __init__(self, log_fd: int, stdout_path: Path, secrets: list[str]):
-        self.log_fd = log_fd
-        self.stdout_path = stdout_path
-        self.stdout_fd: int | None = None
-        self.tail = bytearray()
-        # mask the longest secrets first so that one containing another is fully hidden;
-        # a multi-line secret is masked line by line since logs are cut at newlines
-        parts = {p for s in secrets if s for p in s.splitlines() if p.strip()}
-        self.secrets = sorted((p.encode() for p in parts), key=len, reverse=True)
-        self.partial = {b"stdout": b"", b"stderr": b""}
-
-    def mask(self, data: bytes) -> bytes:
-        for s in self.secrets:
-            if s in data:
-                data = data.replace(s, b"***")
-        return data
-
-    def feed(self, stream: bytes, data: bytes, *, final: bool = False) -> None:
-        """Add bytes read from ``stream``; write every complete line at once."""
-        buf = self.partial[stream] + data
-        pieces = buf.split(b"\n")
-        rest = pieces.pop()
-        lines = [(p, b"\n") for p in pieces]
-        if final and rest:
-            lines.append((rest, b""))
-            rest = b""
-        while len(rest) > LINE_LIMIT:  # no newline in sight: log it in pieces
-            lines.append((rest[:LINE_LIMIT], b""))
-            rest = rest[LINE_LIMIT:]
-        self.partial[stream] = rest
-        if not lines:
-            return
-        prefix = rfc3339(time.time()) + b" " + stream + b" "
-        masked = [(self.mask(line), end) for line, end in lines]
-        _write_all(self.log_fd, b"".join(prefix + m + b"\n" for m, _ in masked))
-        if stream == b"stdout":
-            out = b"".join(m + end for m, end in masked)
-            if self.stdout_fd is None:
-                self.stdout_fd = os.open(
-                    self.stdout_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644
-                )
-            _write_all(self.stdout_fd, out)
-            self.tail += out
-            if len(self.tail) > 2 * RESULT_LIMIT:
-                del self.tail[: len(self.tail) - RESULT_LIMIT - 1]
-
-    def result(self) -> str:
-        """``outputs.result``: stdout less one trailing newline, its last 256 kB (as Argo)."""
-        data = bytes(self.tail)
-        if data.endswith(b"\n"):
-            data = data[:-1]
-        return data[-RESULT_LIMIT:].decode(errors="replace")
-
-    def close(self) -> None:
-        if self.stdout_fd is not None:
-            os.close(self.stdout_fd)
-            self.stdout_fd = None
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
 
 
 # ---------------------------------------------------------------- the supervisor
