@@ -64,6 +64,9 @@ class Run:
     state: RunState
     handles: dict[str, X.StepHandle] = field(default_factory=dict)
     requests: dict[str, LaunchRequest] = field(default_factory=dict)
+    # ended attempts (node id, outcome, when) not yet fed to the state: they wait while
+    # the state works through what a budgeted pass left, as they would behind one pass
+    results: deque[tuple[str, PodOutcome, float]] = field(default_factory=deque)
 
 
 def store_lookup(store: Store) -> Callable[[str, str], dict | None]:
@@ -100,6 +103,9 @@ class Controller:
         # and for every attempt this often (ends it could not report: a killed supervisor)
         self.sweep_every = 0.1
         self.coalesce = min(poll_interval, 0.005)  # seconds to gather ends when saturated
+        # callbacks a run's state works through per turn: many tasks ready at once are
+        # created, committed and launched a slice per turn, not all before the first
+        self.turn_budget = 32
         self._last_sweep = 0.0
         self._log_dirs: set[str] = set()  # workflows whose log directory was made
         self._last_control = 0.0
@@ -202,6 +208,7 @@ class Controller:
             return False
         state = RunState(plan, now=now, recorded=recorded, cache=self._cache_lookup,
                          generation=generation)
+        state.budget = self.turn_budget
         state.restore_control(suspended=suspended, shutdown=shutdown)
         if resumed:
             state.started_at = None
@@ -269,18 +276,33 @@ class Controller:
                 if result is None:
                     continue
                 del run.handles[nid]
-                self.running -= 1
+                self.running -= 1  # its slot is free at once, even if the state is busy
                 outcome = self._outcome(run, nid, result)
-                if outcome is None:
-                    continue  # relaunched
-                run.state.pod_finished(nid, outcome, self.clock())
-                busy.add(run.uid)
-            nt = run.state.next_timer()
-            if nt is not None and nt <= now:
-                run.state.tick(now)
+                if outcome is not None:
+                    run.results.append((nid, outcome, self.clock()))
+            if self._advance(run, now):
                 busy.add(run.uid)
         flushed = self._flush(list(self.runs.values()))
         return bool(busy) or flushed
+
+    def _advance(self, run: Run, now: float) -> bool:
+        """Feed the run's state: the rest of a budgeted pass first, then ended attempts
+        one by one, then due timers, each only once the state has no work left (the
+        order of one unbounded pass). Whether the state moved."""
+        st, moved = run.state, False
+        if st.pending:
+            st.proceed()
+            moved = True
+        while run.results and not st.pending:
+            nid, outcome, at = run.results.popleft()
+            st.pod_finished(nid, outcome, at)
+            moved = True
+        if not st.pending and not run.results:
+            nt = st.next_timer()
+            if nt is not None and nt <= now:
+                st.tick(now)
+                moved = True
+        return moved
 
     def _ended(self) -> set[Path] | None:
         """Step directories worth polling this turn; None for all of them."""
@@ -450,7 +472,7 @@ class Controller:
                 crash_point("launch.lineage_recorded")
         except Exception as exc:  # noqa: BLE001 - a missing input is the node's Error
             self.running -= 1
-            run.state.pod_finished(req.node_id, PodOutcome(P.ERROR, None, str(exc)), self.clock())
+            run.results.append((req.node_id, PodOutcome(P.ERROR, None, str(exc)), self.clock()))
             return
         spec = X.LaunchSpec(
             workflow_uid=run.uid, node_id=req.node_id, attempt=req.attempt,
@@ -473,8 +495,8 @@ class Controller:
             crash_point("launch.spawned")
         except Exception as exc:  # noqa: BLE001 - a launch failure is the node's Error
             self.running -= 1
-            run.state.pod_finished(req.node_id, PodOutcome(P.ERROR, None, f"launch failed: {exc}"),
-                                   self.clock())
+            run.results.append((req.node_id, PodOutcome(P.ERROR, None, f"launch failed: {exc}"),
+                                self.clock()))
 
     def _place_inputs(self, node: Node) -> dict[str, str]:
         """Fetch a pod's input artifacts into its step directory; step path -> host path."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import ChainMap
+from functools import partial
 from typing import Any
 
 from chute.engine import phases as P
@@ -149,9 +150,10 @@ class DagFrame(Frame):
         if self.undecided == 0:
             self.complete()
             return
-        for tname in self.tasks:
-            if tname in self.active and self.remaining[tname] == 0:
-                self.ready(tname)
+        # each ready task a callback of its own (in place, in order): a budgeted state
+        # creates and launches a wide DAG's roots a slice per turn
+        self.st.run_next([partial(self.ready, t) for t in self.tasks
+                          if t in self.active and self.remaining[t] == 0])
 
     # -- a task whose dependencies are all decided -------------------------------------
 
@@ -224,8 +226,8 @@ class DagFrame(Frame):
             self.group_pending[tname] = len(expanded)
             if not expanded:
                 st.finish(group, P.SUCCEEDED)
-            for suffix, sub in expanded:
-                self._run_one(name + suffix, tname + suffix, sub, group, tname, in_group=True)
+            st.run_next([partial(self._run_one, name + suffix, tname + suffix, sub, group,
+                                 tname, in_group=True) for suffix, sub in expanded])
         else:
             self._run_one(name, tname, expanded[0][1], self.node, tname, in_group=False)
 
@@ -307,12 +309,17 @@ class DagFrame(Frame):
             if self.fail_fast and not self.dependants[tname]:
                 self.stopped = True
                 self.gate.drop_waiting()
+        now_ready = []
         if not self.stopped:
             for d in self.dependants[tname]:
                 self.remaining[d] -= 1
                 if self.remaining[d] == 0:
-                    self.ready(d)
-        self._maybe_complete()
+                    now_ready.append(d)
+        if now_ready:  # a fan-out: each task a callback, then what followed them here
+            self.st.run_next([*(partial(self.ready, d) for d in now_ready),
+                              self._maybe_complete])
+        else:
+            self._maybe_complete()
 
     def _maybe_complete(self) -> None:
         if P.is_terminal(self.node.phase):

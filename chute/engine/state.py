@@ -22,7 +22,7 @@ import hashlib
 import heapq
 import json
 from collections import ChainMap, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,6 +87,14 @@ class RunState:
         self._edges: set[tuple[str, str]] = set()  # (parent, child) added by link()
         self._pods: dict[str, tuple[dict, ChainMap]] = {}  # pod id -> (template, ctx)
         self._queue: deque[Callable[[], None]] = deque()
+        # work continuing the callback being run (run_next): it runs before ``_queue``
+        self._front: deque[Callable[[], None]] = deque()
+        # at most this many callbacks per pass (None: all): a controller sets it so that
+        # a thousand tasks becoming ready at once are created, committed and launched a
+        # slice per turn (the first launched at once), in the same order as in one pass
+        self.budget: int | None = None
+        self._left = False  # the budget left work (pending)
+        self._depth = 0  # passes (_run) running, nested
         self._pending_pods: deque[LaunchRequest] = deque()
         self._running_pods = 0
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
@@ -153,6 +161,7 @@ class RunState:
         ``hard`` (terminate) also skips the exit handler."""
         if self.done:
             return
+        self.settle()
         self.stopping = True
         self.suspended = False  # let queued pods drain (they finish Failed, unstarted)
         self.stopping_hard = self.stopping_hard or hard
@@ -167,6 +176,7 @@ class RunState:
 
     def pod_finished(self, pod_id: str, outcome: PodOutcome, now: float) -> None:
         """A pod attempt ended (the controller read its status and output files)."""
+        self.settle()
         self.now = now
         node = self.nodes.get(pod_id)
         if node is None or P.is_terminal(node.phase):
@@ -177,6 +187,7 @@ class RunState:
 
     def tick(self, now: float) -> None:
         """Time passed: fire due timers (suspend durations, retry backoff)."""
+        self.settle()
         self.now = now
         while self._timers and self._timers[0][0] <= now:
             _, _, fn = heapq.heappop(self._timers)
@@ -323,9 +334,51 @@ class RunState:
         self._seq += 1
         heapq.heappush(self._timers, (when, self._seq, fn))
 
+    def run_next(self, fns: Iterable[Callable[[], None]]) -> None:
+        """Run ``fns`` next, in order, before any work queued earlier: as if the callback
+        being run called them in place, but each one a callback of its own, so that a
+        budget can split a long loop (a fan-out's tasks) over several passes."""
+        self._front.extendleft(reversed(list(fns)))
+
+    @property
+    def pending(self) -> bool:
+        """Whether the budget left work for a later pass (:meth:`proceed`)."""
+        return self._left
+
+    def proceed(self) -> None:
+        """Go on with the work a budgeted pass left (the controller's next turn). Every
+        event (a pod's end, a tick, a control request) first finishes that work, so the
+        order of everything the run decides is that of one unbounded pass."""
+        self._run()
+
+    def settle(self) -> None:
+        """Finish the work a budgeted pass left, all of it (a no-op when there is none,
+        and when called from inside a pass: that pass goes on with it)."""
+        if self._left:
+            budget, self.budget = self.budget, None
+            try:
+                self._run()
+            finally:
+                self.budget = budget
+
     def _run(self) -> None:
-        while self._queue:
-            self._queue.popleft()()
+        # a pass started from inside another (a stop decided by a callback) runs to the
+        # end, as the callback expects; only the outermost pass keeps to the budget
+        budget = self.budget if self._depth == 0 else None
+        if self._depth == 0:
+            self._left = False  # this pass goes on with what the last one left
+        n = 0
+        self._depth += 1
+        try:
+            while self._front or self._queue:
+                # the workflow's end is never split: a finished run is committed in full
+                if budget is not None and n >= budget and not self.done:
+                    break
+                (self._front or self._queue).popleft()()
+                n += 1
+        finally:
+            self._depth -= 1
+        self._left = bool(self._front or self._queue)
         self._pump_pods()
 
     # -- executing a call ------------------------------------------------------------------
@@ -441,11 +494,13 @@ class RunState:
 
     def suspend(self) -> None:
         """``chute suspend``: running steps finish, no new ones start."""
+        self.settle()
         self.suspended = True
 
     def resume(self, values: Mapping[str, str] | None = None) -> None:
         """``chute resume``: unsuspend, and let running suspend nodes go on (their outputs
         take ``values``, else their ``valueFrom.default``)."""
+        self.settle()
         self.suspended = False
         for nid, tmpl in list(self._suspends.items()):
             node = self.nodes[nid]
@@ -456,6 +511,7 @@ class RunState:
     def resume_suspends_before(self, at: float, values: Mapping[str, str] | None) -> None:
         """After adoption: suspend nodes that started before the last ``chute resume``
         (made while no controller ran) go on now, with the values it supplied."""
+        self.settle()
         for nid, tmpl in list(self._suspends.items()):
             node = self.nodes[nid]
             if node.phase == P.RUNNING and (node.started_at or at) < at:
