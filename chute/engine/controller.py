@@ -12,12 +12,12 @@ workflows row), renewed by a heartbeat thread that user code cannot block. A con
 that finds a workflow whose lease expired adopts it: the run is rebuilt from the spec and
 the recorded nodes (replay), re-attaching to running steps and taking the results of
 steps that finished meanwhile. A standalone controller also holds the named lease
-``controller``; a second one refuses to start (R-4).
+``controller``; a second one refuses to start (R-4). The commit itself, fenced by the
+leases, is :mod:`chute.engine.commit`; a pod's files, :mod:`chute.engine.step_io`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -29,25 +29,23 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy.exc import IntegrityError
-
 from chute.config import Settings
 from chute.engine import phases as P
+from chute.engine.commit import LOST, commit_decisions
 from chute.engine.crashpoints import after_flush, crash_point
 from chute.engine.lineage import record_consumers
-from chute.engine.metrics_store import record_metrics
 from chute.engine.nodes import Node
 from chute.engine.plan import build_plan
 from chute.engine.pod import LaunchRequest, PodOutcome
-from chute.engine.secrets_env import after_attempt, resolve_env
+from chute.engine.secrets_env import resolve_env
 from chute.engine.state import RunState
 from chute.engine.state_format import check_replayable
+from chute.engine.step_io import outcome_of, place_inputs
 from chute.errors import ChuteError, IncompatibleRunError, LeaseHeldError
 from chute.executors import base as X
 from chute.store import queries as q
 from chute.store.db import Store
 
-MAX_OUTPUT_BYTES = 1 << 20  # an output parameter file larger than this is an error
 log = logging.getLogger("chute.engine")
 
 
@@ -264,7 +262,7 @@ class Controller:
         with self._lock:
             lost, self.lost = self.lost, set()
         for uid in lost:  # another controller took it over: stop acting on it
-            self._drop(uid, "its lease was taken over by another controller")
+            self._drop(uid, LOST)
         if self.runs and time.monotonic() - self._last_control > self.control_every:
             self._apply_control()
         ended = self._ended()
@@ -277,9 +275,9 @@ class Controller:
                     continue
                 del run.handles[nid]
                 self.running -= 1  # its slot is free at once, even if the state is busy
-                outcome = self._outcome(run, nid, result)
-                if outcome is not None:
-                    run.results.append((nid, outcome, self.clock()))
+                outcome = outcome_of(self.store, self.repository, run, nid, result,
+                                     self.clock())
+                run.results.append((nid, outcome, self.clock()))
             if self._advance(run, now):
                 busy.add(run.uid)
         flushed = self._flush(list(self.runs.values()))
@@ -364,7 +362,8 @@ class Controller:
         if not any(not d.empty() for _, d in decisions) and not starting:
             return False
         crash_point("flush.before_commit")
-        dropped = self._commit(decisions, starting, now)
+        dropped = commit_decisions(self.store, self.owner, self.lease_ttl, decisions,
+                                   starting, now)
         if dropped:  # not ours any more (or a duplicate launch): no write, no launch
             for run, _ in starting:
                 if run.uid in dropped:
@@ -393,55 +392,6 @@ class Controller:
                 self.on_done(run)
         return True
 
-    def _commit(self, decisions: list, starting: list[tuple[Run, LaunchRequest]],
-                now: float) -> dict[str, str]:
-        """Write the decisions in one transaction, fenced: only runs whose lease we still
-        hold are written. The runs left out, with why: their lease was taken, or their
-        launch duplicated an attempt already recorded (the transaction is then retried
-        without them, so one bad run cannot stall or crash the loop)."""
-        written = ({r.uid for r, d in decisions if not d.empty()}
-                   | {r.uid for r, _ in starting})
-        dropped: dict[str, str] = {}
-        while True:
-            try:
-                with self.store.write_conn() as s:
-                    held = q.fence_workflows(s, self.owner, sorted(written - set(dropped)),
-                                             now, self.lease_ttl)
-                    for uid in written - set(dropped) - held:
-                        dropped[uid] = "its lease was taken over by another controller"
-                    self._write(s, [(r, d) for r, d in decisions if r.uid not in dropped],
-                                [(r, req) for r, req in starting if r.uid not in dropped],
-                                now)
-                return dropped
-            except IntegrityError:
-                attempts = [(r.uid, req.node_id, req.attempt) for r, req in starting
-                            if r.uid not in dropped]
-                with self.store.read() as s:
-                    dup = {u for u, _, _ in q.launched_attempts(s, attempts)}
-                # a conflict we cannot pin on a launch: leave all the runs to a replay
-                bad = dup or (written - set(dropped))
-                for uid in bad:
-                    dropped[uid] = "an attempt it was launching was launched already"
-                with self.store.write() as s:  # ours still: released, re-adopted by replay
-                    for uid in bad:
-                        q.release_workflow_lease(s, uid, self.owner)
-
-    def _write(self, s, decisions: list, starting: list[tuple[Run, LaunchRequest]],
-               now: float) -> None:
-        # unique (run, node, attempt): a second launch of an attempt cannot commit
-        q.record_launches(s, self.owner, [(r.uid, req.node_id, req.attempt)
-                                          for r, req in starting], now)
-        for run, d in decisions:
-            q.insert_nodes(s, run.uid, [n.to_row() for n in d.new_nodes])
-            q.update_nodes(s, run.uid, [n.to_row() for n in d.changed_nodes])
-            q.record_events(s, d.events)
-            q.cache_put(s, d.cache_writes)
-            if d.workflow:
-                values = dict(d.workflow)
-                if run.state.done:
-                    values.update(lease_owner=None, lease_expires_at=None)
-                q.update_workflow(s, run.uid, **values)
-
     def _drop(self, uid: str, why: str) -> None:
         """Stop driving run ``uid``: its steps keep running (handles forgotten, not
         killed) for the controller that owns it now, which re-attaches them."""
@@ -466,7 +416,7 @@ class Controller:
     def _launch(self, run: Run, req: LaunchRequest) -> None:
         node = run.state.nodes[req.node_id]
         try:
-            input_files = self._place_inputs(node)
+            input_files = place_inputs(node, self.repository)
             secret_env, masked = resolve_env(req.secret_env, self.settings.secrets_dir)
             if record_consumers(self.store, run.uid, node):  # lineage (never raises)
                 crash_point("launch.lineage_recorded")
@@ -498,66 +448,6 @@ class Controller:
             run.results.append((req.node_id, PodOutcome(P.ERROR, None, f"launch failed: {exc}"),
                                 self.clock()))
 
-    def _place_inputs(self, node: Node) -> dict[str, str]:
-        """Fetch a pod's input artifacts into its step directory; step path -> host path."""
-        from chute.artifacts import ArtifactRecord, place_input
-
-        placed: dict[str, str] = {}
-        for i, art in enumerate((node.inputs or {}).get("artifacts") or []):
-            name, path = art.get("name"), art.get("path")
-            if not path:
-                continue
-            record = None
-            src = art.get("from")
-            if src:
-                try:
-                    record = ArtifactRecord.from_dict(json.loads(src))
-                except (ValueError, TypeError):
-                    if art.get("optional"):
-                        continue
-                    raise ChuteError(f"inputs.artifacts.{name}: {src} was not produced") from None
-            spec = {k: v for k, v in art.items() if k not in ("from", "fromExpression")}
-            dest = Path(node.step_dir or "") / "inputs" / f"{i}-{name}"
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            rec = place_input(spec, dest, repository=self.repository, record=record,
-                              where=f"inputs.artifacts[{i}]")
-            if rec is not None:
-                placed[path] = str(dest)
-        return placed
-
-    def _save_outputs(self, run: Run, nid: str, result: X.StepResult) -> list[dict]:
-        """Store a pod's output artifacts; their records, in Argo's shape plus ours."""
-        from chute.artifacts import save_outputs
-        from chute.store.models import ArtifactRow
-
-        req = run.requests.get(nid)
-        arts = req.output_artifacts if req else []
-        if not arts:
-            return []
-        node = run.state.nodes[nid]
-        records = save_outputs(self.repository, arts, result.outputs or {},
-                               workflow_uid=run.uid, node_id=nid,
-                               root=Path(node.step_dir or "") / "root")
-        out, rows = [], []
-        for art in arts:
-            rec = records.get(art["name"])
-            if rec is None:
-                continue
-            out.append({**rec.to_dict(), "name": art["name"], "path": art["path"],
-                        "s3": {"key": rec.key}})
-            rows.append(ArtifactRow(workflow_uid=run.uid, node_id=nid, name=art["name"],
-                                    key=rec.key, uri=rec.uri, size=rec.size, digest=rec.digest,
-                                    created_at=self.clock()))
-        with self.store.write() as s:
-            # a result collected again after a restart (the controller died before the
-            # node's phase was committed) keeps the rows already recorded
-            have = q.artifact_names(s, run.uid, nid)
-            s.add_all([r for r in rows if r.name not in have])
-            record_metrics(s, run.state.plan, node, records, result.outputs or {},  # metrics_store
-                           self.repository, run.uid)
-        crash_point("outputs.saved")
-        return out
-
     def _reattach(self, run: Run, node: Node) -> None:
         handle = self.executor.reattach(Path(node.step_dir or ""))
         self.running += 1
@@ -570,38 +460,6 @@ class Controller:
             return
         run.handles[node.id] = handle
         run.requests[node.id] = run.state.request_for(node.id)  # its outputs to collect
-
-    def _outcome(self, run: Run, nid: str, result: X.StepResult) -> PodOutcome | None:
-        files: dict[str, str | None] = {}
-        for step_path, host_path in (result.outputs or {}).items():
-            try:
-                with open(host_path, "rb") as f:
-                    data = f.read(MAX_OUTPUT_BYTES + 1)
-                files[step_path] = data[:MAX_OUTPUT_BYTES].decode("utf-8", "replace")
-            except OSError:
-                files[step_path] = None
-        if result.outcome == X.SUCCEEDED:
-            phase, message = P.SUCCEEDED, result.message or ""
-        elif result.outcome == X.ERROR:
-            phase, message = P.ERROR, result.message or "error"
-        elif result.outcome == X.TIMEOUT:
-            phase = P.FAILED
-            message = "Pod was active on the node longer than the specified deadline"
-        elif result.outcome == X.CANCELLED:
-            phase, message = P.FAILED, result.message or "cancelled"
-        else:
-            phase = P.FAILED
-            message = result.message or f"Error (exit code {result.exit_code})"
-        artifacts: list[dict] = []
-        if phase == P.SUCCEEDED:
-            try:
-                artifacts = self._save_outputs(run, nid, result)
-            except Exception as exc:  # noqa: BLE001 - a missing output is the node's Error
-                phase, message = P.ERROR, str(exc)
-        files = after_attempt(run.state.nodes[nid].step_dir, files, run.requests.get(nid))
-        return PodOutcome(phase=phase, exit_code=result.exit_code, message=message,
-                          started_at=result.started_at, finished_at=result.finished_at,
-                          result=result.result, files=files, artifacts=artifacts)
 
     # -- running -----------------------------------------------------------------------
 
