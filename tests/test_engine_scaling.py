@@ -25,12 +25,11 @@ CPU(1k), i.e. 10k <= 12x 1k), p99 latency <= 200 ms, RSS <= 1 GiB. The heavy tri
 (@pytest.mark.heavy, CHUTE_HEAVY=1) runs 1k/5k/10k x 3 shapes and judges exactly these.
 CI runs the three shapes at 1k and the fan-out at 5k (~50 s on a loaded 2-core machine)
 and judges RSS, CPU with a slack of 1.5 instead of 1.2 (CPU time is noisy on a shared
-machine), and for latency it judges the chain's p99 (one
-ready step at a time: pure scheduling) against 200 ms, and for the wide shapes that the
-p99 does not grow with the DAG's size (5k <= max(200 ms, 2 x 1k)). Their absolute p99 on a
-2-core machine shared with other jobs is mostly CPU starvation of the controller's launch
-loop (each launch costs the driver thread a few ms, and up to ``max_running`` launches
-are issued in one turn), which the heavy trial reports.
+machine), every run's p99 against 200 ms, and that the wide shapes' p99 does not grow
+with the DAG's size (5k <= max(200 ms, 2 x 1k)). The wide shapes meet the limit since the
+controller bounds the work per turn (``Controller.turn_budget``): a thousand tasks ready
+at once are created, committed and launched a slice per turn, so the first launches no
+longer wait for all of them to be created and committed.
 """
 
 from __future__ import annotations
@@ -231,13 +230,12 @@ def run_dag(home: Path, shape: str, n: int) -> Figures:
 
 def check(figures: list[Figures], *, full: bool) -> None:
     """D-5's pass criteria over a set of runs (CPU and latency growth compared within
-    each shape). ``full``: every run's p99 against the limit; else only the chain's."""
+    each shape). ``full``: the CPU slack of the full trial, else CI's."""
     for f in figures:
         print("D-5", json.dumps(f.as_dict()), flush=True)
     for f in figures:
         assert f.phase == "Succeeded", f
-        if full or f.shape == "chain":
-            assert f.p99_ms <= 1000 * P99_LIMIT, f"{f.shape} {f.nodes}: p99 {f.p99_ms} ms"
+        assert f.p99_ms <= 1000 * P99_LIMIT, f"{f.shape} {f.nodes}: p99 {f.p99_ms} ms"
         assert f.peak_rss_mb * 2**20 <= RSS_LIMIT, f
     for shape in {f.shape for f in figures}:
         runs = sorted((f for f in figures if f.shape == shape), key=lambda f: f.nodes)
