@@ -319,9 +319,11 @@ class TerminalStates(RuleBasedStateMachine):
                                 f"{sorted(w.rows[p]['display_name'] for p in w.live)} alive")
 
 
+# CI explores a fixed set of sequences (derandomized: no flaky CI on a bug found later);
+# the heavy run below explores fresh random ones each time
 TerminalStates.TestCase.settings = settings(
-    max_examples=150, stateful_step_count=40, deadline=None,
-    suppress_health_check=[HealthCheck.too_slow])
+    max_examples=150, stateful_step_count=40, deadline=None, derandomize=True,
+    database=None, suppress_health_check=[HealthCheck.too_slow])
 test_terminal_states_are_final = TerminalStates.TestCase
 
 

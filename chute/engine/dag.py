@@ -145,6 +145,7 @@ class DagFrame(Frame):
                 self.dependants[d].append(t)
         self.remaining = {t: len(self.deps[t]) for t in active}
         self.undecided = len(active)
+        self.to_replay = {t for t in active if self._began(t)}  # started before a restart
 
     def _start(self) -> None:
         if self.undecided == 0:
@@ -186,17 +187,27 @@ class DagFrame(Frame):
             for d in self.deps[tname]:
                 self.st.link(self.results[d], node)
 
+    def _began(self, tname: str) -> bool:
+        """Whether the task started before a restart (recorded, past Pending)."""
+        rec = self.st.recorded.get(node_id(self.st.plan.name, f"{self.node.name}.{tname}"))
+        return rec is not None and rec.phase != P.PENDING
+
     def ready(self, tname: str) -> None:
-        if self.stopped or P.is_terminal(self.node.phase):
+        if P.is_terminal(self.node.phase):
             return
         st, task = self.st, self.tasks[tname]
         name = f"{self.node.name}.{tname}"
-        if self.ended_before:
-            rec = st.recorded.get(node_id(st.plan.name, name))
-            if rec is None or rec.phase == P.PENDING:
-                self.cut = True
-                st.run_later(self._maybe_complete)  # once what did start has replayed
-                return
+        began = self._began(tname)
+        self.to_replay.discard(tname)
+        # replay follows history, not the order it decides tasks in now: a task that
+        # started before a restart starts again (to re-attach or take its result) even
+        # if a failure replayed first stops the DAG; one that never started does not
+        if self.stopped and not began:
+            return
+        if self.ended_before and not began:
+            self.cut = True
+            st.run_later(self._maybe_complete)  # once what did start has replayed
+            return
         try:
             ok = self._depends_ok(tname)
         except ChuteError as exc:
@@ -310,11 +321,10 @@ class DagFrame(Frame):
                 self.stopped = True
                 self.gate.drop_waiting()
         now_ready = []
-        if not self.stopped:
-            for d in self.dependants[tname]:
-                self.remaining[d] -= 1
-                if self.remaining[d] == 0:
-                    now_ready.append(d)
+        for d in self.dependants[tname]:  # ready() refuses them once stopped, unless replayed
+            self.remaining[d] -= 1
+            if self.remaining[d] == 0:
+                now_ready.append(d)
         if now_ready:  # a fan-out: each task a callback, then what followed them here
             self.st.run_next([*(partial(self.ready, d) for d in now_ready),
                               self._maybe_complete])
@@ -324,7 +334,8 @@ class DagFrame(Frame):
     def _maybe_complete(self) -> None:
         if P.is_terminal(self.node.phase):
             return
-        if self.undecided == 0 or ((self.stopped or self.cut) and self.gate.active == 0):
+        if self.undecided == 0 or ((self.stopped or self.cut) and self.gate.active == 0
+                                   and not self.to_replay):
             self.complete()
 
     def complete(self) -> None:
