@@ -14,27 +14,33 @@ Crash recovery is replay: node ids are deterministic (Argo's hash of the node na
 a state rebuilt from the spec with ``recorded`` (the nodes in the store) takes the recorded
 result of a pod that finished instead of launching it again, and re-attaches to one that
 was Running. A succeeded step never runs twice.
+
+The kinds of node live in modules of their own, each driven through this class: Pod nodes
+and the launch queue in :mod:`~chute.engine.pod_nodes`, memoize in :mod:`~chute.engine.memo`,
+Suspend nodes in :mod:`~chute.engine.suspend`, DAGs, steps, retries and the root in their
+frames (:mod:`~chute.engine.dag`, ``steps``, ``retry``, ``root``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import json
-from collections import ChainMap, deque
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from chute.engine import phases as P
 from chute.engine.frame import Frame, Gate, exit_hook, template_kind  # noqa: F401 - re-exported
+from chute.engine.memo import CacheLookup, Memo
 from chute.engine.nodes import Node, node_id
 from chute.engine.params import resolve_inputs
 from chute.engine.plan import Plan, TemplateScope
-from chute.engine.pod import LaunchRequest, PodOutcome, collect_outputs, launch_request, pod_vars
-from chute.engine.vars import global_vars, input_vars, substitute
+from chute.engine.pod import LaunchRequest, PodOutcome, launch_request
+from chute.engine.pod_nodes import Pods
+from chute.engine.suspend import Suspends
+from chute.engine.vars import global_vars
 from chute.errors import ChuteError
-from chute.spec.annotations import LOCAL_CACHE_KEY, LOCAL_CACHE_NAME
 
 
 @dataclass
@@ -55,10 +61,6 @@ class Decisions:
         return not (self.new_nodes or self.changed_nodes or self.events or self.launches
                     or self.reattach or self.cancels or self.cache_writes or self.workflow)
 
-
-#: ``memoize`` lookups: (cache name, key, max age in seconds or None) -> outputs or None.
-#: Injected, like the clock; the store answers it (read only).
-CacheLookup = Callable[[str, str, float | None], "dict[str, Any] | None"]
 
 NODE_TYPE = {"container": P.POD, "script": P.POD, "dag": P.DAG, "steps": P.STEPS,
              "suspend": P.SUSPEND}
@@ -85,7 +87,7 @@ class RunState:
         self.launched_ids: set[str] = set()
         self._owner: dict[str, Frame] = {}
         self._edges: set[tuple[str, str]] = set()  # (parent, child) added by link()
-        self._pods: dict[str, tuple[dict, ChainMap]] = {}  # pod id -> (template, ctx)
+        self.pods = Pods()  # Pod nodes' templates, the launch queue (pod_nodes.py)
         self._queue: deque[Callable[[], None]] = deque()
         # work continuing the callback being run (run_next): it runs before ``_queue``
         self._front: deque[Callable[[], None]] = deque()
@@ -95,8 +97,6 @@ class RunState:
         self.budget: int | None = None
         self._left = False  # the budget left work (pending)
         self._depth = 0  # passes (_run) running, nested
-        self._pending_pods: deque[LaunchRequest] = deque()
-        self._running_pods = 0
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = 0
         self._new: dict[str, Node] = {}
@@ -105,18 +105,13 @@ class RunState:
         self._launches: list[LaunchRequest] = []
         self._reattach: list[Node] = []
         self._cancels: list[Node] = []
-        self._cache_writes: list[dict[str, Any]] = []
-        self.cache = cache
-        self._memo: dict[str, tuple[str, str]] = {}  # pod id -> (cache name, key)
-        # results this run memoized: a later step with the same key hits them even before
-        # the controller has committed them to the store's cache
-        self._memoized: dict[str, tuple[float, dict[str, Any]]] = {}
+        self.memo = Memo(cache)  # memoize keys, results and cache writes (memo.py)
         self._wf_update: dict[str, Any] = {}
         self.root: Node | None = None
         self.stop_message: str | None = None
         self.shutdown_requested: str | None = None  # the Stop/Terminate applied
         self.suspended = bool(plan.spec.get("suspend"))  # no new pods start while set
-        self._suspends: dict[str, dict] = {}  # running suspend node id -> template
+        self.suspends = Suspends()  # Suspend nodes waiting (suspend.py)
         self.stopping = False  # no new pods start (stop/terminate)
         self.stopping_hard = False  # terminate: exit handlers do not run either
         self.finished_duration_var: Callable[[], str] | None = (
@@ -181,8 +176,7 @@ class RunState:
         node = self.nodes.get(pod_id)
         if node is None or P.is_terminal(node.phase):
             return  # duplicate or late report: terminal states are final (R-8)
-        self._running_pods -= 1
-        self._complete_pod(node, outcome)
+        self.pods.complete(self, node, outcome)
         self._run()
 
     def tick(self, now: float) -> None:
@@ -211,7 +205,7 @@ class RunState:
         """A new attempt of a Running pod whose earlier launch never started (found on
         adoption); None if the pod is unknown."""
         node = self.nodes.get(pod_id)
-        if node is None or pod_id not in self._pods:
+        if node is None or pod_id not in self.pods.templates:
             return None
         node.attempt += 1
         self.touch(node)
@@ -221,9 +215,9 @@ class RunState:
         """The launch request of a pod's current attempt (for one re-attached after a
         restart: which outputs and artifacts to collect from it); None if unknown."""
         node = self.nodes.get(pod_id)
-        if node is None or pod_id not in self._pods:
+        if node is None or pod_id not in self.pods.templates:
             return None
-        tmpl, ctx = self._pods[pod_id]
+        tmpl, ctx = self.pods.templates[pod_id]
         try:
             return launch_request(self.plan.uid, node.id, node.attempt, tmpl, ctx)
         except ChuteError:
@@ -235,10 +229,9 @@ class RunState:
             new_nodes=list(self._new.values()),
             changed_nodes=[n for i, n in self._dirty.items() if i not in self._new],
             events=self._events, launches=self._launches, reattach=self._reattach,
-            cancels=self._cancels, cache_writes=self._cache_writes,
+            cancels=self._cancels, cache_writes=self.memo.drain(),
             workflow=self._wf_update or None,
         )
-        self._cache_writes = []
         self._new, self._dirty, self._events = {}, {}, []
         self._launches, self._reattach, self._cancels, self._wf_update = [], [], [], {}
         return d
@@ -406,8 +399,8 @@ class RunState:
             return self.error_node(name, display, tname, boundary_id, parent, owner, str(exc),
                                    type_=NODE_TYPE.get(kind or "", P.POD))
         if kind in ("container", "script"):
-            return self._start_pod(name, display, tmpl, inputs, boundary_id, parent, owner,
-                                   retry_attempt)
+            return self.pods.start(self, name, display, tmpl, inputs, boundary_id, parent,
+                                   owner, retry_attempt)
         if kind == "dag":
             from chute.engine.dag import DagFrame
 
@@ -419,7 +412,8 @@ class RunState:
             return StepsFrame(self, name, display, tmpl, tscope, inputs, boundary_id, parent,
                               owner).node
         if kind == "suspend":
-            return self._start_suspend(name, display, tmpl, inputs, boundary_id, parent, owner)
+            return self.suspends.start(self, name, display, tmpl, inputs, boundary_id, parent,
+                                       owner)
         return self.error_node(name, display, tname, boundary_id, parent, owner,
                                f"not supported locally: {kind} template {tname!r}")
 
@@ -451,46 +445,7 @@ class RunState:
         self.finish(node, phase, message)
         return node
 
-    # -- pods ------------------------------------------------------------------------------
-
-    def _start_pod(self, name, display, tmpl, inputs, boundary_id, parent, owner,
-                   retry_attempt) -> Node:
-        node = self.add_node(name, display, P.POD, template_name=tmpl.get("name"),
-                             boundary_id=boundary_id, parent=parent, inputs=inputs, owner=owner)
-        local = {"pod.name": node.id, "node.name": node.name,
-                 "retries": str(retry_attempt or 0)}
-        ctx = ChainMap(local, input_vars(inputs), pod_vars(tmpl), self.globals)
-        self._pods[node.id] = (tmpl, ctx)
-        rec = self.recorded.get(node.id)
-        if rec is not None and P.is_terminal(rec.phase):
-            # Finished before a restart: take its recorded result, never run it again.
-            node.step_dir, node.exit_code, node.outputs = rec.step_dir, rec.exit_code, rec.outputs
-            node.cached = rec.cached
-            node.started_at = rec.started_at
-            self._apply_globals(node)
-            self.finish(node, rec.phase, rec.message)
-            node.finished_at = rec.finished_at
-            return node
-        memo = tmpl.get("memoize") or _local_cache(tmpl)
-        # a pod still running from before a restart is not looked up, but it must still
-        # store its result under its key when it succeeds
-        if memo and self._memo_hit(node, memo, ctx,
-                                   lookup=rec is None or rec.phase == P.PENDING):
-            return node
-        if rec is not None and rec.phase == P.RUNNING and rec.step_dir:
-            node.step_dir = rec.step_dir
-            node.phase = P.RUNNING
-            self._running_pods += 1
-            self.launched_ids.add(node.id)
-            self._reattach.append(node)
-            return node
-        try:
-            req = launch_request(self.plan.uid, node.id, node.attempt, tmpl, ctx)
-        except ChuteError as exc:
-            self.finish(node, P.ERROR, str(exc))
-            return node
-        self._pending_pods.append(req)
-        return node
+    # -- suspend and resume (the Suspend nodes are suspend.py's) ---------------------------
 
     def suspend(self) -> None:
         """``chute suspend``: running steps finish, no new ones start."""
@@ -502,107 +457,29 @@ class RunState:
         take ``values``, else their ``valueFrom.default``)."""
         self.settle()
         self.suspended = False
-        for nid, tmpl in list(self._suspends.items()):
-            node = self.nodes[nid]
-            if node.phase == P.RUNNING:
-                self._finish_suspend(node, tmpl, values)
+        self.suspends.resume(self, values)
         self._run()
 
     def resume_suspends_before(self, at: float, values: Mapping[str, str] | None) -> None:
         """After adoption: suspend nodes that started before the last ``chute resume``
         (made while no controller ran) go on now, with the values it supplied."""
         self.settle()
-        for nid, tmpl in list(self._suspends.items()):
-            node = self.nodes[nid]
-            if node.phase == P.RUNNING and (node.started_at or at) < at:
-                self._finish_suspend(node, tmpl, values)
+        self.suspends.resume(self, values, before=at)
         self._run()
 
-    def _memo_hit(self, node: Node, memo: Mapping[str, Any], ctx: Mapping[str, str],
-                  lookup: bool = True) -> bool:
-        """``memoize``: take the outputs of an earlier run with the same key (not older
-        than ``maxAge``); on a miss, remember to store ours when the pod succeeds.
-        Without ``lookup`` only the latter."""
-        from chute.engine.durations import parse_duration
-
-        try:
-            key = substitute(str(memo.get("key") or ""), ctx, strict=True)
-            max_age = parse_duration(memo["maxAge"]) if memo.get("maxAge") else None
-        except ChuteError as exc:
-            if lookup:
-                self.finish(node, P.ERROR, f"memoize: {exc}")
-            return lookup
-        key += _artifact_fingerprint(node.inputs)
-        name = ((memo.get("cache") or {}).get("configMap") or {}).get("name") or "default"
-        self._memo[node.id] = (name, key)
-        if not lookup:
-            return False
-        found = self._own_memo(f"{name}/{key}", max_age)
-        if found is None and self.cache:
-            found = self.cache(name, key, max_age)
-        if found is None:
-            return False
-        node.outputs = dict(found)
-        node.cached = True
-        self._apply_globals(node)
-        self.finish(node, P.SUCCEEDED, f"cache hit: {key}")
-        return True
-
-    def _own_memo(self, key: str, max_age: float | None) -> dict[str, Any] | None:
-        at, outputs = self._memoized.get(key, (None, None))
-        if at is None or (max_age is not None and self.now - at > max_age):
-            return None
-        return outputs
+    # -- pods (pod_nodes.py) and outputs --------------------------------------------------
 
     def _pump_pods(self) -> None:
-        if self.suspended:
-            return
-        limit = self.plan.parallelism
-        while self._pending_pods and (limit is None or self._running_pods < limit):
-            req = self._pending_pods.popleft()
-            node = self.nodes[req.node_id]
-            if P.is_terminal(node.phase):
-                continue
-            if self.stopping:
-                self.finish(node, P.FAILED, self.stop_message or "workflow shutdown")
-                continue
-            self._running_pods += 1
-            self._launches.append(req)
-        if self._queue:
+        self.pods.pump(self)
+        if self._queue:  # pods failed unstarted by a stop notify their frames
             self._run()
-
-    def _complete_pod(self, node: Node, outcome: PodOutcome) -> None:
-        tmpl, ctx = self._pods.get(node.id, ({}, ChainMap(self.globals)))
-        outputs, error = collect_outputs(tmpl, outcome, ctx)
-        node.outputs = outputs
-        node.exit_code = outcome.exit_code
-        if outcome.started_at:
-            node.started_at = outcome.started_at
-        phase, message = outcome.phase, outcome.message or None
-        if self.stopping and phase != P.SUCCEEDED and node.message:
-            message = node.message
-        if error and phase == P.SUCCEEDED:
-            phase, message = P.ERROR, error
-        if phase == P.SUCCEEDED:
-            self._apply_globals(node)
-            if node.id in self._memo:
-                name, key = self._memo[node.id]
-                self._memoized[f"{name}/{key}"] = (self.now, outputs)
-                self._cache_writes.append({"key": f"{name}/{key}", "workflow_uid": self.plan.uid,
-                                           "node_id": node.id, "outputs": outputs,
-                                           "created_at": self.now})
-        if node.phase == P.PENDING:
-            self.transition(node, P.RUNNING)
-        self.finish(node, phase, message)
-        if outcome.finished_at:
-            node.finished_at = outcome.finished_at
 
     def _apply_globals(self, node: Node) -> None:
         """``globalName`` outputs become ``workflow.outputs.parameters.X``."""
         for p in (node.outputs or {}).get("parameters") or []:
             if p.get("globalName") and p.get("value") is not None:
                 self.set_global_output(p["globalName"], p["value"])
-        tmpl = self._pods.get(node.id, ({}, None))[0]
+        tmpl = self.pods.templates.get(node.id, ({}, None))[0]
         declared = {a["name"]: a for a in ((tmpl.get("outputs") or {}).get("artifacts") or [])}
         for a in (node.outputs or {}).get("artifacts") or []:
             g = a.get("globalName") or (declared.get(a.get("name")) or {}).get("globalName")
@@ -615,50 +492,6 @@ class RunState:
         self.globals[f"workflow.outputs.parameters.{name}"] = value
         self._wf_update["outputs"] = {
             "parameters": [{"name": k, "value": v} for k, v in self.global_outputs.items()]}
-
-    # -- suspend ---------------------------------------------------------------------------
-
-    def _start_suspend(self, name, display, tmpl, inputs, boundary_id, parent, owner) -> Node:
-        from chute.engine.durations import parse_duration
-
-        node = self.add_node(name, display, P.SUSPEND, template_name=tmpl.get("name"),
-                             boundary_id=boundary_id, parent=parent, inputs=inputs, owner=owner)
-        self.transition(node, P.RUNNING)
-        rec = self.recorded.get(node.id)
-        if rec is not None and P.is_terminal(rec.phase):  # ended before a restart: resumed,
-            node.outputs = rec.outputs                    # or failed by a stop (R-8)
-            self.finish(node, rec.phase, rec.message)
-            return node
-        self._suspends[node.id] = tmpl
-        duration = (tmpl.get("suspend") or {}).get("duration")
-        if duration not in (None, ""):
-            ctx = ChainMap(input_vars(inputs), self.globals)
-            try:
-                seconds = parse_duration(substitute(str(duration), ctx))
-            except ChuteError as exc:
-                self.finish(node, P.ERROR, str(exc))
-                return node
-            started = node.started_at or self.now
-
-            def wake() -> None:
-                if node.phase == P.RUNNING:
-                    self._finish_suspend(node, tmpl)
-
-            self.at(started + seconds, wake)
-        return node
-
-    def _finish_suspend(self, node: Node, tmpl: Mapping[str, Any],
-                        values: Mapping[str, str] | None = None) -> None:
-        params = []
-        for p in ((tmpl.get("outputs") or {}).get("parameters") or []):
-            vf = p.get("valueFrom") or {}
-            value = (values or {}).get(p["name"], vf.get("default"))
-            if value is not None:
-                params.append({"name": p["name"], "value": value})
-        if params:
-            node.outputs = {"parameters": params}
-        self._suspends.pop(node.id, None)
-        self.finish(node, P.SUCCEEDED)
 
     # -- workflow end ----------------------------------------------------------------------
 
@@ -687,34 +520,3 @@ class RunState:
                             "podName": n.id, "finishedAt": n.finished_at})
         return json.dumps(out)
 
-
-def _local_cache(tmpl: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The SDK's local-only cache key of a step that reads artifacts, as a ``memoize``."""
-    key = (((tmpl.get("metadata") or {}).get("annotations") or {}).get(LOCAL_CACHE_KEY))
-    if not key:
-        return None
-    return {"key": key, "cache": {"configMap": {"name": LOCAL_CACHE_NAME}}}
-
-
-def _artifact_fingerprint(inputs: Mapping[str, Any] | None) -> str:
-    """A memoize key suffix naming the content of the node's input artifacts.
-
-    Argo's key is whatever the spec says; locally chute also keys on what each input
-    artifact holds (the producer's content digest, or the location and data given inline),
-    so a changed input artifact misses the cache (RELIABILITY L-5). Empty without inputs.
-    """
-    arts = (inputs or {}).get("artifacts") or []
-    if not arts:
-        return ""
-    parts = []
-    for art in arts:
-        src = art.get("from")
-        if src:
-            try:
-                parts.append([art.get("name"), json.loads(src).get("digest")])
-            except (ValueError, TypeError, AttributeError):
-                parts.append([art.get("name"), src])
-        else:
-            parts.append([art.get("name"), {k: v for k, v in art.items() if k != "path"}])
-    blob = json.dumps(parts, sort_keys=True, default=str).encode()
-    return "-a" + hashlib.sha256(blob).hexdigest()[:20]

@@ -1,0 +1,116 @@
+"""Pod nodes in the state machine: how one starts, waits for a slot, and completes.
+
+Starting a Pod node replays first (a pod that ended before a restart takes its recorded
+result and never runs again; one still Running is re-attached), then tries the memoize
+cache, else queues a launch request. Queued launches leave the queue, in order, while the
+workflow's ``parallelism`` has room and the run is neither suspended nor stopping (a
+stopping run fails them unstarted). A completed pod's outputs are collected and checked
+against its template; a success publishes its global outputs and its memoized result.
+The launch request and outcome themselves are :mod:`chute.engine.pod`'s.
+"""
+
+from __future__ import annotations
+
+from collections import ChainMap, deque
+from typing import TYPE_CHECKING, Any
+
+from chute.engine import phases as P
+from chute.engine.memo import memoize_of
+from chute.engine.nodes import Node
+from chute.engine.pod import LaunchRequest, PodOutcome, collect_outputs, launch_request, pod_vars
+from chute.engine.vars import input_vars
+from chute.errors import ChuteError
+
+if TYPE_CHECKING:
+    from chute.engine.frame import Frame
+    from chute.engine.state import RunState
+
+
+class Pods:
+    """The run's Pod nodes: each one's template and variables, the launches waiting for
+    a slot, and how many pods run."""
+
+    def __init__(self) -> None:
+        self.templates: dict[str, tuple[dict, ChainMap]] = {}  # pod id -> (template, ctx)
+        self.pending: deque[LaunchRequest] = deque()
+        self.running = 0
+
+    def start(self, st: RunState, name: str, display: str, tmpl: dict[str, Any], inputs: dict,
+              boundary_id: str | None, parent: Node | None, owner: Frame,
+              retry_attempt: int | None) -> Node:
+        """Create the Pod node of ``tmpl`` and replay, re-attach, memoize or queue it."""
+        node = st.add_node(name, display, P.POD, template_name=tmpl.get("name"),
+                           boundary_id=boundary_id, parent=parent, inputs=inputs, owner=owner)
+        local = {"pod.name": node.id, "node.name": node.name,
+                 "retries": str(retry_attempt or 0)}
+        ctx = ChainMap(local, input_vars(inputs), pod_vars(tmpl), st.globals)
+        self.templates[node.id] = (tmpl, ctx)
+        rec = st.recorded.get(node.id)
+        if rec is not None and P.is_terminal(rec.phase):
+            # Finished before a restart: take its recorded result, never run it again.
+            node.step_dir, node.exit_code, node.outputs = rec.step_dir, rec.exit_code, rec.outputs
+            node.cached = rec.cached
+            node.started_at = rec.started_at
+            st._apply_globals(node)
+            st.finish(node, rec.phase, rec.message)
+            node.finished_at = rec.finished_at
+            return node
+        memo = memoize_of(tmpl)
+        # a pod still running from before a restart is not looked up, but it must still
+        # store its result under its key when it succeeds
+        if memo and st.memo.hit(st, node, memo, ctx,
+                                lookup=rec is None or rec.phase == P.PENDING):
+            return node
+        if rec is not None and rec.phase == P.RUNNING and rec.step_dir:
+            node.step_dir = rec.step_dir
+            node.phase = P.RUNNING
+            self.running += 1
+            st.launched_ids.add(node.id)
+            st._reattach.append(node)
+            return node
+        try:
+            req = launch_request(st.plan.uid, node.id, node.attempt, tmpl, ctx)
+        except ChuteError as exc:
+            st.finish(node, P.ERROR, str(exc))
+            return node
+        self.pending.append(req)
+        return node
+
+    def pump(self, st: RunState) -> None:
+        """Hand queued launches to the controller while ``parallelism`` allows."""
+        if st.suspended:
+            return
+        limit = st.plan.parallelism
+        while self.pending and (limit is None or self.running < limit):
+            req = self.pending.popleft()
+            node = st.nodes[req.node_id]
+            if P.is_terminal(node.phase):
+                continue
+            if st.stopping:
+                st.finish(node, P.FAILED, st.stop_message or "workflow shutdown")
+                continue
+            self.running += 1
+            st._launches.append(req)
+
+    def complete(self, st: RunState, node: Node, outcome: PodOutcome) -> None:
+        """A pod attempt ended: collect its outputs and finish its node."""
+        self.running -= 1
+        tmpl, ctx = self.templates.get(node.id, ({}, ChainMap(st.globals)))
+        outputs, error = collect_outputs(tmpl, outcome, ctx)
+        node.outputs = outputs
+        node.exit_code = outcome.exit_code
+        if outcome.started_at:
+            node.started_at = outcome.started_at
+        phase, message = outcome.phase, outcome.message or None
+        if st.stopping and phase != P.SUCCEEDED and node.message:
+            message = node.message
+        if error and phase == P.SUCCEEDED:
+            phase, message = P.ERROR, error
+        if phase == P.SUCCEEDED:
+            st._apply_globals(node)
+            st.memo.record(st, node, outputs)
+        if node.phase == P.PENDING:
+            st.transition(node, P.RUNNING)
+        st.finish(node, phase, message)
+        if outcome.finished_at:
+            node.finished_at = outcome.finished_at
