@@ -145,8 +145,10 @@ def submit_once(store: Store, resource: Workflow, overrides: Mapping[str, str] |
             seen = q.workflow_by_key(s, key) if key else None
             if seen is None:
                 q.create_workflow(s, row)
-    except IntegrityError:
-        # PostgreSQL: a concurrent submission committed the same key (or name) first
+    except (IntegrityError, ConflictError):
+        # PostgreSQL: a concurrent submission committed the same key (or name) first,
+        # caught by a unique index or, once it committed, by create_workflow's name check
+        # (a cron slot's run has a fixed name)
         with store.read() as s:
             seen = q.workflow_by_key(s, key) if key else None
             if seen is None and q.name_exists(s, name):

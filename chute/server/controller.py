@@ -2,7 +2,8 @@
 
 The server does not drive workflows itself: it starts the engine's
 :class:`chute.engine.controller.Controller` with the local executor and lets it claim
-whatever is submitted (through the API, or by the CLI on the same store). Stopping the
+whatever is submitted (through the API, or by the CLI on the same store), and ticks the
+stored CronWorkflows while that controller holds the controller lease. Stopping the
 server stops the loop and releases the leases; steps keep running under their
 supervisors and the next controller re-attaches to them.
 """
@@ -21,11 +22,13 @@ log = logging.getLogger("chute.server")
 class EmbeddedController:
     """A controller loop on a daemon thread; ``stop()`` ends it and releases its leases."""
 
-    def __init__(self, controller: Any, executor: Any = None):
+    def __init__(self, controller: Any, executor: Any = None, cron: Any = None):
         self.controller = controller
         self.executor = executor
+        self.cron = cron  # a CronScheduler ticked beside the loop, under the lease
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self._run, name="chute-controller", daemon=True)
+        self.cron_thread: threading.Thread | None = None
         self.error: BaseException | None = None
 
     @property
@@ -49,14 +52,22 @@ class EmbeddedController:
             log.error("the embedded controller stopped: %s", type(exc).__name__)
 
     def start(self) -> EmbeddedController:
-        """Start the loop thread."""
+        """Start the loop thread (and the cron ticker, which waits for the lease)."""
         self.thread.start()
+        if self.cron is not None:
+            from chute.triggers.cron import start_thread
+
+            self.cron_thread = start_thread(
+                self.cron, self.stop_event,
+                may_tick=lambda: self.controller.named_lease is not None)
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the loop and release the controller's leases."""
         self.stop_event.set()
         self.thread.join(timeout=timeout)
+        if self.cron_thread is not None:
+            self.cron_thread.join(timeout=timeout)
         try:
             self.controller.close()
         except Exception:  # noqa: BLE001 - shutting down; leases expire anyway
@@ -70,6 +81,9 @@ def start_embedded(settings: Settings, store: Any) -> EmbeddedController:
     from chute.engine.controller import Controller
     from chute.executors.local import LocalExecutor
 
+    from chute.triggers.cron import CronScheduler
+
     executor = LocalExecutor()
     controller = Controller(store, settings, executor, poll_interval=0.05)
-    return EmbeddedController(controller, executor).start()
+    cron = CronScheduler(store, logs_dir=settings.logs_dir, steps_dir=settings.steps_dir)
+    return EmbeddedController(controller, executor, cron).start()
