@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "chute.cli.run",
     "chute.cli.workflows",
     "chute.cli.controller",
+    "chute.cli.triggers",
     "chute.cli.artifacts",
 ]
 

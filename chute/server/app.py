@@ -29,6 +29,8 @@ ROUTE_MODULES = (
     "routes_pipelines",
     "routes_experiments",
     "routes_templates",
+    "routes_cron",
+    "routes_webhooks",
     "routes_runs",
     "routes_logs",
     "routes_artifacts",
@@ -174,6 +176,9 @@ def create_app(settings: Settings, *, controller: bool = False, store: Any = Non
     app.include_router(metrics.router)
     for router in _api_routers():
         app.include_router(router, prefix=API_PREFIX)
+    from chute.server.routes_webhooks import hooks_router
+
+    app.include_router(hooks_router)  # deliveries: signed, outside the token's realm
     app.include_router(build_pages_router())
     mount_ui(app)  # last: its catch-all GET must not shadow the API
 

@@ -13,7 +13,8 @@ the ``X-Chute-CSRF`` header, which a cross-site form cannot set.
 
 :class:`AuthMiddleware` denies by default: every path except :data:`PUBLIC_PATHS` needs a
 valid bearer token or session cookie, whether or not a route exists there, so a new route
-is protected without anyone remembering to protect it.
+is protected without anyone remembering to protect it. The one exception is a webhook
+delivery (``POST /webhooks/<name>``), authenticated by its HMAC signature in its route.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ CSRF_HEADER = "x-chute-csrf"
 SESSION_TTL_SECONDS = 7 * 24 * 3600
 # Paths served without credentials: health for probes, and the login page and its form.
 PUBLIC_PATHS = frozenset({"/healthz", "/login"})
+# Webhook deliveries (POST only) carry an HMAC signature instead of the token; the route
+# verifies it (chute/server/routes_webhooks.py) before anything else happens.
+WEBHOOK_DELIVERY_PREFIX = "/webhooks/"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -162,7 +166,9 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         path = scope["path"]
-        if path in PUBLIC_PATHS or authenticate(self.auth, scope["method"], scope["headers"]):
+        delivery = scope["method"] == "POST" and path.startswith(WEBHOOK_DELIVERY_PREFIX)
+        if path in PUBLIC_PATHS or delivery or authenticate(self.auth, scope["method"],
+                                                              scope["headers"]):
             await self.app(scope, receive, send)
             return
         accept = next((v for k, v in scope["headers"] if k == b"accept"), b"")

@@ -146,3 +146,17 @@ class RunSummary(BaseModel):
     pipelineId: str | None = None
     parameters: dict[str, Any]
     suspended: bool = False
+
+
+class CronWorkflowCreate(_Body):
+    """Body of POST /cron-workflows: a CronWorkflow as YAML text or as a JSON object."""
+
+    yaml: str | None = Field(None, max_length=4 * 1024 * 1024)
+    cronWorkflow: dict[str, Any] | None = None
+
+
+class WebhookCreate(_Body):
+    """Body of POST /webhooks: a WebhookTrigger as YAML text or as a JSON object."""
+
+    yaml: str | None = Field(None, max_length=1024 * 1024)
+    webhook: dict[str, Any] | None = None
