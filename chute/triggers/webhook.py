@@ -64,6 +64,8 @@ SIGNATURE_HEADER = "x-hub-signature-256"
 DELIVERY_HEADERS = ("x-github-delivery", "x-chute-delivery")
 EVENT_HEADER = "x-github-event"
 WEBHOOK_LABEL = "chute.dev/webhook"
+MISSING = "X-Hub-Signature-256: missing, or not sha256=<hex digest>"
+MISMATCH = "X-Hub-Signature-256: the signature does not match the body"
 
 
 class SignatureError(UserError):
@@ -235,9 +237,9 @@ def signature(secret: bytes, body: bytes) -> str:
 def verify(secret: bytes, body: bytes, header: str | None) -> None:
     """SignatureError unless ``header`` is the body's HMAC-SHA256 (constant time)."""
     if not header or not header.startswith("sha256="):
-        raise SignatureError("X-Hub-Signature-256: missing, or not sha256=<hex digest>")
+        raise SignatureError(MISSING)
     if not hmac.compare_digest(signature(secret, body).encode(), header.strip().encode()):
-        raise SignatureError("X-Hub-Signature-256: the signature does not match the body")
+        raise SignatureError(MISMATCH)
 
 
 def lookup(event: Mapping[str, Any], key: str) -> Any:
@@ -290,11 +292,18 @@ def deliver(store: Store, name: str, headers: Mapping[str, str], raw: bytes, *,
     """Handle one delivery to webhook ``name``: (run, created, why no run). ``headers``
     are lower-cased names. Raises SignatureError (401) before reading anything else when
     the signature is wrong; a replayed delivery id returns its run with created False."""
-    row = get(store, name)
+    header = headers.get(SIGNATURE_HEADER)
+    if not header or not header.startswith("sha256="):
+        raise SignatureError(MISSING)
+    try:
+        row = get(store, name)
+    except NotFoundError:
+        # 401 as for a wrong signature, with the same message: an unsigned caller learns
+        # nothing about which webhooks exist
+        raise SignatureError(MISMATCH) from None
     trigger = WebhookTrigger.model_validate(row.spec)
     ref = trigger.spec.webhookSecret
-    verify((secrets or SecretStore()).get_bytes(ref.name, ref.key), raw,
-           headers.get(SIGNATURE_HEADER))
+    verify((secrets or SecretStore()).get_bytes(ref.name, ref.key), raw, header)
     event_type = headers.get(EVENT_HEADER)
     if event_type == "ping":
         return None, False, "ping"
