@@ -254,6 +254,8 @@ class Plan:
         image, the view holds the top directories the host has (``/tmp``, ``/mnt``),
         the input files and the emptyDir volumes, and nothing else.
         """
+        if not (self.private_tops or self.input_files or self.volumes or self.overlays):
+            return  # nothing of the step lives under root/ (a directory less per step)
         self.root.mkdir(parents=True, exist_ok=True)
         for dest, src in self.input_files.items():
             target = self.host_path(dest)

@@ -32,7 +32,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 
 from chute.executors import proctree, sandbox
@@ -86,8 +85,12 @@ def read_json(path: Path) -> dict | None:
 
 
 def result_to_json(result: StepResult) -> dict:
-    """Plain-JSON form of a StepResult (status.json)."""
-    return asdict(result)
+    """Plain-JSON form of a StepResult (status.json). Shallow (the outputs dict is shared):
+    ``dataclasses.asdict`` deep-copies, which costs more than the rest of writing it."""
+    return {f: getattr(result, f) for f in _RESULT_FIELDS}
+
+
+_RESULT_FIELDS = tuple(StepResult.__dataclass_fields__)
 
 
 def result_from_json(data: dict) -> StepResult:
@@ -107,6 +110,8 @@ def resolve_argv(argv: list[str]) -> list[str]:
 
 
 CANCEL_SIGNAL = signal.SIGUSR1  # "read your cancel.json"; SIGTERM means "terminate"
+# ignored by a supervisor; exec would pass that on, so a step gets them back to default
+IGNORED = (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE)
 
 
 class Supervisor:
@@ -129,7 +134,7 @@ class Supervisor:
         signal.signal(CANCEL_SIGNAL, self._on_cancel)
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGCHLD, lambda *_: None)  # only to wake the poll loop
-        for s in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
+        for s in IGNORED:
             signal.signal(s, signal.SIG_IGN)
         self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         me = os.getpid()
@@ -188,12 +193,15 @@ class Supervisor:
         # from here a cancel signal is for a later step (or too late): hold it
         signal.pthread_sigmask(signal.SIG_BLOCK, {CANCEL_SIGNAL})
         # nothing recorded may carry a secret: the message can quote the command or env
-        masker = LogSink(-1, self.step_dir / "stdout", list(self.spec.get("secret_values") or []))
-        result = dataclasses.replace(
-            result,
-            message=masker.mask(result.message.encode()).decode(errors="replace"),
-            result=None if result.result is None else masker.mask(result.result.encode()).decode(),
-        )
+        secrets = self.spec.get("secret_values")
+        if secrets:
+            masker = LogSink(-1, self.step_dir / "stdout", list(secrets))
+            result = dataclasses.replace(
+                result,
+                message=masker.mask(result.message.encode()).decode(errors="replace"),
+                result=None if result.result is None
+                else masker.mask(result.result.encode()).decode(),
+            )
         data = result_to_json(result)
         data["usage"] = _usage()  # not part of StepResult: for benchmarks and the curious
         # not fsynced: what a killed controller (or supervisor) leaves behind is in the page
@@ -227,9 +235,8 @@ class Supervisor:
         argv = resolve_argv(list(spec["argv"]))
         if spec.get("script_source") is not None:
             script = self.step_dir / "script"
-            script.write_text(spec["script_source"])
-            script.chmod(0o755)  # as Argo's: `command: [sh, -c]` runs the file itself
-            argv.append(str(script))
+            _write_file(script, spec["script_source"].encode(), 0o755)  # as Argo's: `command:
+            argv.append(str(script))  # [sh, -c]` runs the file itself
         if not argv:
             return StepResult(ERROR, None, "empty command", finished_at=time.time())
         env.update(spec.get("env") or {})
@@ -339,6 +346,7 @@ class Supervisor:
                         (os.POSIX_SPAWN_DUP2, err_w, 2),
                     ],
                     setsid=True,
+                    setsigdef=IGNORED,  # as any new process's: ignoring is inherited
                 )
             except OSError as e:
                 return _exec_error(argv[0], e)
@@ -478,19 +486,24 @@ def _drain(fd: int) -> None:
         pass
 
 
-_last_usage = [0.0, 0.0]
+_last_usage = [0.0, 0.0, 0, 0]
 
 
 def _usage() -> dict:
-    """CPU seconds this supervisor and the step's processes used for this step (a process
-    may run several steps one after another); descendants count once reaped, which every
-    one of them is by now. ``step_max_rss_kb`` is the largest of any step so far."""
+    """CPU seconds (and page faults) this supervisor and the step's processes used for this
+    step (a process may run several steps one after another); descendants count once
+    reaped, which every one of them is by now. ``step_max_rss_kb`` is the largest of any
+    step so far. Faults say where a step's cost goes even on a loaded machine (most of a
+    no-op step is copy-on-write faults after the fork)."""
     me = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    now = [me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime]
-    used = [round(n - last, 6) for n, last in zip(now, _last_usage, strict=True)]
+    now = [me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime,
+           me.ru_minflt, kids.ru_minflt]
+    used = [n - last for n, last in zip(now, _last_usage, strict=True)]
     _last_usage[:] = now
-    return {"supervisor_cpu": used[0], "step_cpu": used[1], "step_max_rss_kb": kids.ru_maxrss}
+    return {"supervisor_cpu": round(used[0], 6), "step_cpu": round(used[1], 6),
+            "step_max_rss_kb": kids.ru_maxrss,
+            "supervisor_faults": used[2], "step_faults": used[3]}
 
 
 def claim(step_dir: Path, data: dict) -> bool:
@@ -504,6 +517,18 @@ def claim(step_dir: Path, data: dict) -> bool:
     finally:
         os.close(fd)
     return True
+
+
+def _write_file(path: Path, data: bytes, mode: int) -> None:
+    """Create (or truncate) ``path`` with ``data`` and exactly ``mode`` (umask aside)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    try:
+        os.fchmod(fd, mode)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
 
 
 def _write_small(path: Path, data: dict) -> None:
@@ -525,6 +550,8 @@ def _exec_error(argv0: str, e: OSError) -> str:
 
 def _enter_private_view(plan: sandbox.Plan, working_dir: str | None) -> None:
     """preexec_fn of a sandboxed step: mount namespace, chroot, then the working dir."""
+    for s in IGNORED:
+        signal.signal(s, signal.SIG_DFL)
     plan.enter()
     if working_dir:
         os.makedirs(working_dir, exist_ok=True)

@@ -16,7 +16,13 @@ child) and working directory — then runs the step's script as ``__main__`` (as
 ``runpy.run_path`` would) and exits as ``python script`` would (exit code of
 ``SystemExit``; an uncaught exception prints its traceback to stderr and exits 1). The
 supervisor compiles the script before the fork and keeps the code by source (compiling
-the step runtime costs more than the rest of a no-op step); it never runs it.
+the step runtime costs more than the rest of a no-op step); it never runs it. chute's
+step runtime itself, the same in every SDK step, was run once by the zygote
+(:mod:`chute.executors.warm_runtime`): a step runs only its component part. What the child
+needs and the supervisor never changes — the signals to reset, how the step's
+environment differs from ours, new ``sys.std*`` objects — is made once per supervisor,
+not in each child: in a process just forked, every object made or touched costs
+copy-on-write page faults, most of a no-op step's cost.
 
 Everything else is the supervisor's: logs, deadline, cancel, killing the step's tree,
 collecting outputs, ``status.json``; so the step's semantics are those of a process step.
@@ -50,7 +56,7 @@ import signal
 import sys
 import types
 
-from chute.executors import forkserver, proctree, sandbox, supervisor
+from chute.executors import forkserver, proctree, sandbox, supervisor, warm_runtime
 
 #: What the step runtime (chute/dsl/runtime.py) imports: every SDK step needs these.
 RUNTIME_MODULES = ("importlib.metadata", "json", "os", "re", "subprocess", "sys")
@@ -121,12 +127,40 @@ class WarmSupervisor(supervisor.Supervisor):
         super().__init__()
         self.zygote = os.getppid()  # forked by the zygote, before any step
         self.compiled: dict[bytes, types.CodeType] = {}
+        # what every step's child needs and this process never changes, made once here
+        # rather than in each child (where every object made costs copy-on-write faults)
+        self._environ = dict(os.environ)  # ours, which is what the child starts with
+        self._env_diff: tuple[dict, tuple[list[str], dict[str, str]]] | None = None
+        self._stdio: dict[tuple[str, bool], tuple] = {}
+        self._signals: list[int] | None = None
 
-    def _code(self, script: str) -> types.CodeType | None:
+    def _prepared(self, env: dict[str, str]) -> tuple:
+        """What the child needs to become the step: (signals to reset, variables to unset
+        and to set in its environment, its sys.stdin/stdout/stderr)."""
+        if self._signals is None:  # our handlers are all set by now (Supervisor.__init__)
+            self._signals = _changed_signals()
+        if self._env_diff is None or self._env_diff[0] != env:
+            mine = self._environ
+            diff = ([k for k in mine if k not in env],
+                    {k: v for k, v in env.items() if mine.get(k) != v})
+            self._env_diff = (dict(env), diff)
+        unset, assign = self._env_diff[1]
+        enc = env.get("PYTHONIOENCODING", "").split(":")[0] or sys.stdout.encoding or "utf-8"
+        key = (enc, bool(env.get("PYTHONUNBUFFERED")))
+        stdio = self._stdio.get(key)
+        if stdio is None:
+            if len(self._stdio) >= 4:
+                self._stdio.clear()
+            stdio = self._stdio[key] = _fresh_stdio(*key)
+        return self._signals, unset, assign, stdio
+
+    def _code(self, script: str) -> tuple[types.CodeType, bool] | None:
         """The script's compiled code, cached by source: the steps of one component share
         it, and compiling the step runtime costs more than the rest of a no-op step.
-        Only compiled here, never run; None if it does not compile (the step itself then
-        compiles it and reports the error as ``python script`` would)."""
+        With whether it is only the part after chute's runtime
+        (:mod:`chute.executors.warm_runtime`). Only compiled here, never run; None if it
+        does not compile (the step itself then compiles it and reports the error as
+        ``python script`` would)."""
         inline = self.spec.get("script_source")
         if inline is not None and script == str(self.step_dir / "script"):
             source = inline.encode()  # what _run just wrote there: no need to read it back
@@ -137,22 +171,22 @@ class WarmSupervisor(supervisor.Supervisor):
             except OSError:
                 return None
         key = hashlib.sha256(source).digest()
-        code = self.compiled.get(key) or INHERITED.get(key)
-        if code is None:
-            try:
-                code = compile(source, script, "exec", dont_inherit=True)
-            except (SyntaxError, ValueError):
+        entry = self.compiled.get(key) or INHERITED.get(key)
+        if entry is None:
+            entry = _compile(source, script)
+            if entry is None:
                 return None
             if len(self.compiled) >= CODE_CACHE:
                 self.compiled.clear()
-            self.compiled[key] = code
-        return _relocate(code, script)
+            self.compiled[key] = entry
+        return _relocate(entry[0], script), entry[1]
 
     def _spawn(self, argv, env, working_dir, plan, out_w, err_w) -> str | None:
         if len(argv) < 2 or argv[0] != sys.executable:
             return super()._spawn(argv, env, working_dir, plan, out_w, err_w)
         cwd = working_dir or plan.default_cwd
         program = self._code(argv[1])
+        prepared = self._prepared(env)
         if not plan.enabled:  # as the cold path: a bad working directory is an ERROR
             try:
                 os.makedirs(cwd, exist_ok=True)
@@ -168,7 +202,8 @@ class WarmSupervisor(supervisor.Supervisor):
         if pid == 0:  # the step: never returns
             code = 127
             try:
-                code = _step_main(argv, program, env, cwd, plan, out_w, err_w, self.devnull)
+                code = _step_main(argv, program, prepared, cwd, plan, out_w, err_w,
+                                  self.devnull)
             finally:
                 os._exit(code)
         _signal.pthread_sigmask(signal.SIG_SETMASK, old)
@@ -183,22 +218,30 @@ class WarmSupervisor(supervisor.Supervisor):
 # ---------------------------------------------------------------- the step side
 
 
-def _step_main(argv, program, env, cwd, plan, out_w, err_w, devnull) -> int:
-    """In the forked child: become what ``exec`` of ``python script`` would be, run it."""
+def _changed_signals() -> list[int]:
+    """Signals whose disposition is not the default here. Every one the zygote or the
+    supervisor changed went through Python, so its table lists them; one sigaction each
+    for all the others would cost ~0.5 ms a step."""
+    return [s for s in ALL_SIGNALS if s not in (signal.SIGKILL, signal.SIGSTOP)
+            and _signal.getsignal(s) != _signal.SIG_DFL]
+
+
+def _step_main(argv, program, prepared, cwd, plan, out_w, err_w, devnull) -> int:
+    """In the forked child: become what ``exec`` of ``python script`` would be, run it.
+    ``prepared`` is what :meth:`WarmSupervisor._prepared` made for it."""
+    changed, unset, assign, stdio = prepared
     os.setsid()
     signal.set_wakeup_fd(-1)
-    for s in ALL_SIGNALS:  # as a fresh interpreter: defaults, then Python's own
-        # every disposition the zygote or supervisor changed went through Python, so its
-        # table lists them; one sigaction each for the others would cost ~0.5 ms a step
-        if s not in (signal.SIGKILL, signal.SIGSTOP) and _signal.getsignal(s) != _signal.SIG_DFL:
-            try:
-                _signal.signal(s, _signal.SIG_DFL)
-            except (OSError, ValueError):
-                pass
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    if hasattr(signal, "SIGXFSZ"):
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    for s in changed:  # as a fresh interpreter: defaults, then Python's own
+        try:
+            _signal.signal(s, _signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
+    # _signal's own: signal.signal() turns the old handler into an enum (raising inside)
+    _signal.signal(_signal.SIGINT, _signal.default_int_handler)
+    _signal.signal(_signal.SIGPIPE, _signal.SIG_IGN)
+    if hasattr(_signal, "SIGXFSZ"):
+        _signal.signal(_signal.SIGXFSZ, _signal.SIG_IGN)
     os.dup2(devnull, 0)
     os.dup2(out_w, 1)
     os.dup2(err_w, 2)
@@ -212,31 +255,63 @@ def _step_main(argv, program, env, cwd, plan, out_w, err_w, devnull) -> int:
         os.write(2, f"chute: could not start step: {e}\n".encode())
         return 127
     _signal.pthread_sigmask(signal.SIG_SETMASK, ())
-    _set_environ(env)
+    for k in unset:  # the step's environment: only what differs from ours
+        del os.environ[k]
+    for k, v in assign.items():
+        os.environ[k] = v
     script = argv[1]
     sys.argv = list(argv[1:])
     sys.path.insert(0, os.path.dirname(script))
-    _fresh_stdio(env)
+    sys.stdin, sys.stdout, sys.stderr = sys.__stdin__, sys.__stdout__, sys.__stderr__ = stdio
     _reseed()
     gc.freeze()  # the collector then never walks (and so copies) the inherited objects
+    code, in_template = program or (None, False)
     try:
-        _run_main(script, program)
+        _run_main(script, code, in_template)
         code = 0
     except SystemExit as e:
         code = _exit_code(e)
     except BaseException as e:  # noqa: BLE001 - as the interpreter: traceback, exit 1
         tb = _user_frames(e.__traceback__, script)
-        sys.excepthook(type(e), e.with_traceback(tb), tb)
+        _report(e.with_traceback(tb), script, in_template)
         code = 1
     return _finish(code)
 
 
-def _run_main(script: str, code: types.CodeType | None) -> None:
-    """Run the script as ``__main__``, as runpy.run_path does for a file."""
+def _report(e: BaseException, script: str, in_template: bool) -> None:
+    """Print the uncaught exception as the interpreter would (sys.excepthook), the
+    pre-run runtime's frames named after the script, as in a cold run."""
+    if not in_template or sys.excepthook is not sys.__excepthook__:
+        sys.excepthook(type(e), e, e.__traceback__)
+        return
+    import traceback
+
+    te = traceback.TracebackException(type(e), e, e.__traceback__, lookup_lines=False)
+    warm_runtime.rename_frames(te, script)
+    sys.stderr.write("".join(te.format()))
+
+
+def _compile(source: bytes, filename: str) -> tuple[types.CodeType, bool] | None:
+    """(code, whether it is only the part after the pre-run runtime), or None if the
+    script does not compile."""
+    template = warm_runtime.TEMPLATE
+    code = template.compile(source, filename) if template is not None else None
+    if code is not None:
+        return code, True
+    try:
+        return compile(source, filename, "exec", dont_inherit=True), False
+    except (SyntaxError, ValueError):
+        return None
+
+
+def _run_main(script: str, code: types.CodeType | None, in_template: bool) -> None:
+    """Run the script as ``__main__``, as runpy.run_path does for a file (``code`` the part
+    after the runtime if ``in_template``: it runs in the module the zygote ran it in)."""
     if code is None:
         with open(script, "rb") as f:
             code = compile(f.read(), script, "exec", dont_inherit=True)
-    main = types.ModuleType("__main__")
+    template = warm_runtime.TEMPLATE
+    main = template.module if in_template and template else types.ModuleType("__main__")
     main.__dict__.update(
         __file__=script,
         __cached__=None,
@@ -260,37 +335,31 @@ def _relocate(code: types.CodeType, filename: str) -> types.CodeType:
     return code.replace(co_filename=filename, co_consts=consts)
 
 
-def _set_environ(env: dict[str, str]) -> None:
-    """Make os.environ (and the C environment) ``env``, touching only what differs: the
-    step's environment is mostly the one the zygote has, and each putenv costs."""
-    for k in [k for k in os.environ if k not in env]:
-        del os.environ[k]
-    for k, v in env.items():
-        if os.environ.get(k) != v:
-            os.environ[k] = v
-
-
-def _fresh_stdio(env: dict[str, str]) -> None:
-    """New sys.std* on fds 0-2, buffered as a fresh interpreter's (stdout to a pipe:
-    block-buffered unless PYTHONUNBUFFERED; stderr: line-buffered)."""
-    unbuffered = bool(env.get("PYTHONUNBUFFERED"))
-    enc = env.get("PYTHONIOENCODING", "").split(":")[0] or sys.stdout.encoding or "utf-8"
-    sys.stdin = sys.__stdin__ = io.TextIOWrapper(
-        io.BufferedReader(io.FileIO(0, "r", closefd=False)), encoding=enc
-    )
-    sys.stdout = sys.__stdout__ = io.TextIOWrapper(
-        io.BufferedWriter(io.FileIO(1, "w", closefd=False)),
-        encoding=enc,
-        errors="strict",
-        write_through=unbuffered,
-    )
-    sys.stderr = sys.__stderr__ = io.TextIOWrapper(
-        io.BufferedWriter(io.FileIO(2, "w", closefd=False)),
-        encoding=enc,
-        errors="backslashreplace",
-        line_buffering=True,
-        write_through=True,
-    )
+def _fresh_stdio(enc: str, unbuffered: bool) -> tuple:
+    """New sys.stdin/stdout/stderr on fds 0-2 as a fresh interpreter's for a step (stdin
+    /dev/null; stdout a pipe, block-buffered unless PYTHONUNBUFFERED; stderr a pipe,
+    line-buffered). Made in the supervisor, which never uses them, so that each forked
+    child finds them new; stdout and stderr are opened while fds 1 and 2 are a pipe, as
+    they are in the step, so that what the objects learn at creation (not seekable) holds.
+    """
+    r, w = os.pipe()
+    saved = os.dup(1), os.dup(2)
+    try:
+        os.dup2(w, 1)
+        os.dup2(w, 2)
+        stdin = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)),
+                                 encoding=enc)
+        stdout = io.TextIOWrapper(io.BufferedWriter(io.FileIO(1, "w", closefd=False)),
+                                  encoding=enc, errors="strict", write_through=unbuffered)
+        stderr = io.TextIOWrapper(io.BufferedWriter(io.FileIO(2, "w", closefd=False)),
+                                  encoding=enc, errors="backslashreplace",
+                                  line_buffering=True, write_through=True)
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, r, w):
+            os.close(fd)
+    return stdin, stdout, stderr
 
 
 def _reseed() -> None:
@@ -345,7 +414,8 @@ def _finish(code: int) -> int:
 # ---------------------------------------------------------------- the zygote process
 
 
-INHERITED: dict[bytes, types.CodeType] = {}  # compiled by the zygote, by sha256 of the source
+# compiled by the zygote, by sha256 of the source: as WarmSupervisor._code's cache
+INHERITED: dict[bytes, tuple[types.CodeType, bool]] = {}
 
 
 def precompile(request: dict) -> None:
@@ -358,13 +428,12 @@ def precompile(request: dict) -> None:
     key = hashlib.sha256(source).digest()
     if key in INHERITED:
         return
-    try:
-        code = compile(source, "<chute step>", "exec", dont_inherit=True)
-    except (SyntaxError, ValueError):
+    entry = _compile(source, "<chute step>")
+    if entry is None:
         return  # the step reports it, as `python script` would
     if len(INHERITED) >= CODE_CACHE:
         INHERITED.clear()
-    INHERITED[key] = code
+    INHERITED[key] = entry
 
 
 def preload(modules: list[str]) -> list[str]:
@@ -394,6 +463,7 @@ def main(modules: list[str]) -> None:
     if sys.path and sys.path[0] in ("", os.getcwd()):
         del sys.path[0]
     done = preload(modules)
+    warm_runtime.load()  # every SDK step's runtime, run once here rather than in each step
     import threading
 
     # a Python thread started by an import may hold a lock at the fork: the controller
