@@ -8,8 +8,9 @@ terminate, controller crashes and adoption (replay from the committed nodes), an
 explicit rerun APIs ``retry`` (:func:`chute.engine.control.rerun_rows`) and ``resubmit``.
 
 At every commit it checks that no node and no workflow leaves Succeeded, that no other
-terminal phase is left unless ``retry`` reset it, that a succeeded pod is never launched
-again, that every committed phase change is journaled under a transition id not seen
+terminal phase is left unless ``retry`` reset it (``retry`` resets a succeeded node only
+if it is part of an exit handler, which runs again), that a succeeded pod is never
+launched again unless ``retry`` reset it, that every committed phase change is journaled under a transition id not seen
 before (distinct transitions get distinct ids), and that a duplicate delivery commits
 nothing at all (the same transition id twice is a no-op). A smaller test drives the real
 controller and store through the same API calls.
@@ -104,7 +105,9 @@ class World:
         """``chute retry`` (:func:`chute.engine.control.retry`), then a controller."""
         for d in rerun_rows([dict(r) for r in self.rows.values()]):
             if self.rows[d["node_id"]]["phase"] == P.SUCCEEDED:
-                raise Violation(f"retry reset the succeeded node {d['display_name']}")
+                if ".onExit" not in d["name"]:  # only an exit handler runs again (R-7)
+                    raise Violation(f"retry reset the succeeded node {d['display_name']}")
+                self.succeeded_pods.discard(d["node_id"])
             self.rows[d["node_id"]] = d
             self.unlocked.add(d["node_id"])
         self.wf.update(phase=P.WF_RUNNING, shutdown=None)
@@ -462,11 +465,15 @@ def test_retry_reruns_what_failed_or_was_omitted_but_nothing_under_a_success():
     assert w.wf["phase"] == P.WF_FAILED and _phase(w, "d") == P.OMITTED
     ran = {r["display_name"]: r["attempt"] for r in w.rows.values()}
     again = {d["display_name"] for d in rerun_rows([dict(r) for r in w.rows.values()])}
-    assert again == {"wf", "b", "d"}  # not c(0): its retry c succeeded
+    # not c(0): its retry c succeeded; the exit handler, though it succeeded, runs again
+    assert again == {"wf", "b", "d", "wf.onExit"}
     w.retry()
     _deliver(w, "b")
     _deliver(w, "d")  # omitted before: runs now
-    # the exit handler succeeded the first time: kept, like every succeeded node
+    assert w.wf["phase"] == P.WF_RUNNING and sorted(
+        w.rows[p]["display_name"] for p in w.live) == ["wf.onExit"]
+    assert w.st.globals["workflow.status"] == P.WF_SUCCEEDED  # what the handler sees now
+    _deliver(w, "wf.onExit")
     assert w.wf["phase"] == P.WF_SUCCEEDED and not w.live
     assert {r["display_name"]: r["attempt"] for r in w.rows.values()}["c(0)"] == ran["c(0)"]
     finals = [e["transition_id"] for e in w.journal.values() if e["node_id"] is None]

@@ -41,6 +41,7 @@ kind: Workflow
 metadata: {generateName: flaky-}
 spec:
   entrypoint: main
+  onExit: report
   arguments:
     parameters: [{name: marker}]
   templates:
@@ -54,7 +55,16 @@ spec:
     container:
       image: alpine
       command: [sh, -c, "test -f {{workflow.parameters.marker}} || { touch {{workflow.parameters.marker}}; exit 1; }"]
+  - name: report
+    container: {image: alpine, command: [sh, -c, "echo {{workflow.status}} > /tmp/s"]}
+    outputs: {parameters: [{name: seen, valueFrom: {path: /tmp/s}}]}
 """
+
+
+def _seen(doc):
+    """What the run's exit handler saw as ``{{workflow.status}}``."""
+    node = next(n for n in doc["status"]["nodes"].values() if n["name"].endswith(".onExit"))
+    return next(p["value"] for p in node["outputs"]["parameters"] if p["name"] == "seen")
 
 
 def _submit(api, text, **body):
@@ -107,11 +117,13 @@ def test_retry_reruns_the_failed_step_and_resubmit_keeps_the_experiment(running_
     marker = str(tmp_path / "marker")
     name = _submit(running_api, FLAKY, parameters={"marker": marker},
                    experimentId=exp["id"])
-    assert wait_for_phase(running_api, name)["status"]["phase"] == "Failed"
+    doc = wait_for_phase(running_api, name)
+    assert doc["status"]["phase"] == "Failed" and _seen(doc) == "Failed"
     resp = running_api.put(f"/api/v1/runs/{name}/retry")
     assert resp.status_code == 200, resp.text
     doc = wait_for_phase(running_api, name)
     assert doc["status"]["phase"] == "Succeeded"
+    assert _seen(doc) == "Succeeded"  # the exit handler ran again, after the retried step
     resp = running_api.put(f"/api/v1/runs/{name}/resubmit")
     assert resp.status_code == 200, resp.text
     new = resp.json()["metadata"]["name"]

@@ -251,7 +251,8 @@ def retry_cmd(
     name: Annotated[str, typer.Argument(help="workflow name")],
     wait: Annotated[bool, typer.Option("--wait", "-w")] = False,
 ) -> None:
-    """Re-run the failed and errored steps of a workflow, keeping the succeeded ones."""
+    """Re-run the failed and errored steps of a workflow, keeping the succeeded ones;
+    its exit handlers run again after them."""
     from chute.engine import control
 
     if client := backend.remote():

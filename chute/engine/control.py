@@ -1,10 +1,12 @@
 """Requests to running workflows, written to the store for their controller to act on:
 suspend, resume, stop, terminate (Argo's spec.suspend / spec.shutdown), and the reruns
-retry (failed nodes only) and resubmit (a fresh run of the same spec and parameters)."""
+retry (failed nodes, then the exit handlers) and resubmit (a fresh run of the same spec
+and parameters)."""
 
 from __future__ import annotations
 
 import time
+from collections import deque
 
 from chute.engine import phases as P
 from chute.engine.state_format import check_replayable
@@ -90,8 +92,10 @@ def stop(store: Store, name: str, terminate: bool = False) -> None:
 
 
 def retry(store: Store, name: str) -> WorkflowRow:
-    """Run the failed and errored steps again, keeping the succeeded ones (a succeeded
-    step never runs twice); the workflow's controller replays the rest."""
+    """Run the failed and errored steps again, and then the exit handlers, keeping the
+    succeeded steps (a succeeded step never runs twice; :func:`rerun_rows`). One write
+    transaction: the reset nodes and the workflow back to Running commit together, and
+    the workflow's controller replays the rest."""
     with store.write() as s:
         row = q.get_workflow(s, name)
         check_replayable(row.name, row.state_format)  # its nodes are rewritten below
@@ -106,25 +110,59 @@ def retry(store: Store, name: str) -> WorkflowRow:
 
 
 def rerun_rows(rows: list[dict]) -> list[dict]:
-    """What ``retry`` writes: every node that did not succeed (failed, errored, omitted,
-    skipped, or a DAG/steps/retry node around them) goes back to Pending with a new
-    attempt, so the replay runs it again and journals its transitions under new ids;
-    a Succeeded node, and whatever ran under it (the failed attempts of a retry that
-    succeeded in the end), is never touched. ``rows`` are node dicts (``queries.node_dict``)."""
-    by_id = {d["node_id"]: d for d in rows}
+    """What ``retry`` writes: the nodes to run again, each back to Pending with a new
+    attempt, so the replay runs it again and journals its transitions under new ids.
+    ``rows`` are node dicts (``queries.node_dict``).
 
-    def kept(d: dict) -> bool:  # succeeded, or inside a node that succeeded (parent chain;
-        seen = set()            # ``children`` also holds a DAG's dependency edges)
-        while d is not None and d["node_id"] not in seen:
-            if d["phase"] == P.SUCCEEDED:
-                return True
-            seen.add(d["node_id"])
-            d = by_id.get(d.get("parent_id"))
-        return False
+    As Argo's retry (``FormulateRetryWorkflow``): every node that did not succeed (failed,
+    errored, omitted, skipped, or a DAG/steps/retry node around them) runs again; a
+    Succeeded node, and whatever ran under it (the failed attempts of a retry that
+    succeeded in the end), is never touched: a succeeded step never runs twice (R-7).
+
+    Exit handlers run again after the retried run, whatever their first end, so that they
+    see its ``{{workflow.status}}``: the workflow's ``onExit`` (node ``<workflow>.onExit``,
+    which Argo's retry deletes) and the handler of every step that runs again
+    (``<step>.onExit``, a child of the step's node), each with everything under it. A
+    handler's own successes shelter what ran under them, as elsewhere, but not its step's:
+    a failed handler of a succeeded step runs again like any failed node.
+    """
+    by_id = {d["node_id"]: d for d in rows}
+    kids: dict[str, list[dict]] = {}
+    tops = []
+    for d in rows:
+        parent = by_id.get(d.get("parent_id"))
+        if parent is None:
+            tops.append(d)
+        else:
+            kids.setdefault(parent["node_id"], []).append(d)
+    # the root node is the one whose id is its name (Argo's node ids)
+    wf_handlers = {f"{d['name']}.onExit" for d in tops if d["node_id"] == d["name"]}
+
+    # top down, parent before child, without recursion (a 10,000-long chain is fine):
+    # ``under`` is whether the node or one above it (up to its exit handler) succeeded,
+    # ``forced`` whether it is part of an exit handler that runs again
+    again_ids: set[str] = set()
+    seen: set[str] = set()
+    queue = deque((d, False, False) for d in tops)
+    while queue:
+        d, under, forced = queue.popleft()
+        if d["node_id"] in seen:
+            continue
+        seen.add(d["node_id"])
+        parent = by_id.get(d.get("parent_id"))
+        if parent is None and d["name"] in wf_handlers:
+            under, forced = False, True
+        elif parent is not None and d["name"] == f"{parent['name']}.onExit":
+            under, forced = False, parent["node_id"] in again_ids
+        under = under or d["phase"] == P.SUCCEEDED
+        if forced or not under:
+            again_ids.add(d["node_id"])
+        queue.extend((k, under, forced) for k in kids.get(d["node_id"], ()))
 
     again = []
     for d in rows:
-        if kept(d):
+        # a node whose parents loop (never seen from a top) runs again unless it succeeded
+        if d["node_id"] not in again_ids and (d["node_id"] in seen or d["phase"] == P.SUCCEEDED):
             continue
         d = dict(d, phase=P.PENDING, attempt=(d.get("attempt") or 0) + 1, message=None,
                  started_at=None, finished_at=None)
