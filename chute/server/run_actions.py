@@ -1,10 +1,11 @@
 """Lifecycle actions on runs, delegated to the engine (:mod:`chute.engine.control`).
 
 suspend, resume, stop and terminate are requests written to the store for the run's
-controller to act on; retry reruns the failed steps of a finished run; resubmit starts a
-fresh run of the same spec and parameters (and keeps its experiment). A verb the engine
-of this build lacks gets no route at all. Delete is the store's ``delete_workflow`` plus
-the run's logs and step directories, refused while the run is active.
+controller to act on; retry reruns the failed steps of a finished run, then its exit
+handlers; resubmit starts a fresh run of the same spec and parameters (and keeps its
+experiment). A verb the engine of this build lacks gets no route at all. Delete is the
+store's ``delete_workflow`` plus the run's logs and step directories, refused while the
+run is active.
 """
 
 from __future__ import annotations
