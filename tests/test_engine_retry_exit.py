@@ -132,6 +132,75 @@ def test_retry_runs_exit_handlers_again_and_no_succeeded_step(chute_home):
     store.dispose()
 
 
+# a step whose template is a steps template, with a handler: a failure inside it fails
+# the step, so the retry runs the step (its Steps node) again, and so its handler
+GROUPED = """
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {name: grouped}
+spec:
+  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - {name: inner, template: inner, onExit: note}
+  - name: inner
+    steps:
+    - - {name: ok, template: say, arguments: {parameters: [{name: w, value: ok}]}}
+    - - {name: bad, template: say, arguments: {parameters: [{name: w, value: bad}]}}
+  - name: say
+    inputs: {parameters: [{name: w}]}
+    container: {image: busybox, command: [echo, "{{inputs.parameters.w}}"]}
+  - name: note
+    container: {image: busybox, command: [echo, note]}
+"""
+
+
+def test_retry_runs_the_handler_of_a_retried_steps_node_again(chute_home):
+    """The handler of a step whose inner steps failed runs again after them (Argo keeps
+    it today, argoproj/argo-workflows#13184; chute runs it again, as for a pod step);
+    the inner step that succeeded does not."""
+    from chute.config import load_settings
+    from chute.engine import control
+    from chute.engine.controller import Controller
+    from chute.engine.fake import FakeExecutor
+    from chute.engine.submit import submit
+    from chute.executors.base import FAILED, SUCCEEDED, StepResult
+    from chute.spec.loader import load_documents
+    from chute.store import queries as q
+    from chute.store.db import open_store
+
+    settings = load_settings().ensure()
+    store = open_store(settings)
+    ran: list[str] = []
+    bad_passes = {"now": False}
+
+    def outcome(spec):
+        ran.append(spec.argv[-1])
+        fails = spec.argv[-1] == "bad" and not bad_passes["now"]
+        return StepResult(FAILED if fails else SUCCEEDED, 1 if fails else 0)
+
+    def drive(uid: str) -> str:
+        ctl = Controller(store, settings, FakeExecutor(outcome), lease_ttl=5)
+        try:
+            ctl.run_until_done([uid], timeout=30)
+        finally:
+            ctl.close()
+        with store.read() as s:
+            return q.find_workflow(s, uid).phase
+
+    row = submit(store, load_documents(GROUPED)[0])
+    assert drive(row.uid) == "Failed" and sorted(ran) == ["bad", "note", "ok"]
+    ran.clear()
+    bad_passes["now"] = True
+    control.retry(store, "grouped")
+    assert drive(row.uid) == "Succeeded" and ran == ["bad", "note"]
+    with store.read() as s:
+        handler = next(n for n in q.nodes_of(s, row.uid) if n.name == "grouped[0].inner.onExit")
+        assert (handler.phase, handler.attempt) == ("Succeeded", 1)
+    store.dispose()
+
+
 # The CLI, real processes: ``flaky`` fails while FLAG is absent; the handler appends the
 # workflow's status to STATUSES and also returns it as an output parameter.
 FLAKY = """
