@@ -176,6 +176,23 @@ def test_catch_up_after_a_three_slot_downtime(store):
     assert len(runs(store)) == expected_total
 
 
+def test_a_month_of_downtime_costs_a_bounded_walk_and_runs_the_catch_up_count(store):
+    import time
+
+    make(store, cron_doc(annotations=catch_up(3)))
+    make(store, cron_doc("every", schedule="@every 60s", annotations=catch_up(2)))
+    base = T0 + 30 * 86400
+    clock = Clock(base + 45)
+    started = time.monotonic()
+    decided = scheduler(store, clock).tick()
+    assert time.monotonic() - started < 5
+    made = sorted((d.cron, d.slot) for d in decided if d.created)
+    # @every counts from the creation (T0 - 30): base + 30 is on time, 2 missed ones run
+    assert made == [("every", base - 90), ("every", base - 30), ("every", base + 30),
+                    *[("nightly", base - k * MIN) for k in (2, 1, 0)]]
+    assert scheduler(store, clock).tick() == []
+
+
 def test_a_restart_neither_repeats_nor_skips_a_slot(store):
     cron = make(store, cron_doc())
     clock = Clock(T0 + 1)

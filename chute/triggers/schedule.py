@@ -23,7 +23,9 @@ from chute.engine.durations import parse_duration
 from chute.errors import SpecError
 
 _TZ_PREFIX = re.compile(r"^(?:CRON_TZ|TZ)=(\S+)\s+")
-MAX_SLOTS = 10_000  # slots looked at per call: a long downtime of a per-minute cron
+# slots looked at per call, the most recent ones: more than the largest catch-up count, so
+# a long downtime of a per-minute cron costs a bounded walk (older slots are just missed)
+MAX_SLOTS = 2000
 
 
 def schedules_of(spec: Mapping[str, Any]) -> list[str]:
@@ -52,37 +54,32 @@ def _cron_slots(expr: str, zone: tzinfo | None, after: float, until: float) -> l
     m = _TZ_PREFIX.match(expr)
     if m:  # a zone in the expression wins over spec.timezone, as in robfig/cron
         zone, expr = _zone(m.group(1)), expr[m.end():]
-    expr = expr.strip()
+    # walk back from `until` (inclusive): the most recent slots are the ones that matter,
+    # and a long downtime costs at most MAX_SLOTS steps
+    it = croniter(expr.strip(), _start(until + 1e-3, zone))
     out: list[float] = []
-    if expr.startswith("@every "):
-        return out  # handled by the caller (needs the creation time)
-    it = croniter(expr, _start(after, zone))
     while len(out) < MAX_SLOTS:
-        nxt = it.get_next(datetime).timestamp()
-        if nxt > until:
+        prev = it.get_prev(datetime).timestamp()
+        if prev <= after:
             break
-        if nxt > after:
-            out.append(nxt)
-    return out
+        if prev <= until:
+            out.append(prev)
+    return out[::-1]
 
 
 def _every_slots(expr: str, origin: float, after: float, until: float) -> list[float]:
     step = parse_duration(expr.split(None, 1)[1].strip())
     step = max(1.0, float(int(step)))  # robfig rounds an @every delay to whole seconds
-    k = max(1, int((after - origin) // step) + 1)
-    out = []
-    while len(out) < MAX_SLOTS and origin + k * step <= until:
-        if origin + k * step > after:
-            out.append(origin + k * step)
-        k += 1
-    return out
+    last = int((until - origin) // step)  # the most recent k with origin + k*step <= until
+    first = max(1, int((after - origin) // step) + 1, last - MAX_SLOTS + 1)
+    return [origin + k * step for k in range(first, last + 1) if origin + k * step > after]
 
 
 def slots_between(spec: Mapping[str, Any], after: float, until: float, *,
                   origin: float) -> list[float]:
     """Every slot ``s`` of ``spec`` with ``after < s <= until``, ascending, each once (two
-    schedules naming the same instant give one slot). ``origin``: the creation time, from
-    which ``@every`` counts."""
+    schedules naming the same instant give one slot); at most the MAX_SLOTS most recent.
+    ``origin``: the creation time, from which ``@every`` counts."""
     zone = _zone(spec.get("timezone"))
     found: set[float] = set()
     for expr in schedules_of(spec):
@@ -95,14 +92,14 @@ def slots_between(spec: Mapping[str, Any], after: float, until: float, *,
 
 
 def next_slot(spec: Mapping[str, Any], after: float, *, origin: float) -> float | None:
-    """The first slot after ``after`` (within a year and a day), or None."""
-    horizon = after + 367 * 86400
+    """The first slot after ``after``, or None."""
     zone = _zone(spec.get("timezone"))
     best: float | None = None
     for expr in schedules_of(spec):
         bare = _TZ_PREFIX.sub("", expr.strip())
         if bare.startswith("@every "):
-            cands = _every_slots(bare, origin, after, horizon)[:1]
+            step = max(1.0, float(int(parse_duration(bare.split(None, 1)[1].strip()))))
+            cands = [origin + (max(0, int((after - origin) // step)) + 1) * step]
         else:
             m = _TZ_PREFIX.match(expr)
             z = _zone(m.group(1)) if m else zone
