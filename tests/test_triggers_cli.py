@@ -12,7 +12,6 @@ import time
 from datetime import datetime
 
 import httpx
-import pytest
 
 from tests.fixtures.cli import run  # noqa: F401
 from tests.fixtures.server import free_port, running_api  # noqa: F401

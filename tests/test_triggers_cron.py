@@ -10,7 +10,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from chute.engine import control
 from chute.errors import ConflictError, NotFoundError, SpecError, UnsupportedError, UserError
 from chute.spec.loader import load_documents
 from chute.store import queries as q
@@ -273,7 +272,6 @@ def test_history_limits_delete_the_oldest_finished_runs(store):
 
 
 def test_several_schedules_timezone_and_a_submission_error(store):
-    from chute.triggers import crons
 
     text = cron_doc(schedule="0 9 * * *").replace(
         '  schedule: "0 9 * * *"\n  timezone: UTC\n',

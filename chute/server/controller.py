@@ -80,7 +80,6 @@ def start_embedded(settings: Settings, store: Any) -> EmbeddedController:
     """Create the engine's controller with the local executor and run it in a thread."""
     from chute.engine.controller import Controller
     from chute.executors.local import LocalExecutor
-
     from chute.triggers.cron import CronScheduler
 
     executor = LocalExecutor()

@@ -152,7 +152,7 @@ def parse(doc: Any, source: str | None = None) -> WebhookTrigger:
     names = [p.name for p in res.spec.parameters]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
-        raise SpecError(Issue("spec.parameters", f"parameter {sorted(dup)[0]!r} is given "
+        raise SpecError(Issue("spec.parameters", f"parameter {min(dup)!r} is given "
                                                  "twice"), source)
     return res
 
@@ -184,8 +184,8 @@ def create(store: Store, doc: Any, *, source: str | None = None,
     trigger = parse(doc, source)
     wf = workflow_of(trigger)
     resource = load_resource(wf)
-    from chute.spec.validate import validate
     from chute.engine.submit import stored_templates
+    from chute.spec.validate import validate
 
     issues = validate(resource, "local", templates=stored_templates(store))
     if issues:
