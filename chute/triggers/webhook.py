@@ -38,27 +38,15 @@ from collections.abc import Mapping
 from typing import Any, Literal
 from urllib.parse import parse_qs
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 
-from chute.engine.controller import store_lookup
-from chute.engine.plan import build_plan
-from chute.engine.submit import check_key, submit_once
-from chute.errors import (
-    ConflictError,
-    Issue,
-    NotFoundError,
-    ParameterError,
-    SpecError,
-    UserError,
-)
-from chute.secrets import SecretStore, check_secret_name
-from chute.spec.loader import load_resource
+from chute.errors import ConflictError, NotFoundError, UserError
+from chute.secrets import SecretStore
 from chute.store.db import Store
 from chute.store.models import WorkflowRow
 from chute.store.models_triggers import WebhookRow
+from chute.triggers import target as T
 
-API_VERSION = "chute.dev/v1alpha1"
 KIND = "WebhookTrigger"
 SIGNATURE_HEADER = "x-hub-signature-256"
 DELIVERY_HEADERS = ("x-github-delivery", "x-chute-delivery")
@@ -75,124 +63,40 @@ class SignatureError(UserError):
     code = "unauthorized"
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class SecretRef(_Model):
+class SecretRef(T.Strict):
     """A key of a chute secret (``chute secret create``)."""
 
     name: str
     key: str
 
 
-class DataSource(_Model):
-    """Where a parameter's value comes from in the event (Argo Events' TriggerParameterSource)."""
-
-    dataKey: str = Field(min_length=1, max_length=500)
-    value: str | None = None  # the default when dataKey is absent
-
-
-class TriggerParameter(_Model):
-    """One workflow parameter taken from the delivery."""
-
-    name: str = Field(min_length=1, max_length=253)
-    src: DataSource
-
-
-class TemplateRef(_Model):
-    """The (Cluster)WorkflowTemplate a delivery runs."""
-
-    name: str = Field(min_length=1, max_length=253)
-    clusterScope: bool | None = None
-
-
-class WebhookTriggerSpec(_Model):
-    """What a delivery must prove and what it runs."""
+class WebhookTriggerSpec(T.TargetSpec):
+    """What a delivery must prove, which events count, and what it runs."""
 
     webhookSecret: SecretRef
     events: list[str] | None = None
-    workflowTemplateRef: TemplateRef | None = None
-    workflow: dict[str, Any] | None = None
-    parameters: list[TriggerParameter] = []
 
 
-class Meta(_Model):
-    """Name (and namespace) of a WebhookTrigger; labels and annotations are kept."""
-
-    name: str = Field(min_length=1, max_length=253)
-    namespace: str | None = None
-    labels: dict[str, str] | None = None
-    annotations: dict[str, str] | None = None
-
-
-class WebhookTrigger(_Model):
+class WebhookTrigger(T.Strict):
     """A webhook trigger resource."""
 
     apiVersion: Literal["chute.dev/v1alpha1"]
     kind: Literal["WebhookTrigger"]
-    metadata: Meta
+    metadata: T.Meta
     spec: WebhookTriggerSpec
 
 
-def parse(doc: Any, source: str | None = None) -> WebhookTrigger:
+def parse(doc, source: str | None = None) -> WebhookTrigger:
     """A WebhookTrigger from parsed YAML/JSON, or SpecError naming each bad field."""
-    if not isinstance(doc, dict):
-        raise SpecError("expected a WebhookTrigger mapping", source)
-    try:
-        res = WebhookTrigger.model_validate(doc)
-    except ValidationError as exc:
-        issues = [Issue(".".join(str(p) for p in e["loc"]), e["msg"])
-                  for e in exc.errors(include_url=False)]
-        raise SpecError(issues, source) from None
-    check_secret_name(res.metadata.name)  # it is a URL path segment
-    if (res.spec.workflowTemplateRef is None) == (res.spec.workflow is None):
-        raise SpecError(Issue("spec", "give exactly one of workflowTemplateRef or workflow"),
-                        source)
-    names = [p.name for p in res.spec.parameters]
-    dup = {n for n in names if names.count(n) > 1}
-    if dup:
-        raise SpecError(Issue("spec.parameters", f"parameter {min(dup)!r} is given "
-                                                 "twice"), source)
-    return res
+    return T.parse_model(WebhookTrigger, doc, source)
 
 
-def workflow_of(trigger: WebhookTrigger) -> dict[str, Any]:
-    """The Workflow resource a delivery submits (before its parameters)."""
-    spec, name = trigger.spec, trigger.metadata.name
-    if spec.workflow is not None:
-        doc = json.loads(json.dumps(spec.workflow))
-        meta = doc.setdefault("metadata", {})
-        if not meta.get("name"):
-            meta.setdefault("generateName", f"{name}-")
-        else:  # a fixed name could run once only; each delivery needs its own
-            meta["generateName"] = f"{meta.pop('name')}-"
-    else:
-        ref = spec.workflowTemplateRef
-        assert ref is not None
-        doc = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
-               "metadata": {"generateName": f"{ref.name}-"},
-               "spec": {"workflowTemplateRef": ref.model_dump(exclude_none=True)}}
-    doc["metadata"]["labels"] = {**(doc["metadata"].get("labels") or {}), WEBHOOK_LABEL: name}
-    return doc
-
-
-def create(store: Store, doc: Any, *, source: str | None = None,
+def create(store: Store, doc, *, source: str | None = None,
            secrets: SecretStore | None = None) -> WebhookTrigger:
     """Check and store a WebhookTrigger; ConflictError if the name is taken. Its workflow
     must resolve with its parameters now, and its secret must exist."""
     trigger = parse(doc, source)
-    wf = workflow_of(trigger)
-    resource = load_resource(wf)
-    from chute.engine.submit import stored_templates
-    from chute.spec.validate import validate
-
-    issues = validate(resource, "local", templates=stored_templates(store))
-    if issues:
-        raise SpecError([Issue(f"spec.workflow.{i.path}", i.message) for i in issues], source)
-    build_plan(wf, uid="webhook-check", created_at=0.0,
-               overrides={p.name: p.src.value or "" for p in trigger.spec.parameters},
-               lookup=store_lookup(store))
+    T.check_target(store, trigger.spec, trigger.metadata.name, WEBHOOK_LABEL, source)
     (secrets or SecretStore()).get_bytes(trigger.spec.webhookSecret.name,
                                          trigger.spec.webhookSecret.key)
     stored = trigger.model_dump(mode="json", exclude_none=True)
@@ -242,39 +146,6 @@ def verify(secret: bytes, body: bytes, header: str | None) -> None:
         raise SignatureError(MISMATCH)
 
 
-def lookup(event: Mapping[str, Any], key: str) -> Any:
-    """The value at dotted ``key`` in ``event``, or KeyError (no evaluation, ever)."""
-    cur: Any = event
-    for i, part in enumerate(key.split(".")):
-        if isinstance(cur, Mapping):
-            if part in cur:
-                cur = cur[part]
-            elif i == 1 and key.startswith("header."):  # header names ignore case
-                match = [v for k, v in cur.items() if k.lower() == part.lower()]
-                if not match:
-                    raise KeyError(key)
-                cur = match[0]
-            else:
-                raise KeyError(key)
-        elif isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
-            cur = cur[int(part)]
-        else:
-            raise KeyError(key)
-    return cur
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return ""
-    if isinstance(value, int | float):
-        return json.dumps(value)
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
-
-
 def _body(headers: Mapping[str, str], raw: bytes) -> Any:
     ctype = headers.get("content-type", "").split(";")[0].strip().lower()
     try:
@@ -312,18 +183,6 @@ def deliver(store: Store, name: str, headers: Mapping[str, str], raw: bytes, *,
     delivery = next((headers[h] for h in DELIVERY_HEADERS if headers.get(h)), None)
     if not delivery:
         raise UserError("X-GitHub-Delivery (or X-Chute-Delivery): a delivery id is required")
-    key = check_key(f"webhook:{name}:{delivery.strip()}")
     event = {"header": dict(headers), "body": _body(headers, raw)}
-    params: dict[str, str] = {}
-    for p in trigger.spec.parameters:
-        try:
-            params[p.name] = _text(lookup(event, p.src.dataKey))
-        except KeyError:
-            if p.src.value is None:
-                raise ParameterError(f"spec.parameters[{p.name}]: {p.src.dataKey!r} is not "
-                                     "in the delivery and has no default value") from None
-            params[p.name] = p.src.value
-    wf = load_resource(workflow_of(trigger))
-    run, created = submit_once(store, wf, params, idempotency_key=key,
-                               source=f"webhook/{name}")
-    return run, created, ""
+    return (*T.fire(store, trigger.spec, name, WEBHOOK_LABEL, event,
+                    f"webhook:{name}:{delivery.strip()}", f"webhook/{name}"), "")
