@@ -36,6 +36,30 @@ spec:
 """
 
 
+DATA_TRIGGER = """\
+apiVersion: chute.dev/v1alpha1
+kind: DataTrigger
+metadata: {{name: arrivals}}
+spec:
+  path: {path}
+  pathRegexp: '.*\\.csv'
+  settleSeconds: 0
+  pollSeconds: 1
+  workflow:
+    apiVersion: argoproj.io/v1alpha1
+    kind: Workflow
+    metadata: {{generateName: arrivals-}}
+    spec:
+      entrypoint: main
+      arguments: {{parameters: [{{name: file}}]}}
+      templates:
+      - name: main
+        container: {{image: busybox, command: [echo, "{{{{workflow.parameters.file}}}}"]}}
+  parameters:
+  - {{name: file, src: {{dataKey: body.path}}}}
+"""
+
+
 def _cron_file(tmp_path, name: str = "nightly", schedule: str = "0 3 * * *"):
     path = tmp_path / f"{name}.yaml"
     path.write_text(CRON.format(name=name, schedule=schedule))
@@ -194,7 +218,29 @@ def test_the_standalone_controller_ticks_the_schedules(run, tmp_path, chute_home
     store.dispose()
 
 
-def test_the_servers_embedded_controller_ticks_the_schedules(running_api):
+def test_trigger_commands_on_the_local_store(run, tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    spec = tmp_path / "trigger.yaml"
+    spec.write_text(DATA_TRIGGER.format(path=inbox))
+    rc, out, err = run("trigger", "create", str(spec))
+    assert rc == 0, err
+    assert "DataTrigger" in out and f"new files in {inbox} matching .*\\.csv" in out
+    assert run("trigger", "list", "-o", "name")[1].split() == ["arrivals"]
+    rc, out, _ = run("trigger", "get", "arrivals", "-o", "json")
+    assert json.loads(out)["status"]["state"]["after"] > 0
+    rc, _, err = run("trigger", "create", str(spec))
+    assert rc == 2 and "already exists" in err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(DATA_TRIGGER.format(path="not/absolute"))
+    rc, _, err = run("trigger", "create", str(bad))
+    assert rc == 2 and "spec.path" in err
+    assert run("trigger", "delete", "arrivals")[0] == 0
+    rc, _, err = run("trigger", "get", "arrivals")
+    assert rc == 2 and "arrivals" in err
+
+
+def test_the_servers_embedded_controller_ticks_the_schedules(running_api, tmp_path):
     made = running_api.post("/api/v1/cron-workflows", json={
         "yaml": CRON.format(name="embedded", schedule="@every 1s")})
     assert made.status_code == 201, made.text
@@ -207,6 +253,22 @@ def test_the_servers_embedded_controller_ticks_the_schedules(running_api):
     assert first["name"].startswith("embedded-")
     got = running_api.get("/api/v1/cron-workflows/embedded").json()
     assert got["status"]["lastScheduledTime"]
+    # a DataTrigger polled by the same loop: a new file makes a run that succeeds
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    made = running_api.post("/api/v1/triggers", json={"yaml": DATA_TRIGGER.format(path=inbox)})
+    assert made.status_code == 201, made.text
+    (inbox / "batch.csv").write_text("1,2\n")  # after the trigger's creation; settled at once
+
+    def ingested():
+        runs = running_api.get("/api/v1/runs").json()["items"]
+        return [r for r in runs if r["name"].startswith("arrivals-")
+                and r["phase"] == "Succeeded"] or None
+    (run_doc,) = _wait(ingested, 40)
+    params = running_api.get(f"/api/v1/runs/{run_doc['name']}").json()["status"][
+        "storedParameters"]
+    assert params == {"file": "batch.csv"}
+    assert running_api.get("/api/v1/triggers/arrivals").json()["status"]["polledAt"]
     bad = running_api.post("/api/v1/cron-workflows", json={
         "yaml": CRON.format(name="bad", schedule="every day")})
     assert bad.status_code == 400 and bad.json()["error"]["path"] == "spec.schedule"

@@ -1,7 +1,8 @@
 """``chute controller``: the standalone controller, alone or as a parent of N workers.
 
 ``chute controller`` drives every submitted workflow in one process, and ticks the
-stored CronWorkflows (:mod:`chute.triggers.cron`) while it holds the controller lease. With ``--workers N``
+stored CronWorkflows and poll triggers (:mod:`chute.triggers.runner`) while it holds the
+controller lease. With ``--workers N``
 (N > 1) the process holds the named lease ``controller`` (so a second ``chute controller``
 is still refused, R-4) and starts N worker processes; each runs its own controller loop and
 executor and claims workflows nobody holds with ``SELECT … FOR UPDATE SKIP LOCKED`` on
@@ -53,8 +54,8 @@ def controller_cmd(
                                                      lease_ttl()), daemon=True).start()
     executor = LocalExecutor().start() if workers == 1 else None
     ctl = Controller(store, settings, executor, lease_ttl=lease_ttl())
-    if not worker_of:  # the process holding the controller lease runs the cron schedules
-        _start_cron(store, settings, ctl, stop)
+    if not worker_of:  # the process holding the controller lease runs the triggers
+        _start_triggers(store, settings, ctl, stop)
     try:
         if worker_of:
             ctl.serve(stop, claim_every=0.5, exclusive=False, claim_limit=CLAIM_BATCH)
@@ -70,19 +71,20 @@ def controller_cmd(
     except KeyboardInterrupt:
         pass
     finally:
-        stop.set()  # the cron ticker too
+        stop.set()  # the triggers' ticker too
         ctl.close()
         if executor is not None:
             executor.close()
 
 
-def _start_cron(store, settings, ctl, stop: threading.Event) -> None:
-    """Tick the CronWorkflows on a thread, only while ``ctl`` holds the controller lease
-    (a slot's idempotency key keeps a second ticker harmless, but one is enough)."""
-    from chute.triggers.cron import CronScheduler, start_thread
+def _start_triggers(store, settings, ctl, stop: threading.Event) -> None:
+    """Tick the CronWorkflows and poll triggers on a thread, only while ``ctl`` holds the
+    controller lease (an occasion's idempotency key keeps a second ticker harmless, but
+    one is enough)."""
+    from chute.triggers.runner import start_thread, tickers_for
 
-    sched = CronScheduler(store, logs_dir=settings.logs_dir, steps_dir=settings.steps_dir)
-    start_thread(sched, stop, may_tick=lambda: ctl.named_lease is not None)
+    start_thread(tickers_for(store, settings), stop,
+                 may_tick=lambda: ctl.named_lease is not None)
 
 
 def _spawn(owner: str) -> subprocess.Popen:

@@ -1,5 +1,6 @@
-"""``chute cron ...`` (as ``argo cron``: create, list, get, delete, suspend, resume) and
-``chute webhook ...`` (create, list, get, delete WebhookTriggers).
+"""``chute cron ...`` (as ``argo cron``: create, list, get, delete, suspend, resume),
+``chute webhook ...`` (WebhookTriggers) and ``chute trigger ...`` (DataTriggers and
+MetricTriggers): create, list, get, delete.
 
 The schedules run in the controller (``chute controller``, or ``chute server``'s embedded
 one); these commands only edit what is stored. With ``CHUTE_SERVER`` set they go through
@@ -289,6 +290,102 @@ def webhook_delete(name: Annotated[str, typer.Argument(help="webhook name")]) ->
     typer.echo(f"WebhookTrigger '{name}' deleted")
 
 
+# -- trigger (data arrival, metric threshold) ---------------------------------------------
+
+def trigger_create(file: Annotated[Path, typer.Argument(help="DataTrigger/MetricTrigger file")],
+                   output: Output = None) -> None:
+    """Create a DataTrigger or MetricTrigger (the controller polls it)."""
+    from chute.spec.loader import parse_documents
+
+    _check_output(output, ("name", "json", "yaml"))
+    try:
+        text = file.read_bytes()
+    except OSError as exc:
+        raise UserError(f"{file}: {exc.strerror or exc}") from None
+    docs = parse_documents(text, str(file))
+    if client := backend.remote():
+        with backend.session(client):
+            for d in docs:
+                _print_trigger(client.request("POST", "/triggers", json={"trigger": d}), output)
+        return
+    from chute.triggers import polling
+
+    store, _ = _store()
+    for d in docs:
+        t = polling.create(store, d, source=str(file))
+        _print_trigger(polling.view(polling.get(store, t.metadata.name)), output)
+
+
+def _print_trigger(doc: dict[str, Any], output: str | None) -> None:
+    if output in ("json", "yaml"):
+        return _dump(doc, output)
+    if output == "name":
+        return typer.echo(doc["metadata"]["name"])
+    spec, status = doc["spec"], doc.get("status") or {}
+    if doc["kind"] == "DataTrigger":
+        s3 = spec.get("s3") or {}
+        where = spec.get("path") or f"s3://{s3.get('bucket')}/{s3.get('keyPrefix', '')}"
+        what = f"new files in {where}" + (f" matching {spec['pathRegexp']}"
+                                          if spec.get("pathRegexp") else "")
+    else:
+        what = f"metric {spec['metric']} where {spec['condition']}"
+    ref = spec.get("workflowTemplateRef")
+    typer.echo(f"{'Name:':<12}{doc['metadata']['name']}")
+    typer.echo(f"{'Kind:':<12}{doc['kind']}")
+    typer.echo(f"{'When:':<12}{what}")
+    typer.echo(f"{'Runs:':<12}{'WorkflowTemplate/' + ref['name'] if ref else 'inline workflow'}")
+    if status.get("message"):
+        typer.echo(f"{'Message:':<12}{status['message']}")
+
+
+def _triggers(name: str | None = None) -> list[dict[str, Any]]:
+    if client := backend.remote():
+        with backend.session(client):
+            if name is not None:
+                return [client.request("GET", f"/triggers/{name}")]
+            return client.request("GET", "/triggers")["items"]
+    from chute.triggers import polling
+
+    store, _ = _store()
+    rows = [polling.get(store, name)] if name is not None else polling.list_all(store)
+    return [polling.view(r) for r in rows]
+
+
+def trigger_list(output: Output = None) -> None:
+    """List DataTriggers and MetricTriggers."""
+    _check_output(output, ("name", "json"))
+    found = _triggers()
+    if output == "json":
+        return typer.echo(json.dumps(found, indent=2))
+    if output != "name":
+        typer.echo(f"{'NAME':<30} {'KIND':<14} MESSAGE")
+    for t in found:
+        if output == "name":
+            typer.echo(t["metadata"]["name"])
+        else:
+            typer.echo(f"{t['metadata']['name']:<30} {t['kind']:<14} "
+                       f"{t['status'].get('message') or ''}")
+
+
+def trigger_get(name: Annotated[str, typer.Argument(help="trigger name")],
+                output: Output = None) -> None:
+    """Show a DataTrigger or MetricTrigger."""
+    _check_output(output, ("name", "json", "yaml"))
+    _print_trigger(_triggers(name)[0], output)
+
+
+def trigger_delete(name: Annotated[str, typer.Argument(help="trigger name")]) -> None:
+    """Delete a DataTrigger or MetricTrigger (its runs stay)."""
+    if client := backend.remote():
+        with backend.session(client):
+            client.request("DELETE", f"/triggers/{name}")
+    else:
+        from chute.triggers import polling
+
+        polling.delete(_store()[0], name)
+    typer.echo(f"trigger '{name}' deleted")
+
+
 def register(app: typer.Typer) -> None:
     """Add ``chute cron ...`` and ``chute webhook ...`` to the app."""
     cron = typer.Typer(help="CronWorkflows: workflows started on a schedule by the "
@@ -304,3 +401,9 @@ def register(app: typer.Typer) -> None:
                      ("get", webhook_get), ("delete", webhook_delete)):
         hook.command(name)(fn)
     app.add_typer(hook, name="webhook")
+    trig = typer.Typer(help="DataTriggers (new files) and MetricTriggers (a reported metric "
+                            "meets a condition) start workflows.", no_args_is_help=True)
+    for name, fn in (("create", trigger_create), ("list", trigger_list),
+                     ("get", trigger_get), ("delete", trigger_delete)):
+        trig.command(name)(fn)
+    app.add_typer(trig, name="trigger")

@@ -31,6 +31,7 @@ ROUTE_MODULES = (
     "routes_templates",
     "routes_cron",
     "routes_webhooks",
+    "routes_triggers",
     "routes_runs",
     "routes_logs",
     "routes_artifacts",

@@ -3,8 +3,8 @@
 The server does not drive workflows itself: it starts the engine's
 :class:`chute.engine.controller.Controller` with the local executor and lets it claim
 whatever is submitted (through the API, or by the CLI on the same store), and ticks the
-stored CronWorkflows while that controller holds the controller lease. Stopping the
-server stops the loop and releases the leases; steps keep running under their
+stored CronWorkflows and poll triggers while that controller holds the controller lease.
+Stopping the server stops the loop and releases the leases; steps keep running under their
 supervisors and the next controller re-attaches to them.
 """
 
@@ -22,13 +22,13 @@ log = logging.getLogger("chute.server")
 class EmbeddedController:
     """A controller loop on a daemon thread; ``stop()`` ends it and releases its leases."""
 
-    def __init__(self, controller: Any, executor: Any = None, cron: Any = None):
+    def __init__(self, controller: Any, executor: Any = None, tickers: list | None = None):
         self.controller = controller
         self.executor = executor
-        self.cron = cron  # a CronScheduler ticked beside the loop, under the lease
+        self.tickers = tickers or []  # cron and poll triggers, ticked under the lease
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self._run, name="chute-controller", daemon=True)
-        self.cron_thread: threading.Thread | None = None
+        self.trigger_thread: threading.Thread | None = None
         self.error: BaseException | None = None
 
     @property
@@ -52,13 +52,13 @@ class EmbeddedController:
             log.error("the embedded controller stopped: %s", type(exc).__name__)
 
     def start(self) -> EmbeddedController:
-        """Start the loop thread (and the cron ticker, which waits for the lease)."""
+        """Start the loop thread (and the triggers' ticker, which waits for the lease)."""
         self.thread.start()
-        if self.cron is not None:
-            from chute.triggers.cron import start_thread
+        if self.tickers:
+            from chute.triggers.runner import start_thread
 
-            self.cron_thread = start_thread(
-                self.cron, self.stop_event,
+            self.trigger_thread = start_thread(
+                self.tickers, self.stop_event,
                 may_tick=lambda: self.controller.named_lease is not None)
         return self
 
@@ -66,8 +66,8 @@ class EmbeddedController:
         """Stop the loop and release the controller's leases."""
         self.stop_event.set()
         self.thread.join(timeout=timeout)
-        if self.cron_thread is not None:
-            self.cron_thread.join(timeout=timeout)
+        if self.trigger_thread is not None:
+            self.trigger_thread.join(timeout=timeout)
         try:
             self.controller.close()
         except Exception:  # noqa: BLE001 - shutting down; leases expire anyway
@@ -80,9 +80,8 @@ def start_embedded(settings: Settings, store: Any) -> EmbeddedController:
     """Create the engine's controller with the local executor and run it in a thread."""
     from chute.engine.controller import Controller
     from chute.executors.local import LocalExecutor
-    from chute.triggers.cron import CronScheduler
+    from chute.triggers.runner import tickers_for
 
     executor = LocalExecutor()
     controller = Controller(store, settings, executor, poll_interval=0.05)
-    cron = CronScheduler(store, logs_dir=settings.logs_dir, steps_dir=settings.steps_dir)
-    return EmbeddedController(controller, executor, cron).start()
+    return EmbeddedController(controller, executor, tickers_for(store, settings)).start()

@@ -160,3 +160,10 @@ class WebhookCreate(_Body):
 
     yaml: str | None = Field(None, max_length=1024 * 1024)
     webhook: dict[str, Any] | None = None
+
+
+class TriggerCreate(_Body):
+    """Body of POST /triggers: a DataTrigger or MetricTrigger as YAML text or JSON."""
+
+    yaml: str | None = Field(None, max_length=1024 * 1024)
+    trigger: dict[str, Any] | None = None

@@ -4,8 +4,9 @@ A CronWorkflow row keeps the resource as submitted plus two instants the schedul
 ``last_scheduled_at`` (Argo's ``status.lastScheduledTime``: the slot of the last run it
 created) and ``checked_through`` (every slot at or before it has been decided: run,
 skipped by policy, or left out of catch-up), so a restarted scheduler neither repeats nor
-forgets a slot. A webhook row holds a WebhookTrigger resource (chute/triggers/webhook.py).
-Migration: ``0008_triggers`` (chute/store/migrations/versions).
+forgets a slot. A webhook row holds a WebhookTrigger resource (chute/triggers/webhook.py);
+a poll trigger row a DataTrigger or MetricTrigger (chute/triggers/polling.py).
+Migrations: ``0008_triggers``, ``0009_poll_triggers`` (chute/store/migrations/versions).
 """
 
 from __future__ import annotations
@@ -43,3 +44,19 @@ class WebhookRow(Base):
     namespace: Mapped[str] = mapped_column(String(253), default="default")
     spec: Mapped[dict[str, Any]] = mapped_column()  # the full WebhookTrigger resource
     created_at: Mapped[float] = mapped_column(Float)
+
+
+class PollTriggerRow(Base):
+    """A stored trigger that watches something (DataTrigger, MetricTrigger): the resource,
+    when it last looked, and how far it got (``state``: its watermark)."""
+
+    __tablename__ = "poll_triggers"
+
+    name: Mapped[str] = mapped_column(String(253), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    namespace: Mapped[str] = mapped_column(String(253), default="default")
+    spec: Mapped[dict[str, Any]] = mapped_column()  # the full resource
+    created_at: Mapped[float] = mapped_column(Float)
+    state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    polled_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -190,25 +189,3 @@ class CronScheduler:
         for uid in doomed:
             for d in self.dirs:
                 shutil.rmtree(d / uid, ignore_errors=True)
-
-    def serve(self, stop: threading.Event, every: float = 1.0,
-              may_tick: Callable[[], bool] = lambda: True) -> None:
-        """Tick every ``every`` seconds until ``stop`` is set, whenever ``may_tick()``
-        (the process holds the controller lease). A failed tick is logged and retried."""
-        while True:
-            if may_tick():
-                try:
-                    self.tick()
-                except Exception as exc:  # noqa: BLE001 - the next tick retries
-                    log.error("cron tick failed: %s: %s", type(exc).__name__, exc)
-            if stop.wait(every):
-                return
-
-
-def start_thread(scheduler: CronScheduler, stop: threading.Event, *, every: float = 1.0,
-                 may_tick: Callable[[], bool] = lambda: True) -> threading.Thread:
-    """Run ``scheduler.serve`` on a daemon thread (the controller's companion)."""
-    t = threading.Thread(target=scheduler.serve, args=(stop, every, may_tick),
-                         name="chute-cron", daemon=True)
-    t.start()
-    return t
