@@ -5,6 +5,7 @@ PostgreSQL, with an injected clock."""
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import threading
@@ -196,11 +197,12 @@ def test_new_objects_under_an_s3_prefix(store, s3, monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3.secret_key)
     client = s3.client()
     client.put_object(Bucket=s3.bucket, Key="in/old.csv", Body=b"before")
-    t0 = time.time() + 1
     where = (f"s3: {{endpoint: '{s3.endpoint}', bucket: {s3.bucket}, keyPrefix: in, "
              "insecure: true}")
-    polling.create(store, data_trigger(where), now=t0 - 0.5)
-    time.sleep(1.2)  # S3 LastModified has whole seconds
+    created = time.time()
+    polling.create(store, data_trigger(where), now=created)
+    # S3's LastModified may have whole seconds: write in the next second, after creation
+    time.sleep(math.ceil(created) - time.time() + 0.05)
     client.put_object(Bucket=s3.bucket, Key="in/day1/x.csv", Body=b"12345")
     client.put_object(Bucket=s3.bucket, Key="in/notes.txt", Body=b"no")
     client.put_object(Bucket=s3.bucket, Key="elsewhere/y.csv", Body=b"no")
