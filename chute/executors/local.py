@@ -196,7 +196,10 @@ _env_cache: list = [None, b"{}"]  # os.environ as last seen, and its JSON
 def _environ_json() -> bytes:
     """The controller's environment as JSON, encoded again only when it changed (it is
     sent with every launch, and is most of the request)."""
-    data = dict(os.environ._data)  # type: ignore[attr-defined] # a C-level copy: cheap
+    # a C-level copy of the private mapping os.environ keeps: no public way is cheap
+    # (dict(os.environ) or os.environ.copy() decode every variable: ~50 us a launch with
+    # 35 variables, against 0.6 us; this runs on the controller's thread for every step)
+    data = dict(os.environ._data)  # type: ignore[attr-defined]
     if data != _env_cache[0]:
         _env_cache[:] = [data, json.dumps(dict(os.environ)).encode()]
     return _env_cache[1]

@@ -64,6 +64,10 @@ SDK_MARKER = "# chute component: "  # first line of a compiled SDK step's source
 MAXFD = 1 << 16
 ALL_SIGNALS = frozenset(int(s) for s in signal.valid_signals())
 CODE_CACHE = 64  # compiled step scripts a supervisor keeps
+# the interpreter's own sys.std* objects, referenced here too so that a step replacing
+# them (with what its supervisor made) does not free them: freeing them there would flush
+# and close three objects, touching memory the step would then copy
+_STARTUP_STDIO = (sys.stdin, sys.stdout, sys.stderr)
 
 
 @functools.lru_cache(maxsize=256)  # the controller sees the same few sources over and over
