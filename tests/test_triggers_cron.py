@@ -1,7 +1,8 @@
 """CronWorkflows (RELIABILITY D-3): a slot ticked 5x at once makes exactly one run; after a
 3-slot downtime the scheduler runs exactly the configured catch-up count (Argo's rule by
 default); concurrencyPolicy Forbid/Replace; suspend; a restart neither repeats nor skips a
-slot. On a real SQLite file and the real PostgreSQL fixture, with an injected clock."""
+slot. With an injected clock, on a real SQLite file, and the D-3 checks (concurrent
+ticks, catch-up, restart) also on the real PostgreSQL fixture."""
 
 from __future__ import annotations
 
@@ -90,6 +91,7 @@ def scheduler(store, clock):
     return CronScheduler(store, clock=clock)
 
 
+@pytest.mark.parametrize("settings", ["sqlite"], indirect=True)
 def test_a_slot_runs_once_named_labelled_and_annotated_as_argo(store):
     cron = make(store, cron_doc())
     clock = Clock(T0 + 1)
@@ -175,6 +177,7 @@ def test_catch_up_after_a_three_slot_downtime(store):
     assert len(runs(store)) == expected_total
 
 
+@pytest.mark.parametrize("settings", ["sqlite"], indirect=True)
 def test_a_month_of_downtime_costs_a_bounded_walk_and_runs_the_catch_up_count(store):
     import time
 
@@ -216,6 +219,7 @@ def test_a_restart_neither_repeats_nor_skips_a_slot(store):
     assert [r.name for r in runs(store)] == [f"nightly-{int(T0)}", f"nightly-{int(T0 + MIN)}"]
 
 
+@pytest.mark.parametrize("settings", ["sqlite"], indirect=True)
 def test_forbid_skips_while_a_run_is_active_and_replace_terminates_it(store):
     make(store, cron_doc("forbid", extra="  concurrencyPolicy: Forbid\n"))
     make(store, cron_doc("replace", extra="  concurrencyPolicy: Replace\n"))
@@ -240,6 +244,7 @@ def test_forbid_skips_while_a_run_is_active_and_replace_terminates_it(store):
     assert f"forbid-{int(T0 + MIN)}" not in names and f"forbid-{int(T0 + 2 * MIN)}" in names
 
 
+@pytest.mark.parametrize("settings", ["sqlite"], indirect=True)
 def test_suspend_skips_slots_and_resume_does_not_run_them_later(store):
     from chute.triggers import crons
 
@@ -255,6 +260,7 @@ def test_suspend_skips_slots_and_resume_does_not_run_them_later(store):
     assert [r.name for r in runs(store)] == [f"nightly-{int(T0 + MIN)}"]
 
 
+@pytest.mark.parametrize("settings", ["sqlite"], indirect=True)
 def test_history_limits_delete_the_oldest_finished_runs(store):
     make(store, cron_doc(extra="  successfulJobsHistoryLimit: 1\n  failedJobsHistoryLimit: 0\n"))
     clock = Clock(T0)
@@ -271,6 +277,7 @@ def test_history_limits_delete_the_oldest_finished_runs(store):
         (f"nightly-{int(T0 + MIN)}", "Succeeded"), (f"nightly-{int(T0 + 3 * MIN)}", "Pending")]
 
 
+@pytest.mark.parametrize("settings", ["sqlite"], indirect=True)
 def test_several_schedules_timezone_and_a_submission_error(store):
 
     text = cron_doc(schedule="0 9 * * *").replace(
@@ -289,6 +296,7 @@ def test_several_schedules_timezone_and_a_submission_error(store):
     assert [d.slot for d in sched.tick()] == [day + 1800]
 
 
+@pytest.mark.parametrize("settings", ["sqlite"], indirect=True)
 def test_a_submission_error_is_recorded_and_the_next_slot_tries_again(store):
     from chute.engine.submit import store_template
     from chute.triggers import crons
@@ -330,6 +338,7 @@ spec:
     assert view["status"]["nextScheduledTime"] == "2026-09-21T14:16:00Z"
 
 
+@pytest.mark.parametrize("settings", ["sqlite"], indirect=True)
 def test_create_refuses_bad_input_by_place(store):
     from chute.triggers import crons
 

@@ -1,7 +1,7 @@
 """Data-arrival and metric-threshold triggers: each file version / qualifying metric value
 makes exactly one run, also polled 5x at once and across a restart; files and metrics
-from before the trigger do not count. Local directory and S3 (moto), SQLite and
-PostgreSQL, with an injected clock."""
+from before the trigger do not count. Local directory and S3 (moto), with an injected
+clock; the concurrent pollers on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -91,6 +91,7 @@ def touch(path, text: str, mtime: float) -> None:
     os.utime(path, (mtime, mtime))
 
 
+@pytest.mark.parametrize("store", ["sqlite"], indirect=True)
 def test_each_new_file_version_makes_one_run(store, tmp_path):
     from chute.triggers import polling
 
@@ -153,6 +154,7 @@ def test_five_pollers_at_once_make_one_run_per_file(store, tmp_path):
             st.dispose()
 
 
+@pytest.mark.parametrize("store", ["sqlite"], indirect=True)
 def test_data_trigger_definitions_are_checked_by_place(store, tmp_path):
     from chute.triggers import polling
 
