@@ -358,3 +358,45 @@ def test_create_refuses_bad_input_by_place(store):
     crons.delete(store, "nightly")
     with store.read() as s:
         assert crons.list_all(s) == []
+
+
+TICKER = """\
+import json, sys, time
+from chute.config import load_settings
+from chute.store.db import open_store
+from chute.triggers.cron import CronScheduler
+env, slots, start = json.loads(sys.argv[1]), json.loads(sys.argv[2]), float(sys.argv[3])
+store = open_store(load_settings(env))
+out = []
+for slot in slots:
+    while time.time() < start:
+        time.sleep(0.001)
+    out += [d.created for d in CronScheduler(store, clock=lambda: slot + 2).tick()]
+    start += 0.5
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.heavy
+def test_heavy_ten_processes_tick_twenty_slots_together(settings, store):
+    """D-3 at scale: 10 processes tick the same 20 slots at the same instants."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import time
+
+    make(store, cron_doc())
+    env = {"CHUTE_HOME": str(settings.home)}
+    if not store.is_sqlite:
+        env["CHUTE_DATABASE_URL"] = store.engine.url.render_as_string(hide_password=False)
+    slots = [T0 + k * MIN for k in range(20)]
+    start = time.time() + 8  # every process imported and connected by then
+    procs = [subprocess.Popen([sys.executable, "-c", TICKER, json.dumps(env), json.dumps(slots),
+                               str(start)], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": os.getcwd()})
+             for _ in range(10)]
+    created = [json.loads(p.communicate(timeout=300)[0]) for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert sum(sum(c) for c in created) == 20
+    assert [r.name for r in runs(store)] == [f"nightly-{int(s)}" for s in slots]

@@ -190,3 +190,16 @@ def test_bad_signatures_odd_deliveries_and_bad_definitions(hook_server):
         "github-push"]
     assert api.delete("/webhooks/github-push").status_code == 204
     assert api.get("/webhooks/github-push").status_code == 404
+
+
+@pytest.mark.heavy
+def test_heavy_twenty_deliveries_each_sent_ten_times_at_once(hook_server):
+    """D-3 at scale: 20 delivery ids, each sent by 10 clients at the same moment."""
+    url, api, lines = hook_server
+    body = json.dumps(PAYLOAD).encode()
+    for k in range(20):
+        results = _all_at_once(10, lambda k=k: deliver(url, body, f"heavy-{k}"))
+        assert sorted(r.status_code for r in results) == [200] * 9 + [201]
+        assert len({r.json()["workflow"] for r in results}) == 1
+    assert api.get("/runs").json()["total"] == 20
+    assert not [ln for ln in lines if "Traceback" in ln]
