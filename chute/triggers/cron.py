@@ -95,7 +95,10 @@ class CronScheduler:
             rows = crons.list_all(s)
         out: list[Decision] = []
         for row in rows:
-            out += self.tick_cron(row, now)
+            try:
+                out += self.tick_cron(row, now)
+            except UserError as exc:  # one bad CronWorkflow must not stop the others
+                log.error("cron workflow %s: %s", row.name, exc)
         return out
 
     def tick_cron(self, row: CronWorkflowRow, now: float) -> list[Decision]:
