@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from chute.errors import ConflictError, NotFoundError, SpecError, UnsupportedError, UserError
+from chute.errors import ConflictError, NotFoundError, SpecError, UserError
 from chute.spec.loader import load_documents
 from chute.store import queries as q
 from tests.fixtures.postgres import postgres_server, postgres_url  # noqa: F401
@@ -261,6 +261,35 @@ def test_suspend_skips_slots_and_resume_does_not_run_them_later(store):
 
 
 @pytest.mark.parametrize("settings", ["sqlite"], indirect=True)
+def test_when_skips_slots_and_stop_strategy_ends_the_schedule(store):
+    from chute.triggers import crons
+
+    when = ("{{= cronworkflow.lastScheduledTime == nil || "
+            "(now() - cronworkflow.lastScheduledTime).Seconds() > 150 }}")
+    make(store, cron_doc("spaced", extra=f"  when: '{when}'\n"))
+    make(store, cron_doc("until-fail", extra="  stopStrategy: {expression: "
+                                             "'cronworkflow.failed >= 1'}\n"))
+    clock = Clock(T0)
+    sched = scheduler(store, clock)
+    seen: dict[str, list] = {"spaced": [], "until-fail": []}
+    for k in range(4):
+        clock.t = T0 + k * MIN + 1
+        for d in sched.tick():
+            seen[d.cron].append("run" if d.created else d.skipped)
+        if k == 0:  # until-fail's first run fails
+            with store.write() as s:
+                q.update_workflow(s, q.get_workflow(s, f"until-fail-{int(T0)}").uid,
+                                  phase="Failed")
+    assert seen["spaced"] == ["run", "when", "when", "run"]  # 60 and 120 s: too soon
+    assert seen["until-fail"] == ["run", "stopped", "stopped", "stopped"]
+    with store.read() as s:
+        view = crons.view(s, crons.get(s, "until-fail"), now=clock.t)
+    assert view["status"]["phase"] == "Stopped"
+    assert view["metadata"]["labels"]["workflows.argoproj.io/cron-completed"] == "true"
+    assert view["status"]["failed"] == 1
+
+
+@pytest.mark.parametrize("settings", ["sqlite"], indirect=True)
 def test_history_limits_delete_the_oldest_finished_runs(store):
     make(store, cron_doc(extra="  successfulJobsHistoryLimit: 1\n  failedJobsHistoryLimit: 0\n"))
     clock = Clock(T0)
@@ -346,8 +375,8 @@ def test_create_refuses_bad_input_by_place(store):
         make(store, cron_doc(schedule="61 * * * *"))
     with pytest.raises(SpecError, match="chute.dev/catch-up"):
         make(store, cron_doc(annotations='  annotations: {chute.dev/catch-up: "x"}\n'))
-    with pytest.raises(UnsupportedError, match="spec.when"):
-        make(store, cron_doc(extra='  when: "true"\n'))
+    with pytest.raises(SpecError, match="spec.when"):
+        make(store, cron_doc(extra='  when: "1 +"\n'))
     make(store, cron_doc())
     with pytest.raises(ConflictError, match="nightly"):
         make(store, cron_doc())

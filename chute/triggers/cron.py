@@ -17,6 +17,10 @@ Which slots run, as Argo's cron operator decides them:
   the N most recent missed slots run (N=0: none), each still only within
   ``startingDeadlineSeconds`` when that is set;
 - ``spec.suspend``: due slots are skipped (and not run after ``resume``);
+- ``spec.when`` (``{{cronworkflow.*}}`` substituted, then a govaluate condition): a slot
+  runs only when it is true; ``spec.stopStrategy.expression`` (expr-lang over
+  ``cronworkflow.failed``/``succeeded``/...): once true, the CronWorkflow is labelled
+  ``workflows.argoproj.io/cron-completed`` and runs no more (Argo's Stopped phase);
 - ``concurrencyPolicy``: ``Allow`` (default) runs regardless; ``Forbid`` skips a slot
   while a run of this CronWorkflow is Pending or Running; ``Replace`` terminates those
   runs (as ``chute terminate``) and runs the slot.
@@ -63,7 +67,7 @@ class Decision:
     slot: float
     workflow: str | None = None
     created: bool = False
-    skipped: str | None = None  # missed | suspended | Forbid | error: <message>
+    skipped: str | None = None  # missed|suspended|stopped|when|Forbid|error: <message>
 
 
 def missed_to_run(missed: list[float], catch_up: int | None, deadline: int | None,
@@ -109,8 +113,9 @@ class CronScheduler:
         if not due:
             return []
         out: list[Decision] = []
-        if spec.get("suspend"):
-            out = [Decision(row.name, s, skipped="suspended") for s in due]
+        if spec.get("suspend") or crons.completed(row):
+            why = "suspended" if spec.get("suspend") else "stopped"
+            out = [Decision(row.name, s, skipped=why) for s in due]
         else:
             missed = [s for s in due if now - s > self.grace]
             run = set(missed_to_run(missed, crons.catch_up_of(row.spec),
@@ -131,6 +136,9 @@ class CronScheduler:
         name = doc["metadata"]["name"]
         policy = spec.get("concurrencyPolicy") or "Allow"
         try:
+            why = self._conditions(row, spec, slot)
+            if why:
+                return Decision(row.name, slot, skipped=why)
             if policy in ("Forbid", "Replace"):
                 with self.store.read() as s:
                     active = [r.name for r in crons.runs_of(s, row.name, crons.ACTIVE)
@@ -152,6 +160,25 @@ class CronScheduler:
                         slot_iso(slot), exc)
             return Decision(row.name, slot, skipped=f"error: {exc}")
         return Decision(row.name, slot, workflow=wf.name, created=created)
+
+    def _conditions(self, row: CronWorkflowRow, spec: dict, slot: float) -> str | None:
+        """Argo's checks before a slot runs: ``stopStrategy`` (met: the CronWorkflow is
+        completed for good) and ``when`` (false: this slot is skipped)."""
+        if not spec.get("when") and not spec.get("stopStrategy"):
+            return None
+        now = self.clock()
+        with self.store.read() as s:
+            env = crons.expression_env(s, row)
+        stop = (spec.get("stopStrategy") or {}).get("expression")
+        if stop and crons.stop_reached(env, stop, now):
+            log.info("cron workflow %s met its stopStrategy; no more slots run", row.name)
+            crons.mark_completed(self.store, row)
+            return "stopped"
+        if crons.completed(row):
+            return "stopped"
+        if spec.get("when") and not crons.when_allows(env, spec["when"], now):
+            return "when"
+        return None
 
     def _record(self, row: CronWorkflowRow, through: float, done: list[Decision]) -> None:
         """Move ``checked_through`` (and ``last_scheduled_at``) forward, never back: a

@@ -21,7 +21,7 @@ from chute.engine import phases as P
 from chute.engine.controller import store_lookup
 from chute.engine.plan import build_plan
 from chute.engine.submit import stored_templates
-from chute.errors import ConflictError, NotFoundError, SpecError, UnsupportedError
+from chute.errors import ConflictError, NotFoundError, SpecError
 from chute.spec.loader import load_resource, to_dict
 from chute.spec.models import CronWorkflow
 from chute.spec.validate import validate
@@ -33,6 +33,7 @@ from chute.triggers.schedule import slot_iso
 CRON_LABEL = "workflows.argoproj.io/cron-workflow"  # Argo's LabelKeyCronWorkflow
 SCHEDULED_TIME = "workflows.argoproj.io/scheduled-time"  # AnnotationKeyCronWfScheduledTime
 CATCH_UP = "chute.dev/catch-up"
+COMPLETED = "workflows.argoproj.io/cron-completed"  # Argo's LabelKeyCronWorkflowCompleted
 ACTIVE = (P.WF_PENDING, P.WF_RUNNING)
 
 
@@ -57,10 +58,6 @@ def check(store: Store, cron: CronWorkflow, source: str | None = None) -> dict[s
     issues = validate(cron, "local", templates=stored_templates(store))
     if issues:
         raise SpecError(issues, source)
-    if cron.spec.when:
-        raise UnsupportedError("spec.when: not supported by chute's scheduler yet")
-    if cron.spec.stopStrategy:
-        raise UnsupportedError("spec.stopStrategy: not supported by chute's scheduler yet")
     doc = to_dict(cron)
     catch_up_of(doc)
     # what a slot would submit must resolve now (workflowTemplateRef, parameters), as
@@ -169,7 +166,7 @@ def view(s: Session, row: CronWorkflowRow, *, now: float | None = None) -> dict[
                     "uid": r.uid} for r in runs if r.phase in ACTIVE],
         "succeeded": sum(r.phase == P.WF_SUCCEEDED for r in runs),
         "failed": sum(r.phase in (P.WF_FAILED, P.WF_ERROR) for r in runs),
-        "phase": "Active",
+        "phase": "Stopped" if completed(row) else "Active",
     }
     if row.last_scheduled_at is not None:
         status["lastScheduledTime"] = slot_iso(row.last_scheduled_at)
@@ -188,3 +185,71 @@ def loaded(row: CronWorkflowRow) -> CronWorkflow:
     res = load_resource(row.spec)
     assert isinstance(res, CronWorkflow)
     return res
+
+
+def completed(row: CronWorkflowRow) -> bool:
+    """Whether ``spec.stopStrategy`` was met: Argo labels it and schedules no more."""
+    return ((row.spec.get("metadata") or {}).get("labels") or {}).get(COMPLETED) == "true"
+
+
+def expression_env(s: Session, row: CronWorkflowRow) -> dict[str, Any]:
+    """Argo's ``cronworkflow.*`` variables (``expressionEnv``): name, namespace, labels,
+    annotations, succeeded and failed runs (those still stored), lastScheduledTime."""
+    import datetime as dt
+    import json
+
+    from chute.spec.expr_values import GoTime
+
+    meta = row.spec.get("metadata") or {}
+    runs = runs_of(s, row.name, tuple(P.WF_TERMINAL))
+    last = (GoTime(dt.datetime.fromtimestamp(row.last_scheduled_at, tz=dt.UTC))
+            if row.last_scheduled_at is not None else None)
+    labels, annotations = meta.get("labels") or {}, meta.get("annotations") or {}
+    return {"name": row.name, "namespace": row.namespace, "labels": labels,
+            "annotations": annotations, "labels.json": json.dumps(labels),
+            "annotations.json": json.dumps(annotations),
+            "succeeded": sum(r.phase == P.WF_SUCCEEDED for r in runs),
+            "failed": sum(r.phase in (P.WF_FAILED, P.WF_ERROR) for r in runs),
+            "lastScheduledTime": last}
+
+
+def when_allows(env: dict[str, Any], when: str, now: float) -> bool:
+    """``spec.when``: its ``{{cronworkflow.*}}`` tags substituted, then evaluated as a
+    govaluate condition, as Argo's ``evalWhen`` does; ExpressionError if it cannot be."""
+    import datetime as dt
+
+    from chute.spec.expr import evaluate_when, use_clock
+    from chute.spec.templating import substitute
+
+    flat = {f"cronworkflow.{k}": v for k, v in env.items()}
+    with use_clock(lambda: dt.datetime.fromtimestamp(now, tz=dt.UTC)):
+        return evaluate_when(substitute(when, flat))
+
+
+def stop_reached(env: dict[str, Any], expression: str, now: float) -> bool:
+    """``spec.stopStrategy.expression`` (expr-lang over ``cronworkflow.*``) is true."""
+    import datetime as dt
+
+    from chute.spec.expr import evaluate, use_clock
+
+    with use_clock(lambda: dt.datetime.fromtimestamp(now, tz=dt.UTC)):
+        return evaluate(expression, {"cronworkflow": env}) is True
+
+
+def mark_completed(store: Store, row: CronWorkflowRow) -> None:
+    """Label the CronWorkflow completed (Argo's Stopped phase): no slot runs any more."""
+    with store.write() as s:
+        cur = get(s, row.name)
+        doc = json_copy(cur.spec)
+        meta = doc.setdefault("metadata", {})
+        meta["labels"] = {**(meta.get("labels") or {}), COMPLETED: "true"}
+        s.execute(update(CronWorkflowRow).where(CronWorkflowRow.uid == cur.uid)
+                  .values(spec=doc))
+    row.spec = doc
+
+
+def json_copy(value: Any) -> Any:
+    """A deep copy of JSON data."""
+    import json
+
+    return json.loads(json.dumps(value))
