@@ -135,3 +135,35 @@ def test_a_duplicate_launch_drops_the_run_without_crashing(chute_home, tmp_path,
     assert not t1_node or t1_node[0].phase != "Running"  # its launch was not committed
     assert fence.phase == "Running" and fence.lease_owner is None  # released for a replay
     assert any("launched already" in r.getMessage() for r in caplog.records)
+
+
+def test_the_fence_reads_the_lease_and_renews_it_only_past_half_its_time(chute_home, db_url):
+    """The commit's fence holds a run only while its lease is ours; it rewrites the lease
+    (the whole workflows row, spec included, on SQLite) only once half of it has passed,
+    not every turn (D-5: a per-turn rewrite grew each turn's cost with the spec)."""
+    store, _ = _store(chute_home, db_url)
+    mine = submit(store, load_documents(CHAIN.format(marker="m", sleep=0))[0])
+    theirs = submit(store, load_documents(
+        CHAIN.format(marker="m", sleep=0).replace("name: fence", "name: theirs"))[0])
+    ttl, now = 30.0, 1000.0
+    with store.write() as s:
+        q.update_workflow(s, mine.uid, lease_owner="me", lease_expires_at=now + 20)
+        q.update_workflow(s, theirs.uid, lease_owner="them", lease_expires_at=now + 20)
+
+    def fence(at: float) -> tuple[set[str], float, float]:
+        with store.write_conn() as c:
+            held = q.fence_workflows(c, "me", [mine.uid, theirs.uid], at, ttl)
+        with store.read() as s:
+            return (held, q.find_workflow(s, mine.uid).lease_expires_at,
+                    q.find_workflow(s, theirs.uid).lease_expires_at)
+
+    try:
+        # 20 s of 30 left: held, not rewritten; the other owner's run is not held
+        assert fence(now) == ({mine.uid}, now + 20, now + 20)
+        # 14 s left, under half the ttl: renewed to a full ttl from now
+        assert fence(now + 6) == ({mine.uid}, now + 6 + ttl, now + 20)
+        with store.write() as s:  # taken over: no longer held, nothing written
+            q.update_workflow(s, mine.uid, lease_owner="them", lease_expires_at=now + 1)
+        assert fence(now + 100) == (set(), now + 1, now + 20)
+    finally:
+        store.dispose()

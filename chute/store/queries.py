@@ -388,18 +388,37 @@ def renew_workflow_leases(session: Session, owner: str, uids: Sequence[str], now
 
 def fence_workflows(session: Session | Connection, owner: str, uids: Sequence[str],
                     now: float, ttl: float) -> set[str]:
-    """Inside a write transaction: extend our leases on ``uids`` and return those we still
-    hold. The rows stay locked until the transaction ends (the UPDATE's row locks on
-    PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), so no claim can take one of them between
-    this check and the commit of the writes that follow it (lease fencing)."""
+    """Inside a write transaction: which of ``uids`` we still hold (their leases are
+    extended when half their time has passed). The rows stay locked until the transaction
+    ends (``SELECT ... FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), so no
+    claim can take one of them between this check and the commit of the writes that
+    follow it (lease fencing)."""
     if not uids:
         return set()
-    t = WorkflowRow.__table__
-    res = _conn(session).execute(
-        update(t).where(t.c.uid.in_(list(uids)), t.c.lease_owner == owner)
-        .values(lease_expires_at=now + ttl).returning(t.c.uid)
-    )
-    return {row[0] for row in res}
+    conn = _conn(session)
+    raw = _sqlite(conn)
+    uids = list(uids)
+    if raw is not None:
+        # BEGIN IMMEDIATE holds every other writer off until the commit: reading the
+        # owner is the fence. SQL made here, not by SQLAlchemy: this runs every turn
+        rows = raw.execute(
+            "SELECT uid, lease_expires_at FROM workflows WHERE lease_owner = ? "
+            f"AND uid IN ({', '.join('?' * len(uids))})", [owner, *uids]).fetchall()
+    else:  # the row locks keep a claim (an UPDATE, or FOR UPDATE SKIP LOCKED) out
+        t = WorkflowRow.__table__
+        rows = conn.execute(select(t.c.uid, t.c.lease_expires_at)
+                            .where(t.c.uid.in_(uids), t.c.lease_owner == owner)
+                            .with_for_update()).all()
+    held = {uid for uid, _ in rows}
+    # Extend only leases past half their time (the heartbeat renews them too). Not on
+    # every commit: an UPDATE rewrites the whole row, spec included, on SQLite, so a
+    # per-turn renewal made each turn's cost grow with the size of the workflow (D-5)
+    stale = [uid for uid, expires in rows if expires is None or expires < now + ttl / 2]
+    if stale:
+        t = WorkflowRow.__table__
+        conn.execute(update(t).where(t.c.uid.in_(stale), t.c.lease_owner == owner)
+                     .values(lease_expires_at=now + ttl))
+    return held
 
 
 def launched_attempts(session: Session, attempts: Iterable[tuple[str, str, int]]
