@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from chute.config import Settings
@@ -43,6 +45,7 @@ class Store:
         self._sessions = sessionmaker(bind=engine, expire_on_commit=False)
         writer = engine.execution_options(chute_write=True) if self.is_sqlite else engine
         self._write_sessions = sessionmaker(bind=writer, expire_on_commit=False)
+        self._writer = writer
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -69,8 +72,7 @@ class Store:
     def write_conn(self) -> Iterator[Connection]:
         """A write transaction on a bare Core connection (no ORM unit of work): the
         controller's hot path, where every turn commits a few executemany statements."""
-        engine = self.engine.execution_options(chute_write=True) if self.is_sqlite else self.engine
-        with engine.begin() as conn:
+        with self._writer.begin() as conn:
             yield conn
 
     def dispose(self) -> None:
@@ -96,10 +98,13 @@ def _tune_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
-        if conn.get_execution_options().get("chute_write"):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
-            conn.exec_driver_sql("BEGIN")
+        # on the sqlite3 connection itself: SQLAlchemy's statement machinery costs more
+        # than the BEGIN, and the controller begins a transaction every turn
+        sql = "BEGIN IMMEDIATE" if conn.get_execution_options().get("chute_write") else "BEGIN"
+        try:
+            conn.connection.driver_connection.execute(sql)
+        except sqlite3.Error as exc:  # raised as SQLAlchemy would have raised it
+            raise DBAPIError.instance(sql, (), exc, sqlite3.Error) from exc
 
 
 def make_engine(url: str) -> Engine:
