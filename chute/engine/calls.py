@@ -13,6 +13,9 @@ from chute.engine.vars import substitute_all
 from chute.spec.expr import evaluate_when
 
 LOOP_KEYS = ("withItems", "withParam", "withSequence")
+# substituted later: an inline template sees its own inputs; a lifecycle hook's arguments
+# are resolved when it runs (they see the node it guards and the run as it is then)
+_LATER = ("inline", "hooks")
 # A whole argument value that is one output reference still unresolved (its producer was
 # skipped or omitted and had no default): Argo drops the argument so the input's default
 # applies.
@@ -32,13 +35,18 @@ def _prepare(sub: dict[str, Any]) -> dict[str, Any]:
 def expand(call: Mapping[str, Any], ctx: Mapping[str, str]) -> Iterator[tuple[str, dict[str, Any]]]:
     """Yield ``(name suffix, substituted call)``: one for a plain call, one per loop item
     (suffix ``(i:label)``). ``inline`` templates are not substituted with the caller's
-    scope: they see their own inputs, like any template."""
+    scope: they see their own inputs, like any template; ``hooks`` only get the loop's
+    ``item`` here (the exit hook's arguments are resolved when it runs, in
+    :meth:`chute.engine.frame.Frame.hook_vars`)."""
     inline = call.get("inline")
-    base = {k: v for k, v in call.items() if k not in LOOP_KEYS and k != "inline"}
+    hooks = call.get("hooks")
+    base = {k: v for k, v in call.items() if k not in LOOP_KEYS and k not in _LATER}
     if not has_loop(call):
         sub = substitute_all(base, ctx)
         if inline is not None:
             sub["inline"] = inline
+        if hooks is not None:
+            sub["hooks"] = hooks
         yield "", _prepare(sub)
         return
     loop = substitute_all({k: call[k] for k in LOOP_KEYS if call.get(k) is not None}, ctx)
@@ -47,6 +55,8 @@ def expand(call: Mapping[str, Any], ctx: Mapping[str, str]) -> Iterator[tuple[st
         sub = substitute_all(base, ChainMap(item.vars, ctx))
         if inline is not None:
             sub["inline"] = inline
+        if hooks is not None:  # the item now, everything else when a hook runs
+            sub["hooks"] = substitute_all(hooks, item.vars)
         yield f"({i}:{item.label})", _prepare(sub)
 
 

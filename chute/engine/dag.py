@@ -68,6 +68,8 @@ def _results(node: Node, children: list[Node]) -> dict[str, bool]:
 class DagFrame(Frame):
     """One running DAG template."""
 
+    refs = "tasks"
+
     def __init__(self, st: RunState, name, display, tmpl, tscope, inputs, boundary_id, parent,
                  owner):
         self.st, self.tmpl, self.tscope = st, tmpl, tscope

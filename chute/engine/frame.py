@@ -38,22 +38,39 @@ class Frame:
         if child.id in exits:  # the exit handler of a step finished: the step is done
             self.on_child(st, exits.pop(child.id))
             return
-        hook = exit_hook(getattr(self, "call_of", {}).get(child.id))
+        call = getattr(self, "call_of", {}).get(child.id)
+        hook = exit_hook(call)
         # terminate skips exit handlers, except one that started before a restart: it is
         # re-attached, so its (cancelled) end is collected and it is not left Running
         if hook and child.phase in (P.SUCCEEDED, P.FAILED, P.ERROR) and (
                 not st.stopping_hard or st.started_before(f"{child.name}.onExit")):
             from chute.engine.vars import substitute_all
 
-            ctx = ChainMap({"steps.status": child.phase, "tasks.status": child.phase},
-                           getattr(self, "ctx", st.globals))
             handler = st.execute(name=f"{child.name}.onExit",
                                  display=f"{child.display_name}.onExit",
-                                 call=substitute_all(hook, ctx), scope=self.tscope,
-                                 boundary_id=self.node.id, parent=child, owner=self)
+                                 call=substitute_all(hook, self.hook_vars(st, call, child)),
+                                 scope=self.tscope, boundary_id=self.node.id, parent=child,
+                                 owner=self)
             exits[handler.id] = child
             return
         self.on_child(st, child)
+
+    #: how this frame's children are referred to: ``steps`` or ``tasks`` (None: no calls)
+    refs: str | None = None
+
+    def hook_vars(self, st: RunState, call: Mapping[str, Any], child: Node) -> Mapping[str, str]:
+        """What the exit hook of ``child`` (its ``arguments``) sees: the frame's scope (the
+        globals, the template's inputs, the steps or tasks decided before) and the step
+        or task it guards, ``steps.<name>.*`` / ``tasks.<name>.*`` (status, id, exit code,
+        outputs; of the last attempt for a retried one), as Argo resolves hook arguments
+        (``resolveExitTmplArgument`` with the node's status in scope). A looped step's
+        hook runs per item and sees that item's node."""
+        from chute.engine.vars import node_vars
+
+        scope = getattr(self, "ctx", st.globals)
+        if not self.refs or not call.get("name"):
+            return scope
+        return ChainMap(node_vars(f"{self.refs}.{call['name']}", child), scope)
 
     def on_child(self, st: RunState, child: Node) -> None:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -1,7 +1,15 @@
 """The workflow's root: runs the entrypoint, then the ``onExit`` handler, and sets the
-workflow's phase (an exit handler sees ``workflow.status`` and ``workflow.failures``)."""
+workflow's phase.
+
+``workflow.status`` is a global, as in Argo, which sets it from the root node's phase:
+``Running`` while the entrypoint runs (step- and task-level exit handlers included), the
+entrypoint's end (Succeeded, Failed or Error) once it ended, in the workflow's ``onExit``
+handler. ``workflow.failures`` is live everywhere (the pod nodes failed so far).
+"""
 
 from __future__ import annotations
+
+import dataclasses
 
 from chute.engine import phases as P
 from chute.engine.frame import Frame
@@ -24,6 +32,7 @@ class RootFrame(Frame):
         if wf_arts:
             args["artifacts"] = wf_arts
         call = {"template": st.plan.entrypoint, "arguments": args}
+        st.globals["workflow.status"] = P.WF_RUNNING
         self.node = st.execute(name=st.plan.name, display=st.plan.name, call=call,
                                scope=st.plan.root_scope, boundary_id=None, parent=None,
                                owner=self)
@@ -46,7 +55,6 @@ class RootFrame(Frame):
         assert self.node is not None
         st.stopping = st.stopping_hard  # `stop` halts the main flow; the handler still runs
         st.globals["workflow.status"] = _wf_phase(self.node.phase)
-        st.globals["workflow.failures"] = st.failures()
         if st.finished_duration_var:
             st.globals["workflow.duration"] = st.finished_duration_var()
         args = {"parameters": [{"name": k, "value": v} for k, v in st.plan.parameters.items()]}
@@ -63,7 +71,36 @@ class RootFrame(Frame):
         if self.exit_node is not None and self.exit_node.phase in P.FAILED_OR_ERROR \
                 and phase == P.WF_SUCCEEDED:
             phase, message = P.WF_FAILED, f"exit handler failed: {self.exit_node.message or ''}"
+        end_unreached(st)
         st.complete_workflow(phase, message)
+
+
+def end_unreached(st: RunState) -> None:
+    """End the nodes ``chute retry`` reset that the retried run never reached, so that no
+    row is left Pending in a finished workflow: an exit handler a ``terminate`` kept from
+    running again, a task after a fail-fast. Argo's retry deletes these nodes and they are
+    never created again; chute keeps the rows (and their history), ended Skipped with the
+    reason (the stop's, as on the pods it kept from starting)."""
+    why = st.stop_message or "not reached when the workflow ran again"
+    ended: set[str] = set()
+    for nid, rec in list(st.recorded.items()):
+        if nid in st.nodes or P.is_terminal(rec.phase):
+            continue
+        node = dataclasses.replace(rec, children=list(rec.children))
+        st.nodes[nid] = node
+        ended.add(nid)
+        # a node left Running (never seen so far) cannot be Skipped: it failed
+        st.transition(node, P.SKIPPED if rec.phase == P.PENDING else P.FAILED, why)
+    if not ended:
+        return
+    # the nodes created again have only the edges this run gave them: give back the
+    # recorded edges into the ended ones, so the graph still shows them where they were
+    for nid, rec in st.recorded.items():
+        node = st.nodes.get(nid)
+        if node is not None and nid not in ended:
+            for child in rec.children:
+                if child in ended and child not in node.children:
+                    st.link(node, st.nodes[child])
 
 
 def _wf_phase(node_phase: str) -> str:

@@ -39,7 +39,7 @@ from chute.engine.plan import Plan, TemplateScope
 from chute.engine.pod import LaunchRequest, PodOutcome, launch_request
 from chute.engine.pod_nodes import Pods
 from chute.engine.suspend import Suspends
-from chute.engine.vars import global_vars
+from chute.engine.vars import Failures, Globals, global_vars
 from chute.errors import ChuteError
 
 
@@ -78,7 +78,9 @@ class RunState:
         self.now = now
         self.recorded: dict[str, Node] = dict(recorded or {})
         self.nodes: dict[str, Node] = {}
-        self.globals: dict[str, str] = global_vars(plan)
+        self.globals = Globals(global_vars(plan))
+        self.failed = Failures()  # workflow.failures: a live global, read when used
+        self.globals.live("workflow.failures", self.failed)
         self.global_outputs: dict[str, str] = {}
         self.phase = P.WF_PENDING
         self.message: str | None = None
@@ -270,8 +272,11 @@ class RunState:
         return node
 
     def started_before(self, name: str) -> bool:
-        """Whether node ``name`` existed before a restart (it is in the recorded nodes)."""
-        return node_id(self.plan.name, name) in self.recorded
+        """Whether node ``name`` existed in this run before a restart: it is in the
+        recorded nodes, and not merely as a row ``chute retry`` reset that nothing created
+        again since (Pending, never started: Argo's retry deletes such a node)."""
+        rec = self.recorded.get(node_id(self.plan.name, name))
+        return rec is not None and not (rec.phase == P.PENDING and rec.started_at is None)
 
     def touch(self, node: Node) -> None:
         """Mark a node for persisting."""
@@ -304,6 +309,7 @@ class RunState:
             node.message = message
         if P.is_terminal(phase):
             node.finished_at = self.now
+            self.failed.note(node)
         self.touch(node)
 
     def finish(self, node: Node, phase: str, message: str | None = None) -> None:
@@ -511,12 +517,5 @@ class RunState:
         })
 
     def failures(self) -> str:
-        """``workflow.failures``: the failed and errored pod nodes, as JSON."""
-        out = []
-        for n in self.nodes.values():
-            if n.phase in P.FAILED_OR_ERROR and n.type == P.POD:
-                out.append({"displayName": n.display_name, "message": n.message or "",
-                            "templateName": n.template_name or "", "phase": n.phase,
-                            "podName": n.id, "finishedAt": n.finished_at})
-        return json.dumps(out)
-
+        """``workflow.failures``: the failed and errored pod nodes so far, as JSON."""
+        return self.failed()

@@ -19,6 +19,8 @@ class StepsFrame(Frame):
     """Runs group after group; a group is done when all its steps are; a failed step
     (without ``continueOn``) fails the group and the template."""
 
+    refs = "steps"
+
     def __init__(self, st: RunState, name, display, tmpl, tscope, inputs, boundary_id, parent,
                  owner):
         self.st, self.tmpl, self.tscope = st, tmpl, tscope

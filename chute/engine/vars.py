@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 from collections import ChainMap
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from chute.engine.nodes import Node
-from chute.engine.phases import SUCCEEDED, TASK_GROUP
+from chute.engine.phases import FAILED_OR_ERROR, POD, SUCCEEDED, TASK_GROUP
 from chute.spec import templating
 
 
@@ -41,6 +41,65 @@ def substitute_all(value: Any, ctx: Mapping[str, str], strict: bool = False) -> 
 def unresolved(text: str) -> bool:
     """Whether ``text`` still holds a ``{{...}}`` tag."""
     return "{{" in text and templating.has_tags(text)
+
+
+class Globals(dict):
+    """The run's global variables (``workflow.*``). A value that changes as the run goes
+    on and is costly to keep current (``workflow.failures``) is *live*: computed when a
+    substitution reads it, so it is never rebuilt on every change of the run. Reads go
+    through ``[]`` or :meth:`get` (as :class:`~collections.ChainMap` and the templating
+    do); setting a live name makes it a plain value again."""
+
+    def __init__(self, values: Mapping[str, str]):
+        super().__init__(values)
+        self._live: dict[str, Callable[[], str]] = {}
+
+    def live(self, name: str, compute: Callable[[], str]) -> None:
+        """Make ``name`` a value computed when read."""
+        self._live[name] = compute
+        dict.__setitem__(self, name, "")  # present for ``in`` and key listings
+
+    def __setitem__(self, name: str, value: str) -> None:
+        self._live.pop(name, None)
+        dict.__setitem__(self, name, value)
+
+    def __getitem__(self, name: str) -> str:
+        compute = self._live.get(name)
+        return compute() if compute is not None else dict.__getitem__(self, name)
+
+    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        return self[name] if name in self else default  # noqa: SIM401 - self.get is this
+
+    def items(self):  # type: ignore[override]
+        return [(k, self[k]) for k in self]
+
+    def values(self):  # type: ignore[override]
+        return [self[k] for k in self]
+
+
+class Failures:
+    """``workflow.failures``: Argo's JSON list of the failed and errored nodes so far (pod
+    nodes here), kept as the nodes fail and serialized only when read and changed since."""
+
+    def __init__(self) -> None:
+        self._nodes: list[Node] = []
+        self._text: str | None = "[]"
+
+    def note(self, node: Node) -> None:
+        """A node reached ``node.phase``: remember it if it is a failed pod."""
+        if node.type == POD and node.phase in FAILED_OR_ERROR:
+            self._nodes.append(node)
+            self._text = None
+
+    def __call__(self) -> str:
+        if self._text is None:
+            # read the nodes now, not when they failed: their end time and message are
+            # filled in after the transition
+            self._text = json.dumps([
+                {"displayName": n.display_name, "message": n.message or "",
+                 "templateName": n.template_name or "", "phase": n.phase,
+                 "podName": n.id, "finishedAt": rfc3339(n.finished_at)} for n in self._nodes])
+        return self._text
 
 
 def global_vars(plan) -> dict[str, str]:

@@ -124,6 +124,11 @@ def node_outputs(scope: Scope, prefix: str, tmpl: Template | None, *, loops: boo
             scope.names.update({f"{prefix}.outputs.result", f"{prefix}.exitCode"})
 
 
+def has_exit_hook(call: WorkflowStep | DAGTask) -> bool:
+    """Argo's ``HasExitHook``: ``onExit`` or an ``exit`` lifecycle hook."""
+    return bool(call.onExit) or bool(call.hooks and "exit" in call.hooks)
+
+
 def item_scope(scope: Scope, call: WorkflowStep | DAGTask) -> None:
     """``item`` (and ``item.key``) for a looping step or task."""
     if call.withItems:
@@ -273,7 +278,7 @@ class VariableChecker:
                 s = scope.child()
                 if step.name:
                     s.names.add(f"steps.{step.name}.status")
-                    if step.hooks and "exit" in step.hooks:
+                    if has_exit_hook(step):  # the hook's arguments see the step it guards
                         node_outputs(s, f"steps.{step.name}", tmpl,
                                      loops=False, resolved=resolved)
                 item_scope(s, step)
