@@ -85,10 +85,17 @@ def _cron_roundtrip(call, tmp_path, *, every_error: bool = True) -> None:
     assert json.loads(out)["spec"]["suspend"] is True
     assert "nextScheduledTime" not in json.loads(out)["status"]
     assert call("cron", "resume", "nightly")[0] == 0
+    newer = _cron_file(tmp_path, "nightly", "30 4 * * *")
+    rc, out, err = call("cron", "update", str(newer), "-o", "json")
+    assert rc == 0, err
+    assert json.loads(out)["spec"]["schedule"] == "30 4 * * *"
+    assert json.loads(out)["metadata"]["uid"] == doc["metadata"]["uid"]
     # user errors: exit 2, one message naming the place
     rc, _, err = call("cron", "create", str(_cron_file(tmp_path, "bad", "61 * * * *")))
     assert rc == 2 and "spec.schedule" in err and "61 * * * *" in err
     rc, _, err = call("cron", "get", "nope")
+    assert rc == 2 and "nope" in err
+    rc, _, err = call("cron", "update", str(_cron_file(tmp_path, "nope")))
     assert rc == 2 and "nope" in err
     if every_error:
         rc, _, err = call("cron", "create", str(_cron_file(tmp_path)))

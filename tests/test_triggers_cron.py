@@ -370,6 +370,34 @@ spec:
 
 
 @pytest.mark.parametrize("settings", ["sqlite"], indirect=True)
+def test_update_keeps_progress_and_a_new_schedule_starts_from_now(store):
+    from chute.triggers import crons
+
+    first = make(store, cron_doc())
+    clock = Clock(T0 + 1)
+    scheduler(store, clock).tick()  # slot 0 runs
+    # a new schedule (written differently) after slot 3: its slots before the update are
+    # not missed ones, whatever the catch-up
+    clock.t = T0 + 3 * MIN + 45
+    text = cron_doc(schedule="*/1 * * * *", annotations=catch_up(5))
+    row = crons.update(store, load_documents(text)[0], now=clock.t)
+    assert row.uid == first.uid and row.last_scheduled_at == T0
+    assert row.spec["metadata"]["annotations"]["chute.dev/catch-up"] == "5"
+    assert scheduler(store, clock).tick() == []
+    clock.t = T0 + 4 * MIN + 1
+    assert [d.slot for d in scheduler(store, clock).tick() if d.created] == [T0 + 4 * MIN]
+    # the same schedule, another policy: progress kept, the missed slot is caught up
+    clock.t = T0 + 6 * MIN + 45
+    crons.update(store, load_documents(text.replace("timezone: UTC", "timezone: UTC\n"
+                                                    "  concurrencyPolicy: Allow"))[0],
+                 now=clock.t)
+    made = [d.slot for d in scheduler(store, clock).tick() if d.created]
+    assert made == [T0 + 5 * MIN, T0 + 6 * MIN]
+    with pytest.raises(NotFoundError, match="other"):
+        crons.update(store, load_documents(cron_doc("other"))[0])
+
+
+@pytest.mark.parametrize("settings", ["sqlite"], indirect=True)
 def test_create_refuses_bad_input_by_place(store):
     from chute.triggers import crons
 

@@ -1,6 +1,6 @@
-"""``chute cron ...`` (as ``argo cron``: create, list, get, delete, suspend, resume),
-``chute webhook ...`` (WebhookTriggers) and ``chute trigger ...`` (DataTriggers and
-MetricTriggers): create, list, get, delete.
+"""``chute cron ...`` (as ``argo cron``: create, update, list, get, delete, suspend,
+resume), ``chute webhook ...`` (WebhookTriggers) and ``chute trigger ...`` (DataTriggers
+and MetricTriggers): create, list, get, delete.
 
 The schedules run in the controller (``chute controller``, or ``chute server``'s embedded
 one); these commands only edit what is stored. With ``CHUTE_SERVER`` set they go through
@@ -87,32 +87,51 @@ def _print_cron(view: dict[str, Any], output: str | None) -> None:
         typer.echo(f"{'Conditions:':<31}{c['type']}: {c['message']}")
 
 
-def cron_create(files: Annotated[list[Path], typer.Argument(help="CronWorkflow files")],
-                output: Output = None) -> None:
-    """Create CronWorkflows from files (the controller runs their schedules)."""
-    from chute.spec.loader import load_file, to_dict
+def _cron_docs(files: list[Path]) -> list[tuple[str, Any]]:
+    from chute.spec.loader import load_file
     from chute.spec.models import CronWorkflow
 
-    _check_output(output, ("name", "json", "yaml"))
     docs = [(str(f), d) for f in files for d in load_file(f)]
-    if not any(isinstance(d, CronWorkflow) for _, d in docs):
+    if not docs:
         raise SpecError("no CronWorkflow in the file(s)", ", ".join(map(str, files)))
     for source, d in docs:
         if not isinstance(d, CronWorkflow):
             raise SpecError(f"expected a CronWorkflow, not a {d.kind}", source)
+    return docs
+
+
+def _cron_write(files: list[Path], output: str | None, replace: bool) -> None:
+    from chute.spec.loader import to_dict
+
+    _check_output(output, ("name", "json", "yaml"))
+    docs = _cron_docs(files)
     if client := backend.remote():
         with backend.session(client):
             for _, d in docs:
-                _print_cron(client.request("POST", "/cron-workflows",
-                                           json={"cronWorkflow": to_dict(d)}), output)
+                body = {"cronWorkflow": to_dict(d)}
+                got = (client.request("PUT", f"/cron-workflows/{d.metadata.name}", json=body)
+                       if replace else client.request("POST", "/cron-workflows", json=body))
+                _print_cron(got, output)
         return
     from chute.triggers import crons
 
     store, _ = _store()
     for source, d in docs:
-        row = crons.create(store, d, source=source)
+        row = (crons.update if replace else crons.create)(store, d, source=source)
         with store.read() as s:
             _print_cron(crons.view(s, crons.get(s, row.name)), output)
+
+
+def cron_create(files: Annotated[list[Path], typer.Argument(help="CronWorkflow files")],
+                output: Output = None) -> None:
+    """Create CronWorkflows from files (the controller runs their schedules)."""
+    _cron_write(files, output, replace=False)
+
+
+def cron_update(files: Annotated[list[Path], typer.Argument(help="CronWorkflow files")],
+                output: Output = None) -> None:
+    """Replace stored CronWorkflows (a new schedule starts from now: nothing missed)."""
+    _cron_write(files, output, replace=True)
 
 
 def _views(names: list[str] | None = None) -> list[dict[str, Any]]:
@@ -390,7 +409,8 @@ def register(app: typer.Typer) -> None:
     """Add ``chute cron ...`` and ``chute webhook ...`` to the app."""
     cron = typer.Typer(help="CronWorkflows: workflows started on a schedule by the "
                             "controller.", no_args_is_help=True)
-    for name, fn in (("create", cron_create), ("list", cron_list), ("get", cron_get),
+    for name, fn in (("create", cron_create), ("update", cron_update), ("list", cron_list),
+                     ("get", cron_get),
                      ("delete", cron_delete), ("suspend", cron_suspend),
                      ("resume", cron_resume)):
         cron.command(name)(fn)

@@ -1,4 +1,4 @@
-"""CronWorkflows: create, list, get, delete, suspend and resume (Argo's
+"""CronWorkflows: create, update, list, get, delete, suspend and resume (Argo's
 ``/api/v1/cron-workflows`` without the namespace segment). The schedules are ticked by
 the controller (chute/triggers/cron.py), not by these routes."""
 
@@ -38,19 +38,38 @@ def summary(view: dict[str, Any]) -> dict[str, Any]:
 
 @router.post("/cron-workflows", status_code=201, summary="Create a CronWorkflow")
 def create_cron(ctx: Ctx, body: CronWorkflowCreate) -> dict:
+    from chute.triggers import crons
+
+    row = crons.create(ctx.store, _one(body), source="cronWorkflow")
+    return _view(ctx, row.name)
+
+
+def _one(body: CronWorkflowCreate):
+    """The one CronWorkflow in a request body."""
     import json
 
     from chute.spec.loader import load_documents
-    from chute.triggers import crons
+    from chute.spec.models import CronWorkflow
 
     if (body.yaml is None) == (body.cronWorkflow is None):
         raise UserError("body: give exactly one of 'yaml' or 'cronWorkflow'")
     text = body.yaml if body.yaml is not None else json.dumps(body.cronWorkflow)
     docs = load_documents(text, "cronWorkflow")
-    if len(docs) != 1:
-        raise SpecError(f"expected one CronWorkflow, got {len(docs)} documents", "cronWorkflow")
-    row = crons.create(ctx.store, docs[0], source="cronWorkflow")
-    return _view(ctx, row.name)
+    if len(docs) != 1 or not isinstance(docs[0], CronWorkflow):
+        raise SpecError("expected one CronWorkflow", "cronWorkflow")
+    return docs[0]
+
+
+@router.put("/cron-workflows/{name}", summary="Replace a CronWorkflow (argo cron update)")
+def update_cron(ctx: Ctx, name: str, body: CronWorkflowCreate) -> dict:
+    from chute.triggers import crons
+
+    doc = _one(body)
+    if doc.metadata.name != name:
+        raise UserError(f"metadata.name: {doc.metadata.name!r} does not match the path's "
+                        f"{name!r}")
+    crons.update(ctx.store, doc, source="cronWorkflow")
+    return _view(ctx, name)
 
 
 @router.get("/cron-workflows", response_model=Page, summary="List CronWorkflows")

@@ -13,7 +13,8 @@ import time
 import uuid
 from typing import Any
 
-from sqlalchemy import select, update
+import sqlalchemy as sa
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -91,6 +92,31 @@ def create(store: Store, cron: CronWorkflow, *, now: float | None = None,
     return row
 
 
+def update(store: Store, cron: CronWorkflow, *, now: float | None = None,
+           source: str | None = None) -> CronWorkflowRow:
+    """``argo cron update``: replace a stored CronWorkflow's resource, keeping its uid,
+    creation and scheduling progress. A changed schedule or timezone starts afresh from
+    now: slots of the new schedule before the update are not missed ones (Argo's
+    ``IsUsingNewSchedule``)."""
+    doc = check(store, cron, source)
+    now = time.time() if now is None else now
+    with store.write() as s:
+        row = get(s, doc["metadata"]["name"])
+        old = row.spec.get("spec") or {}
+        meta = doc["metadata"]
+        meta.setdefault("namespace", row.namespace)
+        meta["uid"] = row.uid
+        meta["creationTimestamp"] = (row.spec.get("metadata") or {}).get(
+            "creationTimestamp", slot_iso(row.created_at))
+        values: dict[str, Any] = {"spec": doc}
+        if any(old.get(k) != doc["spec"].get(k) for k in ("schedule", "schedules", "timezone")):
+            values["checked_through"] = max(now, row.checked_through or 0.0)
+        s.execute(sa.update(CronWorkflowRow).where(CronWorkflowRow.uid == row.uid)
+                  .values(**values))
+    with store.read() as s:
+        return get(s, doc["metadata"]["name"])
+
+
 def get(s: Session, name: str) -> CronWorkflowRow:
     """The CronWorkflow named ``name``, or NotFoundError."""
     row = s.scalar(select(CronWorkflowRow).where(CronWorkflowRow.name == name))
@@ -117,7 +143,7 @@ def set_suspended(store: Store, name: str, suspended: bool) -> CronWorkflowRow:
         row = get(s, name)
         doc = dict(row.spec)
         doc["spec"] = {**doc.get("spec", {}), "suspend": suspended}
-        s.execute(update(CronWorkflowRow).where(CronWorkflowRow.uid == row.uid)
+        s.execute(sa.update(CronWorkflowRow).where(CronWorkflowRow.uid == row.uid)
                   .values(spec=doc))
         row.spec = doc
     return row
@@ -243,7 +269,7 @@ def mark_completed(store: Store, row: CronWorkflowRow) -> None:
         doc = json_copy(cur.spec)
         meta = doc.setdefault("metadata", {})
         meta["labels"] = {**(meta.get("labels") or {}), COMPLETED: "true"}
-        s.execute(update(CronWorkflowRow).where(CronWorkflowRow.uid == cur.uid)
+        s.execute(sa.update(CronWorkflowRow).where(CronWorkflowRow.uid == cur.uid)
                   .values(spec=doc))
     row.spec = doc
 
