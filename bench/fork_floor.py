@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from chute.executors import warm_worker  # noqa: E402
+from chute.executors import warm_worker
 
 
 def measure(n: int, child) -> tuple[float, float, float, float]:

@@ -130,7 +130,7 @@ class WarmSupervisor(supervisor.Supervisor):
     def __init__(self) -> None:
         super().__init__()
         self.zygote = os.getppid()  # forked by the zygote, before any step
-        self.compiled: dict[bytes, types.CodeType] = {}
+        self.compiled: dict[bytes, tuple[types.CodeType, bool]] = {}
         # what every step's child needs and this process never changes, made once here
         # rather than in each child (where every object made costs copy-on-write faults)
         self._environ = dict(os.environ)  # ours, which is what the child starts with
@@ -160,8 +160,8 @@ class WarmSupervisor(supervisor.Supervisor):
 
     def _code(self, script: str) -> tuple[types.CodeType, bool] | None:
         """The script's compiled code, cached by source: the steps of one component share
-        it, and compiling the step runtime costs more than the rest of a no-op step.
-        With whether it is only the part after chute's runtime
+        it, and compiling the step runtime costs more than the rest of a no-op step;
+        paired with whether it is only the part after chute's runtime
         (:mod:`chute.executors.warm_runtime`). Only compiled here, never run; None if it
         does not compile (the step itself then compiles it and reports the error as
         ``python script`` would)."""
