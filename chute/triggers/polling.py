@@ -106,7 +106,11 @@ class PollScheduler:
         now = self.clock()
         out: list[tuple[str, str, bool]] = []
         for row in list_all(self.store):
-            trig = KINDS[row.kind].parse(row.spec)
+            try:
+                trig = parse(row.spec)
+            except UserError as exc:  # one unreadable trigger must not stop the others
+                log.error("trigger %s: %s", row.name, exc)
+                continue
             due = row.polled_at is None or now - row.polled_at >= trig.spec.pollSeconds
             if force or due:
                 out += self.poll(row, trig, now)
