@@ -5,6 +5,7 @@ compares a warm step with the same compiled step run cold (``python3 script``).
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from chute.dsl import component
 from chute.dsl.script import PARAM_OUT_DIR, build_source, runtime_source
 from chute.executors import warm_runtime
-from chute.executors.base import FAILED, SUCCEEDED
+from chute.executors.base import FAILED, SUCCEEDED, LaunchSpec
 from chute.executors.local import LocalExecutor
 from chute.executors.python import PythonExecutor
 from tests.test_executors_python import log_lines, read_outputs, run, step, zygote_of
@@ -122,3 +123,19 @@ def test_a_script_with_another_runtime_runs_its_own(warm, cold, tmp_path):
     assert [output(r) for r in results] == ["yes", "yes"]
     plain = run(warm, step(tmp_path / "plain", edited, inputs={"x": "1"}))
     assert output(plain) == "None"  # the unedited script: chute's runtime, no EDITED
+
+
+def test_process_steps_start_with_no_signal_ignored(cold, tmp_path):
+    """A supervisor ignores SIGINT, SIGHUP and SIGPIPE (and, being Python, SIGXFSZ); exec
+    passes ignoring on, so a process step would inherit it (``yes | head`` would then end
+    with "Broken pipe" errors instead of SIGPIPE). It starts as in a container."""
+    spec = LaunchSpec(workflow_uid="wf", node_id="sig", attempt=0, step_dir=tmp_path / "sig",
+                      log_path=tmp_path / "logs" / "sig.log",
+                      argv=["sh", "-c", "yes | head -n 1; grep SigIgn /proc/self/status"])
+    result = run(cold, spec)
+    assert result.outcome == SUCCEEDED
+    lines = log_lines(spec)
+    assert lines[0] == ("stdout", "y") and len(lines) == 2  # no "yes: Broken pipe"
+    ignored = int(lines[1][1].split()[1], 16)
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE, signal.SIGXFSZ):
+        assert not ignored & (1 << (sig - 1)), sig

@@ -110,8 +110,7 @@ def resolve_argv(argv: list[str]) -> list[str]:
 
 
 CANCEL_SIGNAL = signal.SIGUSR1  # "read your cancel.json"; SIGTERM means "terminate"
-# ignored by a supervisor; exec would pass that on, so a step gets them back to default
-IGNORED = (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE)
+IGNORED = (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE)  # by a supervisor
 
 
 class Supervisor:
@@ -136,6 +135,11 @@ class Supervisor:
         signal.signal(signal.SIGCHLD, lambda *_: None)  # only to wake the poll loop
         for s in IGNORED:
             signal.signal(s, signal.SIG_IGN)
+        # exec passes ignoring on: a process step gets these back to default, so that it
+        # starts as in a container (e.g. `yes | head` ends by SIGPIPE, not by an error);
+        # ours, Python's own (SIGPIPE, SIGXFSZ) and any the controller inherited
+        self.ignored = tuple(s for s in signal.valid_signals()
+                             if signal.getsignal(s) == signal.SIG_IGN)
         self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         me = os.getpid()
         self.me = {"pid": me, "create_time": proctree.create_time(me)}  # for supervisor.pid
@@ -307,7 +311,8 @@ class Supervisor:
                     start_new_session=True,
                     close_fds=True,
                     # the supervisor is single-threaded, so preexec_fn is safe here
-                    preexec_fn=functools.partial(_enter_private_view, plan, working_dir),  # noqa: PLW1509
+                    preexec_fn=functools.partial(_enter_private_view, plan, working_dir,  # noqa: PLW1509
+                                                 self.ignored),
                 )
             except subprocess.SubprocessError as e:  # the preexec_fn failed
                 return f"could not start step: {e}"
@@ -346,7 +351,7 @@ class Supervisor:
                         (os.POSIX_SPAWN_DUP2, err_w, 2),
                     ],
                     setsid=True,
-                    setsigdef=IGNORED,  # as any new process's: ignoring is inherited
+                    setsigdef=self.ignored,
                 )
             except OSError as e:
                 return _exec_error(argv[0], e)
@@ -548,9 +553,10 @@ def _exec_error(argv0: str, e: OSError) -> str:
     return f'exec: "{argv0}": {e.strerror or e}'
 
 
-def _enter_private_view(plan: sandbox.Plan, working_dir: str | None) -> None:
-    """preexec_fn of a sandboxed step: mount namespace, chroot, then the working dir."""
-    for s in IGNORED:
+def _enter_private_view(plan: sandbox.Plan, working_dir: str | None, ignored=()) -> None:
+    """preexec_fn of a sandboxed step: default signals, mount namespace, chroot, then the
+    working dir."""
+    for s in ignored:
         signal.signal(s, signal.SIG_DFL)
     plan.enter()
     if working_dir:
