@@ -217,9 +217,11 @@ def _spec_json(spec: LaunchSpec) -> bytes:
         return json.dumps({**data, "script_source": None}).encode()
     encoded = _source_json.get(source)
     if encoded is None:
-        if len(_source_json) >= 64:
-            _source_json.clear()
-        encoded = _source_json[source] = json.dumps(source).encode()
+        encoded = json.dumps(source).encode()
+        if len(source) <= 1 << 16:  # a few SDK-sized sources, not any size
+            if len(_source_json) >= 64:
+                _source_json.clear()
+            _source_json[source] = encoded
     return json.dumps(data).encode()[:-1] + b', "script_source": ' + encoded + b"}"
 
 
