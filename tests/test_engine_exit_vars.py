@@ -185,6 +185,49 @@ def test_workflow_status_is_running_until_the_workflow_exit_handler():
     assert "mourn" not in argv and st.phase == P.WF_SUCCEEDED
 
 
+HOOKS = """
+entrypoint: main
+arguments: {parameters: [{name: who, value: ops}]}
+hooks:
+  exit:
+    template: note
+    arguments: {parameters: [{name: m, value: "wf {{workflow.status}} {{workflow.parameters.who}}"}]}
+templates:
+- name: main
+  steps:
+  - - name: a
+      template: note
+      arguments: {parameters: [{name: m, value: a}]}
+      hooks: {exit: {template: note, expression: 'steps.a.status == "Failed"', arguments: {parameters: [{name: m, value: "a failed"}]}}}
+    - name: b
+      template: note
+      continueOn: {failed: true}
+      arguments: {parameters: [{name: m, value: bad}]}
+      hooks: {exit: {template: note, expression: 'steps.b.status == "Failed"', arguments: {parameters: [{name: m, value: "b failed"}]}}}
+    - name: c
+      template: note
+      arguments: {parameters: [{name: m, value: c}]}
+      onExit: greet
+- name: note
+  inputs: {parameters: [{name: m}]}
+  container: {image: busybox, command: [echo, "{{inputs.parameters.m}}"]}
+- name: greet
+  inputs: {parameters: [{name: who}]}
+  container: {image: busybox, command: [echo, "hello {{inputs.parameters.who}}"]}
+"""
+
+
+def test_exit_hook_expression_workflow_arguments_and_workflow_level_hook():
+    """A hook's ``expression`` decides whether it runs; a hook without arguments
+    (``onExit``) gets the workflow's; the workflow's ``hooks.exit`` is its exit handler."""
+    st, argv = run(HOOKS, fails=("bad",))
+    assert "a.onExit" not in argv  # a succeeded: its hook's expression is false
+    assert argv["b.onExit"] == ["b failed"]
+    assert argv["c.onExit"] == ["hello ops"]
+    assert argv["wf.onExit"] == ["wf Succeeded ops"]
+    assert st.phase == P.WF_SUCCEEDED
+
+
 # -- validation: what Argo's validator accepts in a hook, and what it rejects ------------
 
 def problems(spec: str) -> list[str]:
@@ -195,6 +238,7 @@ def problems(spec: str) -> list[str]:
 def test_validator_accepts_the_guarded_node_in_its_hook_as_argo_does():
     assert problems(HANDLED) == []
     assert problems(STATUS) == []
+    assert problems(HOOKS) == []
     # onExit (Argo's HasExitHook) puts the guarded step in scope too
     assert problems("""
 entrypoint: main
@@ -396,3 +440,75 @@ templates:
     for name in ("flaky(1)", "flaky(2)"):
         assert phases[name] == (P.SKIPPED, "not reached when the workflow ran again")
     assert all(P.is_terminal(ph) for ph, _ in phases.values())
+
+
+REAL = """
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {name: retermed}
+spec:
+  entrypoint: main
+  onExit: final
+  templates:
+  - name: main
+    steps:
+    - - name: flaky
+        template: say
+        arguments: {parameters: [{name: m, value: flaky}]}
+        hooks: {exit: {template: say, arguments: {parameters: [{name: m, value: "hook {{steps.flaky.status}}"}]}}}
+  - name: say
+    inputs: {parameters: [{name: m}]}
+    container: {image: busybox, command: [echo, "{{inputs.parameters.m}}"]}
+  - name: final
+    container: {image: busybox, command: [echo, "final {{workflow.status}}"]}
+"""
+
+
+def test_chute_retry_then_terminate_with_the_real_controller_and_store(chute_home):
+    """``chute retry`` then ``chute terminate`` (the control API the CLI and the server
+    call), a real controller and SQLite store: the handlers the retry reset do not run,
+    they end Skipped, and the workflow ends with no node Pending or Running."""
+    from chute.config import load_settings
+    from chute.engine import control
+    from chute.engine.controller import Controller
+    from chute.engine.fake import FakeExecutor
+    from chute.engine.submit import submit
+    from chute.executors.base import FAILED, SUCCEEDED, StepResult
+    from chute.store import queries as q
+    from chute.store.db import open_store
+
+    settings = load_settings().ensure()
+    store = open_store(settings)
+    ran: list[str] = []
+
+    def outcome(spec):
+        ran.append(spec.argv[-1])
+        bad = spec.argv[-1] == "flaky"
+        return StepResult(FAILED if bad else SUCCEEDED, 1 if bad else 0)
+
+    def drive(uid: str) -> dict[str, tuple[str, str | None]]:
+        ctl = Controller(store, settings, FakeExecutor(outcome), lease_ttl=5)
+        try:
+            ctl.run_until_done([uid], timeout=30)
+        finally:
+            ctl.close()
+        with store.read() as s:
+            return {n.display_name: (n.phase, n.message) for n in q.nodes_of(s, uid)}
+
+    row = submit(store, load_documents(REAL)[0])
+    first = drive(row.uid)
+    assert ran == ["flaky", "hook Failed", "final Failed"]
+    assert first["flaky.onExit"][0] == first["retermed.onExit"][0] == P.SUCCEEDED
+    ran.clear()
+    control.retry(store, "retermed")
+    control.stop(store, "retermed", terminate=True)
+    after = drive(row.uid)
+    assert ran == []  # nothing ran again: the step was stopped before it started
+    with store.read() as s:
+        wf = q.find_workflow(s, row.uid)
+        assert (wf.phase, wf.message) == ("Failed", "Stopped with strategy 'Terminate'")
+    assert after["flaky"] == (P.FAILED, "Stopped with strategy 'Terminate'")
+    for name in ("flaky.onExit", "retermed.onExit"):
+        assert after[name] == (P.SKIPPED, "Stopped with strategy 'Terminate'"), name
+    assert [n for n, (ph, _) in after.items() if not P.is_terminal(ph)] == []
+    store.dispose()

@@ -9,19 +9,47 @@ from typing import TYPE_CHECKING, Any
 
 from chute.engine import phases as P
 from chute.engine.nodes import Node
+from chute.errors import ChuteError, ExpressionError
 
 if TYPE_CHECKING:
     from chute.engine.state import RunState
 
 
 def exit_hook(call: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """The exit handler of a step or task: ``onExit`` or ``hooks.exit``."""
+    """The exit handler of a step, a task or the workflow (its spec): ``onExit`` or
+    ``hooks.exit``, as a call."""
     if not call:
         return None
     if call.get("onExit"):
         return {"template": call["onExit"]}
     hook = (call.get("hooks") or {}).get("exit")
     return dict(hook) if hook else None
+
+
+def hook_applies(hook: Mapping[str, Any], ctx: Mapping[str, str]) -> bool:
+    """Whether an exit hook runs: always, unless its ``expression`` (evaluated over the
+    hook's variables, as Argo's ``runOnExitNode`` does) is false."""
+    source = hook.get("expression")
+    if not source:
+        return True
+    from chute.spec import expr
+
+    value = expr.evaluate(str(source), ctx)
+    if not isinstance(value, bool):
+        raise ExpressionError(f"{source!r} is not a boolean")
+    return value
+
+
+def with_workflow_arguments(hook: dict[str, Any], st: RunState) -> dict[str, Any]:
+    """An exit hook without arguments (``onExit`` never has any) gets the workflow's, as
+    Argo's ``GetExitHook(spec.arguments)`` / ``LifecycleHook.WithArgs`` give it."""
+    args = hook.get("arguments") or {}
+    if args.get("parameters") or args.get("artifacts"):
+        return hook
+    params = [{"name": k, "value": v} for k, v in st.plan.parameters.items()]
+    wf_arts = (st.plan.spec.get("arguments") or {}).get("artifacts")
+    return {**hook, "arguments": {"parameters": params,
+                                  **({"artifacts": wf_arts} if wf_arts else {})}}
 
 
 class Frame:
@@ -46,13 +74,22 @@ class Frame:
                 not st.stopping_hard or st.started_before(f"{child.name}.onExit")):
             from chute.engine.vars import substitute_all
 
-            handler = st.execute(name=f"{child.name}.onExit",
-                                 display=f"{child.display_name}.onExit",
-                                 call=substitute_all(hook, self.hook_vars(st, call, child)),
-                                 scope=self.tscope, boundary_id=self.node.id, parent=child,
-                                 owner=self)
-            exits[handler.id] = child
-            return
+            ctx = self.hook_vars(st, call, child)
+            name, display = f"{child.name}.onExit", f"{child.display_name}.onExit"
+            try:
+                run = hook_applies(hook, ctx)
+            except ChuteError as exc:
+                handler = st.error_node(name, display, hook.get("template"), self.node.id,
+                                        child, self, f"hooks.exit.expression: {exc}")
+                exits[handler.id] = child
+                return
+            if run:
+                handler = st.execute(name=name, display=display,
+                                     call=substitute_all(with_workflow_arguments(hook, st), ctx),
+                                     scope=self.tscope, boundary_id=self.node.id, parent=child,
+                                     owner=self)
+                exits[handler.id] = child
+                return
         self.on_child(st, child)
 
     #: how this frame's children are referred to: ``steps`` or ``tasks`` (None: no calls)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 
 from chute.engine import phases as P
-from chute.engine.frame import Frame
+from chute.engine.frame import Frame, exit_hook, with_workflow_arguments
 from chute.engine.nodes import Node
 from chute.engine.state import RunState
 
@@ -40,28 +40,30 @@ class RootFrame(Frame):
 
     def child_done(self, st: RunState, child: Node) -> None:
         if child is self.node:
-            on_exit = st.plan.spec.get("onExit")
+            hook = exit_hook(st.plan.spec)  # spec.onExit, or spec.hooks.exit
             # terminate skips the exit handler, except one that started before a restart
             # (re-attached to collect its cancelled end, never left Running)
-            if on_exit and (not st.stopping_hard or st.started_before(f"{st.plan.name}.onExit")):
-                self.run_exit_handler(on_exit)
+            if hook and (not st.stopping_hard or st.started_before(f"{st.plan.name}.onExit")):
+                self.run_exit_handler(hook)
                 return
             self.complete()
         elif child is self.exit_node:
             self.complete()
 
-    def run_exit_handler(self, template: str) -> None:
+    def run_exit_handler(self, hook: dict) -> None:
+        """Run the workflow's exit handler (node ``<workflow>.onExit``); its arguments are
+        the hook's, else the workflow's, and see the final ``workflow.status``."""
         st = self.st
         assert self.node is not None
         st.stopping = st.stopping_hard  # `stop` halts the main flow; the handler still runs
         st.globals["workflow.status"] = _wf_phase(self.node.phase)
         if st.finished_duration_var:
             st.globals["workflow.duration"] = st.finished_duration_var()
-        args = {"parameters": [{"name": k, "value": v} for k, v in st.plan.parameters.items()]}
+        call = {k: v for k, v in with_workflow_arguments(hook, st).items()
+                if k in ("template", "templateRef", "arguments")}
         self.exit_node = st.execute(name=f"{st.plan.name}.onExit", display=f"{st.plan.name}.onExit",
-                                    call={"template": template, "arguments": args},
-                                    scope=st.plan.root_scope, boundary_id=None, parent=None,
-                                    owner=self)
+                                    call=call, scope=st.plan.root_scope, boundary_id=None,
+                                    parent=None, owner=self)
 
     def complete(self) -> None:
         st = self.st
