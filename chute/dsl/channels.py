@@ -117,7 +117,7 @@ class WorkflowVariable(Channel):
 
 WORKFLOW_NAME = WorkflowVariable("workflow.name")
 WORKFLOW_UID = WorkflowVariable("workflow.uid")
-WORKFLOW_STATUS = WorkflowVariable("workflow.status")  # meaningful in an exit handler
+WORKFLOW_STATUS = WorkflowVariable("workflow.status")  # Running, and the end in an exit handler
 
 
 class LoopItem(Channel):
