@@ -4,7 +4,8 @@ workflow's phase.
 ``workflow.status`` is a global, as in Argo, which sets it from the root node's phase:
 ``Running`` while the entrypoint runs (step- and task-level exit handlers included), the
 entrypoint's end (Succeeded, Failed or Error) once it ended, in the workflow's ``onExit``
-handler. ``workflow.failures`` is live everywhere (the pod nodes failed so far).
+handler. ``workflow.failures`` (the pod nodes failed so far) and ``workflow.duration``
+are live everywhere; the latter stops at the workflow's exit handler.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ class RootFrame(Frame):
             args["artifacts"] = wf_arts
         call = {"template": st.plan.entrypoint, "arguments": args}
         st.globals["workflow.status"] = P.WF_RUNNING
+        if st.finished_duration_var:  # Argo updates it on every pass: read it when used
+            st.globals.live("workflow.duration", st.finished_duration_var)
         self.node = st.execute(name=st.plan.name, display=st.plan.name, call=call,
                                scope=st.plan.root_scope, boundary_id=None, parent=None,
                                owner=self)
