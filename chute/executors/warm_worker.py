@@ -35,7 +35,9 @@ zygote order sets of strings alike; interpreter options read at start-up from th
 step's environment (``PYTHONPATH``, ``PYTHONHASHSEED``, ``-X`` options) are the
 zygote's, except ``PYTHONUNBUFFERED`` which is honoured; modules the zygote imported
 are not re-executed (their import-time state is shared as of the zygote's start;
-``random`` and ``numpy.random`` are reseeded in each step).
+``random`` and ``numpy.random`` are reseeded in each step); chute's runtime frames in a
+traceback are named ``<chute step runtime>`` wherever it is not the step's own report of
+its uncaught exception (a step's own ``sys.excepthook``, ``traceback.print_stack``).
 
 The controller never runs user code: it only parses the step's source with :mod:`ast`
 to choose the modules (:func:`preload_modules`).
