@@ -43,8 +43,7 @@ from chute.errors import ExecutionError
 from chute.executors import proctree
 from chute.executors.base import CANCELLED, ERROR, LaunchSpec, StepHandle, StepResult
 from chute.executors.forkserver import NOTIFY_ENV
-from chute.executors.supervisor import (
-    CANCEL_SIGNAL,
+from chute.executors.stepfiles import (
     CANCELFILE,
     LAUNCH,
     PIDFILE,
@@ -56,6 +55,7 @@ from chute.executors.supervisor import (
     result_to_json,
     write_json_atomic,
 )
+from chute.executors.supervisor import CANCEL_SIGNAL
 
 LOST_MESSAGE = "supervisor lost"
 NEVER_STARTED = "supervisor never started"

@@ -15,100 +15,45 @@ that it outlives the controller. It
 5. when the step's main process exits, kills whatever it left behind (as a container's
    end does), collects output paths and writes ``status.json`` atomically.
 
-The step-directory files are read back by :mod:`chute.executors.local`.
+How the step's process is started is :mod:`chute.executors.spawn`'s; the step-directory
+files (``supervisor.pid``, ``step.pid``, ``status.json``) are written with
+:mod:`chute.executors.stepfiles` and read back by :mod:`chute.executors.local`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import json
 import os
-import resource
 import select
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from chute.executors import proctree, sandbox
+from chute.executors import proctree, sandbox, spawn
 from chute.executors.base import CANCELLED, ERROR, FAILED, SUCCEEDED, TIMEOUT, StepResult
 from chute.executors.logsink import LogSink
 
-DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"
-LEFTOVER_DRAIN = 2.0  # seconds to wait for pipe EOF once the step's processes are gone
-
-LAUNCH, STATUS, PIDFILE, STEPFILE, CANCELFILE = (
-    "launch.json",
-    "status.json",
-    "supervisor.pid",
-    "step.pid",
-    "cancel.json",
+# resolve_argv, PIDFILE and result_from_json were defined here: still importable from here
+from chute.executors.spawn import resolve_argv  # noqa: F401
+from chute.executors.stepfiles import (  # noqa: F401
+    CANCELFILE,
+    LAUNCH,
+    PIDFILE,
+    STATUS,
+    STEPFILE,
+    claim,
+    read_json,
+    result_from_json,
+    result_to_json,
+    usage,
+    write_json_atomic,
+    write_small,
 )
 
-
-# ---------------------------------------------------------------- step-directory files
-
-
-def write_json_atomic(path: Path, data: dict, *, sync: bool = True) -> None:
-    """Write ``data`` as JSON to ``path`` atomically: temp file, rename, then fsync.
-
-    Readers never see a partial file (the rename is atomic), whatever process dies when.
-    The fsync (if ``sync``) comes *after* the rename on purpose: it costs 1-15 ms on an
-    ordinary disk and the result should be visible at once. Durability: a killed process
-    loses nothing (the page cache is the kernel's, so the renamed file is there for the
-    next reader); only a power cut or kernel crash can leave an empty or missing file,
-    which readers treat as absent (for status.json: "supervisor lost", so the engine's
-    retry policy decides).
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    try:
-        os.write(fd, json.dumps(data).encode())
-        os.replace(tmp, path)
-        if sync:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def read_json(path: Path) -> dict | None:
-    """The JSON object in ``path``, or None if it does not exist (or is not JSON)."""
-    try:
-        with open(path, "rb") as f:
-            return json.loads(f.read())
-    except (FileNotFoundError, NotADirectoryError, ValueError):
-        return None
-
-
-def result_to_json(result: StepResult) -> dict:
-    """Plain-JSON form of a StepResult (status.json). Shallow (the outputs dict is shared):
-    ``dataclasses.asdict`` deep-copies, which costs more than the rest of writing it."""
-    return {f: getattr(result, f) for f in _RESULT_FIELDS}
-
-
-_RESULT_FIELDS = tuple(StepResult.__dataclass_fields__)
-
-
-def result_from_json(data: dict) -> StepResult:
-    """Inverse of :func:`result_to_json`, ignoring unknown keys (newer writers)."""
-    known = StepResult.__dataclass_fields__
-    return StepResult(**{k: v for k, v in data.items() if k in known})
-
-
-def resolve_argv(argv: list[str]) -> list[str]:
-    """Map ``python``/``python3`` to the running interpreter (images call it by that name)."""
-    if argv and argv[0] in ("python", "python3"):
-        return [sys.executable, *argv[1:]]
-    return list(argv)
-
-
-# ---------------------------------------------------------------- the supervisor
-
-
+DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"
+LEFTOVER_DRAIN = 2.0  # seconds to wait for pipe EOF once the step's processes are gone
 CANCEL_SIGNAL = signal.SIGUSR1  # "read your cancel.json"; SIGTERM means "terminate"
 IGNORED = (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE)  # by a supervisor
 
@@ -207,7 +152,7 @@ class Supervisor:
                 else masker.mask(result.result.encode()).decode(),
             )
         data = result_to_json(result)
-        data["usage"] = _usage()  # not part of StepResult: for benchmarks and the curious
+        data["usage"] = usage()  # not part of StepResult: for benchmarks and the curious
         # not fsynced: what a killed controller (or supervisor) leaves behind is in the page
         # cache, which the next controller reads; only a power cut or kernel crash can lose
         # it, and then the step ends as "supervisor lost" and its retry policy decides, as
@@ -236,11 +181,7 @@ class Supervisor:
             return StepResult(
                 ERROR, None, "launch.json missing or unreadable", finished_at=time.time()
             )
-        argv = resolve_argv(list(spec["argv"]))
-        if spec.get("script_source") is not None:
-            script = self.step_dir / "script"
-            _write_file(script, spec["script_source"].encode(), 0o755)  # as Argo's: `command:
-            argv.append(str(script))  # [sh, -c]` runs the file itself
+        argv = spawn.command(spec, self.step_dir)
         if not argv:
             return StepResult(ERROR, None, "empty command", finished_at=time.time())
         env.update(spec.get("env") or {})
@@ -293,69 +234,22 @@ class Supervisor:
         return self._result(plan, sink)
 
     def _spawn(self, argv, env, working_dir, plan, out_w, err_w) -> str | None:
-        """Start the step in a new session; returns an exec error message, or None.
-
-        Without a private view this is ``posix_spawn`` (vfork + exec inside libc: no copy
-        of the supervisor's memory and little Python); the step's working directory is
-        set by changing the supervisor's own (it uses absolute paths only). A private view
-        needs code in the forked child, so it goes through ``Popen(preexec_fn=...)``.
-        """
-        if plan.enabled:
-            try:
-                self.proc = subprocess.Popen(
-                    argv,
-                    stdin=self.devnull,
-                    stdout=out_w,
-                    stderr=err_w,
-                    env=env,
-                    start_new_session=True,
-                    close_fds=True,
-                    # the supervisor is single-threaded, so preexec_fn is safe here
-                    preexec_fn=functools.partial(_enter_private_view, plan, working_dir,  # noqa: PLW1509
-                                                 self.ignored),
-                )
-            except subprocess.SubprocessError as e:  # the preexec_fn failed
-                return f"could not start step: {e}"
-            except OSError as e:
-                return _exec_error(argv[0], e)
-            self.step_pid = self.proc.pid
-            try:  # hold the step's mount namespace: its teardown (slow: RCU grace periods)
-                # then happens after the result is written, not in the step's exit
-                self.ns_fd = os.open(f"/proc/{self.step_pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
-            except OSError:
-                pass
-        else:
-            try:
+        """Start the step in a new session (:mod:`chute.executors.spawn`) and write
+        step.pid; returns an exec error message, or None. Warm supervisors override it."""
+        try:
+            if plan.enabled:
+                self.proc = spawn.popen_private(argv, env, working_dir, plan, self.devnull,
+                                                out_w, err_w, self.ignored)
+                self.step_pid = self.proc.pid
+                self.ns_fd = spawn.hold_mount_ns(self.step_pid)
+            else:
                 # relative to the step directory, never to where the last step left us
                 cwd = os.path.join(self.step_dir, working_dir or plan.default_cwd)
-                try:
-                    os.chdir(cwd)
-                except FileNotFoundError:
-                    os.makedirs(cwd, exist_ok=True)
-                    os.chdir(cwd)
-            except OSError as e:
-                return f"working directory {working_dir}: {e.strerror or e}"
-            path = argv[0]
-            if "/" not in path:
-                path = shutil.which(path, path=env.get("PATH", os.defpath)) or ""
-                if not path:
-                    return _exec_error(argv[0], FileNotFoundError())
-            try:
-                self.step_pid = os.posix_spawn(
-                    path,
-                    argv,
-                    env,
-                    file_actions=[
-                        (os.POSIX_SPAWN_DUP2, self.devnull, 0),
-                        (os.POSIX_SPAWN_DUP2, out_w, 1),
-                        (os.POSIX_SPAWN_DUP2, err_w, 2),
-                    ],
-                    setsid=True,
-                    setsigdef=self.ignored,
-                )
-            except OSError as e:
-                return _exec_error(argv[0], e)
-        _write_small(
+                self.step_pid = spawn.posix_spawn_step(argv, env, cwd, working_dir,
+                                                       self.devnull, out_w, err_w, self.ignored)
+        except spawn.SpawnError as e:
+            return str(e)
+        write_small(
             self.step_dir / STEPFILE,
             {"pid": self.step_pid, "create_time": proctree.create_time(self.step_pid)},
         )
@@ -489,79 +383,6 @@ def _drain(fd: int) -> None:
             pass
     except (BlockingIOError, InterruptedError):
         pass
-
-
-_last_usage = [0.0, 0.0, 0, 0]
-
-
-def _usage() -> dict:
-    """CPU seconds (and page faults) this supervisor and the step's processes used for this
-    step (a process may run several steps one after another); descendants count once
-    reaped, which every one of them is by now. ``step_max_rss_kb`` is the largest of any
-    step so far. Faults say where a step's cost goes even on a loaded machine (most of a
-    no-op step is copy-on-write faults after the fork)."""
-    me = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    now = [me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime,
-           me.ru_minflt, kids.ru_minflt]
-    used = [n - last for n, last in zip(now, _last_usage, strict=True)]
-    _last_usage[:] = now
-    return {"supervisor_cpu": round(used[0], 6), "step_cpu": round(used[1], 6),
-            "step_max_rss_kb": kids.ru_maxrss,
-            "supervisor_faults": used[2], "step_faults": used[3]}
-
-
-def claim(step_dir: Path, data: dict) -> bool:
-    """Create ``step_dir/supervisor.pid`` with ``data`` unless it exists; whether we did."""
-    try:
-        fd = os.open(step_dir / PIDFILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-    except FileExistsError:
-        return False
-    try:
-        os.write(fd, json.dumps(data).encode())
-    finally:
-        os.close(fd)
-    return True
-
-
-def _write_file(path: Path, data: bytes, mode: int) -> None:
-    """Create (or truncate) ``path`` with ``data`` and exactly ``mode`` (umask aside)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
-    try:
-        os.fchmod(fd, mode)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-    finally:
-        os.close(fd)
-
-
-def _write_small(path: Path, data: dict) -> None:
-    """Write a small JSON file in one ``write`` (readers treat bad JSON as absent)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    try:
-        os.write(fd, json.dumps(data).encode())
-    finally:
-        os.close(fd)
-
-
-def _exec_error(argv0: str, e: OSError) -> str:
-    if isinstance(e, FileNotFoundError):
-        return f'exec: "{argv0}": executable file not found in $PATH'
-    if isinstance(e, PermissionError):
-        return f'exec: "{argv0}": permission denied'
-    return f'exec: "{argv0}": {e.strerror or e}'
-
-
-def _enter_private_view(plan: sandbox.Plan, working_dir: str | None, ignored=()) -> None:
-    """preexec_fn of a sandboxed step: default signals, mount namespace, chroot, then the
-    working dir."""
-    for s in ignored:
-        signal.signal(s, signal.SIG_DFL)
-    plan.enter()
-    if working_dir:
-        os.makedirs(working_dir, exist_ok=True)
-    os.chdir(working_dir or plan.default_cwd)
 
 
 def _log_traceback(step_dir: Path) -> None:

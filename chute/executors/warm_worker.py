@@ -58,7 +58,7 @@ import signal
 import sys
 import types
 
-from chute.executors import forkserver, proctree, sandbox, supervisor, warm_runtime
+from chute.executors import forkserver, proctree, sandbox, stepfiles, supervisor, warm_runtime
 
 #: What the step runtime (chute/dsl/runtime.py) imports: every SDK step needs these.
 RUNTIME_MODULES = ("importlib.metadata", "json", "os", "re", "subprocess", "sys")
@@ -214,8 +214,8 @@ class WarmSupervisor(supervisor.Supervisor):
                 os._exit(code)
         _signal.pthread_sigmask(signal.SIG_SETMASK, old)
         self.step_pid = pid
-        supervisor._write_small(
-            self.step_dir / supervisor.STEPFILE,
+        stepfiles.write_small(
+            self.step_dir / stepfiles.STEPFILE,
             {"pid": pid, "create_time": proctree.create_time(pid), "zygote": self.zygote},
         )
         return None
