@@ -154,6 +154,10 @@ def check_outputs(file: str, nodes: dict, log) -> None:
     if file == "exit-handler-step-level.yaml":
         for step in ("hello1", "hello2a", "hello2b"):
             assert nodes[f"{step}.onExit"].phase == "Succeeded"
+    if file == "exit-handler-with-param.yaml":  # the hook's argument: step-1's output
+        assert "hello world" in log(nodes["step-1.onExit"])
+    if file == "exit-handler-with-artifacts.yaml":  # the hook's artifact: step-1's output
+        assert "Welcome" in log(nodes["step-1.onExit"])
     if file == "template-on-exit.yaml":
         assert any(n.display_name.endswith(".onExit") for n in nodes.values())
     if file == "exit-handlers.yaml":
