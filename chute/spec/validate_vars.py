@@ -2,8 +2,10 @@
 exists where it is used, as Argo's ``resolveAllVariables`` decides.
 
 Scopes follow Argo's validator: a leaf template sees its inputs, ``outputs.*``,
-``pod.name`` and the globals (``workflow.*``); a step sees the steps before it, a DAG task
-sees every task of its DAG, both see ``item`` when they loop. Tags outside Argo's checked
+``pod.name`` and the globals (``workflow.*``, ``workflow.status`` and ``workflow.failures``
+anywhere, as Argo's validator has them); a step sees the steps before it, a DAG task
+sees every task of its DAG, both see ``item`` when they loop, and a step with an exit
+hook (``onExit`` or ``hooks.exit``) sees itself, for the hook's arguments. Tags outside Argo's checked
 prefixes (``item``, ``steps.``, ``inputs.``, ``outputs.``, ``pod.``, ``workflow.``,
 ``tasks.``) are left alone, as Argo does (``{{retries}}``, ``{{lastRetry.exitCode}}``,
 ``{{node.name}}``, metric variables); ``{{=...}}`` expression tags are checked for syntax
