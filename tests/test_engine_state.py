@@ -485,3 +485,48 @@ templates:
     nodes = by_display(st)
     assert sorted(st.nodes[c].display_name for c in nodes["A"].children) == ["B", "C"]
     assert [st.nodes[c].display_name for c in nodes["wf"].children] == ["A"]
+
+
+def test_a_fan_out_parent_is_rewritten_as_its_children_double_not_every_pass():
+    """3,000 tasks depend on t0; with the controller's budget they are created 32 a pass,
+    each linked to t0. t0 is persisted when its children doubled (and whenever short),
+    not in each of the ~100 passes: writing its whole list each time was quadratic (D-5).
+    Once a pass adds none, the full list is written (the tasks still running)."""
+    n = 3000
+    tasks = [{"name": "t0", "template": "s"}] + [
+        {"name": f"t{i}", "template": "s", "dependencies": ["t0"]} for i in range(1, n)]
+    doc = wf(json.dumps({"entrypoint": "main", "templates": [
+        {"name": "main", "dag": {"tasks": tasks}},
+        {"name": "s", "container": {"image": "busybox", "command": ["true"]}}]}))
+    st = RunState(build_plan(doc, uid="uid-1", created_at=1000.0), now=1000.0)
+    st.budget = 32
+    st.start()
+    now, writes, running = 1000.0, [], []  # t0's children at each write of t0
+
+    def turn() -> None:
+        d = st.drain()
+        writes.extend(len(x.children) for x in d.new_nodes + d.changed_nodes
+                      if x.display_name == "t0")
+        for req in d.launches:
+            st.mark_running(req.node_id, f"/steps/{req.node_id}", now)
+            running.append(req.node_id)
+
+    turn()
+    st.pod_finished(running.pop(), PodOutcome(P.SUCCEEDED, 0), now)  # t0: the rest ready
+    passes = 0
+    while st.pending:  # the tasks are created a slice a pass, and keep running
+        st.proceed()
+        turn()
+        passes += 1
+    t0 = by_display(st)["t0"]
+    assert len(t0.children) == n - 1 and passes > 90
+    assert writes[-1] < n - 1  # the last pass grew it: not written yet (2048 < 2999)
+    turn()  # a pass that added no child: the full list is written
+    assert writes[-1] == n - 1
+    assert writes == sorted(writes) and len(writes) <= 12, writes
+    long = [k for k in writes if k >= 128]
+    assert all(b >= 2 * a for a, b in zip(long, long[1:-1]))  # doublings
+    for nid in running:
+        st.pod_finished(nid, PodOutcome(P.SUCCEEDED, 0), now)
+    turn()
+    assert st.phase == P.WF_SUCCEEDED and writes[-1] == n - 1

@@ -62,6 +62,9 @@ class Decisions:
                     or self.reattach or self.cancels or self.cache_writes or self.workflow)
 
 
+#: a node with this many children or more is not rewritten for each one (_children_due)
+MANY_CHILDREN = 128
+
 NODE_TYPE = {"container": P.POD, "script": P.POD, "dag": P.DAG, "steps": P.STEPS,
              "suspend": P.SUSPEND}
 
@@ -103,6 +106,11 @@ class RunState:
         self._seq = 0
         self._new: dict[str, Node] = {}
         self._dirty: dict[str, Node] = {}
+        # nodes whose only change is new children (see _children_due), those that got
+        # one since the last drain, and the length of long lists when last written
+        self._grown: dict[str, Node] = {}
+        self._grew: set[str] = set()
+        self._children_written: dict[str, int] = {}
         self._events: list[dict[str, Any]] = []
         self._launches: list[LaunchRequest] = []
         self._reattach: list[Node] = []
@@ -227,9 +235,18 @@ class RunState:
 
     def drain(self) -> Decisions:
         """Take the decisions made since the last drain."""
+        changed = [n for i, n in self._dirty.items() if i not in self._new]
+        for nid, node in list(self._grown.items()):
+            if nid in self._dirty or nid in self._new or self._children_due(node):
+                del self._grown[nid]
+                if nid not in self._dirty and nid not in self._new:
+                    changed.append(node)
+        for node in (*changed, *self._new.values()):
+            if len(node.children) >= MANY_CHILDREN:
+                self._children_written[node.id] = len(node.children)
+        self._grew = set()
         d = Decisions(
-            new_nodes=list(self._new.values()),
-            changed_nodes=[n for i, n in self._dirty.items() if i not in self._new],
+            new_nodes=list(self._new.values()), changed_nodes=changed,
             events=self._events, launches=self._launches, reattach=self._reattach,
             cancels=self._cancels, cache_writes=self.memo.drain(),
             workflow=self._wf_update or None,
@@ -266,7 +283,7 @@ class RunState:
             # a node is created once per run, so it cannot be a child already (and a
             # membership test would make a 10,000-item loop quadratic)
             parent.children.append(nid)
-            self.touch(parent)
+            self._grow(parent)
         if owner is not None:
             self._owner[nid] = owner
         return node
@@ -292,7 +309,26 @@ class RunState:
         if edge not in self._edges:
             self._edges.add(edge)
             parent.children.append(child.id)
-            self.touch(parent)
+            self._grow(parent)
+
+    def _grow(self, parent: Node) -> None:
+        """``parent`` has a new child: to be persisted (when: :meth:`_children_due`)."""
+        if parent.id not in self._new:
+            self._grown[parent.id] = parent
+            self._grew.add(parent.id)
+
+    def _children_due(self, node: Node) -> bool:
+        """Whether a node whose only change is new children is written in this drain.
+
+        A short list is, every time. A long one (a fan-out's parent, a task thousands
+        depend on) gains children over hundreds of passes; writing it in each would cost
+        the list's length each time (JSON, and the row rewritten): quadratic in the
+        fan-out. It is written once its length doubled since the last write, once it
+        stopped growing (a pass added none), and when the run ends. Children are derived
+        (a replay links them again), so a restart loses nothing while one lags."""
+        n = len(node.children)
+        return (n < MANY_CHILDREN or node.id not in self._grew or self.done
+                or n >= 2 * self._children_written.get(node.id, 0))
 
     def transition(self, node: Node, phase: str, message: str | None = None) -> None:
         """The one way a node's phase changes: checked, journaled, persisted."""

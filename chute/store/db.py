@@ -19,6 +19,7 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,6 +47,10 @@ class Store:
         writer = engine.execution_options(chute_write=True) if self.is_sqlite else engine
         self._write_sessions = sessionmaker(bind=writer, expire_on_commit=False)
         self._writer = writer
+        # SQLite: each thread that commits with write_conn keeps its connection (see there)
+        self._local = threading.local()
+        self._held: list[Connection] = []
+        self._held_lock = threading.Lock()
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -71,12 +76,29 @@ class Store:
     @contextmanager
     def write_conn(self) -> Iterator[Connection]:
         """A write transaction on a bare Core connection (no ORM unit of work): the
-        controller's hot path, where every turn commits a few executemany statements."""
-        with self._writer.begin() as conn:
+        controller's hot path, where every turn commits a few executemany statements.
+
+        On SQLite the calling thread keeps its connection between transactions (none is
+        open in between, so no snapshot holds the WAL back): checking one out of the pool
+        and back in cost more than the commit's statements."""
+        if not self.is_sqlite:  # PostgreSQL: the pool checks a connection is alive
+            with self._writer.begin() as conn:
+                yield conn
+            return
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self._local.conn = self._writer.connect()
+            with self._held_lock:
+                self._held.append(conn)
+        with conn.begin():
             yield conn
 
     def dispose(self) -> None:
-        """Close every pooled connection."""
+        """Close every connection: those write_conn keeps, then the pool's."""
+        with self._held_lock:
+            held, self._held = self._held, []
+        for conn in held:
+            conn.close()
         self.engine.dispose()
 
 

@@ -154,16 +154,27 @@ def _sqlite(conn: Connection):
     return conn.connection.driver_connection
 
 
+_JSON_INDEX = tuple(i for i, c in enumerate(NODE_COLUMNS) if c in _JSON_COLUMNS)
+_CACHED_INDEX = NODE_COLUMNS.index("cached")
+
+
+def _json_text(v: Any) -> str:
+    """``json.dumps(v)``, without the call for the empty values most nodes have."""
+    if not v:
+        if type(v) is dict:
+            return "{}"
+        if type(v) is list:
+            return "[]"
+    return json.dumps(v)
+
+
 def _node_values(n: dict[str, Any]) -> list[Any]:
     """A node dict's NODE_COLUMNS values as SQLAlchemy would bind them on SQLite."""
-    out = []
-    for c in NODE_COLUMNS:
-        v = n[c]
-        if c in _JSON_COLUMNS:
-            v = json.dumps(v)
-        elif c == "cached" and v is not None:
-            v = int(bool(v))
-        out.append(v)
+    out = [n[c] for c in NODE_COLUMNS]
+    for i in _JSON_INDEX:
+        out[i] = _json_text(out[i])
+    if out[_CACHED_INDEX] is not None:
+        out[_CACHED_INDEX] = int(bool(out[_CACHED_INDEX]))
     return out
 
 
