@@ -530,3 +530,32 @@ def test_a_fan_out_parent_is_rewritten_as_its_children_double_not_every_pass():
         st.pod_finished(nid, PodOutcome(P.SUCCEEDED, 0), now)
     turn()
     assert st.phase == P.WF_SUCCEEDED and writes[-1] == n - 1
+
+
+def test_a_chain_does_not_rewrite_its_dag_node_for_each_step():
+    """A task is created under the DAG node and then hung off its dependency: the DAG
+    node's children end as they were (its root task), so it is not persisted again for
+    each of the chain's steps; the dependency that gained the child is."""
+    n = 50
+    tasks = [{"name": "t0", "template": "s"}] + [
+        {"name": f"t{i}", "template": "s", "dependencies": [f"t{i - 1}"]} for i in range(1, n)]
+    doc = wf(json.dumps({"entrypoint": "main", "templates": [
+        {"name": "main", "dag": {"tasks": tasks}},
+        {"name": "s", "container": {"image": "busybox", "command": ["true"]}}]}))
+    st = RunState(build_plan(doc, uid="uid-1", created_at=1000.0), now=1000.0)
+    st.start()
+    written: dict[str, list[list[str]]] = {}  # display name -> children at each write
+    while not st.done:
+        d = st.drain()
+        for x in d.new_nodes + d.changed_nodes:
+            written.setdefault(x.display_name, []).append(list(x.children))
+        for req in d.launches:
+            st.mark_running(req.node_id, f"/steps/{req.node_id}", 1000.0)
+            st.pod_finished(req.node_id, PodOutcome(P.SUCCEEDED, 0), 1000.0)
+    nodes = by_display(st)
+    assert st.phase == P.WF_SUCCEEDED
+    assert [st.nodes[c].display_name for c in nodes["wf"].children] == ["t0"]
+    assert len(written["wf"]) <= 3, written["wf"]  # created, Running, Succeeded at most
+    assert all(w == [nodes["t0"].id] for w in written["wf"][1:])
+    for i in range(n - 1):  # each step's last write holds its dependant
+        assert written[f"t{i}"][-1] == [nodes[f"t{i + 1}"].id]

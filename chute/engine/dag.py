@@ -182,10 +182,7 @@ class DagFrame(Frame):
     def _place(self, node: Node, tname: str) -> None:
         """Argo's edges: a root task hangs off the DAG node, others off their dependencies."""
         if self.deps[tname]:
-            try:
-                self.node.children.remove(node.id)
-            except ValueError:
-                pass
+            self.st.unlink(self.node, node.id)
             for d in self.deps[tname]:
                 self.st.link(self.results[d], node)
 

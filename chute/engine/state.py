@@ -109,7 +109,8 @@ class RunState:
         # nodes whose only change is new children (see _children_due), those that got
         # one since the last drain, and the length of long lists when last written
         self._grown: dict[str, Node] = {}
-        self._grew: set[str] = set()
+        self._grew: dict[str, int] = {}  # node id -> children added since the last drain
+        self._fresh: set[str] = set()  # in _grown since the last drain only
         self._children_written: dict[str, int] = {}
         self._events: list[dict[str, Any]] = []
         self._launches: list[LaunchRequest] = []
@@ -244,7 +245,7 @@ class RunState:
         for node in (*changed, *self._new.values()):
             if len(node.children) >= MANY_CHILDREN:
                 self._children_written[node.id] = len(node.children)
-        self._grew = set()
+        self._grew, self._fresh = {}, set()
         d = Decisions(
             new_nodes=list(self._new.values()), changed_nodes=changed,
             events=self._events, launches=self._launches, reattach=self._reattach,
@@ -314,8 +315,24 @@ class RunState:
     def _grow(self, parent: Node) -> None:
         """``parent`` has a new child: to be persisted (when: :meth:`_children_due`)."""
         if parent.id not in self._new:
+            if parent.id not in self._grown:
+                self._fresh.add(parent.id)
             self._grown[parent.id] = parent
-            self._grew.add(parent.id)
+            self._grew[parent.id] = self._grew.get(parent.id, 0) + 1
+
+    def unlink(self, parent: Node, child_id: str) -> None:
+        """Take back the link of a child made since the last drain (a DAG task hangs off
+        its dependencies, not off the DAG node it was created under). A parent left as
+        it was last written is not written again for it (a chain's DAG node, each step)."""
+        try:
+            parent.children.remove(child_id)
+        except ValueError:
+            return
+        left = self._grew.get(parent.id, 0) - 1
+        self._grew[parent.id] = left
+        if left <= 0 and parent.id in self._fresh:
+            self._fresh.discard(parent.id)
+            self._grown.pop(parent.id, None)
 
     def _children_due(self, node: Node) -> bool:
         """Whether a node whose only change is new children is written in this drain.
@@ -327,7 +344,7 @@ class RunState:
         stopped growing (a pass added none), and when the run ends. Children are derived
         (a replay links them again), so a restart loses nothing while one lags."""
         n = len(node.children)
-        return (n < MANY_CHILDREN or node.id not in self._grew or self.done
+        return (n < MANY_CHILDREN or not self._grew.get(node.id) or self.done
                 or n >= 2 * self._children_written.get(node.id, 0))
 
     def transition(self, node: Node, phase: str, message: str | None = None) -> None:
