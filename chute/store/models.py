@@ -35,6 +35,8 @@ class WorkflowRow(Base):
     """One submitted Workflow: its resource, arguments, phase and the controller lease."""
 
     __tablename__ = "workflows"
+    # covers the controller's fence (queries.fence_workflows; migration 0010)
+    __table_args__ = (Index("ix_workflows_lease", "uid", "lease_owner", "lease_expires_at"),)
 
     uid: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(253), unique=True)

@@ -428,9 +428,12 @@ def fence_workflows(session: Session | Connection, owner: str, uids: Sequence[st
     if raw is not None:
         # BEGIN IMMEDIATE holds every other writer off until the commit: reading the
         # owner is the fence. SQL made here, not by SQLAlchemy: this runs every turn
+        # from the index alone (ix_workflows_lease): the row would be read through its
+        # spec's overflow pages, a cost growing with the spec (D-5)
         rows = raw.execute(
-            "SELECT uid, lease_expires_at FROM workflows WHERE lease_owner = ? "
-            f"AND uid IN ({', '.join('?' * len(uids))})", [owner, *uids]).fetchall()
+            "SELECT uid, lease_expires_at FROM workflows INDEXED BY ix_workflows_lease "
+            f"WHERE lease_owner = ? AND uid IN ({', '.join('?' * len(uids))})",
+            [owner, *uids]).fetchall()
     else:  # the row locks keep a claim (an UPDATE, or FOR UPDATE SKIP LOCKED) out
         t = WorkflowRow.__table__
         rows = conn.execute(select(t.c.uid, t.c.lease_expires_at)
