@@ -271,7 +271,7 @@ class DagFrame(Frame):
             node = st.execute(name=name, display=display, call=sub, scope=self.tscope,
                               boundary_id=self.node.id, parent=parent, owner=self)
             self.gated.add(node.id)
-            self.call_of[node.id] = sub
+            self.called(st, node, sub)
             register(node)
 
         self.gate.submit(start)

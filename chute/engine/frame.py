@@ -61,11 +61,31 @@ class Frame:
 
     node: Node
 
+    def called(self, st: RunState, node: Node, call: dict[str, Any]) -> None:
+        """``node`` runs ``call`` (a step or a task): remember the call (its exit hook)
+        and watch its lifecycle hooks (:mod:`chute.engine.hooks`)."""
+        self.call_of[node.id] = call  # type: ignore[attr-defined] - frames that run calls
+        if call.get("hooks"):
+            st.lifecycle.guard(st, self, node, call,
+                               lambda: self.hook_vars(st, call, node),
+                               self.tscope, self.node.id)  # type: ignore[attr-defined]
+
     def child_done(self, st: RunState, child: Node) -> None:
         exits: dict[str, Node] = self.__dict__.setdefault("_exit_for", {})
         if child.id in exits:  # the exit handler of a step finished: the step is done
             self.on_child(st, exits.pop(child.id))
             return
+        if st.lifecycle.hook_ended(st, child) is not None:
+            return  # a lifecycle hook ended: its step goes on once all its hooks did
+        # the step's lifecycle hooks first (a last look at its final status), then its
+        # exit hook, as Argo runs a step's exit hook once its hooks are done
+        if not st.lifecycle.node_ended(st, child, lambda: self.after_hooks(st, child)):
+            self.after_hooks(st, child)
+
+    def after_hooks(self, st: RunState, child: Node) -> None:
+        """``child`` and its lifecycle hooks ended: run its exit hook, if any, else
+        hand it to the frame."""
+        exits: dict[str, Node] = self.__dict__.setdefault("_exit_for", {})
         call = getattr(self, "call_of", {}).get(child.id)
         hook = exit_hook(call)
         # terminate skips exit handlers, except one that started before a restart: it is

@@ -40,18 +40,33 @@ class RootFrame(Frame):
                                scope=st.plan.root_scope, boundary_id=None, parent=None,
                                owner=self)
         st.root = self.node
+        # spec.hooks (but exit): evaluated over the globals while the entrypoint runs
+        st.lifecycle.guard(st, self, self.node, st.plan.spec, lambda: st.globals,
+                           st.plan.root_scope, None)
 
     def child_done(self, st: RunState, child: Node) -> None:
+        if st.lifecycle.hook_ended(st, child) is not None:
+            return  # a workflow-level hook ended: the workflow goes on once all did
         if child is self.node:
-            hook = exit_hook(st.plan.spec)  # spec.onExit, or spec.hooks.exit
-            # terminate skips the exit handler, except one that started before a restart
-            # (re-attached to collect its cancelled end, never left Running)
-            if hook and (not st.stopping_hard or st.started_before(f"{st.plan.name}.onExit")):
-                self.run_exit_handler(hook)
-                return
-            self.complete()
+            # Argo sets workflow.status from the entrypoint's end before it evaluates the
+            # workflow's hooks a last time, and waits for them before the exit handler
+            st.globals["workflow.status"] = _wf_phase(self.node.phase)
+            if not st.lifecycle.node_ended(st, child, self.entrypoint_done):
+                self.entrypoint_done()
         elif child is self.exit_node:
             self.complete()
+
+    def entrypoint_done(self) -> None:
+        """The entrypoint and the workflow-level hooks that started ended: run the exit
+        handler, or end the workflow."""
+        st = self.st
+        hook = exit_hook(st.plan.spec)  # spec.onExit, or spec.hooks.exit
+        # terminate skips the exit handler, except one that started before a restart
+        # (re-attached to collect its cancelled end, never left Running)
+        if hook and (not st.stopping_hard or st.started_before(f"{st.plan.name}.onExit")):
+            self.run_exit_handler(hook)
+            return
+        self.complete()
 
     def run_exit_handler(self, hook: dict) -> None:
         """Run the workflow's exit handler (node ``<workflow>.onExit``); its arguments are
@@ -76,6 +91,9 @@ class RootFrame(Frame):
         if self.exit_node is not None and self.exit_node.phase in P.FAILED_OR_ERROR \
                 and phase == P.WF_SUCCEEDED:
             phase, message = P.WF_FAILED, f"exit handler failed: {self.exit_node.message or ''}"
+        broken = st.lifecycle.broken_of(self.node)
+        if broken and phase != P.WF_ERROR:  # Argo marks the entrypoint node Error
+            phase, message = P.WF_ERROR, broken
         end_unreached(st)
         st.complete_workflow(phase, message)
 

@@ -32,6 +32,7 @@ from typing import Any
 
 from chute.engine import phases as P
 from chute.engine.frame import Frame, Gate, exit_hook, template_kind  # noqa: F401 - re-exported
+from chute.engine.hooks import Lifecycle
 from chute.engine.memo import CacheLookup, Memo
 from chute.engine.nodes import Node, node_id
 from chute.engine.params import resolve_inputs
@@ -123,6 +124,7 @@ class RunState:
         self.shutdown_requested: str | None = None  # the Stop/Terminate applied
         self.suspended = bool(plan.spec.get("suspend"))  # no new pods start while set
         self.suspends = Suspends()  # Suspend nodes waiting (suspend.py)
+        self.lifecycle = Lifecycle()  # lifecycle hooks waiting for their expression (hooks.py)
         self.stopping = False  # no new pods start (stop/terminate)
         self.stopping_hard = False  # terminate: exit handlers do not run either
         self.finished_duration_var: Callable[[], str] | None = (
@@ -210,6 +212,8 @@ class RunState:
         node.started_at = now
         self.transition(node, P.RUNNING)
         self.launched_ids.add(pod_id)
+        if self.lifecycle.open:  # hooks may wait for this status: look on the next turn
+            self._left = True
         return node
 
     def relaunch(self, pod_id: str) -> LaunchRequest | None:
@@ -422,7 +426,9 @@ class RunState:
         n = 0
         self._depth += 1
         try:
-            while self._front or self._queue:
+            # once the queue is empty, the lifecycle hooks now due fire (Argo evaluates
+            # them on every reconcile): their firing is queued work of this pass
+            while self._front or self._queue or self.lifecycle.poll(self):
                 # the workflow's end is never split: a finished run is committed in full
                 if budget is not None and n >= budget and not self.done:
                     break

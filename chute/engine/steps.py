@@ -94,7 +94,7 @@ class StepsFrame(Frame):
                 node = st.execute(name=name, display=display, call=sub, scope=self.tscope,
                                   boundary_id=self.node.id, parent=group, owner=self)
                 self.gated.add(node.id)
-                self.call_of[node.id] = sub
+                self.called(st, node, sub)
                 children[idx] = (node, sub)
 
             self.gate.submit(start)
