@@ -358,6 +358,11 @@ class DagFrame(Frame):
             group = self.group_nodes.get(tname)
             if pending > 0 and group is not None and not P.is_terminal(group.phase):
                 st.finish(group, P.FAILED, "stopped: the DAG failed fast")
+        if phase == P.SUCCEEDED:  # a lifecycle hook that ended Error fails the DAG
+            failed_task = next((e for nid in self.call_of
+                                if (e := st.lifecycle.error_of(st.nodes[nid])) is not None),
+                               None)
+            phase = P.ERROR if failed_task is not None else phase
         if phase != P.SUCCEEDED:
             who = failed_task or self.failure
             st.finish(self.node, phase, f"child '{who.id}' failed" if who else None)

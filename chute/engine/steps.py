@@ -127,6 +127,10 @@ class StepsFrame(Frame):
                 if isinstance(n, Node) and n.phase in P.FAILED_OR_ERROR \
                         and not continues_on(sub, n.phase) and failed is None:
                     failed = n
+                # a lifecycle hook that ended Error fails the template; continueOn
+                # does not cover it (Argo's lifecyclehook.md)
+                if isinstance(n, Node) and failed is None:
+                    failed = st.lifecycle.error_of(n)
         if failed is not None:
             msg = f"child '{failed.id}' failed"
             st.finish(group, P.FAILED, msg)
