@@ -147,6 +147,19 @@ templates:
           expression: tasks.a.status == "Failed"
           template: say
           arguments: {parameters: [{name: m, value: "never"}]}
+    - name: c
+      template: say
+      when: "1 == 2"
+      arguments: {parameters: [{name: m, value: "c"}]}
+      hooks:
+        skipped:
+          expression: tasks.c.status == "Skipped"
+          template: say
+          arguments: {parameters: [{name: m, value: "c-skipped"}]}
+        success:
+          expression: tasks.c.status == "Succeeded"
+          template: say
+          arguments: {parameters: [{name: m, value: "never"}]}
 """ + SAY
 
 
@@ -158,6 +171,9 @@ def test_dag_task_hooks_see_their_task_and_fire_per_item():
     assert argv["b(0:x).hooks.success"] == ["b-ok x"]
     assert argv["b(1:y).hooks.success"] == ["b-ok y"]
     assert not [k for k in argv if "late" in k]
+    # a skipped task has hooks too (Argo evaluates those of every node it created)
+    assert argv["c.hooks.skipped"] == ["c-skipped"] and "c" not in argv
+    assert "never" not in {m for ms in argv.values() for m in ms}
     order = _order(st)
     assert order.index("a.hooks.success") < order.index("b(0:x)")  # dependants wait
 

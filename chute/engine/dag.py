@@ -217,6 +217,7 @@ class DagFrame(Frame):
         if not ok:
             node = st.skip_node(name, tname, task, self.tscope, self.node.id, self.node, self,
                                 P.OMITTED, "omitted: depends condition not met")
+            self.watch(st, node, task)
             self._own(node, tname)
             return
         looped = any(task.get(k) is not None for k in ("withItems", "withParam", "withSequence"))
@@ -263,8 +264,10 @@ class DagFrame(Frame):
                                    self, str(exc)))
             return
         if not run:
-            register(st.skip_node(name, display, sub, self.tscope, self.node.id, parent, self,
-                                  P.SKIPPED, f"when '{sub.get('when')}' evaluated false"))
+            node = st.skip_node(name, display, sub, self.tscope, self.node.id, parent, self,
+                                P.SKIPPED, f"when '{sub.get('when')}' evaluated false")
+            self.watch(st, node, sub)
+            register(node)
             return
 
         def start() -> None:

@@ -65,6 +65,11 @@ class Frame:
         """``node`` runs ``call`` (a step or a task): remember the call (its exit hook)
         and watch its lifecycle hooks (:mod:`chute.engine.hooks`)."""
         self.call_of[node.id] = call  # type: ignore[attr-defined] - frames that run calls
+        self.watch(st, node, call)
+
+    def watch(self, st: RunState, node: Node, call: dict[str, Any]) -> None:
+        """Watch the lifecycle hooks of ``call`` for ``node``: one that ran, or one
+        skipped or omitted (Argo evaluates the hooks of every child node it has)."""
         if call.get("hooks"):
             st.lifecycle.guard(st, self, node, call,
                                lambda: self.hook_vars(st, call, node),

@@ -83,9 +83,10 @@ class StepsFrame(Frame):
                                                group, self, str(exc)), sub))
                 continue
             if not run:
-                children.append((st.skip_node(name, display, sub, self.tscope, self.node.id,
-                                              group, self, P.SKIPPED,
-                                              f"when '{sub.get('when')}' evaluated false"), sub))
+                node = st.skip_node(name, display, sub, self.tscope, self.node.id, group,
+                                    self, P.SKIPPED, f"when '{sub.get('when')}' evaluated false")
+                self.watch(st, node, sub)
+                children.append((node, sub))
                 continue
             slot: list = []
             children.append((slot, sub))  # type: ignore[arg-type] - filled when started
