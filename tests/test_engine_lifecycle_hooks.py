@@ -365,3 +365,70 @@ def test_a_controller_killed_after_hooks_fired_does_not_fire_them_again(chute_ho
                                 "hooked[0].slow.hooks.running": P.SUCCEEDED,
                                 "hooked[0].slow.hooks.success": P.SUCCEEDED}
     store.dispose()
+
+
+def test_the_workflow_waits_for_a_hook_still_running_when_its_entrypoint_ends():
+    """Argo's ``operate`` returns while a workflow-level hook is not fulfilled: the exit
+    handler and the workflow's end wait for it; its failure changes no phase."""
+    spec = """
+entrypoint: main
+onExit: bye
+hooks:
+  running:
+    expression: workflow.status == "Running"
+    template: say
+    arguments: {parameters: [{name: m, value: hook}]}
+templates:
+- name: main
+  steps:
+  - - {name: a, template: say, arguments: {parameters: [{name: m, value: a}]}}
+- name: bye
+  container: {image: busybox, command: [echo, "bye {{workflow.status}}"]}
+""" + SAY
+    st = RunState(build_plan(doc(spec), uid="uid-1", created_at=1000.0), now=1000.0)
+    st.start()
+    ids = {st.nodes[r.node_id].display_name: r.node_id for r in st.drain().launches}
+    assert set(ids) == {"a", "wf.hooks.running"}
+    for nid in ids.values():
+        st.mark_running(nid, "/s", 1001.0)
+    st.pod_finished(ids["a"], PodOutcome(P.SUCCEEDED, 0, ""), 1002.0)
+    assert not st.drain().launches and not st.done  # bye waits for the hook
+    assert st.nodes[st.root.id].phase == P.SUCCEEDED
+    st.pod_finished(ids["wf.hooks.running"], PodOutcome(P.FAILED, 1, "Error (exit code 1)"),
+                    1003.0)
+    [bye] = st.drain().launches
+    assert bye.argv[-1] == "bye Succeeded"
+    st.mark_running(bye.node_id, "/s", 1004.0)
+    st.pod_finished(bye.node_id, PodOutcome(P.SUCCEEDED, 0, ""), 1005.0)
+    assert st.phase == P.WF_SUCCEEDED and st.finished_at == 1005.0
+
+
+def test_terminate_cancels_a_running_hook_and_starts_no_new_one():
+    spec = """
+entrypoint: main
+hooks:
+  running:
+    expression: workflow.status == "Running"
+    template: say
+    arguments: {parameters: [{name: m, value: hook}]}
+  failed:
+    expression: workflow.status == "Failed"
+    template: say
+    arguments: {parameters: [{name: m, value: failed}]}
+templates:
+- name: main
+  steps:
+  - - {name: a, template: say, arguments: {parameters: [{name: m, value: a}]}}
+""" + SAY
+    st = RunState(build_plan(doc(spec), uid="uid-1", created_at=1000.0), now=1000.0)
+    st.start()
+    ids = {st.nodes[r.node_id].display_name: r.node_id for r in st.drain().launches}
+    for nid in ids.values():
+        st.mark_running(nid, "/s", 1001.0)
+    st.request_shutdown("Terminate")
+    d = st.drain()
+    assert sorted(n.display_name for n in d.cancels) == ["a", "wf.hooks.running"]
+    for nid in ids.values():
+        st.pod_finished(nid, PodOutcome(P.FAILED, None, "cancelled"), 1002.0)
+    assert st.phase == P.WF_FAILED and not st.drain().launches
+    assert not [n for n in st.nodes.values() if n.name.endswith("hooks.failed")]

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import functools
+import re
 from collections import ChainMap, deque
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -34,10 +36,20 @@ def hook_applies(hook: Mapping[str, Any], ctx: Mapping[str, str]) -> bool:
         return True
     from chute.spec import expr
 
-    value = expr.evaluate(str(source), ctx)
+    names = _roots(str(source))
+    # only the variables the expression can name: building the environment of every
+    # global (and every step's outputs) is most of the cost, paid for each guarded node
+    value = expr.evaluate(str(source), {k: v for k, v in ctx.items()
+                                        if k.partition(".")[0] in names})
     if not isinstance(value, bool):
         raise ExpressionError(f"{source!r} is not a boolean")
     return value
+
+
+@functools.lru_cache(maxsize=256)
+def _roots(source: str) -> frozenset[str]:
+    """The identifiers in an expression: the first parts of the variables it can name."""
+    return frozenset(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", source))
 
 
 def with_workflow_arguments(hook: dict[str, Any], st: RunState) -> dict[str, Any]:

@@ -65,6 +65,7 @@ class Guard:
     then: Callable[[], None] | None = None  # what the guarded node's end goes on with
     error: Node | None = None  # the first hook that ended Error
     broken: str | None = None  # an expression that could not be evaluated
+    seq: int = 0  # the order guards were created in: the order they are evaluated in
 
     @property
     def done(self) -> bool:
@@ -73,12 +74,24 @@ class Guard:
 
 
 class Lifecycle:
-    """The run's open guards, evaluated at the end of every pass."""
+    """The run's open guards, evaluated at the end of every pass.
+
+    Only the guards whose inputs changed are evaluated (else every pass would evaluate
+    every open guard: a 10,000-item loop with hooks would be quadratic): a guard whose
+    node changed phase (:meth:`RunState.transition` notes it in ``changed``), all of a
+    frame's when a step or task of it was decided (its scope grew), all of them when
+    ``workflow.status`` or ``workflow.failures`` changed; the workflow's own hooks on
+    every pass (one guard; ``workflow.duration`` moves on)."""
 
     def __init__(self) -> None:
-        self.open: list[Guard] = []
+        self.open: dict[str, Guard] = {}  # guarded node id -> its guard, until it ends
         self.of_hook: dict[str, Guard] = {}  # hook node id -> its guard
         self.of_node: dict[str, Guard] = {}  # guarded node id -> its guard
+        self.changed: set[str] = set()  # nodes that changed phase since the last poll
+        self._frames: dict[Any, list] = {}  # frame -> [scope size seen, {node ids open}]
+        self._seen: tuple | None = None  # workflow.status and failures at the last poll
+        self._seq = 0
+        self._always: set[str] = set()  # the workflow's guard: evaluated on every pass
 
     def guard(self, st: RunState, frame: Frame, node: Node, call: Mapping[str, Any] | None,
               ctx: Callable[[], Mapping[str, str]], scope: TemplateScope,
@@ -87,17 +100,37 @@ class Lifecycle:
         hooks = lifecycle_hooks(call)
         if not hooks or node.id in self.of_node:
             return
-        g = Guard(node, frame, hooks, ctx, scope, boundary_id)
+        self._seq += 1
+        g = Guard(node, frame, hooks, ctx, scope, boundary_id, seq=self._seq)
         self.of_node[node.id] = g
-        self.open.append(g)
+        self.open[node.id] = g
+        self.changed.add(node.id)  # evaluated at the next poll
+        if boundary_id is None:
+            self._always.add(node.id)
+        rec = self._frames.setdefault(frame, [len(getattr(frame, "local", ())), set()])
+        rec[1].add(node.id)
 
     def poll(self, st: RunState) -> bool:
-        """Evaluate the open guards' hooks; queue the firing of those now due. Whether
-        anything was queued (the pass goes on with it)."""
+        """Evaluate the hooks of the open guards whose inputs changed; queue the firing of
+        those now due. Whether anything was queued (the pass goes on with it)."""
         if not self.open:
+            self.changed.clear()
             return False
         n = len(st._queue)
-        for g in list(self.open):
+        seen = (st.globals.get("workflow.status"), len(st.failed))
+        if seen != self._seen:
+            self._seen = seen
+            due = set(self.open)
+        else:
+            due = {nid for nid in self.changed if nid in self.open}
+            due.update(nid for nid in self._always if nid in self.open)
+            for frame, rec in self._frames.items():
+                size = len(getattr(frame, "local", ()))
+                if size != rec[0]:
+                    rec[0] = size
+                    due |= rec[1]
+        self.changed.clear()
+        for g in sorted((self.open[nid] for nid in due), key=lambda g: g.seq):
             self._evaluate(st, g)
         return len(st._queue) > n
 
@@ -158,7 +191,10 @@ class Lifecycle:
             return False
         self._evaluate(st, g)
         g.closed, g.then = True, then
-        self.open.remove(g)
+        self.open.pop(node.id, None)
+        self._frames[g.frame][1].discard(node.id)
+        if not self._frames[g.frame][1]:
+            del self._frames[g.frame]
         if g.running == 0:
             st.run_later(then)
         return True

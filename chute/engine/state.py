@@ -362,6 +362,8 @@ class RunState:
             "to_phase": phase, "at": self.now, "message": message,
         })
         node.phase = phase
+        if self.lifecycle.open:  # its lifecycle hooks see the new status (hooks.py)
+            self.lifecycle.changed.add(node.id)
         if message is not None:
             node.message = message
         if P.is_terminal(phase):

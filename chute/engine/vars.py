@@ -91,6 +91,9 @@ class Failures:
             self._nodes.append(node)
             self._text = None
 
+    def __len__(self) -> int:
+        return len(self._nodes)
+
     def __call__(self) -> str:
         if self._text is None:
             # read the nodes now, not when they failed: their end time and message are
