@@ -22,6 +22,17 @@ from chute.errors import SpecError, UserError
 Output = Annotated[str | None, typer.Option("-o", "--output", help="name|json|yaml")]
 
 
+def _read_documents(file: Path) -> list[Any]:
+    """The YAML/JSON documents in ``file``; a file that cannot be read is a UserError."""
+    from chute.spec.loader import parse_documents
+
+    try:
+        text = file.read_bytes()
+    except OSError as exc:
+        raise UserError(f"{file}: {exc.strerror or exc}") from None
+    return parse_documents(text, str(file))
+
+
 def _store():
     from chute.cli.workflows import _store as open_local
 
@@ -220,14 +231,8 @@ def cron_resume(names: Annotated[list[str], typer.Argument(help="CronWorkflow na
 def webhook_create(file: Annotated[Path, typer.Argument(help="WebhookTrigger YAML file")],
                    output: Output = None) -> None:
     """Create a WebhookTrigger; deliveries go to POST /webhooks/NAME on the server."""
-    from chute.spec.loader import parse_documents
-
     _check_output(output, ("name", "json", "yaml"))
-    try:
-        text = file.read_bytes()
-    except OSError as exc:
-        raise UserError(f"{file}: {exc.strerror or exc}") from None
-    docs = parse_documents(text, str(file))
+    docs = _read_documents(file)
     if client := backend.remote():
         with backend.session(client):
             for d in docs:
@@ -314,14 +319,8 @@ def webhook_delete(name: Annotated[str, typer.Argument(help="webhook name")]) ->
 def trigger_create(file: Annotated[Path, typer.Argument(help="DataTrigger/MetricTrigger file")],
                    output: Output = None) -> None:
     """Create a DataTrigger or MetricTrigger (the controller polls it)."""
-    from chute.spec.loader import parse_documents
-
     _check_output(output, ("name", "json", "yaml"))
-    try:
-        text = file.read_bytes()
-    except OSError as exc:
-        raise UserError(f"{file}: {exc.strerror or exc}") from None
-    docs = parse_documents(text, str(file))
+    docs = _read_documents(file)
     if client := backend.remote():
         with backend.session(client):
             for d in docs:

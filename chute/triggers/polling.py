@@ -17,12 +17,12 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from chute.errors import ConflictError, NotFoundError, SpecError, UserError
+from chute.errors import ConflictError, SpecError, UserError
 from chute.secrets import SecretStore
 from chute.store.db import Store
 from chute.store.models import WorkflowRow
 from chute.store.models_triggers import PollTriggerRow
-from chute.triggers import data, metric
+from chute.triggers import data, metric, stored
 from chute.triggers import target as T
 
 log = logging.getLogger("chute.triggers.polling")
@@ -62,26 +62,17 @@ def create(store: Store, doc: Any, *, source: str | None = None,
 
 def get(store: Store, name: str) -> PollTriggerRow:
     """The stored trigger ``name``, or NotFoundError."""
-    with store.read() as s:
-        row = s.get(PollTriggerRow, name)
-    if row is None:
-        raise NotFoundError(f"trigger {name!r} not found")
-    return row
+    return stored.get(store, PollTriggerRow, name, "trigger")
 
 
 def list_all(store: Store) -> list[PollTriggerRow]:
-    """Every stored poll trigger, by name."""
-    with store.read() as s:
-        return list(s.scalars(select(PollTriggerRow).order_by(PollTriggerRow.name)))
+    """Every stored trigger, by name."""
+    return stored.list_all(store, PollTriggerRow)
 
 
 def delete(store: Store, name: str) -> None:
     """Delete trigger ``name`` (its runs stay)."""
-    with store.write() as s:
-        row = s.get(PollTriggerRow, name)
-        if row is None:
-            raise NotFoundError(f"trigger {name!r} not found")
-        s.delete(row)
+    stored.delete(store, PollTriggerRow, name, "trigger")
 
 
 def view(row: PollTriggerRow) -> dict[str, Any]:

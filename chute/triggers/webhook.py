@@ -38,13 +38,12 @@ from collections.abc import Mapping
 from typing import Any, Literal
 from urllib.parse import parse_qs
 
-from sqlalchemy import select
-
 from chute.errors import ConflictError, NotFoundError, UserError
 from chute.secrets import SecretStore
 from chute.store.db import Store
 from chute.store.models import WorkflowRow
 from chute.store.models_triggers import WebhookRow
+from chute.triggers import stored
 from chute.triggers import target as T
 
 KIND = "WebhookTrigger"
@@ -111,26 +110,17 @@ def create(store: Store, doc, *, source: str | None = None,
 
 def get(store: Store, name: str) -> WebhookRow:
     """The stored webhook ``name``, or NotFoundError."""
-    with store.read() as s:
-        row = s.get(WebhookRow, name)
-    if row is None:
-        raise NotFoundError(f"webhook {name!r} not found")
-    return row
+    return stored.get(store, WebhookRow, name, "webhook")
 
 
 def list_all(store: Store) -> list[WebhookRow]:
     """Every stored webhook, by name."""
-    with store.read() as s:
-        return list(s.scalars(select(WebhookRow).order_by(WebhookRow.name)))
+    return stored.list_all(store, WebhookRow)
 
 
 def delete(store: Store, name: str) -> None:
     """Delete webhook ``name`` (its runs stay)."""
-    with store.write() as s:
-        row = s.get(WebhookRow, name)
-        if row is None:
-            raise NotFoundError(f"webhook {name!r} not found")
-        s.delete(row)
+    stored.delete(store, WebhookRow, name, "webhook")
 
 
 def signature(secret: bytes, body: bytes) -> str:
