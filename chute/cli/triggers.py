@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,6 +32,15 @@ def _read_documents(file: Path) -> list[Any]:
     except OSError as exc:
         raise UserError(f"{file}: {exc.strerror or exc}") from None
     return parse_documents(text, str(file))
+
+
+def _delete(route: str, local: Callable[[], None]) -> None:
+    """DELETE ``route`` on the server when CHUTE_SERVER is set, else ``local()``."""
+    if client := backend.remote():
+        with backend.session(client):
+            client.request("DELETE", route)
+    else:
+        local()
 
 
 def _store():
@@ -304,13 +314,9 @@ def webhook_get(name: Annotated[str, typer.Argument(help="webhook name")],
 
 def webhook_delete(name: Annotated[str, typer.Argument(help="webhook name")]) -> None:
     """Delete a WebhookTrigger (its runs stay)."""
-    if client := backend.remote():
-        with backend.session(client):
-            client.request("DELETE", f"/webhooks/{name}")
-    else:
-        from chute.triggers import webhook
+    from chute.triggers import webhook
 
-        webhook.delete(_store()[0], name)
+    _delete(f"/webhooks/{name}", lambda: webhook.delete(_store()[0], name))
     typer.echo(f"WebhookTrigger '{name}' deleted")
 
 
@@ -394,13 +400,9 @@ def trigger_get(name: Annotated[str, typer.Argument(help="trigger name")],
 
 def trigger_delete(name: Annotated[str, typer.Argument(help="trigger name")]) -> None:
     """Delete a DataTrigger or MetricTrigger (its runs stay)."""
-    if client := backend.remote():
-        with backend.session(client):
-            client.request("DELETE", f"/triggers/{name}")
-    else:
-        from chute.triggers import polling
+    from chute.triggers import polling
 
-        polling.delete(_store()[0], name)
+    _delete(f"/triggers/{name}", lambda: polling.delete(_store()[0], name))
     typer.echo(f"trigger '{name}' deleted")
 
 

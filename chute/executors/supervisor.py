@@ -34,18 +34,13 @@ from pathlib import Path
 from chute.executors import proctree, sandbox, spawn
 from chute.executors.base import CANCELLED, ERROR, FAILED, SUCCEEDED, TIMEOUT, StepResult
 from chute.executors.logsink import LogSink
-
-# resolve_argv, PIDFILE and result_from_json were defined here: still importable from here
-from chute.executors.spawn import resolve_argv  # noqa: F401
-from chute.executors.stepfiles import (  # noqa: F401
+from chute.executors.stepfiles import (
     CANCELFILE,
     LAUNCH,
-    PIDFILE,
     STATUS,
     STEPFILE,
     claim,
     read_json,
-    result_from_json,
     result_to_json,
     usage,
     write_json_atomic,
