@@ -212,7 +212,7 @@ class _Compiler:
         resources = {k: v for k, v in (("cpu", task.cpu), ("memory", task.memory)) if v}
         if resources:
             script["resources"] = {"requests": dict(resources), "limits": dict(resources)}
-        script["source"] = build_source(comp)
+        script["source"] = build_source(comp, task.reuse_worker)
         tmpl["script"] = script
         self.comp_templates.append(tmpl)
         return name

@@ -129,7 +129,8 @@ class Component:
 
     def __init__(self, fn: Callable, *, image: str, packages: list[str], retries: int,
                  timeout: int | None, cache: bool, cpu: str | None, memory: str | None,
-                 env: dict[str, str], secrets: dict[str, tuple[str, str]]):
+                 env: dict[str, str], secrets: dict[str, tuple[str, str]],
+                 reuse_worker: bool = False):
         self.fn = fn
         self.name = dns_name(fn.__name__)
         self.image = image
@@ -141,6 +142,7 @@ class Component:
         self.memory = memory
         self.env = dict(env)
         self.secrets = dict(secrets)
+        self.reuse_worker = bool(reuse_worker)
         self.spec = read_spec(fn)
         functools.update_wrapper(self, fn)
 
@@ -156,7 +158,8 @@ def component(fn: Callable | None = None, *, image: str = "python:3.11",
               packages: list[str] | None = None, retries: int = 0, timeout: int | None = None,
               cache: bool = True, cpu: str | float | None = None,
               memory: str | None = None, env: dict[str, str] | None = None,
-              secrets: dict[str, tuple[str, str]] | None = None):
+              secrets: dict[str, tuple[str, str]] | None = None,
+              reuse_worker: bool = False):
     """Make a Python function a pipeline step (``@component`` or ``@component(...)``).
 
     ``image``: the container image (a stock Python image is enough); ``packages``: pip
@@ -165,6 +168,16 @@ def component(fn: Callable | None = None, *, image: str = "python:3.11",
     ``cache``: memoize outputs by inputs; ``cpu``/``memory``: resource requests and limits
     (``"500m"``, ``"2Gi"``); ``env``: environment variables; ``secrets``: ``{ENV_NAME:
     (secret_name, key)}`` read from Kubernetes secrets.
+
+    ``reuse_worker``: when run locally, the step may run in a long-lived worker process
+    that already ran earlier steps of this or other reusable components, instead of a
+    process of its own (much less overhead per step). Modules the step imports stay
+    imported and globals of imported modules persist from step to step; environment,
+    working directory, ``sys.argv``, ``__main__``, logs, outputs, exit code, timeout and
+    retries are the step's own, as for any step, and a worker whose step failed is
+    replaced. Use it for short steps that only compute on their inputs; leave it off for
+    steps that change process-wide state. On a real Argo cluster it has no effect (each
+    step is a pod).
     """
 
     def wrap(f: Callable) -> Component:
@@ -175,11 +188,14 @@ def component(fn: Callable | None = None, *, image: str = "python:3.11",
             if not (isinstance(ref, tuple) and len(ref) == 2):
                 raise PipelineError(f"component {f.__name__}(): secrets[{var!r}] must be "
                                     "(secret_name, key)", _def_location(f))
+        if not isinstance(reuse_worker, bool):
+            raise PipelineError(f"component {f.__name__}(): reuse_worker must be True or "
+                                f"False, got {reuse_worker!r:.40}", _def_location(f))
         return Component(f, image=image, packages=packages or [], retries=retries,
                          timeout=timeout, cache=cache,
                          cpu=None if cpu is None else str(cpu), memory=memory,
                          env={k: str(v) for k, v in (env or {}).items()},
-                         secrets=dict(secrets or {}))
+                         secrets=dict(secrets or {}), reuse_worker=reuse_worker)
 
     return wrap(fn) if fn is not None else wrap
 
@@ -213,6 +229,7 @@ class PipelineTask:
         self.cache = comp.cache
         self.env = dict(comp.env)
         self.cpu, self.memory = comp.cpu, comp.memory
+        self.reuse_worker = comp.reuse_worker
         outs: dict[str, TaskOutput] = {n: TaskOutput(self, n, t)
                                        for n, t in comp.spec.outputs.items()}
         outs.update({n: TaskOutput(self, n, t) for n, t in comp.spec.output_artifacts.items()})
@@ -271,10 +288,15 @@ class PipelineTask:
         self.memory = str(memory)
         return self
 
+    def set_reuse_worker(self, enabled: bool = True) -> PipelineTask:
+        """Let this task run in a reused worker process locally (see ``component``)."""
+        self.reuse_worker = bool(enabled)
+        return self
+
     def template_key(self) -> tuple:
         """What makes this task's template differ from another use of the component."""
         return (id(self.component), self.retry, self.cache, tuple(sorted(self.env.items())),
-                self.cpu, self.memory)
+                self.cpu, self.memory, self.reuse_worker)
 
     def _bind(self, args: tuple, kwargs: dict) -> dict[str, Any]:
         fn = self.component.fn
