@@ -15,6 +15,16 @@ that cannot start, does not become ready within :data:`READY_TIMEOUT`, or whose 
 left a Python thread running (a fork would copy whatever lock it holds) is not used:
 steps needing those modules run cold on the LocalExecutor instead. ``CHUTE_WARM_STEPS=0``
 in the environment runs every step cold.
+
+Opt-in, a compiled SDK step runs in a *reused worker* instead
+(:mod:`chute.executors.worker_pool`): a long-lived process that runs one step after
+another with no fork and no supervisor, at a fraction of a warm step's cost. A step goes
+there when ``PythonExecutor(reuse=True)``, or ``CHUTE_WARM_STEPS=reuse`` in the
+environment, or (``reuse`` left None) its config asks for it (``@component(
+reuse_worker=True)``: :func:`~chute.executors.warm_worker.wants_reuse`); never a step
+with ``packages``, one whose private paths are not all under ``/tmp``
+(:func:`~chute.executors.worker_pool.eligible`), nor where mount namespaces are missing:
+those take the zygote path as before.
 """
 
 from __future__ import annotations
@@ -28,7 +38,13 @@ from typing import Self
 
 from chute.executors.base import LaunchSpec, StepHandle, StepResult
 from chute.executors.local import Completions, LocalExecutor, _ForkServer, _forkserver_env
-from chute.executors.warm_worker import is_sdk_step, preload_modules
+from chute.executors.warm_worker import (
+    declares_packages,
+    is_sdk_step,
+    preload_modules,
+    wants_reuse,
+)
+from chute.executors.worker_pool import WorkerPool, eligible
 
 MAX_ZYGOTES = 4
 WARM_ENV = "CHUTE_WARM_STEPS"
@@ -95,10 +111,17 @@ class PythonExecutor:
     """The Executor for SDK pipelines: warm zygotes for Python steps, processes otherwise."""
 
     def __init__(self, python: str | None = None, *, max_zygotes: int = MAX_ZYGOTES,
-                 warm: bool | None = None):
+                 warm: bool | None = None, reuse: bool | None = None,
+                 pool_size: int | None = None):
         self.python = python
         # CHUTE_WARM_STEPS=0: every step cold (to compare, or to rule the zygotes out)
         self.warm = os.environ.get(WARM_ENV, "1") != "0" if warm is None else warm
+        # CHUTE_WARM_STEPS=reuse: every SDK step that can in a reused worker
+        if reuse is None and os.environ.get(WARM_ENV) == "reuse":
+            reuse = True
+        self.reuse = reuse
+        self.pool_size = pool_size
+        self.pool: WorkerPool | None = None
         self.completions = Completions()  # one for all: the controller waits on it
         self.local = LocalExecutor(python, self.completions)
         self.max_zygotes = max_zygotes
@@ -120,6 +143,8 @@ class PythonExecutor:
             zygotes, self._zygotes = list(self._zygotes.values()), OrderedDict()
         for z in zygotes:
             z.close()
+        if self.pool is not None:
+            self.pool.close()
         self.local.close()
         self.completions.close()
 
@@ -168,15 +193,35 @@ class PythonExecutor:
 
     def launch(self, spec: LaunchSpec) -> StepHandle:
         """Launch a compiled SDK step on a zygote, anything else on the LocalExecutor."""
-        target: LocalExecutor = self.local
+        target: LocalExecutor | WorkerPool = self.local
         if self.warm and is_sdk_step(spec.argv, spec.script_source):
-            target = self._zygote(preload_modules(spec.script_source or "")) or self.local
+            source = spec.script_source or ""
+            modules = preload_modules(source)
+            if self._reused(spec, source) and self._pool().ready(modules):
+                target = self._pool()
+            else:
+                target = self._zygote(modules) or self.local
         handle = target.launch(spec)
         self._owners[Path(handle.step_dir)] = target
         return handle
 
-    def _owner(self, handle: StepHandle) -> LocalExecutor:
-        return self._owners.get(Path(handle.step_dir), self.local)
+    def _reused(self, spec: LaunchSpec, source: str) -> bool:
+        """Whether this SDK step runs in a reused worker (see the module docstring)."""
+        if self.reuse is None:
+            return wants_reuse(source) and eligible(spec)
+        return self.reuse and not declares_packages(source) and eligible(spec)
+
+    def _pool(self) -> WorkerPool:
+        if self.pool is None:
+            self.pool = WorkerPool(self.python, self.completions, size=self.pool_size)
+        return self.pool
+
+    def _owner(self, handle: StepHandle) -> LocalExecutor | WorkerPool:
+        step_dir = Path(handle.step_dir)
+        owner = self._owners.get(step_dir)
+        if owner is None and self.pool is not None and self.pool.owns(step_dir):
+            return self.pool  # polled again after its result
+        return owner or self.local
 
     def finished(self) -> set[Path]:
         """As LocalExecutor.finished, for the fork server and every zygote."""

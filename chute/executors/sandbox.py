@@ -54,6 +54,7 @@ paths are written to the host paths directly, which is reported in the step's lo
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import re
 import shutil
@@ -104,6 +105,7 @@ def _c():
     if _libc is None:
         _libc = ctypes.CDLL(None, use_errno=True)
         _libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_char_p]
+        _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
     return _libc
 
 
@@ -118,6 +120,14 @@ def _mount(src: str | None, target: str, fstype: str | None, flags: int, data: s
         return s.encode() if s is not None else None
 
     _check(_c().mount(enc(src), enc(target), enc(fstype), flags, enc(data)), f"mount {target}")
+
+
+MNT_DETACH = 2
+
+
+def _umount(target: str) -> None:
+    """Detach the mount at ``target`` and everything mounted below it."""
+    _check(_c().umount2(target.encode(), MNT_DETACH), f"umount {target}")
 
 
 _userns = False  # whether _unshare_mounts had to make a user namespace
@@ -138,6 +148,13 @@ def _unshare_mounts() -> None:
         f.write(f"{uid} {uid} 1")
     with open("/proc/self/gid_map", "w") as f:
         f.write(f"{gid} {gid} 1")
+
+
+def unshare_private() -> None:
+    """Enter a new mount namespace in which no mount reaches the host (single-threaded
+    callers only: a user namespace cannot be made by a process with threads)."""
+    _unshare_mounts()
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing we do reaches the host
 
 
 _available: bool | None = None
@@ -324,15 +341,9 @@ class Plan:
         """In the forked step process: build the private view (and chroot into it)."""
         if not self.enabled:
             return
-        _unshare_mounts()
-        _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing we do reaches the host
+        unshare_private()
         if self.light:
-            # host paths to re-share go onto their mount points in step_dir/root/<top>
-            # first, so that binding that directory over /<top> (recursively) takes them
-            for src in self._top_exposes():
-                _mount(src, str(self.host_path(src)), None, MS_BIND | MS_REC)
-            for top in self.private_tops:
-                _mount(str(self.root / top), "/" + top, None, MS_BIND | MS_REC)
+            self.mount_light()
             self._mount_overlays("")
             self._mount_volumes("")
             return
@@ -357,6 +368,26 @@ class Plan:
         self._mount_volumes(new)
         os.chroot(new)
         os.chdir("/")
+
+    def mount_light(self) -> None:
+        """In a private mount namespace (:func:`unshare_private`): mount the private tops
+        (``step_dir/root/<top>`` over ``/<top>``) with the host paths to re-share inside.
+        The reused workers (:mod:`chute.executors.reused_worker`) do this for each step,
+        and :meth:`unmount_light` after it."""
+        # host paths to re-share go onto their mount points in step_dir/root/<top>
+        # first, so that binding that directory over /<top> (recursively) takes them
+        for src in self._top_exposes():
+            _mount(src, str(self.host_path(src)), None, MS_BIND | MS_REC)
+        for top in self.private_tops:
+            _mount(str(self.root / top), "/" + top, None, MS_BIND | MS_REC)
+
+    def unmount_light(self) -> None:
+        """Undo :meth:`mount_light`: the host's tops show again, then the re-shared paths'
+        mounts (inside ``step_dir/root``, reachable again only now) go."""
+        for top in self.private_tops:
+            _umount("/" + top)
+        for src in reversed(self._top_exposes()):
+            _umount(str(self.host_path(src)))
 
     def _top_exposes(self) -> list[str]:
         return [e for e in self.expose if any(_under(e, t) for t in self.private_tops)]
@@ -464,6 +495,11 @@ def _overlays(step_dir: Path, paths: list[str]) -> list[str]:
 _PATHLIKE = re.compile(r"(?<![\w.~-])/[^\s'\"`;|&<>(){}$,=:*?]+")
 
 
+@functools.lru_cache(maxsize=64)  # a script source: the same for every step of a template
+def _paths_in(text: str) -> tuple[str, ...]:
+    return tuple(_PATHLIKE.findall(text))
+
+
 def _exposed(
     plan: Plan, private: list[str], spec: dict, env: dict[str, str], argv: list[str]
 ) -> list[str]:
@@ -483,7 +519,7 @@ def _exposed(
     for text in texts:
         if "\0" in text:
             continue
-        candidates.update(_PATHLIKE.findall(text))
+        candidates.update(_paths_in(text) if len(text) > 256 else _PATHLIKE.findall(text))
     tops = ["/" + t for t in plan.private_tops] + plan.overlays
     out: set[str] = set()
     for c in candidates:

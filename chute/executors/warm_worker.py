@@ -99,15 +99,44 @@ def preload_modules(source: str) -> tuple[str, ...]:
 
 def _declares_packages(tree: ast.Module) -> bool:
     """Whether the step config (the JSON literal passed to ``_chute_main``) lists packages."""
+    config = _step_config(tree)
+    return config is None or bool(config.get("packages"))
+
+
+def _step_config(tree: ast.Module) -> dict | None:
+    """The step config (the JSON literal passed to ``_chute_main``); {} if there is none,
+    None if it is unreadable."""
     for node in ast.walk(tree):
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
                 and node.func.id == "_chute_main" and len(node.args) == 2
                 and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str)):
             try:
-                return bool(json.loads(node.args[1].value).get("packages"))
-            except (ValueError, AttributeError):
-                return True  # unreadable: assume the worst
-    return False
+                config = json.loads(node.args[1].value)
+            except ValueError:
+                return None
+            return config if isinstance(config, dict) else None
+    return {}
+
+
+@functools.lru_cache(maxsize=256)  # parsed once per source, as preload_modules
+def declares_packages(source: str) -> bool:
+    """Whether a step with this source installs ``packages`` (or its config is unreadable)."""
+    try:
+        return _declares_packages(ast.parse(source))
+    except (SyntaxError, ValueError):
+        return False
+
+
+@functools.lru_cache(maxsize=256)
+def wants_reuse(source: str) -> bool:
+    """Whether the step asks to run in a reused worker (``"reuse_worker": true`` in its
+    config, from ``@component(reuse_worker=True)``); never a step with ``packages``."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return False
+    config = _step_config(tree)
+    return bool(config and config.get("reuse_worker") is True and not config.get("packages"))
 
 
 def is_sdk_step(argv: list[str], script_source: str | None) -> bool:

@@ -1,0 +1,475 @@
+"""A reused worker: one long-lived process that runs compiled SDK steps one after another.
+
+The opt-in fast path for SDK Python steps (``PythonExecutor(reuse=True)``,
+``CHUTE_WARM_STEPS=reuse``, or ``@component(reuse_worker=True)``), as Celery or Ray workers
+run tasks: no fork, no supervisor, no step files but the log and the outputs. Started by
+:class:`chute.executors.worker_pool.WorkerPool` as ``python -m
+chute.executors.reused_worker MODULE...``, it imports the modules
+(:func:`chute.executors.warm_worker.preload`), runs chute's step runtime once
+(:mod:`chute.executors.warm_runtime`), says ready, then serves requests on its stdin, one
+JSON object a line, each answered on its stdout (a dup of the original: fds 0-2 are the
+steps')::
+
+    request  {"spec": <LaunchSpec JSON less script_source>, "source_id": N,
+              "source": "..." (the first time this worker sees N), "env": {...} (the
+              controller's environment, when it changed), "last": true (retire after)}
+    reply    {"step_dir": ..., "exit_code": N, "started_at": T, "finished_at": T,
+              "result": "...", "outputs": {...}, "cpu": s, "retiring": "why" or absent}
+             or {"step_dir": ..., "error": "..."} (the step could not be started)
+
+A step gets what a process step gets (:mod:`chute.executors.supervisor`): its log lines
+``<RFC 3339 UTC> <stdout|stderr> <text>`` in ``log_path`` as they come
+(:class:`~chute.executors.logsink.LogSink`, secrets masked) — fds 1 and 2 of this process
+are pipes read by one pump thread, so a subprocess's output and C code's reach the log
+too; ``sys.std*`` new for each step; the controller's environment at launch plus the
+step's ``env``; ``sys.argv``, ``sys.path[0]``, a fresh ``__main__``; working directory
+``working_dir`` (default the step directory); exit code of ``SystemExit``, an uncaught
+exception's traceback on stderr and 1; the same private ``/tmp``: this process made its
+own mount namespace once at start, and for each step mounts ``step_dir/root/tmp`` over
+``/tmp`` (:meth:`chute.executors.sandbox.Plan.mount_light`, host paths the step is handed
+bound back in) and unmounts it after, so the outputs are where a process step leaves
+them (``step_dir/root/...``) and nothing is moved or emptied. A step whose private paths
+need more than that (another top, volumes, a new root) never comes here: the pool sends
+it to the fork path (:func:`chute.executors.worker_pool.eligible`).
+
+After each step everything it could change in this process is put back (environment,
+working directory, ``sys.argv``/``sys.path``/``sys.std*``/``__main__``, ``excepthook``,
+recursion limit, umask, warning filters, signal handlers and mask). What cannot be put
+back retires the worker (it replies ``"retiring"`` and exits; the pool starts another for
+the next step): a thread still alive (non-daemon ones are joined first, as at interpreter
+exit), a child process still alive (killed, as a container's end kills them), an
+``atexit`` handler registered (all of them are run, as at exit), a signal handler or
+timer it set, a non-zero exit or an uncaught exception, a failed unmount, or the pool's
+``max_steps``.
+
+Known differences from the fork path (documented for users of ``reuse_worker``):
+
+* modules a step imported stay imported for the next steps of this worker, and module
+  state a step changed (``json.x = 1``) is seen by them: only steps that succeed and leave
+  nothing behind are followed by another in the same process;
+* chute's runtime classes and functions (``Dataset``, ``_chute_main``...) are shared by
+  the steps of a worker (each ``__main__`` is fresh, their globals are the runtime's);
+* ``step_dir/script`` is not written (the source is registered in :mod:`linecache`, so a
+  traceback shows its lines); no ``launch.json``, ``supervisor.pid``, ``step.pid`` or
+  ``status.json``: a worker dies with its controller (its stdin closes: the pump thread
+  kills it and its children), and a restarted controller finds nothing to re-attach to
+  and runs the step again (at-least-once across a controller crash);
+* a step killed by its deadline or a cancel takes the worker with it: output it wrote in
+  the last instant before the kill may be missing from the log.
+"""
+
+from __future__ import annotations
+
+import _signal
+import atexit
+import builtins
+import errno
+import fcntl
+import gc
+import io
+import json
+import linecache
+import os
+import random
+import select
+import shutil
+import signal
+import sys
+import threading
+import time
+import types
+import warnings
+from pathlib import Path
+
+from chute.executors import proctree, sandbox, warm_runtime, warm_worker
+from chute.executors.logsink import LogSink
+
+HANDLED = frozenset(warm_worker.ALL_SIGNALS - {signal.SIGKILL, signal.SIGSTOP})
+
+
+class Pump:
+    """Copies what is written on fds 1 and 2 (pipes) to the current step's sink.
+
+    One thread for the worker's life: it also watches the request pipe, whose closing
+    means the controller is gone, and then kills this process and its children."""
+
+    def __init__(self, out_r: int, err_r: int, watch_fd: int) -> None:
+        self.lock = threading.Lock()
+        self.sink: LogSink | None = None
+        self.streams = {out_r: b"stdout", err_r: b"stderr"}
+        self.watch_fd = watch_fd
+        self.thread = threading.Thread(target=self._run, name="chute-worker-pump", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        poller = select.poll()
+        for fd in self.streams:
+            poller.register(fd, select.POLLIN)
+        poller.register(self.watch_fd, 0)  # POLLHUP only: no writer left
+        while True:
+            try:
+                events = poller.poll()
+            except InterruptedError:
+                continue
+            for fd, ev in events:
+                if fd == self.watch_fd:
+                    if ev & (select.POLLHUP | select.POLLERR):
+                        _die()
+                    continue
+                with self.lock:
+                    self._read(fd)
+
+    def _read(self, fd: int) -> None:
+        while True:
+            try:
+                data = os.read(fd, 65536)
+            except (BlockingIOError, InterruptedError):
+                return
+            if not data:
+                return
+            if self.sink is not None:  # between steps: nobody's (the worker retires anyway)
+                self.sink.feed(self.streams[fd], data)
+
+    def drain(self) -> None:
+        """Feed everything written so far (the step and its children have ended)."""
+        with self.lock:
+            for fd in self.streams:
+                self._read(fd)
+
+
+def _die() -> None:
+    """The controller is gone: so are we, and whatever the running step started."""
+    for _ in range(3):
+        for pid in proctree.live_descendants(os.getpid()):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _children_left() -> bool:
+    """Reap exited children; whether a live one is left (one syscall in the usual case)."""
+    try:
+        while True:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+            if pid == 0:
+                return True
+    except ChildProcessError:
+        return False
+
+
+def _kill_children() -> None:
+    """SIGKILL every descendant (we are their subreaper) until none is left."""
+    end = time.monotonic() + 5.0
+    while time.monotonic() < end:
+        pids = proctree.live_descendants(os.getpid())
+        if not pids:
+            break
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.002)
+        _children_left()
+    _children_left()
+
+
+def _signal_state() -> dict[int, object]:
+    return {s: _signal.getsignal(s) for s in HANDLED}
+
+
+class Worker:
+    """This process's state between steps, and how it runs one (:meth:`run`)."""
+
+    def __init__(self, pump: Pump, home: str) -> None:
+        self.pump = pump
+        self.home = home
+        self.sources: dict[int, tuple[str, list[str], tuple | None]] = {}
+        self.base_env: dict[str, str] = dict(os.environ)
+        self.base_data = dict(os.environ._data)  # type: ignore[attr-defined]
+        self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        self.baseline()
+
+    def baseline(self) -> None:
+        """What a step must leave as it found it (taken once, after the imports)."""
+        self.threads = {t.ident for t in threading.enumerate()}
+        self.signals = _signal_state()
+        self.sigmask = _signal.pthread_sigmask(signal.SIG_BLOCK, ())
+        self.atexit = atexit._ncallbacks()
+        self.path = list(sys.path)
+        self.argv = list(sys.argv)
+        self.stdio = (sys.stdin, sys.stdout, sys.stderr)
+        self.main = sys.modules["__main__"]
+        self.recursion = sys.getrecursionlimit()
+        self.filters = list(warnings.filters)
+        self.umask = os.umask(0o022)
+        os.umask(self.umask)
+
+    # -- requests
+
+    def handle(self, req: dict) -> dict:
+        """Run the requested step; the reply."""
+        spec = req["spec"]
+        if "source" in req:
+            source = req["source"]
+            entry = warm_worker._compile(source.encode(), "<chute step>")
+            if len(self.sources) >= warm_worker.CODE_CACHE:
+                self.sources.clear()
+            self.sources[req["source_id"]] = (source, source.splitlines(True), entry)
+        if "env" in req:
+            self._set_base_env(req["env"])
+        source, lines, entry = self.sources[req["source_id"]]
+        try:
+            return self.run(spec, source, lines, entry, bool(req.get("last")))
+        except Exception as e:  # noqa: BLE001 - ours, not the step's: an ERROR, and retire
+            return {"step_dir": spec["step_dir"], "error": f"reused worker failed: "
+                    f"{type(e).__name__}: {e}", "retiring": "worker error"}
+
+    def _set_base_env(self, env: dict[str, str]) -> None:
+        self.base_env = env
+        os.environ.clear()
+        os.environ.update(env)
+        self.base_data = dict(os.environ._data)  # type: ignore[attr-defined]
+
+    # -- one step
+
+    def run(self, spec: dict, source: str, lines: list[str], entry, last: bool) -> dict:
+        cpu0 = time.process_time()
+        step_dir = Path(spec["step_dir"])
+        script = str(step_dir / "script")
+        step_env = spec.get("env") or {}
+        env = {**self.base_env, **step_env}
+        root = step_dir / "root"
+        try:
+            os.mkdir(step_dir)
+        except FileExistsError:
+            if os.path.lexists(root):  # an attempt lost with its controller: start afresh
+                shutil.rmtree(root, ignore_errors=True)
+        except FileNotFoundError:
+            step_dir.mkdir(parents=True, exist_ok=True)
+        plan = sandbox.plan_for({**spec, "script_source": source}, env,
+                                [sys.executable, script], enabled=True)
+        log_path = spec["log_path"]
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+        try:
+            log_fd = os.open(log_path, flags, 0o644)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(log_path), exist_ok=True)
+            log_fd = os.open(log_path, flags, 0o644)
+        sink = LogSink(log_fd, step_dir / "stdout", list(spec.get("secret_values") or []))
+        try:
+            plan.prepare()
+        except OSError as e:
+            os.close(log_fd)
+            return {"step_dir": str(step_dir), "error": f"could not prepare step files: {e}"}
+        retiring = "last step" if last else None
+        started = time.time()
+        with self.pump.lock:
+            self.pump.sink = sink
+        try:
+            plan.mount_light()
+        except OSError as e:
+            self._unmount(plan)
+            with self.pump.lock:
+                self.pump.sink = None
+            os.close(log_fd)
+            return {"step_dir": str(step_dir), "error": f"could not start step: {e}",
+                    "retiring": "mount failed"}
+        for k, v in step_env.items():
+            os.environ[k] = v
+        code = self._run_step(spec, script, source, lines, entry, env, plan)
+        why = self._restore(step_env)
+        retiring = retiring or why or (f"exit code {code}" if code else None)
+        if not self._unmount(plan):
+            retiring = retiring or "unmount failed"
+        outputs = plan.collect(spec.get("output_paths") or [])
+        plan.cleanup()
+        for stream in (b"stdout", b"stderr"):
+            sink.feed(stream, b"", final=True)
+        sink.close()
+        os.close(log_fd)
+        reply = {"step_dir": str(step_dir), "exit_code": code, "started_at": started,
+                 "finished_at": time.time(), "result": sink.result(), "outputs": outputs,
+                 "cpu": round(time.process_time() - cpu0, 6)}
+        if retiring:
+            reply["retiring"] = retiring
+        return reply
+
+    def _run_step(self, spec, script, source, lines, entry, env, plan) -> int:
+        """Become the step, run it, end it as the interpreter would; its exit code."""
+        cwd = spec.get("working_dir") or plan.default_cwd
+        try:
+            os.makedirs(cwd, exist_ok=True)
+            os.chdir(cwd)
+        except OSError as e:
+            os.write(2, f"chute: could not start step: {e}\n".encode())
+            return self._finish(127)
+        sys.argv = [script]
+        sys.path.insert(0, os.path.dirname(script))
+        enc = env.get("PYTHONIOENCODING", "").split(":")[0] or "utf-8"
+        stdio = _fresh_stdio(enc, bool(env.get("PYTHONUNBUFFERED")))
+        sys.stdin, sys.stdout, sys.stderr = sys.__stdin__, sys.__stdout__, sys.__stderr__ = stdio
+        linecache.cache[script] = (len(source), None, lines, script)
+        random.seed()
+        warm_worker._reseed()
+        code, in_template = entry if entry is not None else (None, False)
+        if code is not None:
+            code = warm_worker._relocate(code, script)
+        template = warm_runtime.TEMPLATE
+        main = types.ModuleType("__main__")
+        if in_template and template is not None:
+            main.__dict__.update(template.module.__dict__)
+        main.__dict__.update(__file__=script, __cached__=None, __loader__=None,
+                             __package__=None, __spec__=None, __builtins__=builtins)
+        sys.modules["__main__"] = main
+        try:
+            if code is None:  # it does not compile: let it say where, as python would
+                code = compile(source, script, "exec", dont_inherit=True)
+            exec(code, main.__dict__)  # noqa: S102 - the step's own program, as `python script`
+            status = 0
+        except SystemExit as e:
+            status = warm_worker._exit_code(e)
+        except BaseException as e:  # noqa: BLE001 - as the interpreter: traceback, exit 1
+            tb = warm_worker._user_frames(e.__traceback__, script)
+            warm_worker._report(e.with_traceback(tb), script, in_template)
+            status = 1
+        finally:
+            linecache.cache.pop(script, None)
+        return self._finish(status)
+
+    def _finish(self, code: int) -> int:
+        """Interpreter shutdown, in its order: join threads, atexit, flush; then kill what
+        is left (as a container's end) and feed the last output to the log."""
+        self.left = []
+        for t in threading.enumerate():
+            if t.ident not in self.threads:
+                self.left.append(t.name)
+                if not t.daemon:
+                    t.join()
+        if atexit._ncallbacks() != self.atexit:
+            self.left.append("atexit")
+            atexit._run_exitfuncs()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:  # noqa: BLE001 - e.g. closed by the step; as Python: 120
+                code = code or 120
+        if _children_left():
+            self.left.append("child processes")
+            _kill_children()
+        self.pump.drain()
+        with self.pump.lock:
+            self.pump.sink = None
+        return code
+
+    def _restore(self, step_env: dict[str, str]) -> str | None:
+        """Put this process back as :meth:`baseline` found it; why not, if it cannot be."""
+        why = ", ".join(self.left) if self.left else None
+        os.chdir(self.home)
+        for k in step_env:  # the usual case: only the step's own variables differ
+            if k in self.base_env:
+                os.environ[k] = self.base_env[k]
+            else:
+                os.environ.pop(k, None)
+        if os.environ._data != self.base_data:  # type: ignore[attr-defined] - the step's own
+            os.environ.clear()
+            os.environ.update(self.base_env)
+        sys.argv = list(self.argv)
+        sys.path[:] = self.path
+        sys.stdin, sys.stdout, sys.stderr = sys.__stdin__, sys.__stdout__, sys.__stderr__ = \
+            self.stdio
+        sys.modules["__main__"] = self.main
+        sys.excepthook = sys.__excepthook__
+        if sys.getrecursionlimit() != self.recursion:
+            sys.setrecursionlimit(self.recursion)
+        if warnings.filters != self.filters:
+            warnings.filters[:] = self.filters
+            warnings._filters_mutated()  # type: ignore[attr-defined]
+        os.umask(self.umask)
+        if _signal.pthread_sigmask(signal.SIG_SETMASK, self.sigmask) != self.sigmask:
+            why = why or "signal mask"
+        if signal.getitimer(signal.ITIMER_REAL) != (0.0, 0.0):
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            why = why or "timer"
+        now = _signal_state()
+        if now != self.signals:
+            for s, h in self.signals.items():
+                if now[s] != h:
+                    try:
+                        _signal.signal(s, h)
+                    except (OSError, ValueError, TypeError):
+                        pass
+            why = why or "signal handlers"
+        return why
+
+    def _unmount(self, plan: sandbox.Plan) -> bool:
+        try:
+            plan.unmount_light()
+            return True
+        except OSError as e:
+            if e.errno == errno.EINVAL:  # not mounted (mount_light failed half-way)
+                return True
+            return False
+
+
+def _fresh_stdio(enc: str, unbuffered: bool) -> tuple:
+    """New sys.stdin/stdout/stderr on fds 0-2, as a fresh interpreter's with these fds."""
+    stdin = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)), encoding=enc)
+    stdout = io.TextIOWrapper(io.BufferedWriter(io.FileIO(1, "w", closefd=False)),
+                              encoding=enc, errors="strict", write_through=unbuffered)
+    stderr = io.TextIOWrapper(io.BufferedWriter(io.FileIO(2, "w", closefd=False)),
+                              encoding=enc, errors="backslashreplace", line_buffering=True,
+                              write_through=True)
+    return stdin, stdout, stderr
+
+
+def main(modules: list[str]) -> None:
+    """Entry point: private mount namespace, imports, runtime, ready; then serve."""
+    req_fd, out_fd = os.dup(0), os.dup(1)  # the protocol's (not inherited by steps)
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.close(null)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is the controller's to handle
+    proctree.become_subreaper()  # a step's orphans stay ours: found and killed after it
+    namespace = None
+    try:
+        sandbox.unshare_private()  # before any thread: a user namespace needs one thread
+    except OSError as e:
+        namespace = str(e)
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    os.dup2(out_w, 1)
+    os.dup2(err_w, 2)
+    os.close(out_w)
+    os.close(err_w)
+    for fd in (out_r, err_r):
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
+    pump = Pump(out_r, err_r, req_fd)
+    if sys.path and sys.path[0] in ("", os.getcwd()):
+        del sys.path[0]  # as for `python script`: the controller's directory is not the step's
+    done = warm_worker.preload(modules)
+    warm_runtime.load()
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as a fresh interpreter
+    os.chdir("/")
+    worker = Worker(pump, "/")
+    out = os.fdopen(out_fd, "wb")
+    ready = {"ready": True, "pid": os.getpid(), "modules": done, "namespace": namespace}
+    out.write(json.dumps(ready).encode() + b"\n")
+    out.flush()
+    gc.collect()
+    gc.freeze()  # the collector then never walks what the imports made
+    requests = os.fdopen(req_fd, "rb")
+    for line in requests:
+        reply = worker.handle(json.loads(line))
+        out.write(json.dumps(reply).encode() + b"\n")
+        out.flush()
+        if reply.get("retiring"):
+            break
+    _kill_children()
+    os._exit(0)  # no interpreter shutdown: atexit handlers were the steps' and are run
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

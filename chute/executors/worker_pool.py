@@ -1,0 +1,448 @@
+"""WorkerPool: compiled SDK steps run in long-lived, reused worker processes.
+
+The controller's end of :mod:`chute.executors.reused_worker`. Per set of modules (the key
+the zygotes use, :func:`~chute.executors.warm_worker.preload_modules`) up to ``size``
+workers (default ``os.cpu_count()``), each started on first need as ``python -m
+chute.executors.reused_worker MODULE...`` in its own session, and spoken to over its
+stdin/stdout, one JSON line each way. A step costs one request and one reply: no fork,
+no supervisor process, no step files (see the worker's module docstring for what a step
+gets and the known differences from the fork path).
+
+It is an Executor for the steps it takes (:class:`~chute.executors.python.PythonExecutor`
+routes them here): :meth:`launch` hands the step to an idle worker, or queues it in
+memory until one is free (never waiting for one); one reader thread per worker turns
+its replies into :class:`~chute.executors.base.StepResult` s kept for :meth:`poll`, tells
+the shared :class:`~chute.executors.local.Completions` (the controller wakes at once) and
+hands the worker its next queued step. One watchdog thread, started on first need,
+enforces deadlines and the grace period after a stop: SIGTERM to the worker's process
+group and descendants, SIGKILL after ``grace_seconds`` (:mod:`chute.executors.proctree`);
+the result is TIMEOUT with :data:`~chute.executors.supervisor.DEADLINE_MESSAGE`, or
+CANCELLED with the reason, exactly as a process step's. A worker that dies mid-step
+(``os._exit``, a signal, the OOM killer) fails its step as a process step would (exit
+code, ``128+n`` for signal ``n``); a worker that retires (its step left something behind,
+failed, or it ran ``max_steps``) or dies is replaced when a step needs one.
+
+Nothing is written for re-attachment: a worker dies with its controller (its stdin
+closes), and a restarted controller's ``reattach`` finds no ``launch.json`` in the step
+directory, so the engine runs the step again (at-least-once across a controller crash).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import OrderedDict, deque
+from pathlib import Path
+
+from chute.executors import proctree
+from chute.executors.base import (
+    CANCELLED,
+    ERROR,
+    FAILED,
+    SUCCEEDED,
+    TIMEOUT,
+    LaunchSpec,
+    StepHandle,
+    StepResult,
+)
+from chute.executors.local import Completions, _environ_json
+from chute.executors.logsink import LogSink
+from chute.executors.supervisor import DEADLINE_MESSAGE
+
+MAX_STEPS = 1000  # steps a worker runs before it is recycled (bounds any slow leak)
+READY_TIMEOUT = 60.0  # seconds the first worker of a module set may take to import them
+KEEP_RESULTS = 4096  # results kept after they were polled (a handle polled twice)
+
+
+def eligible(spec: LaunchSpec) -> bool:
+    """Whether a reused worker can give the step its private paths: ``/tmp`` only (the
+    SDK's outputs, artifacts and inputs all live there); no emptyDir volumes."""
+    if spec.volume_mounts:
+        return False
+    for group in (spec.private_paths, spec.input_files, spec.output_paths):
+        for p in group:
+            if not p.startswith("/tmp/") or "/.." in p:
+                return False
+    return True
+
+
+@dataclasses.dataclass(eq=False)
+class _Job:
+    spec: LaunchSpec
+    key: tuple[str, ...]
+    worker: _Proc | None = None
+    stop: tuple[str, str] | None = None  # (TIMEOUT or CANCELLED, message) once stopping
+    done: bool = False
+
+
+class _Proc:
+    """One worker process and the thread reading its replies."""
+
+    def __init__(self, pool: WorkerPool, key: tuple[str, ...]) -> None:
+        self.pool = pool
+        self.key = key
+        self.proc = subprocess.Popen(
+            [pool.python, "-m", "chute.executors.reused_worker", *key],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own group: killed as a whole, and no Ctrl-C
+            close_fds=True, env=pool.worker_env,
+        )
+        self.pid = self.proc.pid
+        self.fd = self.proc.stdin.fileno()  # type: ignore[union-attr]
+        self.ready = threading.Event()
+        self.info: dict = {}
+        self.job: _Job | None = None
+        self.steps = 0
+        self.sources: set[int] = set()
+        self.env_sent: bytes | None = None
+        self.gone = False  # retiring, killed or dead: never handed another step
+        self.reader = threading.Thread(target=self._read, name="chute-worker-replies",
+                                       daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout
+        for line in self.proc.stdout:
+            try:
+                data = json.loads(line)
+            except ValueError:
+                continue
+            if data.get("ready"):
+                self.info = data
+                self.ready.set()
+                self.pool._ready(self)
+            else:
+                self.pool._reply(self, data)
+        rc = self.proc.wait()
+        self.ready.set()
+        self.pool._exited(self, rc)
+
+
+class WorkerPool:
+    """Reused worker processes for compiled SDK steps (see the module docstring)."""
+
+    def __init__(self, python: str | None = None, completions: Completions | None = None,
+                 *, size: int | None = None, max_steps: int = MAX_STEPS) -> None:
+        self.python = python or sys.executable
+        self.completions = completions or Completions()
+        self.size = size or os.cpu_count() or 1
+        self.max_steps = max_steps
+        env = dict(os.environ)
+        root = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        self.worker_env = env
+        self._lock = threading.Lock()
+        self._workers: dict[tuple[str, ...], list[_Proc]] = {}
+        self._idle: dict[tuple[str, ...], list[_Proc]] = {}
+        self._queue: dict[tuple[str, ...], deque[_Job]] = {}
+        self._jobs: dict[Path, _Job] = {}
+        self._results: OrderedDict[Path, StepResult] = OrderedDict()
+        self._unpolled: set[Path] = set()
+        self._sources: dict[str, int] = {}
+        self._usable: set[tuple[str, ...]] = set()
+        self._broken: set[tuple[str, ...]] = set()
+        self._cond = threading.Condition(self._lock)
+        self._timed: list[tuple[float, int, str, object]] = []  # heap: (when, n, what, it)
+        self._timer_seq = 0
+        self._watchdog: threading.Thread | None = None
+        self._closed = False
+        self.cpu = 0.0  # CPU seconds the workers spent in steps (their replies' "cpu")
+
+    # -- workers
+
+    def ready(self, key: tuple[str, ...], timeout: float = READY_TIMEOUT) -> bool:
+        """Start the first worker for ``key`` if needed and wait until it has imported
+        its modules; False (the steps then go to the fork path) if it cannot make a
+        private mount namespace or does not come up."""
+        with self._lock:
+            if key in self._usable:
+                return True
+            if key in self._broken or self._closed:
+                return False
+            workers = self._workers.setdefault(key, [])
+            if not workers:
+                workers.append(_Proc(self, key))
+            first = workers[0]
+        ok = (first.ready.wait(timeout) and not first.gone and first.proc.poll() is None
+              and first.info.get("namespace") is None)
+        with self._lock:
+            (self._usable if ok else self._broken).add(key)
+        if not ok:
+            self._kill(first)
+        return ok
+
+    def worker_pids(self) -> dict[tuple[str, ...], list[int]]:
+        """Pids of the live workers by module set (for tests and benchmarks)."""
+        with self._lock:
+            return {k: [w.pid for w in ws if not w.gone] for k, ws in self._workers.items()}
+
+    def _start(self, key: tuple[str, ...]) -> None:
+        """Another worker for ``key`` if the pool has room (lock held)."""
+        workers = self._workers.setdefault(key, [])
+        if len(workers) < self.size and key not in self._broken and not self._closed:
+            workers.append(_Proc(self, key))
+
+    def _ready(self, w: _Proc) -> None:
+        with self._lock:
+            if not w.gone:
+                self._next(w)
+
+    def _next(self, w: _Proc) -> None:
+        """Hand ``w`` its next queued step, or mark it idle (lock held)."""
+        queue = self._queue.get(w.key)
+        while queue:
+            job = queue.popleft()
+            if job.done:
+                continue
+            if self._send(w, job):
+                return
+            queue.appendleft(job)
+            return
+        self._idle.setdefault(w.key, []).append(w)
+
+    def _send(self, w: _Proc, job: _Job) -> bool:
+        """Write the step's request to ``w`` (lock held); False if ``w`` is gone."""
+        data = job.spec.to_json()
+        source = data.pop("script_source") or ""
+        sid = self._sources.get(source)
+        if sid is None:
+            sid = self._sources[source] = len(self._sources)
+        parts = [b'{"spec": ', json.dumps(data).encode(), b', "source_id": %d' % sid]
+        if sid not in w.sources:
+            parts += [b', "source": ', json.dumps(source).encode()]
+        env = _environ_json()
+        if env is not w.env_sent:
+            parts += [b', "env": ', env]
+        if w.steps + 1 >= self.max_steps:
+            parts.append(b', "last": true')
+        parts.append(b"}\n")
+        view = memoryview(b"".join(parts))
+        try:
+            while view:
+                view = view[os.write(w.fd, view):]
+        except OSError:
+            w.gone = True  # its reader sees the end and replaces it
+            return False
+        w.sources.add(sid)
+        w.env_sent = env
+        w.steps += 1
+        w.job, job.worker = job, w
+        return True
+
+    # -- the Executor protocol
+
+    def launch(self, spec: LaunchSpec) -> StepHandle:
+        """Hand the step to an idle worker of its module set, or queue it; returns at once.
+        ``ready(key)`` must have said True for its key."""
+        from chute.executors.warm_worker import preload_modules
+
+        if not spec.step_dir.is_absolute() or not spec.log_path.is_absolute():
+            spec = dataclasses.replace(spec, step_dir=spec.step_dir.absolute(),
+                                       log_path=spec.log_path.absolute())
+        key = preload_modules(spec.script_source or "")
+        job = _Job(spec, key)
+        step_dir = spec.step_dir
+        with self._lock:
+            self._jobs[step_dir] = job
+            self._results.pop(step_dir, None)
+            idle = self._idle.get(key)
+            while idle:
+                w = idle.pop()
+                if not w.gone and self._send(w, job):
+                    break
+            else:
+                self._queue.setdefault(key, deque()).append(job)
+                if not self._idle.get(key):
+                    self._start(key)
+            if spec.deadline is not None:
+                self._timer(spec.deadline, "deadline", job)
+        return StepHandle(step_dir=step_dir)
+
+    def poll(self, handle: StepHandle) -> StepResult | None:
+        """The result once the step ended, else None (a dict lookup: never blocks)."""
+        step_dir = Path(handle.step_dir)
+        result = self._results.get(step_dir)
+        if result is None and step_dir not in self._jobs:
+            return StepResult(ERROR, None, "reused worker lost the step",
+                              finished_at=time.time())
+        if result is not None:
+            self._unpolled.discard(step_dir)
+        return result
+
+    def owns(self, step_dir: Path) -> bool:
+        """Whether the step was launched here (running, or ended and kept)."""
+        return step_dir in self._jobs or step_dir in self._results
+
+    def cancel(self, handle: StepHandle, reason: str = "") -> None:
+        """Stop the step: a queued one ends at once; a running one takes its worker with
+        it (SIGTERM, SIGKILL after the grace period). Returns at once."""
+        with self._lock:
+            job = self._jobs.get(Path(handle.step_dir))
+            if job is not None and not job.done and job.stop is None:
+                self._stop(job, CANCELLED, reason or "cancelled")
+
+    def close(self) -> None:
+        """Stop every worker (their running steps end with them)."""
+        with self._lock:
+            self._closed = True
+            workers = [w for ws in self._workers.values() for w in ws]
+            self._cond.notify_all()
+        for w in workers:
+            w.gone = True
+            try:
+                w.proc.stdin.close()  # type: ignore[union-attr] - EOF: it exits, HUP: it dies
+            except OSError:
+                pass
+        for w in workers:
+            try:
+                w.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._kill(w)
+            w.reader.join(timeout=5)
+
+    # -- ends of steps (reader threads)
+
+    def _reply(self, w: _Proc, data: dict) -> None:
+        kill = False
+        with self._lock:
+            job, w.job = w.job, None
+            self.cpu += float(data.get("cpu") or 0.0)
+            if job is not None and not job.done:
+                self._finish(job, self._result(job, data))
+            kill = job is not None and job.stop is not None
+            if data.get("retiring") or kill:
+                self._retire(w)
+            elif not w.gone:
+                self._next(w)
+        if kill:  # a stopped step that ended on its own: its worker goes all the same
+            self._kill(w)
+
+    def _exited(self, w: _Proc, rc: int) -> None:
+        with self._lock:
+            job, w.job = w.job, None
+            self._retire(w)
+            if not w.info and w.key in self._usable:  # died before it was ready
+                self._broken.add(w.key)
+                self._usable.discard(w.key)
+            if job is not None and not job.done:
+                sig = -rc if rc < 0 else None
+                code = 128 + sig if sig else rc
+                if job.stop is not None:
+                    result = StepResult(job.stop[0], code, job.stop[1], finished_at=time.time(),
+                                        signal=sig)
+                else:
+                    result = StepResult(FAILED, code, f"Error (exit code {code})",
+                                        finished_at=time.time(), signal=sig)
+                self._finish(job, result)
+            if self._queue.get(w.key) and w.key in self._broken:
+                for queued in self._queue.pop(w.key):
+                    if not queued.done:
+                        self._finish(queued, StepResult(
+                            ERROR, None, f"reused worker could not start (exit code {rc})",
+                            finished_at=time.time()))
+        if job is not None:  # died mid-step: what the step left in its session dies too
+            proctree.kill_step(w.pid, scan=True, give_up=2.0)
+
+    def _retire(self, w: _Proc) -> None:
+        """Take ``w`` out of the pool (lock held): it exits, or is being killed."""
+        w.gone = True
+        workers = self._workers.get(w.key, [])
+        if w in workers:
+            workers.remove(w)
+        idle = self._idle.get(w.key, [])
+        if w in idle:
+            idle.remove(w)
+        if self._queue.get(w.key) and w.info:
+            self._start(w.key)
+
+    def _result(self, job: _Job, data: dict) -> StepResult:
+        code = data.get("exit_code")
+        if job.stop is not None:
+            outcome, message = job.stop
+        elif "error" in data:
+            outcome, message = ERROR, str(data["error"])
+            if job.spec.secret_values:
+                masker = LogSink(-1, Path(os.devnull), list(job.spec.secret_values))
+                message = masker.mask(message.encode()).decode(errors="replace")
+        elif code == 0:
+            outcome, message = SUCCEEDED, ""
+        else:
+            outcome, message = FAILED, f"Error (exit code {code})"
+        return StepResult(outcome, code, message, started_at=data.get("started_at"),
+                          finished_at=data.get("finished_at") or time.time(),
+                          result=data.get("result"), outputs=data.get("outputs") or {})
+
+    def _finish(self, job: _Job, result: StepResult) -> None:
+        """Record how ``job`` ended and tell the controller (lock held)."""
+        job.done = True
+        step_dir = job.spec.step_dir
+        self._jobs.pop(step_dir, None)
+        self._results[step_dir] = result
+        self._unpolled.add(step_dir)
+        while len(self._results) > KEEP_RESULTS:  # forget the oldest polled ones
+            old = next(iter(self._results))
+            if old in self._unpolled:
+                break
+            del self._results[old]
+        self.completions.add(step_dir)
+
+    # -- deadlines and stops (watchdog thread)
+
+    def _stop(self, job: _Job, outcome: str, message: str) -> None:
+        """Begin stopping ``job`` (lock held): SIGTERM now, SIGKILL after the grace."""
+        job.stop = (outcome, message)
+        w = job.worker
+        if w is None:  # still queued: it never starts
+            self._finish(job, StepResult(outcome, None, message, finished_at=time.time()))
+            return
+        w.gone = True
+        proctree.signal_step(w.pid, signal.SIGTERM, root=w.pid, scan=False)
+        self._timer(time.time() + max(job.spec.grace_seconds, 0.0), "kill", w)
+
+    def _timer(self, when: float, what: str, it: object) -> None:
+        """Wake the watchdog at ``when`` (lock held; the thread starts on first need)."""
+        self._timer_seq += 1
+        earliest = self._timed[0][0] if self._timed else None
+        heapq.heappush(self._timed, (when, self._timer_seq, what, it))
+        if self._watchdog is None:
+            self._watchdog = threading.Thread(target=self._watch, name="chute-worker-watchdog",
+                                              daemon=True)
+            self._watchdog.start()
+        elif earliest is None or when < earliest:
+            self._cond.notify()  # it sleeps until a later time
+
+    def _watch(self) -> None:
+        while True:
+            kills = []
+            with self._lock:
+                if self._closed:
+                    return
+                now = time.time()
+                due = []
+                while self._timed and self._timed[0][0] <= now:
+                    due.append(heapq.heappop(self._timed))
+                for _, _, what, it in due:
+                    if what == "deadline":
+                        job = it
+                        assert isinstance(job, _Job)
+                        if not job.done and job.stop is None:
+                            self._stop(job, TIMEOUT, DEADLINE_MESSAGE)
+                    else:
+                        kills.append(it)
+                if not kills:
+                    wait = (self._timed[0][0] if self._timed else now + 60.0) - now
+                    self._cond.wait(max(wait, 0.0))
+            for w in kills:
+                self._kill(w)
+
+    def _kill(self, w: _Proc) -> None:
+        """SIGKILL the worker and everything of its session and below it."""
+        w.gone = True
+        proctree.kill_step(w.pid, root=w.pid, scan=True, give_up=2.0)
