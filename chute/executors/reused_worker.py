@@ -85,6 +85,9 @@ from chute.executors import proctree, sandbox, warm_runtime, warm_worker
 from chute.executors.logsink import LogSink
 
 HANDLED = frozenset(warm_worker.ALL_SIGNALS - {signal.SIGKILL, signal.SIGSTOP})
+# the file name steps' code is compiled under, once per source (renaming it to each step's
+# script costs ~50 us a step): an uncaught exception's report names the script there
+CODE_NAME = warm_runtime.FILENAME
 
 
 class Pump:
@@ -176,8 +179,65 @@ def _kill_children() -> None:
     _children_left()
 
 
-def _signal_state() -> dict[int, object]:
-    return {s: _signal.getsignal(s) for s in HANDLED}
+_set_signals: set[int] = set()  # signals a step set a handler for (signal.signal)
+
+
+def _track_signals() -> None:
+    """Note every ``signal.signal`` call, so that after a step only the signals it set are
+    compared (a look at every signal costs ~50 us a step)."""
+    original = signal.signal
+
+    def tracked(signalnum, handler):
+        _set_signals.add(int(signalnum))
+        return original(signalnum, handler)
+
+    tracked.__doc__ = original.__doc__
+    tracked.__wrapped__ = original  # type: ignore[attr-defined]
+    signal.signal = tracked
+
+
+class _LazyLog(LogSink):
+    """A LogSink whose log file is created with its first line: a step that writes
+    nothing costs no file (readers of logs take a missing file as an empty log)."""
+
+    def __init__(self, path: str, stdout_path: str, secrets: list[str]) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self.dir_fd: int | None = None
+        super().__init__(-1, stdout_path, secrets)  # type: ignore[arg-type] - os.open takes it
+
+    def hold_dir(self) -> None:
+        """Open the log's directory now, before the step's private view hides it (a log
+        under /tmp): the file is then made there, not in the step's /tmp."""
+        directory = os.path.dirname(self.path)
+        os.makedirs(directory, exist_ok=True)
+        self.dir_fd = os.open(directory, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+
+    @property  # type: ignore[override]
+    def log_fd(self) -> int:
+        if self._fd is None:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+            if self.dir_fd is not None:
+                self._fd = os.open(os.path.basename(self.path), flags, 0o644,
+                                   dir_fd=self.dir_fd)
+                return self._fd
+            try:
+                self._fd = os.open(self.path, flags, 0o644)
+            except FileNotFoundError:
+                os.makedirs(os.path.dirname(self.path), exist_ok=True)
+                self._fd = os.open(self.path, flags, 0o644)
+        return self._fd
+
+    @log_fd.setter
+    def log_fd(self, value: int) -> None:
+        pass  # LogSink.__init__'s -1: opened on first use instead
+
+    def close(self) -> None:
+        super().close()
+        for fd in (self._fd, self.dir_fd):
+            if fd is not None:
+                os.close(fd)
+        self._fd = self.dir_fd = None
 
 
 class Worker:
@@ -189,13 +249,14 @@ class Worker:
         self.sources: dict[int, tuple[str, list[str], tuple | None]] = {}
         self.base_env: dict[str, str] = dict(os.environ)
         self.base_data = dict(os.environ._data)  # type: ignore[attr-defined]
-        self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        self.stdio_cache: dict[tuple[str, bool], tuple] = {}
         self.baseline()
 
     def baseline(self) -> None:
         """What a step must leave as it found it (taken once, after the imports)."""
         self.threads = {t.ident for t in threading.enumerate()}
-        self.signals = _signal_state()
+        self.signals = {s: _signal.getsignal(s) for s in HANDLED}
+        _set_signals.clear()
         self.sigmask = _signal.pthread_sigmask(signal.SIG_BLOCK, ())
         self.atexit = atexit._ncallbacks()
         self.path = list(sys.path)
@@ -214,7 +275,7 @@ class Worker:
         spec = req["spec"]
         if "source" in req:
             source = req["source"]
-            entry = warm_worker._compile(source.encode(), "<chute step>")
+            entry = warm_worker._compile(source.encode(), CODE_NAME)
             if len(self.sources) >= warm_worker.CODE_CACHE:
                 self.sources.clear()
             self.sources[req["source_id"]] = (source, source.splitlines(True), entry)
@@ -238,12 +299,12 @@ class Worker:
     def run(self, spec: dict, source: str, lines: list[str], entry, last: bool) -> dict:
         cpu0 = time.process_time()
         step_dir = Path(spec["step_dir"])
-        script = str(step_dir / "script")
+        script = spec["step_dir"] + "/script"
         step_env = spec.get("env") or {}
         env = {**self.base_env, **step_env}
-        root = step_dir / "root"
+        root = spec["step_dir"] + "/root"
         try:
-            os.mkdir(step_dir)
+            os.mkdir(spec["step_dir"])
         except FileExistsError:
             if os.path.lexists(root):  # an attempt lost with its controller: start afresh
                 shutil.rmtree(root, ignore_errors=True)
@@ -251,19 +312,15 @@ class Worker:
             step_dir.mkdir(parents=True, exist_ok=True)
         plan = sandbox.plan_for({**spec, "script_source": source}, env,
                                 [sys.executable, script], enabled=True)
-        log_path = spec["log_path"]
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
-        try:
-            log_fd = os.open(log_path, flags, 0o644)
-        except FileNotFoundError:
-            os.makedirs(os.path.dirname(log_path), exist_ok=True)
-            log_fd = os.open(log_path, flags, 0o644)
-        sink = LogSink(log_fd, step_dir / "stdout", list(spec.get("secret_values") or []))
+        sink = _LazyLog(spec["log_path"], spec["step_dir"] + "/stdout",
+                        list(spec.get("secret_values") or []))
         try:
             plan.prepare()
+            if plan.is_private(spec["log_path"]):
+                sink.hold_dir()
         except OSError as e:
-            os.close(log_fd)
-            return {"step_dir": str(step_dir), "error": f"could not prepare step files: {e}"}
+            sink.close()
+            return {"step_dir": spec["step_dir"], "error": f"could not prepare step files: {e}"}
         retiring = "last step" if last else None
         started = time.time()
         with self.pump.lock:
@@ -274,8 +331,8 @@ class Worker:
             self._unmount(plan)
             with self.pump.lock:
                 self.pump.sink = None
-            os.close(log_fd)
-            return {"step_dir": str(step_dir), "error": f"could not start step: {e}",
+            sink.close()
+            return {"step_dir": spec["step_dir"], "error": f"could not start step: {e}",
                     "retiring": "mount failed"}
         for k, v in step_env.items():
             os.environ[k] = v
@@ -289,8 +346,7 @@ class Worker:
         for stream in (b"stdout", b"stderr"):
             sink.feed(stream, b"", final=True)
         sink.close()
-        os.close(log_fd)
-        reply = {"step_dir": str(step_dir), "exit_code": code, "started_at": started,
+        reply = {"step_dir": spec["step_dir"], "exit_code": code, "started_at": started,
                  "finished_at": time.time(), "result": sink.result(), "outputs": outputs,
                  "cpu": round(time.process_time() - cpu0, 6)}
         if retiring:
@@ -301,22 +357,21 @@ class Worker:
         """Become the step, run it, end it as the interpreter would; its exit code."""
         cwd = spec.get("working_dir") or plan.default_cwd
         try:
-            os.makedirs(cwd, exist_ok=True)
+            if cwd != spec["step_dir"]:  # which exists
+                os.makedirs(cwd, exist_ok=True)
             os.chdir(cwd)
         except OSError as e:
             os.write(2, f"chute: could not start step: {e}\n".encode())
             return self._finish(127)
         sys.argv = [script]
         sys.path.insert(0, os.path.dirname(script))
-        enc = env.get("PYTHONIOENCODING", "").split(":")[0] or "utf-8"
-        stdio = _fresh_stdio(enc, bool(env.get("PYTHONUNBUFFERED")))
+        stdio = self._stdio(env.get("PYTHONIOENCODING", "").split(":")[0] or "utf-8",
+                            bool(env.get("PYTHONUNBUFFERED")))
         sys.stdin, sys.stdout, sys.stderr = sys.__stdin__, sys.__stdout__, sys.__stderr__ = stdio
         linecache.cache[script] = (len(source), None, lines, script)
-        random.seed()
+        random.seed(int.from_bytes(os.urandom(16), "little"))  # as at a fork, for less
         warm_worker._reseed()
         code, in_template = entry if entry is not None else (None, False)
-        if code is not None:
-            code = warm_worker._relocate(code, script)
         template = warm_runtime.TEMPLATE
         main = types.ModuleType("__main__")
         if in_template and template is not None:
@@ -325,19 +380,39 @@ class Worker:
                              __package__=None, __spec__=None, __builtins__=builtins)
         sys.modules["__main__"] = main
         try:
-            if code is None:  # it does not compile: let it say where, as python would
-                code = compile(source, script, "exec", dont_inherit=True)
+            if code is None:  # it does not compile: say where, as python would
+                try:
+                    compile(source, script, "exec", dont_inherit=True)
+                except (SyntaxError, ValueError) as e:
+                    import traceback
+
+                    sys.stderr.write("".join(traceback.format_exception_only(e)))
+                    return self._finish(1)
             exec(code, main.__dict__)  # noqa: S102 - the step's own program, as `python script`
             status = 0
         except SystemExit as e:
             status = warm_worker._exit_code(e)
         except BaseException as e:  # noqa: BLE001 - as the interpreter: traceback, exit 1
-            tb = warm_worker._user_frames(e.__traceback__, script)
-            warm_worker._report(e.with_traceback(tb), script, in_template)
+            tb = warm_worker._user_frames(e.__traceback__, CODE_NAME)
+            warm_worker._report(e.with_traceback(tb), script, True)  # CODE_NAME -> script
             status = 1
         finally:
             linecache.cache.pop(script, None)
         return self._finish(status)
+
+    def _stdio(self, enc: str, unbuffered: bool) -> tuple:
+        """sys.stdin/stdout/stderr for a step: as a fresh interpreter's on these fds; the
+        last step's objects again if it left them intact (making them costs ~20 us)."""
+        key = (enc, unbuffered)
+        stdio = self.stdio_cache.get(key)
+        if stdio is None or any(s.closed for s in stdio) or not all(
+                isinstance(s, io.TextIOWrapper) for s in stdio):
+            if len(self.stdio_cache) >= 4:
+                self.stdio_cache.clear()
+            stdio = self.stdio_cache[key] = _fresh_stdio(enc, unbuffered)
+        else:  # the runtime makes stdout line-buffered: as new, block-buffered
+            stdio[1].reconfigure(line_buffering=False, write_through=unbuffered)
+        return stdio
 
     def _finish(self, code: int) -> int:
         """Interpreter shutdown, in its order: join threads, atexit, flush; then kill what
@@ -393,15 +468,16 @@ class Worker:
         if signal.getitimer(signal.ITIMER_REAL) != (0.0, 0.0):
             signal.setitimer(signal.ITIMER_REAL, 0)
             why = why or "timer"
-        now = _signal_state()
-        if now != self.signals:
-            for s, h in self.signals.items():
-                if now[s] != h:
+        if _set_signals:
+            for s in _set_signals:
+                h = self.signals.get(s)
+                if h is not None and _signal.getsignal(s) != h:
                     try:
                         _signal.signal(s, h)
                     except (OSError, ValueError, TypeError):
                         pass
-            why = why or "signal handlers"
+                    why = why or "signal handlers"
+            _set_signals.clear()
         return why
 
     def _unmount(self, plan: sandbox.Plan) -> bool:
@@ -452,6 +528,7 @@ def main(modules: list[str]) -> None:
     done = warm_worker.preload(modules)
     warm_runtime.load()
     signal.signal(signal.SIGINT, signal.default_int_handler)  # as a fresh interpreter
+    _track_signals()
     os.chdir("/")
     worker = Worker(pump, "/")
     out = os.fdopen(out_fd, "wb")

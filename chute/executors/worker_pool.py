@@ -2,7 +2,8 @@
 
 The controller's end of :mod:`chute.executors.reused_worker`. Per set of modules (the key
 the zygotes use, :func:`~chute.executors.warm_worker.preload_modules`) up to ``size``
-workers (default ``os.cpu_count()``), each started on first need as ``python -m
+workers (default ``os.cpu_count()``; an idle one exits when all sets together have
+more than ``max(2 * size, 4)``), each started on first need as ``python -m
 chute.executors.reused_worker MODULE...`` in its own session, and spoken to over its
 stdin/stdout, one JSON line each way. A step costs one request and one reply: no fork,
 no supervisor process, no step files (see the worker's module docstring for what a step
@@ -134,6 +135,8 @@ class WorkerPool:
         self.completions = completions or Completions()
         self.size = size or os.cpu_count() or 1
         self.max_steps = max_steps
+        # workers of all module sets together kept beyond which an idle one exits
+        self.max_workers = max(2 * self.size, 4)
         env = dict(os.environ)
         root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
@@ -197,6 +200,10 @@ class WorkerPool:
     def _next(self, w: _Proc) -> None:
         """Hand ``w`` its next queued step, or mark it idle (lock held)."""
         queue = self._queue.get(w.key)
+        if not queue and sum(map(len, self._workers.values())) > self.max_workers:
+            self._retire(w)  # idle, and more workers than wanted: fewer module sets now
+            self._close_stdin(w)
+            return
         while queue:
             job = queue.popleft()
             if job.done:
@@ -296,10 +303,7 @@ class WorkerPool:
             self._cond.notify_all()
         for w in workers:
             w.gone = True
-            try:
-                w.proc.stdin.close()  # type: ignore[union-attr] - EOF: it exits, HUP: it dies
-            except OSError:
-                pass
+            self._close_stdin(w)
         for w in workers:
             try:
                 w.proc.wait(timeout=5)
@@ -349,6 +353,14 @@ class WorkerPool:
                             finished_at=time.time()))
         if job is not None:  # died mid-step: what the step left in its session dies too
             proctree.kill_step(w.pid, scan=True, give_up=2.0)
+
+    @staticmethod
+    def _close_stdin(w: _Proc) -> None:
+        """EOF: an idle worker exits; a busy one dies at once (the pump sees the HUP)."""
+        try:
+            w.proc.stdin.close()  # type: ignore[union-attr]
+        except OSError:
+            pass
 
     def _retire(self, w: _Proc) -> None:
         """Take ``w`` out of the pool (lock held): it exits, or is being killed."""

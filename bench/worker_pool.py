@@ -1,0 +1,113 @@
+"""Reused workers vs warm forks (not a test): what one no-op SDK step costs an executor.
+
+    .venv/bin/python bench/worker_pool.py [-n 1000] [--parallel 1] [--root DIR]
+
+Runs ``n`` compiled no-op steps (``@component def noop() -> None``, launched as the
+engine launches them) straight through ``PythonExecutor(reuse=True)`` — reused worker
+processes, :mod:`chute.executors.worker_pool` — and through ``PythonExecutor(reuse=False)``
+— a zygote fork and a supervisor per step — with no controller, ``--parallel`` at a time,
+and prints per step: wall time, CPU of this process (the controller's side: launch,
+reply, poll), and CPU of the executor's processes (workers; or fork server, zygote,
+supervisors and steps, from rusage of finished children and each status.json's usage).
+Step directories go under ``--root`` (default a new directory in /var/tmp: outside /tmp,
+as a chute home is, so no host path needs re-sharing into a step's private /tmp).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from chute.dsl import component  # noqa: E402
+from chute.dsl.script import build_source  # noqa: E402
+from chute.executors.base import SUCCEEDED, LaunchSpec  # noqa: E402
+from chute.executors.python import PythonExecutor  # noqa: E402
+
+
+@component
+def noop() -> None:
+    """Nothing at all."""
+
+
+def _cpu(pid: int) -> float:
+    """CPU seconds of a live process (its own, not its children's)."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        fields = f.read().rsplit(b")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run(reuse: bool, n: int, parallel: int, root: Path) -> dict[str, float]:
+    source = build_source(noop)
+    logs = root / "logs"
+    logs.mkdir(parents=True)
+    specs = [LaunchSpec(workflow_uid="wf", node_id=f"s{i}", attempt=0, step_dir=root / f"s{i}",
+                        log_path=logs / f"s{i}.log", argv=["python3"], script_source=source)
+             for i in range(n + parallel)]
+    with PythonExecutor(reuse=reuse, pool_size=parallel) as ex:
+        if reuse:  # no recycling mid-run: its new worker's start-up is not a step's cost
+            ex._pool().max_steps = 1 << 30
+        for s in specs[:parallel]:  # warm-up: workers or zygote started, code compiled
+            h = ex.launch(s)
+            while ex.poll(h) is None:
+                ex.wait(0.05)
+        pids = [p for ps in (ex.pool.worker_pids().values() if ex.pool else []) for p in ps]
+        before = sum(_cpu(p) for p in pids)
+        kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        me0 = resource.getrusage(resource.RUSAGE_SELF)
+        t0 = time.perf_counter()
+        todo = list(specs[parallel:])
+        running = {}
+        while todo or running:
+            while todo and len(running) < parallel:
+                s = todo.pop(0)
+                running[s.step_dir] = ex.launch(s)
+            ex.wait(1.0)
+            for d in ex.finished():
+                h = running.get(d)
+                r = ex.poll(h) if h else None
+                if r is not None:
+                    assert r.outcome == SUCCEEDED, r
+                    del running[d]
+        wall = time.perf_counter() - t0
+        me1 = resource.getrusage(resource.RUSAGE_SELF)
+        kids1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        workers = sum(_cpu(p) for p in pids) - before if reuse else 0.0
+    me = (me1.ru_utime + me1.ru_stime) - (me0.ru_utime + me0.ru_stime)
+    kids = (kids1.ru_utime + kids1.ru_stime) - (kids0.ru_utime + kids0.ru_stime)
+    if not reuse:  # supervisors and steps are not our children: their status.json says
+        for s in specs[parallel:]:
+            usage = json.loads((s.step_dir / "status.json").read_text()).get("usage") or {}
+            kids += usage.get("supervisor_cpu", 0.0) + usage.get("step_cpu", 0.0)
+    return {"wall": 1e3 * wall / n, "controller": 1e3 * me / n,
+            "executor": 1e3 * (workers + kids) / n}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("-n", type=int, default=1000)
+    ap.add_argument("--parallel", type=int, default=1)
+    ap.add_argument("--root", default=None)
+    args = ap.parse_args()
+    print(f"{args.n} no-op SDK steps, {args.parallel} at a time; ms per step")
+    print(f"{'path':22s} {'wall':>7s} {'controller CPU':>15s} {'executor CPU':>13s}")
+    for reuse, name in ((True, "reused workers"), (False, "zygote fork (default)")):
+        root = Path(tempfile.mkdtemp(prefix="chute-pool-bench-", dir=args.root or "/var/tmp"))
+        try:
+            r = run(reuse, args.n, args.parallel, root)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+        print(f"{name:22s} {r['wall']:7.3f} {r['controller']:15.3f} {r['executor']:13.3f}")
+    print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
