@@ -7,9 +7,10 @@ same protocol, same pool of supervisors in their own sessions, same step directo
 started as ``python -m chute.executors.warm_worker MODULE...``, which imports the
 modules first (a module that fails to import is skipped: the step's own ``import`` then
 fails as it would cold). Its supervisors (:class:`WarmSupervisor`) are therefore forked
-with those modules in memory and start a step with ``os.fork`` instead of
-``posix_spawn``; the forked child sets up exactly what ``exec`` would have given the
-step — a new session, stdin from /dev/null, stdout/stderr on the log pipes, no other
+with those modules in memory and start a step with a fork instead of ``posix_spawn``
+(``os.fork`` less the interpreter's after-fork work, which a supervisor does not need:
+:mod:`chute.executors.rawfork`); the forked child sets up exactly what ``exec`` would
+have given the step — a new session, stdin from /dev/null, stdout/stderr on the log pipes, no other
 descriptors, default signal dispositions, the step's environment, its private
 filesystem view (:meth:`chute.executors.sandbox.Plan.enter`, which works in any forked
 child) and working directory — then runs the step's script as ``__main__`` (as
@@ -58,7 +59,15 @@ import signal
 import sys
 import types
 
-from chute.executors import forkserver, proctree, sandbox, stepfiles, supervisor, warm_runtime
+from chute.executors import (
+    forkserver,
+    proctree,
+    rawfork,
+    sandbox,
+    stepfiles,
+    supervisor,
+    warm_runtime,
+)
 
 #: What the step runtime (chute/dsl/runtime.py) imports: every SDK step needs these.
 RUNTIME_MODULES = ("importlib.metadata", "json", "os", "re", "subprocess", "sys")
@@ -230,7 +239,7 @@ class WarmSupervisor(supervisor.Supervisor):
         # no signal may run one of our Python handlers in the child before it resets them
         old = _signal.pthread_sigmask(signal.SIG_BLOCK, ALL_SIGNALS)
         try:
-            pid = os.fork()
+            pid = rawfork.fork()  # os.fork without its after-fork work: a third of the step
         except OSError as e:
             _signal.pthread_sigmask(signal.SIG_SETMASK, old)
             return f"could not start step: {e}"
@@ -486,6 +495,7 @@ def preload(modules: list[str]) -> list[str]:
 def main(modules: list[str]) -> None:
     """Entry point: import ``modules``, say ready, then serve as the fork server does."""
     forkserver.take_notify_fd()
+    rawfork.record()  # before any module we do not know registers an at-fork callback
     sandbox.available()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)

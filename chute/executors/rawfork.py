@@ -1,0 +1,138 @@
+"""Forking a warm step without CPython's after-fork machinery, which a supervisor does not need.
+
+``os.fork`` runs, in the child, the interpreter's re-initialisation of its locks and
+thread states (``PyOS_AfterFork_Child``) and every ``after_in_child`` callback modules
+registered with ``os.register_at_fork`` (``threading``'s, ``random``'s, ...). In a process
+with one thread none of it changes anything but these callbacks' effects: no lock can be
+held by a thread that the fork did not copy. Yet running it costs a forked warm step
+~150 copy-on-write page faults (``threading._after_fork`` alone rebuilds its locks and
+walks its tables; every object it touches is a page copied) and 0.6-1 ms of CPU, a third
+of a no-op step's process.
+
+:func:`fork` therefore calls libc's ``fork`` directly (glibc still runs the C libraries'
+``pthread_atfork`` handlers, as under ``os.fork``) and does itself what the skipped part
+would have done for a single-threaded process:
+
+* ``random``'s callback reseeds its generator from ``os.urandom``: the parent reseeds just
+  before the fork instead, so the child starts with a fresh state all the same;
+* ``threading``'s rebuilds locks no other thread can hold and re-keys the one live thread
+  under the same ident: nothing to do (``native_id`` stays the parent's, as under
+  ``os.fork``);
+* every callback registered after :func:`record` (by the modules a zygote preloads) runs
+  as ``os.fork`` runs it: ``before`` in reverse order, then ``after_in_parent`` or
+  ``after_in_child`` in order, an exception in one ignored.
+
+It is used only where it is equivalent: CPython 3.11-3.13 on Linux (whose after-fork code
+this reasons about), a process with exactly one thread, :func:`record` called before
+anything but chute's own modules registered a callback, and ``CHUTE_RAW_FORK`` not
+``0``; :func:`fork` is ``os.fork`` otherwise.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+
+RAW_FORK_ENV = "CHUTE_RAW_FORK"
+# callbacks registered by modules imported before record(): the ones fork() stands in for
+KNOWN = frozenset({"threading", "random"})
+# other standard modules that register one: imported before record(), they disable it
+REGISTERING = ("logging", "concurrent.futures.thread", "concurrent.futures.process")
+
+_handlers: list[tuple] = []  # (before, after_in_parent, after_in_child), registration order
+_libc_fork = None  # libc's fork, called holding the GIL; None: use os.fork
+_reseed = None  # random's after-fork callback (random._inst.seed), run before the fork
+
+
+def record() -> bool:
+    """From now on, note the at-fork callbacks modules register, and let :func:`fork` fork
+    directly; False (and :func:`fork` is ``os.fork``) where that would not be equivalent.
+    Call it once, in a single-threaded process, before importing anything else."""
+    global _libc_fork, _reseed
+    if not _supported() or any(m in sys.modules for m in REGISTERING):
+        return False
+    try:
+        libc = ctypes.PyDLL(None, use_errno=True)  # PyDLL: the GIL stays held, as in os.fork
+        libc_fork = libc.fork
+    except (OSError, AttributeError):
+        return False
+    libc_fork.restype, libc_fork.argtypes = ctypes.c_int, []
+    real = os.register_at_fork
+
+    def register_at_fork(**callbacks):
+        real(**callbacks)  # its checks (keyword-only, callable, at least one) stand
+        _handlers.append(
+            tuple(callbacks.get(k) for k in ("before", "after_in_parent", "after_in_child"))
+        )
+
+    register_at_fork.__doc__ = real.__doc__
+    os.register_at_fork = register_at_fork
+    random = sys.modules.get("random")
+    _reseed = random._inst.seed if random is not None else None  # what it registered
+    _libc_fork = libc_fork
+    return True
+
+
+def _supported() -> bool:
+    return (
+        sys.platform == "linux"
+        and sys.implementation.name == "cpython"
+        and (3, 11) <= sys.version_info[:2] <= (3, 13)
+        and os.environ.get(RAW_FORK_ENV, "1") != "0"
+    )
+
+
+def active() -> bool:
+    """Whether :func:`fork` would fork directly in this process now."""
+    return _libc_fork is not None and _threads() == 1
+
+
+def _threads() -> int:
+    """This process's thread count (C libraries' threads too), from /proc; 0 if unknown."""
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            data = f.read()
+        return int(data[data.rfind(b")") + 2 :].split()[17])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def fork() -> int:
+    """``os.fork()``, without the interpreter's after-fork work where :func:`active`."""
+    if not active():
+        return os.fork()
+    for before, _, _ in reversed(_handlers):
+        _call(before)
+    if _reseed is not None:
+        _reseed()  # the child's fresh random state, made here
+    pid = _libc_fork()
+    if pid < 0:
+        err = ctypes.get_errno()
+        for _, after_in_parent, _ in _handlers:
+            _call(after_in_parent)
+        raise OSError(err, os.strerror(err))
+    for _, after_in_parent, after_in_child in _handlers:
+        _call(after_in_child if pid == 0 else after_in_parent)
+    return pid
+
+
+def _call(fn) -> None:
+    if fn is None:
+        return
+    try:
+        fn()
+    except Exception as e:  # noqa: BLE001 - os.fork reports it as unraisable and goes on
+        _unraisable(fn, e)
+
+
+def _unraisable(fn, e: Exception) -> None:
+    """Print what the interpreter's default unraisable hook prints for a failed callback."""
+    import traceback
+
+    try:
+        sys.stderr.write(f"Exception ignored in: {fn!r}\n")
+        traceback.print_exception(type(e), e, e.__traceback__.tb_next, file=sys.stderr)
+        sys.stderr.flush()
+    except Exception:  # noqa: BLE001, S110 - no stderr to report on
+        pass
