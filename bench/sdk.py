@@ -1,8 +1,8 @@
-"""SDK benchmark (not a test): per-step overhead of no-op Python components, chute's warm
-workers beside Prefect and Dagster running the same workloads, in one invocation.
+"""SDK benchmark (not a test): per-step overhead of no-op Python components, chute in its
+two local modes beside Prefect and Dagster running the same workloads, in one invocation.
 
     .venv/bin/python bench/sdk.py [--quick] [--dag 1000] [--chain 200] [--fanout 1000]
-                                  [--no-peers] [--json out.json]
+                                  [--mode both|process|reused] [--no-peers] [--json out.json]
 
 Workloads (each step a Python function that does nothing):
 
@@ -11,9 +11,15 @@ Workloads (each step a Python function that does nothing):
 * ``fanout``: one component over a 1,000-item ``ParallelFor`` (static list).
 
 chute compiles each pipeline with ``chute.dsl``, submits it and runs it with the engine's
-Controller on the :class:`~chute.executors.python.PythonExecutor` (each step a compiled
-``script`` template forked from a warm zygote, its own process, logs, outputs and status
-as any step). The peers run the same shapes with their own defaults for local runs:
+Controller on the default :class:`~chute.executors.python.PythonExecutor`, twice:
+
+* "chute (process per step)": plain ``@component``s; each step a compiled ``script``
+  template forked from a warm zygote, its own process, logs, outputs and status;
+* "chute (reused workers)": the same pipelines built from ``@component(reuse_worker=True)``
+  (what a user writes to opt in); each step runs in a long-lived worker process that ran
+  earlier steps, with the same per-step logs, outputs, status, timeout and retries.
+
+The peers run the same shapes with their own defaults for local runs:
 Prefect 3 (``@task``s in a ``@flow``; ``.submit``/``.map`` on the default thread-pool task
 runner, with its ephemeral API server) and Dagster (a ``@job`` of ``@op``s, dynamic
 outputs for the fan-out, ``execute_in_process``). Each is installed by this script with pip
@@ -21,14 +27,18 @@ into its own virtual environment (``/tmp/bench-prefect``, ``/tmp/bench-dagster``
 whose install fails is skipped with the reason printed. ``--quick`` runs 100 / 50 / 100.
 
 CPU per step counts every process of the system during the run (chute: the controller,
-the zygote, and from each step's status.json its supervisor and step process; a peer:
-its process tree), which says more than wall time on a loaded machine.
+the zygotes, the reused workers (CPU time before and after the run of each worker
+process: the executor's ``worker_pids()``, else this process's descendants running
+``chute.executors.reused_worker``), and from each step's status.json its supervisor and
+step process; a peer: its process tree), which says more than wall time on a loaded
+machine.
 
-Every system gets one untimed warm-up run first (chute: the zygote and the fork server;
-Prefect: its ephemeral server; Dagster: its instance), then the timed run.
-Overhead per step = wall time of the run / number of steps (the steps do nothing, so
-all of it is overhead). Ratios are peer / chute (higher is better for chute). Target
-(issue 5): chute at least 10x less overhead than the best peer, and under 2 ms per step.
+Every system gets one untimed warm-up run first (chute: the zygote and the fork server,
+or a reused worker; Prefect: its ephemeral server; Dagster: its instance), then the timed
+run. Overhead per step = wall time of the run / number of steps (the steps do nothing, so
+all of it is overhead). The summary gives each chute mode's ratio best peer / chute
+(higher is better for chute) and says which mode meets the target (issue 5, on wall
+time): at least 10x less overhead than the best peer, and under 2 ms per step.
 """
 
 from __future__ import annotations
@@ -63,14 +73,25 @@ def item(x: int) -> None:
     """Nothing, for one loop item."""
 
 
-def dag_pipeline(n: int, width: int = 100):
+@component(reuse_worker=True)
+def noop_reused() -> None:
+    """Nothing at all, in a reused worker process."""
+
+
+@component(reuse_worker=True)
+def item_reused(x: int) -> None:
+    """Nothing, for one loop item, in a reused worker process."""
+
+
+def dag_pipeline(n: int, reuse: bool = False, width: int = 100):
     width = min(width, n)
+    step = noop_reused if reuse else noop
 
     @pipeline(name="bench-sdk-dag")
     def bench_dag():
         tasks = []
         for i in range(n):
-            t = noop()
+            t = step()
             if i >= width:
                 t.after(tasks[i - width])
             tasks.append(t)
@@ -78,12 +99,14 @@ def dag_pipeline(n: int, width: int = 100):
     return bench_dag
 
 
-def chain_pipeline(n: int):
+def chain_pipeline(n: int, reuse: bool = False):
+    step = noop_reused if reuse else noop
+
     @pipeline(name="bench-sdk-chain")
     def bench_chain():
         prev = None
         for _ in range(n):
-            t = noop()
+            t = step()
             if prev is not None:
                 t.after(prev)
             prev = t
@@ -91,23 +114,25 @@ def chain_pipeline(n: int):
     return bench_chain
 
 
-def fanout_pipeline(n: int):
+def fanout_pipeline(n: int, reuse: bool = False):
+    step = item_reused if reuse else item
+
     @pipeline(name="bench-sdk-fanout")
     def bench_fanout():
         with ParallelFor(list(range(n))) as x:
-            item(x=x)
+            step(x=x)
 
     return bench_fanout
 
 
-def run_chute(pipe, home: Path, max_running: int) -> tuple[dict[str, float], str]:
-    """Compile, submit and run one pipeline on the warm executor; ({wall, cpu}, phase).
+def run_chute(make, n: int, reuse: bool, home: Path,
+              max_running: int) -> tuple[dict[str, float], str]:
+    """Compile, submit and run one pipeline (``make(n, reuse)``) on the PythonExecutor;
+    ({wall, cpu, parts}, phase).
 
-    CPU is the controller's (this process, all threads), the zygote's and, from each
-    step's status.json, its supervisor's and its step process's: supervisors are not
-    our children once they exit, so rusage alone would miss them."""
-    import psutil
-
+    CPU is the controller's (this process, all threads), the zygotes', the reused
+    workers' and, from each step's status.json, its supervisor's and its step process's:
+    supervisors are not our children once they exit, so rusage alone would miss them."""
     from chute.config import load_settings
     from chute.engine.controller import Controller
     from chute.engine.submit import submit
@@ -118,20 +143,26 @@ def run_chute(pipe, home: Path, max_running: int) -> tuple[dict[str, float], str
 
     settings = load_settings({"CHUTE_HOME": str(home)}).ensure()
     store = open_store(settings)
-    row = submit(store, load_resource(compile_pipeline(pipe)))
+    row = submit(store, load_resource(compile_pipeline(make(n, reuse))))
+    # the default executor: the pipeline's components say where their steps run
     executor = PythonExecutor().start()
     ctl = Controller(store, settings, executor, max_running=max_running)
     try:
-        # untimed warm-up: a one-step pipeline brings up the zygote and its first workers
-        warm = submit(store, load_resource(compile_pipeline(chain_pipeline(1))))
+        # untimed warm-up: a one-step pipeline brings up the zygote (or a reused worker)
+        warm = submit(store, load_resource(compile_pipeline(chain_pipeline(1, reuse))))
         ctl.run_until_done([warm.uid])
-        zygotes = [psutil.Process(pid) for pid in executor.zygote_pids().values()]
+        zygotes = _procs(executor.zygote_pids().values())
+        workers0 = _worker_cpu(executor, {})
         c0, z0 = _cpu([]), _cpu(zygotes, me=False)
         t0, e0 = time.perf_counter(), time.time()
         ctl.run_until_done([row.uid])
         wall = time.perf_counter() - t0
-        parts = {"controller": _cpu([]) - c0, "zygote": _cpu(zygotes, me=False) - z0,
-                 **_steps_cpu(home, e0)}
+        parts = {"controller": _cpu([]) - c0, "zygote": _cpu(zygotes, me=False) - z0}
+        if reuse:
+            workers1 = _worker_cpu(executor, workers0)
+            parts["workers"] = sum(workers1.values()) - sum(
+                workers0.get(pid, 0.0) for pid in workers1)
+        parts.update(_steps_cpu(home, e0))
     finally:
         ctl.close()
         executor.close()
@@ -139,6 +170,49 @@ def run_chute(pipe, home: Path, max_running: int) -> tuple[dict[str, float], str
         phase = q.get_workflow(s, row.uid).phase
     store.dispose()
     return {"wall": wall, "cpu": sum(parts.values()), "parts": parts}, phase
+
+
+def _procs(pids) -> list:
+    import psutil
+
+    out = []
+    for pid in pids:
+        try:
+            out.append(psutil.Process(pid))
+        except psutil.Error:
+            continue
+    return out
+
+
+def _worker_cpu(executor, known: dict[int, float]) -> dict[int, float]:
+    """CPU seconds so far of each reused worker process, by pid (``known``: pids seen
+    before, looked at again even if the executor no longer lists them).
+
+    The executor's own list when it has one, else this process's descendants running
+    ``chute.executors.reused_worker``. A worker that exited between two looks is missed
+    from its last look on: in a no-op benchmark none does."""
+    import psutil
+
+    pids = set(known)
+    listed = getattr(executor, "worker_pids", None)
+    if callable(listed):
+        found = listed()
+        pids.update(found.values() if isinstance(found, dict) else found)
+    else:
+        for child in psutil.Process().children(recursive=True):
+            try:
+                if any("chute.executors.reused_worker" in a for a in child.cmdline()):
+                    pids.add(child.pid)
+            except psutil.Error:
+                continue
+    out = {}
+    for p in _procs(pids):
+        try:
+            t = p.cpu_times()
+        except psutil.Error:
+            continue
+        out[p.pid] = t.user + t.system
+    return out
 
 
 def _cpu(procs, me: bool = True) -> float:
@@ -357,12 +431,19 @@ def run_peer(peer: str, python: Path, sizes: dict[str, int]) -> tuple[dict | Non
 # ---------------------------------------------------------------- main
 
 
+MODES = {"process": ("chute", False, "chute (process per step)"),
+         "reused": ("chute-reused", True, "chute (reused workers)")}  # -> (key, reuse, label)
+TARGET_MS, TARGET_RATIO = 2.0, 10.0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="100 / 50 / 100 steps")
     ap.add_argument("--dag", type=int)
     ap.add_argument("--chain", type=int)
     ap.add_argument("--fanout", type=int)
+    ap.add_argument("--mode", choices=("both", *MODES), default="both",
+                    help="chute's modes to run: a process per step, reused workers, or both")
     ap.add_argument("--max-running", type=int, default=max(16, 8 * (os.cpu_count() or 2)))
     ap.add_argument("--no-peers", action="store_true", help="chute only")
     ap.add_argument("--json", type=Path, help="also write the figures here")
@@ -372,19 +453,23 @@ def main() -> None:
              "chain": args.chain if args.chain is not None else default[1],
              "fanout": args.fanout if args.fanout is not None else default[2]}
     makers = {"dag": dag_pipeline, "chain": chain_pipeline, "fanout": fanout_pipeline}
+    modes = list(MODES) if args.mode == "both" else [args.mode]
     print(f"sizes {json.dumps(sizes)}  cpus {os.cpu_count()}  max_running {args.max_running}",
           flush=True)
 
-    results: dict[str, dict[str, dict[str, float]]] = {"chute": {}}
+    results: dict[str, dict[str, dict[str, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, n in sizes.items():
             if n <= 0:
                 continue
-            res, phase = run_chute(makers[name](n), Path(tmp) / name, args.max_running)
-            if phase != "Succeeded":
-                print(f"chute {name}: the run ended {phase}", file=sys.stderr)
-            results["chute"][name] = res
-            _print_run("chute", name, n, res, "warm zygotes")
+            for mode in modes:
+                key, reuse, label = MODES[mode]
+                res, phase = run_chute(makers[name], n, reuse, Path(tmp) / f"{name}-{mode}",
+                                       args.max_running)
+                if phase != "Succeeded":
+                    print(f"{label} {name}: the run ended {phase}", file=sys.stderr)
+                results.setdefault(key, {})[name] = res
+                _print_run(key, name, n, res, label)
 
     for peer in ([] if args.no_peers else PEERS):
         python, why = install(peer)
@@ -392,50 +477,82 @@ def main() -> None:
         if python is not None:
             res, why = run_peer(peer, python, sizes)
         if res is None:
-            print(f"{peer:8s} skipped: {why}", flush=True)
+            print(f"{peer:12s} skipped: {why}", flush=True)
             continue
         version = res.pop("version")
         results[peer] = res
         for name, r in res.items():
             _print_run(peer, name, sizes[name], r, f"{peer} {version}")
 
-    figures: dict = {"sizes": sizes, "load_average": os.getloadavg(), "ms_per_step": {},
-                     "best_peer_over_chute": {}}
-    peers = [p for p in results if p != "chute"]
-    for measure in ("wall", "cpu"):
-        print(f"\n{measure} ms per step, and peer/chute ratio")
-        print(f"{'workload':9s} {'chute':>9s}" + "".join(f" {p:>9s} {'x':>6s}" for p in peers))
-        for name, n in sizes.items():
-            if name not in results["chute"]:
-                continue
-            ms = {k: 1000 * r[name][measure] / n for k, r in results.items() if name in r}
-            figures["ms_per_step"].setdefault(name, {})[measure] = {
-                k: round(v, 3) for k, v in ms.items()}
-            line = f"{name:9s} {ms['chute']:9.2f}"
-            for p in peers:
-                line += f" {ms[p]:9.2f} {ms[p] / ms['chute']:6.1f}" if p in ms else " " * 17
-            others = [v for k, v in ms.items() if k != "chute"]
-            if others:
-                ratio = min(others) / ms["chute"]
-                figures["best_peer_over_chute"].setdefault(name, {})[measure] = round(ratio, 2)
-                line += f"   best peer / chute = {ratio:.1f}x"
-            print(line, flush=True)
-    print("\nchute: each step its own process (forked from a warm zygote), private /tmp, logs "
-          "and outputs collected, status recorded; the peers run tasks inside their own "
-          "process (Prefect: threads; Dagster: one after another in execute_in_process)")
-    print("targets (issue 5): chute < 2 ms/step, and best peer / chute >= 10x")
+    figures = _summary(results, sizes)
+    print("\nchute (process per step): each step its own process (forked from a warm zygote), "
+          "private /tmp, logs and outputs collected, status recorded; chute (reused "
+          "workers): the same per-step logs, outputs, status, timeouts and retries, the "
+          "step run in a long-lived worker process (@component(reuse_worker=True)); the "
+          "peers run tasks inside their own process (Prefect: threads; Dagster: one after "
+          "another in execute_in_process)")
     print(f"load average during the run: {' '.join(f'{x:.1f}' for x in os.getloadavg())} "
           f"on {os.cpu_count()} cpus")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
 
 
+def _summary(results: dict, sizes: dict[str, int]) -> dict:
+    """Print wall and CPU ms per step of every system, each chute mode with its ratio to
+    the best peer (best peer / chute: higher is better for chute), then which chute mode
+    meets issue 5's target on wall time; return the figures."""
+    figures: dict = {"sizes": sizes, "load_average": os.getloadavg(), "ms_per_step": {},
+                     "best_peer_over_chute": {}, "target_met": {}}
+    ours = [key for key, _, _ in MODES.values() if key in results]
+    peers = [p for p in results if p not in ours]
+    met = {key: [] for key in ours}  # key -> [(workload, ms, ratio or None)] on wall time
+    for measure in ("wall", "cpu"):
+        print(f"\n{measure} ms per step; x = best peer / that chute mode")
+        print(f"{'workload':9s}" + "".join(f" {k:>13s} {'x':>6s}" for k in ours)
+              + "".join(f" {p:>9s}" for p in peers))
+        for name, n in sizes.items():
+            ms = {k: 1000 * r[name][measure] / n for k, r in results.items() if name in r}
+            if not any(k in ms for k in ours):
+                continue
+            figures["ms_per_step"].setdefault(name, {})[measure] = {
+                k: round(v, 3) for k, v in ms.items()}
+            best = min((ms[p] for p in peers if p in ms), default=None)
+            line = f"{name:9s}"
+            for k in ours:
+                if k not in ms:
+                    line += " " * 21
+                    continue
+                ratio = best / ms[k] if best is not None else None
+                line += f" {ms[k]:13.2f} " + (f"{ratio:6.1f}" if ratio else " " * 6)
+                if ratio is not None:
+                    figures["best_peer_over_chute"].setdefault(k, {}).setdefault(
+                        name, {})[measure] = round(ratio, 2)
+                if measure == "wall":
+                    met[k].append((name, ms[k], ratio))
+            line += "".join(f" {ms[p]:9.2f}" if p in ms else " " * 10 for p in peers)
+            print(line, flush=True)
+    print(f"\ntarget (issue 5), on wall time: < {TARGET_MS:g} ms/step and best peer / chute "
+          f">= {TARGET_RATIO:g}x")
+    labels = {key: label for key, _, label in MODES.values()}
+    for k in ours:
+        ok = [w for w, ms, r in met[k] if ms < TARGET_MS and r is not None and r >= TARGET_RATIO]
+        fast = [w for w, ms, _ in met[k] if ms < TARGET_MS]
+        figures["target_met"][k] = ok
+        verdict = ("met in every workload" if met[k] and len(ok) == len(met[k]) else
+                   f"met in {', '.join(ok)}" if ok else "not met")
+        if not peers:
+            verdict = f"< {TARGET_MS:g} ms/step in {len(fast)} of {len(met[k])} workloads " \
+                      "(no peer ran: the ratio is unknown)"
+        print(f"  {labels[k]:26s} {verdict}", flush=True)
+    return figures
+
+
 def _print_run(system: str, name: str, n: int, r: dict, what: str) -> None:
-    print(f"{system:8s} {name:7s} {n:5d} steps  wall {r['wall']:7.2f} s "
+    print(f"{system:12s} {name:7s} {n:5d} steps  wall {r['wall']:7.2f} s "
           f"{1000 * r['wall'] / n:8.2f} ms/step   cpu {1000 * r['cpu'] / n:8.2f} ms/step"
           f"  ({what})", flush=True)
     if r.get("parts"):  # where chute's CPU goes, per step
-        print(" " * 17 + "cpu ms/step: " + ", ".join(
+        print(" " * 21 + "cpu ms/step: " + ", ".join(
             f"{k} {1000 * v / n:.2f}" for k, v in r["parts"].items()), flush=True)
 
 
