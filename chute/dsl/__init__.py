@@ -16,10 +16,11 @@ Familiar to a Kubeflow Pipelines v2 user::
     yaml_text = dsl.compile_to_yaml(sum_pipeline)
 
 Where things are: :mod:`~chute.dsl.component` (``@component`` and its options, task
-methods ``.after``/``.set_retry``/``.set_caching``/``.set_env_variable``...),
-:mod:`~chute.dsl.pipeline` (``@pipeline``), :mod:`~chute.dsl.types` (parameter and
-artifact types), :mod:`~chute.dsl.control` (``If``/``Elif``/``Else``, ``ParallelFor``,
-``Collected``, ``ExitHandler``), :mod:`~chute.dsl.compiler` (how each maps onto Argo),
+methods ``.after``/``.set_retry``/``.set_caching``/``.set_env_variable``/
+``.set_reuse_worker``...), :mod:`~chute.dsl.pipeline` (``@pipeline``),
+:mod:`~chute.dsl.types` (parameter and artifact types), :mod:`~chute.dsl.control`
+(``If``/``Elif``/``Else``, ``ParallelFor``, ``Collected``, ``ExitHandler``),
+:mod:`~chute.dsl.compiler` (how each maps onto Argo),
 :mod:`~chute.dsl.runtime` (what a compiled step does, and the metrics file format).
 From the shell: ``chute compile file.py[:name] -o out.yaml`` and ``chute run file.py -p k=v``.
 
