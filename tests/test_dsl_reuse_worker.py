@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import ast
 import json
+import os
+import textwrap
 
 import pytest
 
 from chute import dsl
+from chute.cli.app import main
 from chute.dsl import compile_pipeline, component, pipeline
+
+pytest_plugins = ["tests.fixtures.cli"]  # the `run` fixture: the chute CLI in-process
 
 
 @component
@@ -73,3 +78,101 @@ def test_reuse_worker_must_be_a_bool():
         def bad() -> None:
             pass
 
+
+
+def test_run_help_names_the_option(capsys):
+    assert main(["run", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.replace("│", " ").split())  # unwrap the box
+    assert "--reuse-workers" in text and "reused worker processes" in text
+
+
+# Two steps in a chain: the first leaves a mark in the environment and in an imported
+# module; the second reports which of them it sees. Both report their process id.
+PIPELINES = textwrap.dedent("""
+    from typing import NamedTuple
+
+    from chute.dsl import component, pipeline
+
+
+    class Out(NamedTuple):
+        value: int
+        pid: int
+        env_seen: bool
+        module_seen: bool
+
+
+    @component(cache=False, reuse_worker=True)
+    def double_r(x: int) -> Out:
+        import json
+        import os
+
+        env_seen = os.environ.get("CHUTE_TEST_MARK") == "1"
+        module_seen = getattr(json, "_chute_test_mark", False)
+        os.environ["CHUTE_TEST_MARK"] = "1"
+        json._chute_test_mark = True
+        return (2 * x, os.getpid(), env_seen, module_seen)  # Out is not in the step
+
+
+    @component(cache=False)
+    def double(x: int) -> Out:
+        import json
+        import os
+
+        env_seen = os.environ.get("CHUTE_TEST_MARK") == "1"
+        module_seen = getattr(json, "_chute_test_mark", False)
+        os.environ["CHUTE_TEST_MARK"] = "1"
+        json._chute_test_mark = True
+        return (2 * x, os.getpid(), env_seen, module_seen)  # Out is not in the step
+
+
+    @pipeline(name="reused")
+    def reused(x: int = 3):
+        first = double_r(x=x)
+        double_r(x=first.outputs["value"])
+
+
+    @pipeline(name="forked")
+    def forked(x: int = 3):
+        first = double(x=x)
+        double(x=first.outputs["value"])
+""")
+
+
+def _outputs(stdout: str) -> dict[tuple[str, str], str]:
+    """The summary's outputs table: (step, output) -> value."""
+    out = {}
+    for line in stdout.replace("│", " ").splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[1] in ("value", "pid", "env_seen", "module_seen"):
+            out[(parts[0], parts[1])] = parts[2]
+    return out
+
+
+@pytest.fixture
+def pipelines(tmp_path):
+    path = tmp_path / "pipes.py"
+    path.write_text(PIPELINES)
+    return path
+
+
+@pytest.mark.parametrize("ref, flags, same_worker", [
+    ("reused", [], True),                    # @component(reuse_worker=True)
+    ("forked", [], False),                   # the default: a process per step
+    ("forked", ["--reuse-workers"], True),   # the whole run in reused workers
+])
+def test_chute_run_reused_workers_end_to_end(run, pipelines, ref, flags, same_worker):
+    code, out, err = run("run", f"{pipelines}:{ref}", *flags)
+    assert code == 0, err + out
+    outs = _outputs(out)
+    steps = sorted({step for step, _ in outs})
+    assert len(steps) == 2, out
+    first, second = steps  # double(-r) and double(-r)-2
+    # the same outputs in every mode
+    assert (outs[(first, "value")], outs[(second, "value")]) == ("6", "12")
+    pids = {outs[(first, "pid")], outs[(second, "pid")]}
+    assert str(os.getpid()) not in pids  # never in the controller's own process
+    assert (len(pids) == 1) is same_worker
+    # the environment is the step's own in every mode; an imported module's globals
+    # persist into the next step of the same worker only
+    assert outs[(second, "env_seen")] == "false"
+    assert outs[(second, "module_seen")] == ("true" if same_worker else "false")

@@ -178,12 +178,14 @@ def _summary(console: Any, row: Any, nodes: list[Any], metrics: list[tuple[str, 
 
 
 def run_pipeline(ref: str, params: dict[str, str], *, timeout: float | None = None,
-                 console: Any = None, out: Any = None,
-                 live: bool = True) -> tuple[Any, list[Any]]:
+                 console: Any = None, out: Any = None, live: bool = True,
+                 reuse_workers: bool = False) -> tuple[Any, list[Any]]:
     """Compile, submit and drive the pipeline to its end; return the workflow row and nodes.
 
     Progress goes to ``console`` (standard error by default); the summary -- outputs,
-    metrics and a last line ``<workflow>: <phase>`` -- to ``out`` (standard output)."""
+    metrics and a last line ``<workflow>: <phase>`` -- to ``out`` (standard output).
+    ``reuse_workers`` runs every SDK step of the run in reused worker processes, as if
+    each component had ``reuse_worker=True``; otherwise only those that do."""
     from rich.console import Console
 
     from chute.config import load_settings
@@ -207,7 +209,9 @@ def run_pipeline(ref: str, params: dict[str, str], *, timeout: float | None = No
     failure: list[BaseException] = []
 
     def drive() -> None:
-        executor = PythonExecutor().start()  # SDK steps on warm zygotes
+        # SDK steps forked from warm zygotes, or all of them in reused workers; by default
+        # each step's compiled config decides (its component's reuse_worker)
+        executor = (PythonExecutor(reuse=True) if reuse_workers else PythonExecutor()).start()
         ctl = Controller(store, settings, executor, owner=owner)
         try:
             ctl.run_until_done([row.uid], timeout=timeout)
@@ -263,8 +267,14 @@ def register(app: typer.Typer) -> None:
             "-p", "--parameter", help="A pipeline parameter, NAME=VALUE (repeatable).")] = None,
         timeout: Annotated[float | None, typer.Option(
             "--timeout", help="Give up after this many seconds.")] = None,
+        reuse_workers: Annotated[bool, typer.Option(
+            "--reuse-workers", help="Run every Python step in reused worker processes "
+            "(as if each component had reuse_worker=True): far less overhead per step; "
+            "modules a step imports stay imported for later steps in the same worker. "
+            "Without it, only components with reuse_worker=True do.")] = False,
     ) -> None:
         """Compile a Python pipeline and run it locally, showing live progress."""
-        row, _ = run_pipeline(pipeline, parse_params(parameter), timeout=timeout)
+        row, _ = run_pipeline(pipeline, parse_params(parameter), timeout=timeout,
+                              reuse_workers=reuse_workers)
         if row.phase not in FINAL or row.phase != "Succeeded":
             raise typer.Exit(1)
