@@ -28,9 +28,8 @@ whose install fails is skipped with the reason printed. ``--quick`` runs 100 / 5
 
 CPU per step counts every process of the system during the run (chute: the controller,
 the zygotes, the reused workers (CPU time before and after the run of each worker
-process: the executor's ``worker_pids()``, else this process's descendants running
-``chute.executors.reused_worker``), and from each step's status.json its supervisor and
-step process; a peer: its process tree), which says more than wall time on a loaded
+process the pool lists, plus workers reaped meanwhile), and from each step's status.json
+its supervisor and step process (a reused step has none); a peer: its process tree), which says more than wall time on a loaded
 machine.
 
 Every system gets one untimed warm-up run first (chute: the zygote and the fork server,
@@ -152,16 +151,17 @@ def run_chute(make, n: int, reuse: bool, home: Path,
         warm = submit(store, load_resource(compile_pipeline(chain_pipeline(1, reuse))))
         ctl.run_until_done([warm.uid])
         zygotes = _procs(executor.zygote_pids().values())
-        workers0 = _worker_cpu(executor, {})
+        workers0, reaped0 = _worker_cpu(executor, {}), _reaped_cpu()
         c0, z0 = _cpu([]), _cpu(zygotes, me=False)
         t0, e0 = time.perf_counter(), time.time()
         ctl.run_until_done([row.uid])
         wall = time.perf_counter() - t0
         parts = {"controller": _cpu([]) - c0, "zygote": _cpu(zygotes, me=False) - z0}
-        if reuse:
+        if reuse:  # live workers' CPU since the first look, plus that of workers that
+            # exited and were reaped since (the pool waits for its workers)
             workers1 = _worker_cpu(executor, workers0)
             parts["workers"] = sum(workers1.values()) - sum(
-                workers0.get(pid, 0.0) for pid in workers1)
+                workers0.get(pid, 0.0) for pid in workers1) + _reaped_cpu() - reaped0
         parts.update(_steps_cpu(home, e0))
     finally:
         ctl.close()
@@ -170,6 +170,12 @@ def run_chute(make, n: int, reuse: bool, home: Path,
         phase = q.get_workflow(s, row.uid).phase
     store.dispose()
     return {"wall": wall, "cpu": sum(parts.values()), "parts": parts}, phase
+
+
+def _reaped_cpu() -> float:
+    """CPU seconds of this process's children that exited and were waited for."""
+    t = os.times()
+    return t.children_user + t.children_system
 
 
 def _procs(pids) -> list:
@@ -185,19 +191,19 @@ def _procs(pids) -> list:
 
 
 def _worker_cpu(executor, known: dict[int, float]) -> dict[int, float]:
-    """CPU seconds so far of each reused worker process, by pid (``known``: pids seen
-    before, looked at again even if the executor no longer lists them).
+    """CPU seconds so far of each live reused worker process, by pid (``known``: pids
+    seen before, looked at again even if the pool no longer lists them).
 
-    The executor's own list when it has one, else this process's descendants running
-    ``chute.executors.reused_worker``. A worker that exited between two looks is missed
-    from its last look on: in a no-op benchmark none does."""
+    The pool's own list (``PythonExecutor.pool.worker_pids()``), else this process's
+    descendants running ``chute.executors.reused_worker``. A worker that exited (retired
+    after ``MAX_STEPS``) is counted by the caller from this process's reaped children."""
     import psutil
 
     pids = set(known)
-    listed = getattr(executor, "worker_pids", None)
-    if callable(listed):
-        found = listed()
-        pids.update(found.values() if isinstance(found, dict) else found)
+    pool = getattr(executor, "pool", None)
+    if pool is not None:
+        for found in pool.worker_pids().values():
+            pids.update(found)
     else:
         for child in psutil.Process().children(recursive=True):
             try:
