@@ -121,6 +121,8 @@ class Pump:
                     continue
                 with self.lock:
                     self._read(fd)
+                if ev & (select.POLLHUP | select.POLLERR | select.POLLNVAL):
+                    poller.unregister(fd)  # a step closed fd 1 or 2: its worker retires
 
     def _read(self, fd: int) -> None:
         while True:
@@ -267,20 +269,22 @@ class Worker:
         self.filters = list(warnings.filters)
         self.umask = os.umask(0o022)
         os.umask(self.umask)
+        self.stdfds = [os.fstat(fd).st_ino for fd in (0, 1, 2)]  # /dev/null, the pump's pipes
 
     # -- requests
 
     def handle(self, req: dict) -> dict:
         """Run the requested step; the reply."""
         spec = req["spec"]
-        if "source" in req:
-            source = req["source"]
+        if "source" in req:  # kept for the worker's life (max_steps bounds it): the pool
+            source = req["source"]  # sends each source once to each worker
             entry = warm_worker._compile(source.encode(), CODE_NAME)
-            if len(self.sources) >= warm_worker.CODE_CACHE:
-                self.sources.clear()
             self.sources[req["source_id"]] = (source, source.splitlines(True), entry)
         if "env" in req:
             self._set_base_env(req["env"])
+        if req.get("source_id") not in self.sources:
+            return {"step_dir": spec["step_dir"], "error": "reused worker: unknown source",
+                    "retiring": "protocol error"}
         source, lines, entry = self.sources[req["source_id"]]
         try:
             return self.run(spec, source, lines, entry, bool(req.get("last")))
@@ -434,6 +438,11 @@ class Worker:
         if _children_left():
             self.left.append("child processes")
             _kill_children()
+        try:
+            if [os.fstat(fd).st_ino for fd in (0, 1, 2)] != self.stdfds:
+                self.left.append("fds 0-2 replaced")
+        except OSError:
+            self.left.append("fds 0-2 closed")
         self.pump.drain()
         with self.pump.lock:
             self.pump.sink = None

@@ -149,6 +149,7 @@ class WorkerPool:
         self._results: OrderedDict[Path, StepResult] = OrderedDict()
         self._unpolled: set[Path] = set()
         self._sources: dict[str, int] = {}
+        self._source_seq = 0
         self._usable: set[tuple[str, ...]] = set()
         self._broken: set[tuple[str, ...]] = set()
         self._cond = threading.Condition(self._lock)
@@ -220,7 +221,10 @@ class WorkerPool:
         source = data.pop("script_source") or ""
         sid = self._sources.get(source)
         if sid is None:
-            sid = self._sources[source] = len(self._sources)
+            if len(self._sources) >= 256:  # many pipelines over time: forget old sources
+                self._sources.clear()  # (ids are never reused: a worker's are still right)
+            self._source_seq += 1
+            sid = self._sources[source] = self._source_seq
         parts = [b'{"spec": ', json.dumps(data).encode(), b', "source_id": %d' % sid]
         if sid not in w.sources:
             parts += [b', "source": ', json.dumps(source).encode()]
