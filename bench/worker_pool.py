@@ -27,10 +27,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from chute.dsl import component  # noqa: E402
-from chute.dsl.script import build_source  # noqa: E402
-from chute.executors.base import SUCCEEDED, LaunchSpec  # noqa: E402
-from chute.executors.python import PythonExecutor  # noqa: E402
+from chute.dsl import component
+from chute.dsl.script import build_source
+from chute.executors.base import SUCCEEDED, LaunchSpec
+from chute.executors.python import PythonExecutor
 
 
 @component

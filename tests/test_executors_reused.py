@@ -7,7 +7,6 @@ on the LocalExecutor (a cold ``python3 script``) or the zygote path for comparis
 from __future__ import annotations
 
 import json
-import os
 import signal
 import time
 from pathlib import Path

@@ -71,7 +71,6 @@ import json
 import linecache
 import os
 import random
-import select
 import shutil
 import signal
 import sys
@@ -82,75 +81,12 @@ import warnings
 from pathlib import Path
 
 from chute.executors import proctree, sandbox, warm_runtime, warm_worker
-from chute.executors.logsink import LogSink
+from chute.executors.worker_io import LazyLog, Pump, fresh_stdio
 
 HANDLED = frozenset(warm_worker.ALL_SIGNALS - {signal.SIGKILL, signal.SIGSTOP})
 # the file name steps' code is compiled under, once per source (renaming it to each step's
 # script costs ~50 us a step): an uncaught exception's report names the script there
 CODE_NAME = warm_runtime.FILENAME
-
-
-class Pump:
-    """Copies what is written on fds 1 and 2 (pipes) to the current step's sink.
-
-    One thread for the worker's life: it also watches the request pipe, whose closing
-    means the controller is gone, and then kills this process and its children."""
-
-    def __init__(self, out_r: int, err_r: int, watch_fd: int) -> None:
-        self.lock = threading.Lock()
-        self.sink: LogSink | None = None
-        self.streams = {out_r: b"stdout", err_r: b"stderr"}
-        self.watch_fd = watch_fd
-        self.thread = threading.Thread(target=self._run, name="chute-worker-pump", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        poller = select.poll()
-        for fd in self.streams:
-            poller.register(fd, select.POLLIN)
-        poller.register(self.watch_fd, 0)  # POLLHUP only: no writer left
-        while True:
-            try:
-                events = poller.poll()
-            except InterruptedError:
-                continue
-            for fd, ev in events:
-                if fd == self.watch_fd:
-                    if ev & (select.POLLHUP | select.POLLERR):
-                        _die()
-                    continue
-                with self.lock:
-                    self._read(fd)
-                if ev & (select.POLLHUP | select.POLLERR | select.POLLNVAL):
-                    poller.unregister(fd)  # a step closed fd 1 or 2: its worker retires
-
-    def _read(self, fd: int) -> None:
-        while True:
-            try:
-                data = os.read(fd, 65536)
-            except (BlockingIOError, InterruptedError):
-                return
-            if not data:
-                return
-            if self.sink is not None:  # between steps: nobody's (the worker retires anyway)
-                self.sink.feed(self.streams[fd], data)
-
-    def drain(self) -> None:
-        """Feed everything written so far (the step and its children have ended)."""
-        with self.lock:
-            for fd in self.streams:
-                self._read(fd)
-
-
-def _die() -> None:
-    """The controller is gone: so are we, and whatever the running step started."""
-    for _ in range(3):
-        for pid in proctree.live_descendants(os.getpid()):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _children_left() -> bool:
@@ -196,50 +132,6 @@ def _track_signals() -> None:
     tracked.__doc__ = original.__doc__
     tracked.__wrapped__ = original  # type: ignore[attr-defined]
     signal.signal = tracked
-
-
-class _LazyLog(LogSink):
-    """A LogSink whose log file is created with its first line: a step that writes
-    nothing costs no file (readers of logs take a missing file as an empty log)."""
-
-    def __init__(self, path: str, stdout_path: str, secrets: list[str]) -> None:
-        self.path = path
-        self._fd: int | None = None
-        self.dir_fd: int | None = None
-        super().__init__(-1, stdout_path, secrets)  # type: ignore[arg-type] - os.open takes it
-
-    def hold_dir(self) -> None:
-        """Open the log's directory now, before the step's private view hides it (a log
-        under /tmp): the file is then made there, not in the step's /tmp."""
-        directory = os.path.dirname(self.path)
-        os.makedirs(directory, exist_ok=True)
-        self.dir_fd = os.open(directory, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-
-    @property  # type: ignore[override]
-    def log_fd(self) -> int:
-        if self._fd is None:
-            flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
-            if self.dir_fd is not None:
-                self._fd = os.open(os.path.basename(self.path), flags, 0o644,
-                                   dir_fd=self.dir_fd)
-                return self._fd
-            try:
-                self._fd = os.open(self.path, flags, 0o644)
-            except FileNotFoundError:
-                os.makedirs(os.path.dirname(self.path), exist_ok=True)
-                self._fd = os.open(self.path, flags, 0o644)
-        return self._fd
-
-    @log_fd.setter
-    def log_fd(self, value: int) -> None:
-        pass  # LogSink.__init__'s -1: opened on first use instead
-
-    def close(self) -> None:
-        super().close()
-        for fd in (self._fd, self.dir_fd):
-            if fd is not None:
-                os.close(fd)
-        self._fd = self.dir_fd = None
 
 
 class Worker:
@@ -316,7 +208,7 @@ class Worker:
             step_dir.mkdir(parents=True, exist_ok=True)
         plan = sandbox.plan_for({**spec, "script_source": source}, env,
                                 [sys.executable, script], enabled=True)
-        sink = _LazyLog(spec["log_path"], spec["step_dir"] + "/stdout",
+        sink = LazyLog(spec["log_path"], spec["step_dir"] + "/stdout",
                         list(spec.get("secret_values") or []))
         try:
             plan.prepare()
@@ -413,7 +305,7 @@ class Worker:
                 isinstance(s, io.TextIOWrapper) for s in stdio):
             if len(self.stdio_cache) >= 4:
                 self.stdio_cache.clear()
-            stdio = self.stdio_cache[key] = _fresh_stdio(enc, unbuffered)
+            stdio = self.stdio_cache[key] = fresh_stdio(enc, unbuffered)
         else:  # the runtime makes stdout line-buffered: as new, block-buffered
             stdio[1].reconfigure(line_buffering=False, write_through=unbuffered)
         return stdio
@@ -493,21 +385,8 @@ class Worker:
         try:
             plan.unmount_light()
             return True
-        except OSError as e:
-            if e.errno == errno.EINVAL:  # not mounted (mount_light failed half-way)
-                return True
-            return False
-
-
-def _fresh_stdio(enc: str, unbuffered: bool) -> tuple:
-    """New sys.stdin/stdout/stderr on fds 0-2, as a fresh interpreter's with these fds."""
-    stdin = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)), encoding=enc)
-    stdout = io.TextIOWrapper(io.BufferedWriter(io.FileIO(1, "w", closefd=False)),
-                              encoding=enc, errors="strict", write_through=unbuffered)
-    stderr = io.TextIOWrapper(io.BufferedWriter(io.FileIO(2, "w", closefd=False)),
-                              encoding=enc, errors="backslashreplace", line_buffering=True,
-                              write_through=True)
-    return stdin, stdout, stderr
+        except OSError as e:  # EINVAL: not mounted (mount_light failed half-way)
+            return e.errno == errno.EINVAL
 
 
 def main(modules: list[str]) -> None:
