@@ -51,6 +51,11 @@ WARM_ENV = "CHUTE_WARM_STEPS"
 READY_TIMEOUT = 60.0  # seconds a zygote may take to import its modules (sklearn: ~1 s)
 
 
+def _path(p) -> Path:
+    """``p`` as a Path, without parsing it again if it is one (several times a step)."""
+    return p if isinstance(p, Path) else Path(p)
+
+
 class _Zygote(_ForkServer):
     """The controller's end of a zygote: a fork server started with modules to import."""
 
@@ -202,7 +207,7 @@ class PythonExecutor:
             else:
                 target = self._zygote(modules) or self.local
         handle = target.launch(spec)
-        self._owners[Path(handle.step_dir)] = target
+        self._owners[_path(handle.step_dir)] = target
         return handle
 
     def _reused(self, spec: LaunchSpec, source: str) -> bool:
@@ -217,7 +222,7 @@ class PythonExecutor:
         return self.pool
 
     def _owner(self, handle: StepHandle) -> LocalExecutor | WorkerPool:
-        step_dir = Path(handle.step_dir)
+        step_dir = _path(handle.step_dir)
         owner = self._owners.get(step_dir)
         if owner is None and self.pool is not None and self.pool.owns(step_dir):
             return self.pool  # polled again after its result
@@ -235,7 +240,7 @@ class PythonExecutor:
         """As LocalExecutor.poll (the executor that launched it knows its pid already)."""
         result = self._owner(handle).poll(handle)
         if result is not None:
-            self._owners.pop(Path(handle.step_dir), None)
+            self._owners.pop(_path(handle.step_dir), None)
         return result
 
     def cancel(self, handle: StepHandle, reason: str = "") -> None:

@@ -36,11 +36,11 @@ After each step everything it could change in this process is put back (environm
 working directory, ``sys.argv``/``sys.path``/``sys.std*``/``__main__``, ``excepthook``,
 recursion limit, umask, warning filters, signal handlers and mask). What cannot be put
 back retires the worker (it replies ``"retiring"`` and exits; the pool starts another for
-the next step): a thread still alive (non-daemon ones are joined first, as at interpreter
+the next step): a thread it started (non-daemon ones are joined first, as at interpreter
 exit), a child process still alive (killed, as a container's end kills them), an
-``atexit`` handler registered (all of them are run, as at exit), a signal handler or
-timer it set, a non-zero exit or an uncaught exception, a failed unmount, or the pool's
-``max_steps``.
+``atexit`` handler registered (all of them are run, as at exit), a signal handler
+(through ``signal.signal``), mask or timer it set, fds 0-2 closed or replaced, a
+non-zero exit or an uncaught exception, a failed unmount, or the pool's ``max_steps``.
 
 Known differences from the fork path (documented for users of ``reuse_worker``):
 
@@ -55,7 +55,13 @@ Known differences from the fork path (documented for users of ``reuse_worker``):
   kills it and its children), and a restarted controller finds nothing to re-attach to
   and runs the step again (at-least-once across a controller crash);
 * a step killed by its deadline or a cancel takes the worker with it: output it wrote in
-  the last instant before the kill may be missing from the log.
+  the last instant before the kill may be missing from the log;
+* the log file is made with the step's first line (a step that prints nothing has none;
+  every reader of logs takes a missing file as an empty log);
+* the step's code is compiled once per worker under the name ``<chute step runtime>``
+  (renaming it for each step's script path costs more than the rest of a no-op step):
+  the step's own report of an uncaught exception names the script, as a process step's
+  does, but ``f.__code__.co_filename`` and warnings show that name.
 """
 
 from __future__ import annotations

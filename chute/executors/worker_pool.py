@@ -278,7 +278,7 @@ class WorkerPool:
 
     def poll(self, handle: StepHandle) -> StepResult | None:
         """The result once the step ended, else None (a dict lookup: never blocks)."""
-        step_dir = Path(handle.step_dir)
+        step_dir = handle.step_dir if isinstance(handle.step_dir, Path) else Path(handle.step_dir)
         result = self._results.get(step_dir)
         if result is None and step_dir not in self._jobs:
             return StepResult(ERROR, None, "reused worker lost the step",
