@@ -83,16 +83,32 @@ def _supported() -> bool:
     )
 
 
+_single: int | None = None  # pid of the process last found to have a single thread
+
+
 def active() -> bool:
-    """Whether :func:`fork` would fork directly in this process now."""
-    return _libc_fork is not None and _threads() == 1
+    """Whether :func:`fork` would fork directly in this process now.
+
+    The thread count is read once per process (a supervisor is forked with one thread
+    and starts none; reading it costs ~30 page faults in a process just forked), and
+    before every fork where a module's at-fork callback, which could start one, ran.
+    """
+    global _single
+    if _libc_fork is None:
+        return False
+    if _single != os.getpid() or _handlers:
+        _single = os.getpid() if _threads() == 1 else None
+    return _single is not None
 
 
 def _threads() -> int:
     """This process's thread count (C libraries' threads too), from /proc; 0 if unknown."""
-    try:
-        with open("/proc/self/stat", "rb") as f:
-            data = f.read()
+    try:  # os.read, not open(): no file objects made (each costs page faults after a fork)
+        fd = os.open("/proc/self/stat", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            data = os.read(fd, 4096)
+        finally:
+            os.close(fd)
         return int(data[data.rfind(b")") + 2 :].split()[17])
     except (OSError, ValueError, IndexError):
         return 0
