@@ -176,3 +176,17 @@ def test_chute_run_reused_workers_end_to_end(run, pipelines, ref, flags, same_wo
     # persist into the next step of the same worker only
     assert outs[(second, "env_seen")] == "false"
     assert outs[(second, "module_seen")] == ("true" if same_worker else "false")
+
+
+def test_reuse_workers_with_every_step_cold_is_refused_before_submitting(run, monkeypatch,
+                                                                         pipelines):
+    monkeypatch.setenv("CHUTE_WARM_STEPS", "0")
+    code, out, err = run("run", f"{pipelines}:reused", "--reuse-workers")
+    assert code == 2
+    assert "--reuse-workers: CHUTE_WARM_STEPS=0 in the environment" in err
+    code, out, err = run("list")
+    assert code == 0 and "reused-" not in out  # nothing was submitted
+    monkeypatch.setenv("CHUTE_WARM_STEPS", "reuse")  # agrees with the flag
+    code, out, err = run("run", f"{pipelines}:reused", "--reuse-workers")
+    assert code == 0, err + out
+    assert "reused-" in run("list")[1]

@@ -9,6 +9,7 @@ only if the workflow Succeeded.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -193,10 +194,15 @@ def run_pipeline(ref: str, params: dict[str, str], *, timeout: float | None = No
     from chute.dsl.loader import load_pipeline
     from chute.engine.controller import Controller, _owner_id
     from chute.engine.submit import submit
-    from chute.executors.python import PythonExecutor
+    from chute.errors import ConflictError
+    from chute.executors.python import WARM_ENV, PythonExecutor
     from chute.spec.loader import load_resource
     from chute.store.db import open_store
 
+    if reuse_workers and os.environ.get(WARM_ENV) == "0":
+        # checked before anything is submitted: the environment would silently win
+        raise ConflictError(f"--reuse-workers: {WARM_ENV}=0 in the environment runs every "
+                            f"step cold; unset {WARM_ENV} or drop --reuse-workers")
     console = console or Console(stderr=True)
     out = out or (console if console.file is not sys.stderr else Console())
     pipe = load_pipeline(ref)
