@@ -174,10 +174,11 @@ def component(fn: Callable | None = None, *, image: str = "python:3.11",
     process of its own (much less overhead per step). Modules the step imports stay
     imported and globals of imported modules persist from step to step; environment,
     working directory, ``sys.argv``, ``__main__``, logs, outputs, exit code, timeout and
-    retries are the step's own, as for any step, and a worker whose step failed is
-    replaced. Use it for short steps that only compute on their inputs; leave it off for
-    steps that change process-wide state. On a real Argo cluster it has no effect (each
-    step is a pod).
+    retries are the step's own, as for any step, and a worker whose step failed (or left
+    a thread, a child process or a signal handler behind) is replaced. A step running when
+    its controller crashes runs again (at-least-once). Use it for short steps that only
+    compute on their inputs; leave it off for steps that change process-wide state. On a
+    real Argo cluster it has no effect (each step is a pod). docs/sdk.md has the details.
     """
 
     def wrap(f: Callable) -> Component:
