@@ -87,6 +87,36 @@ def test_a_direct_fork_runs_the_callbacks_as_os_fork_does():
             if not line.startswith("Exception ignored")] == strip
 
 
+def test_threading_and_random_imported_later_are_stood_in_for():
+    """A zygote records before its preloads import random (threading comes with chute):
+    their callbacks are recognised, not run in the child, and random is still fresh."""
+    code = textwrap.dedent(
+        """
+        import json, os, sys
+        from chute.executors import rawfork
+        assert rawfork.record()
+        import random, threading
+        os.register_at_fork(after_in_child=random.Random().seed)  # not the module's own
+        values = []
+        for _ in range(3):
+            r, w = os.pipe()
+            pid = rawfork.fork()
+            if pid == 0:
+                os.write(w, repr(random.random()).encode())
+                os._exit(0)
+            os.close(w)
+            os.waitpid(pid, 0)
+            values.append(float(os.read(r, 100)))
+        print(json.dumps({"handlers": len(rawfork._handlers), "values": values}))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    data = json.loads(out.stdout)
+    assert data["handlers"] == 1  # only the stray generator's seed, run as any callback
+    assert len(set(data["values"])) == 3
+
+
 def test_with_a_second_thread_it_is_os_fork():
     runs, _ = forks("thread")
     for r in runs[1:]:  # os.fork ran the callbacks, once each: rawfork did not again

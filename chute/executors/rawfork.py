@@ -18,8 +18,8 @@ would have done for a single-threaded process:
 * ``threading``'s rebuilds locks no other thread can hold and re-keys the one live thread
   under the same ident: nothing to do (``native_id`` stays the parent's, as under
   ``os.fork``);
-* every callback registered after :func:`record` (by the modules a zygote preloads) runs
-  as ``os.fork`` runs it: ``before`` in reverse order, then ``after_in_parent`` or
+* every other callback registered after :func:`record` (by the modules a zygote preloads)
+  runs as ``os.fork`` runs it: ``before`` in reverse order, then ``after_in_parent`` or
   ``after_in_child`` in order, an exception in one ignored.
 
 It is used only where it is equivalent: CPython 3.11-3.13 on Linux (whose after-fork code
@@ -49,7 +49,7 @@ def record() -> bool:
     """From now on, note the at-fork callbacks modules register, and let :func:`fork` fork
     directly; False (and :func:`fork` is ``os.fork``) where that would not be equivalent.
     Call it once, in a single-threaded process, before importing anything else."""
-    global _libc_fork, _reseed
+    global _libc_fork
     if not _supported() or any(m in sys.modules for m in REGISTERING):
         return False
     try:
@@ -62,16 +62,35 @@ def record() -> bool:
 
     def register_at_fork(**callbacks):
         real(**callbacks)  # its checks (keyword-only, callable, at least one) stand
-        _handlers.append(
-            tuple(callbacks.get(k) for k in ("before", "after_in_parent", "after_in_child"))
-        )
+        if not _stand_in(callbacks):
+            _handlers.append(
+                tuple(callbacks.get(k) for k in ("before", "after_in_parent", "after_in_child"))
+            )
 
     register_at_fork.__doc__ = real.__doc__
     os.register_at_fork = register_at_fork
     random = sys.modules.get("random")
-    _reseed = random._inst.seed if random is not None else None  # what it registered
+    if random is not None:  # registered already: random._inst.seed
+        _stand_in({"after_in_child": random._inst.seed})
     _libc_fork = libc_fork
     return True
+
+
+def _stand_in(callbacks: dict) -> bool:
+    """Whether these are threading's or random's callbacks, which fork() stands in for
+    (noting random's, to run before the fork); they are told by their names."""
+    global _reseed
+    child = callbacks.get("after_in_child")
+    if len(callbacks) != 1 or child is None:
+        return False
+    name = (getattr(child, "__module__", None), getattr(child, "__qualname__", None))
+    if name == ("threading", "_after_fork"):
+        return True  # nothing to do with one thread
+    generator = getattr(sys.modules.get("random"), "_inst", None)
+    if name == ("random", "Random.seed") and getattr(child, "__self__", None) is generator:
+        _reseed = child  # the module's own generator, reseeded from os.urandom
+        return True
+    return False
 
 
 def _supported() -> bool:
