@@ -47,6 +47,8 @@ Known differences from the fork path (documented for users of ``reuse_worker``):
 * modules a step imported stay imported for the next steps of this worker, and module
   state a step changed (``json.x = 1``) is seen by them: only steps that succeed and leave
   nothing behind are followed by another in the same process;
+* interpreter options read at start-up from the environment (``PYTHONPATH``,
+  ``PYTHONHASHSEED``, ``-X`` options) are the worker's, as for zygotes;
 * chute's runtime classes and functions (``Dataset``, ``_chute_main``...) are shared by
   the steps of a worker (each ``__main__`` is fresh, their globals are the runtime's);
 * ``step_dir/script`` is not written (the source is registered in :mod:`linecache`, so a

@@ -419,7 +419,8 @@ class WorkerPool:
             self._finish(job, StepResult(outcome, None, message, finished_at=time.time()))
             return
         w.gone = True
-        proctree.signal_step(w.pid, signal.SIGTERM, root=w.pid, scan=False)
+        if w.proc.returncode is None:  # not reaped: the pid is still the worker's
+            proctree.signal_step(w.pid, signal.SIGTERM, root=w.pid, scan=False)
         self._timer(time.time() + max(job.spec.grace_seconds, 0.0), "kill", w)
 
     def _timer(self, when: float, what: str, it: object) -> None:
@@ -461,4 +462,5 @@ class WorkerPool:
     def _kill(self, w: _Proc) -> None:
         """SIGKILL the worker and everything of its session and below it."""
         w.gone = True
-        proctree.kill_step(w.pid, root=w.pid, scan=True, give_up=2.0)
+        if w.proc.poll() is None:  # once reaped, its pid may be another process's
+            proctree.kill_step(w.pid, root=w.pid, scan=True, give_up=2.0)
