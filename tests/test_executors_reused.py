@@ -200,6 +200,7 @@ def test_secrets_are_masked(reused, tmp_path):
     s = step(tmp_path, say, inputs={"text": "hunter2"}, secret_values=["hunter2"])
     r = run(reused, s)
     assert r.outcome == SUCCEEDED and r.result == "the secret is ***"
+    assert out(r) == "***"  # no file of the step directory keeps it (the output included)
     assert ("stdout", "the secret is ***") in log_lines(s)
     assert "hunter2" not in s.log_path.read_text()
 

@@ -250,6 +250,12 @@ class Worker:
         for stream in (b"stdout", b"stderr"):
             sink.feed(stream, b"", final=True)
         sink.close()
+        if spec.get("secret_values"):
+            # what the controller does after a process step from its launch.json (which a
+            # reused step has not): no file of the step directory keeps a secret
+            from chute.engine.secrets_env import scrub_step_dir
+
+            scrub_step_dir(step_dir, spec["secret_values"])
         reply = {"step_dir": spec["step_dir"], "exit_code": code, "started_at": started,
                  "finished_at": time.time(), "result": sink.result(), "outputs": outputs,
                  "cpu": round(time.process_time() - cpu0, 6)}
