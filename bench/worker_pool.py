@@ -1,12 +1,12 @@
 """Reused workers vs warm forks (not a test): what one no-op SDK step costs an executor.
 
-    .venv/bin/python bench/worker_pool.py [-n 1000] [--parallel 1] [--root DIR]
+    .venv/bin/python bench/worker_pool.py [-n 1000] [--parallel 1] [--root DIR] [--output]
 
 Runs ``n`` compiled no-op steps (``@component def noop() -> None``, launched as the
 engine launches them) straight through ``PythonExecutor(reuse=True)`` — reused worker
 processes, :mod:`chute.executors.worker_pool` — and through ``PythonExecutor(reuse=False)``
 — a zygote fork and a supervisor per step — with no controller, ``--parallel`` at a time,
-and prints per step: wall time, CPU of this process (the controller's side: launch,
+(``--output``: steps that return an int, so each gets a private ``/tmp``), and prints per step: wall time, CPU of this process (the controller's side: launch,
 reply, poll), and CPU of the executor's processes (workers; or fork server, zygote,
 supervisors and steps, from rusage of finished children and each status.json's usage).
 Step directories go under ``--root`` (default a new directory in /var/tmp: outside /tmp,
@@ -38,6 +38,12 @@ def noop() -> None:
     """Nothing at all."""
 
 
+@component
+def one() -> int:
+    """An output parameter: the step gets a private /tmp (a mount per step)."""
+    return 1
+
+
 def _cpu(pid: int) -> float:
     """CPU seconds of a live process (its own, not its children's)."""
     with open(f"/proc/{pid}/stat", "rb") as f:
@@ -45,12 +51,14 @@ def _cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run(reuse: bool, n: int, parallel: int, root: Path) -> dict[str, float]:
-    source = build_source(noop)
+def run(reuse: bool, n: int, parallel: int, root: Path, output: bool) -> dict[str, float]:
+    source = build_source(one if output else noop)
+    outs = ["/tmp/outputs/parameters/Output"] if output else []
     logs = root / "logs"
     logs.mkdir(parents=True)
     specs = [LaunchSpec(workflow_uid="wf", node_id=f"s{i}", attempt=0, step_dir=root / f"s{i}",
-                        log_path=logs / f"s{i}.log", argv=["python3"], script_source=source)
+                        log_path=logs / f"s{i}.log", argv=["python3"], script_source=source,
+                        output_paths=outs)
              for i in range(n + parallel)]
     with PythonExecutor(reuse=reuse, pool_size=parallel) as ex:
         if reuse:  # no recycling mid-run: its new worker's start-up is not a step's cost
@@ -96,13 +104,15 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=1000)
     ap.add_argument("--parallel", type=int, default=1)
     ap.add_argument("--root", default=None)
+    ap.add_argument("--output", action="store_true", help="steps return an int (private /tmp)")
     args = ap.parse_args()
-    print(f"{args.n} no-op SDK steps, {args.parallel} at a time; ms per step")
+    what = "one-output" if args.output else "no-op"
+    print(f"{args.n} {what} SDK steps, {args.parallel} at a time; ms per step")
     print(f"{'path':22s} {'wall':>7s} {'controller CPU':>15s} {'executor CPU':>13s}")
     for reuse, name in ((True, "reused workers"), (False, "zygote fork (default)")):
         root = Path(tempfile.mkdtemp(prefix="chute-pool-bench-", dir=args.root or "/var/tmp"))
         try:
-            r = run(reuse, args.n, args.parallel, root)
+            r = run(reuse, args.n, args.parallel, root, args.output)
         finally:
             shutil.rmtree(root, ignore_errors=True)
         print(f"{name:22s} {r['wall']:7.3f} {r['controller']:15.3f} {r['executor']:13.3f}")

@@ -503,7 +503,7 @@ def _overlays(step_dir: Path, paths: list[str]) -> list[str]:
 _PATHLIKE = re.compile(r"(?<![\w.~-])/[^\s'\"`;|&<>(){}$,=:*?]+")
 
 
-@functools.lru_cache(maxsize=64)  # a script source: the same for every step of a template
+@functools.lru_cache(maxsize=4096)  # the same script and env values step after step
 def _paths_in(text: str) -> tuple[str, ...]:
     return tuple(_PATHLIKE.findall(text))
 
@@ -527,7 +527,7 @@ def _exposed(
     for text in texts:
         if "\0" in text:
             continue
-        candidates.update(_paths_in(text) if len(text) > 256 else _PATHLIKE.findall(text))
+        candidates.update(_paths_in(text))
     tops = ["/" + t for t in plan.private_tops] + plan.overlays
     out: set[str] = set()
     for c in candidates:
