@@ -7,6 +7,7 @@ on the LocalExecutor (a cold ``python3 script``) or the zygote path for comparis
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 from pathlib import Path
@@ -471,3 +472,26 @@ def test_many_steps_through_recycled_workers(tmp_path):
     pids = {out(r) for r in results}
     assert len(pids) >= n // 1000 + 1  # recycled after max_steps (1000) each
     print(f"{n} steps, pool of 2: {1e3 * wall / n:.3f} ms/step wall, {len(pids)} workers")
+
+
+def test_the_engine_retries_a_failing_reused_step(chute_home, tmp_path, monkeypatch):
+    from rich.console import Console
+
+    from chute.cli.run import run_pipeline
+    from tests.test_executors_python import FLAKY_PIPELINE
+
+    monkeypatch.setenv("CHUTE_WARM_STEPS", "reuse")  # what `chute run --reuse-workers` sets
+    src = tmp_path / "flaky.py"
+    src.write_text(FLAKY_PIPELINE)
+    counter = tmp_path / "counter"  # a host path under /tmp: re-shared into the view
+    counter.mkdir()
+    console = Console(file=open(os.devnull, "w"), width=120)  # noqa: SIM115
+    row, nodes = run_pipeline(str(src), {"counter": str(counter)}, timeout=120,
+                              console=console, out=console, live=False)
+    assert row.phase == "Succeeded"
+    pods = sorted((n for n in nodes if n.type == "Pod"), key=lambda n: n.started_at or 0)
+    assert [n.phase for n in pods] == ["Failed", "Failed", "Succeeded"]
+    assert sorted(os.listdir(counter)) == ["0", "1", "2"]
+    assert not any((Path(n.step_dir) / "step.pid").exists() for n in pods)  # all reused
+    log = next((chute_home / "logs").rglob(f"{pods[0].node_id}.log"))
+    assert "RuntimeError: attempt 0 fails" in log.read_text()
