@@ -7,6 +7,7 @@ import ast
 import json
 import os
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -190,3 +191,34 @@ def test_reuse_workers_with_every_step_cold_is_refused_before_submitting(run, mo
     code, out, err = run("run", f"{pipelines}:reused", "--reuse-workers")
     assert code == 0, err + out
     assert "reused-" in run("list")[1]
+
+
+@pytest.mark.parametrize("ref, same_worker", [("reused", True), ("forked", False)])
+def test_submitted_yaml_runs_sdk_steps_warm_too(run, pipelines, tmp_path, ref, same_worker):
+    """`chute submit --wait` (and so `chute controller` and the server, which build the same
+    executor) runs compiled SDK steps as `chute run` does: ``reuse_worker`` components in
+    one reused worker, the others each in a process forked from a warm zygote."""
+    out_yaml = tmp_path / f"{ref}.yaml"
+    code, out, err = run("compile", f"{pipelines}:{ref}", "-o", str(out_yaml))
+    assert code == 0, err + out
+    code, out, err = run("submit", str(out_yaml), "--wait")
+    assert code == 0, err + out
+    name = out.split()[0]
+    from chute.config import load_settings
+    from chute.store import queries as q
+    from chute.store.db import open_store
+
+    with open_store(load_settings()).read() as s:
+        row = q.get_workflow(s, name)
+        assert row.phase == "Succeeded"
+        pods = [n for n in q.nodes_of(s, row.uid) if n.type == "Pod"]
+        params = [{p["name"]: p.get("value") for p in (n.outputs or {}).get("parameters", [])}
+                  for n in pods]
+        dirs = [n.step_dir for n in pods]
+    assert sorted(p["value"] for p in params) == ["12", "6"]
+    pids = {p["pid"] for p in params}
+    assert str(os.getpid()) not in pids
+    assert (len(pids) == 1) is same_worker
+    if not same_worker:  # each step forked from a zygote, as step.pid records
+        for d in dirs:
+            assert json.loads((Path(d) / "step.pid").read_text()).get("zygote"), d

@@ -43,7 +43,7 @@ def controller_cmd(
     """Run the standalone controller (refuses if another one holds the lease)."""
     from chute.cli.workflows import _store, lease_ttl
     from chute.engine.controller import Controller
-    from chute.executors.local import LocalExecutor
+    from chute.executors.python import PythonExecutor
 
     store, settings = _store()
     stop = threading.Event()
@@ -52,7 +52,7 @@ def controller_cmd(
         _check_parent(store, worker_of)
         threading.Thread(target=_watch_parent, args=(store, worker_of, parent_pid, stop,
                                                      lease_ttl()), daemon=True).start()
-    executor = LocalExecutor().start() if workers == 1 else None
+    executor = PythonExecutor().start() if workers == 1 else None
     ctl = Controller(store, settings, executor, lease_ttl=lease_ttl())
     if not worker_of:  # the process holding the controller lease runs the triggers
         _start_triggers(store, settings, ctl, stop)

@@ -63,9 +63,9 @@ def _duration(start: float | None, end: float | None) -> str:
 def run_embedded(store, settings, uids: list[str], owner: str, timeout: float | None = None) -> None:
     """Drive ``uids`` to completion with a controller in this process."""
     from chute.engine.controller import Controller
-    from chute.executors.local import LocalExecutor
+    from chute.executors.python import PythonExecutor
 
-    executor = LocalExecutor().start()
+    executor = PythonExecutor().start()
     ctl = Controller(store, settings, executor, owner=owner, lease_ttl=lease_ttl())
     try:
         ctl.run_until_done(uids, timeout=timeout)
@@ -172,7 +172,7 @@ def _wait_adopting(store, settings, uid: str) -> str:
     """Wait for a workflow to finish, driving it here whenever no controller holds it;
     its final phase."""
     from chute.engine.controller import Controller, _owner_id
-    from chute.executors.local import LocalExecutor
+    from chute.executors.python import PythonExecutor
     from chute.store import queries as q
 
     while True:
@@ -184,7 +184,7 @@ def _wait_adopting(store, settings, uid: str) -> str:
             break
         free = row.lease_owner is None or (row.lease_expires_at or 0) < now
         if free and not standalone:
-            executor = LocalExecutor().start()
+            executor = PythonExecutor().start()
             ctl = Controller(store, settings, executor, owner=_owner_id(), lease_ttl=lease_ttl())
             try:
                 if ctl.adopt(uid):

@@ -77,11 +77,12 @@ class EmbeddedController:
 
 
 def start_embedded(settings: Settings, store: Any) -> EmbeddedController:
-    """Create the engine's controller with the local executor and run it in a thread."""
+    """Create the engine's controller with the Python executor (warm SDK steps, every
+    other step a process) and run it in a thread."""
     from chute.engine.controller import Controller
-    from chute.executors.local import LocalExecutor
+    from chute.executors.python import PythonExecutor
     from chute.triggers.runner import tickers_for
 
-    executor = LocalExecutor()
+    executor = PythonExecutor()  # SDK steps on warm zygotes (or reused workers); others as processes
     controller = Controller(store, settings, executor, poll_interval=0.05)
     return EmbeddedController(controller, executor, tickers_for(store, settings)).start()
