@@ -119,6 +119,9 @@ class Controller:
         # and for every attempt this often (ends it could not report: a killed supervisor)
         self.sweep_every = 0.1
         self.coalesce = min(poll_interval, 0.005)  # seconds to gather ends when saturated
+        # how long attempts run (launch to end seen; a moving average): gathering ends
+        # for longer than a fraction of it only leaves slots idle (see wait_idle)
+        self.attempt_seconds: float | None = None
         # callbacks a run's state works through per turn: many tasks ready at once are
         # created, committed and launched a slice per turn, not all before the first
         self.turn_budget = 32
@@ -294,6 +297,7 @@ class Controller:
                     continue
                 del run.handles[nid]
                 self.running -= 1  # its slot is free at once, even if the state is busy
+                self._note_attempt(run, nid)
                 outcome = outcome_of(self.store, self.repository, run, nid, result,
                                      self.clock())
                 # read: not kept for the rest of the run (a 10k-node chain kept 10k, each
@@ -303,7 +307,19 @@ class Controller:
             if self._advance(run, now):
                 busy.add(run.uid)
         flushed = self._flush(list(self.runs.values()))
+        if flushed and hasattr(self.executor, "finished"):
+            # an executor that reports ends wakes wait_idle at once for the next one: a
+            # turn now would find nothing, unless the state or the queue still has work
+            # (a chain paid that empty turn for every step)
+            return self._more_now()
         return bool(busy) or flushed
+
+    def _more_now(self) -> bool:
+        """Whether the next turn has work without waiting for anything: a budgeted
+        pass to go on with, results not yet fed, or queued pods with free slots."""
+        if self.queue and self.running < self.max_running:
+            return True
+        return any(run.results or run.state.pending for run in self.runs.values())
 
     def _advance(self, run: Run, now: float) -> bool:
         """Feed the run's state: the rest of a budgeted pass first, then ended attempts
@@ -323,6 +339,24 @@ class Controller:
                 st.tick(now)
                 moved = True
         return moved
+
+    def _note_attempt(self, run: Run, nid: str) -> None:
+        """Fold an ended attempt's run time (launched, by the node's start, to seen
+        ended now) into :attr:`attempt_seconds`."""
+        started = run.state.nodes[nid].started_at
+        if started is None:
+            return
+        took = max(0.0, self.clock() - started)
+        avg = self.attempt_seconds
+        self.attempt_seconds = took if avg is None else 0.9 * avg + 0.1 * took
+
+    def coalesce_seconds(self) -> float:
+        """How long a saturated controller gathers ends before a turn: ``coalesce``, but
+        at most a quarter of an attempt's usual run time. Gathering saves commits (one
+        turn for several ends) while the slots it holds idle are a small part of their
+        time; steps of a millisecond (reused workers) would idle most of theirs."""
+        avg = self.attempt_seconds
+        return self.coalesce if avg is None else min(self.coalesce, avg / 4)
 
     def _ended(self) -> set[Path] | None:
         """Step directories worth polling this turn; None for all of them."""
@@ -493,9 +527,9 @@ class Controller:
         wait = getattr(self.executor, "wait", None)
         if wait is not None and running:
             if self.queue and self.running >= self.max_running:
-                # saturated: a slot refilled a few ms later changes little, and one turn
+                # saturated: a slot refilled a little later changes little, and one turn
                 # (one commit) for several ends costs much less than a turn for each
-                time.sleep(self.coalesce)
+                time.sleep(self.coalesce_seconds())
             delay = self.sweep_every
             timers = [t for r in self.runs.values() if (t := r.state.next_timer()) is not None]
             if timers:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,8 +18,11 @@ def fnv1a_32(data: bytes) -> int:
     return h
 
 
+@functools.lru_cache(maxsize=1024)
 def node_id(workflow_name: str, node_name: str) -> str:
-    """Argo's node id: the workflow name for the root, else ``<wf>-<fnv32a(name)>``."""
+    """Argo's node id: the workflow name for the root, else ``<wf>-<fnv32a(name)>``.
+    Cached: a task's id is asked for when it becomes ready and again when its node is
+    made (the hash is a Python loop over the name's bytes)."""
     if node_name == workflow_name:
         return workflow_name
     return f"{workflow_name}-{fnv1a_32(node_name.encode())}"

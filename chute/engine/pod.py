@@ -87,10 +87,12 @@ def pod_vars(tmpl: Mapping[str, Any]) -> dict[str, str]:
 
 def _deadline(tmpl: Mapping[str, Any], ctx: Mapping[str, str]) -> float | None:
     """Seconds a step may run: ``activeDeadlineSeconds`` or ``timeout`` (shorter wins)."""
+    ads = tmpl.get("activeDeadlineSeconds")
+    if ads in (None, "") and not tmpl.get("timeout"):
+        return None  # most steps (and no import statement per launch)
     from chute.engine.durations import parse_duration
 
     limits = []
-    ads = tmpl.get("activeDeadlineSeconds")
     if ads not in (None, ""):
         limits.append(parse_duration(substitute(str(ads), ctx)))
     if tmpl.get("timeout"):

@@ -28,10 +28,13 @@ MAX_OUTPUT_BYTES = 1 << 20  # an output parameter file larger than this is an er
 
 def place_inputs(node: Node, repository) -> dict[str, str]:
     """Fetch a pod's input artifacts into its step directory; step path -> host path."""
+    arts = (node.inputs or {}).get("artifacts")
+    if not arts:  # most steps: no import statement per launch either
+        return {}
     from chute.artifacts import ArtifactRecord, place_input
 
     placed: dict[str, str] = {}
-    for i, art in enumerate((node.inputs or {}).get("artifacts") or []):
+    for i, art in enumerate(arts):
         name, path = art.get("name"), art.get("path")
         if not path:
             continue
@@ -57,13 +60,13 @@ def place_inputs(node: Node, repository) -> dict[str, str]:
 def save_outputs(store: Store, repository, run: Run, nid: str, result: X.StepResult,
                  now: float) -> list[dict]:
     """Store a pod's output artifacts; their records, in Argo's shape plus ours."""
-    from chute.artifacts import save_outputs as save
-    from chute.store.models import ArtifactRow
-
     req = run.requests.get(nid)
     arts = req.output_artifacts if req else []
     if not arts:
         return []
+    from chute.artifacts import save_outputs as save
+    from chute.store.models import ArtifactRow
+
     node = run.state.nodes[nid]
     records = save(repository, arts, result.outputs or {}, workflow_uid=run.uid, node_id=nid,
                    root=Path(node.step_dir or "") / "root")

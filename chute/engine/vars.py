@@ -18,11 +18,21 @@ from chute.engine.phases import FAILED_OR_ERROR, POD, SUCCEEDED, TASK_GROUP
 from chute.spec import templating
 
 
+_last_second: list = [None, ""]  # the second formatted last, and its text
+
+
 def rfc3339(ts: float | None) -> str | None:
     """Epoch seconds as Argo's RFC 3339 UTC timestamp."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # every finished step's node variables carry two timestamps, mostly of the same
+    # second as the step before: strftime was ~4 % of a chain step's controller CPU
+    second = int(ts // 1)
+    last = _last_second
+    if last[0] != second:
+        last[1] = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        last[0] = second
+    return last[1]
 
 
 def substitute(text: str, ctx: Mapping[str, str], strict: bool = False) -> str:

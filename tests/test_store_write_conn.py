@@ -1,0 +1,163 @@
+"""The controller's commit connection on SQLite (``Store.write_conn``): a transaction begun
+and ended on the sqlite3 connection itself, Core statements inside it, rollback, errors
+as SQLAlchemy raises them, and WAL checkpoints left to a thread of their own."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+
+import pytest
+from sqlalchemy import insert, select, text
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from chute.config import load_settings
+from chute.store import checkpoint
+from chute.store import queries as q
+from chute.store.db import open_store
+from chute.store.models import EventRow, StepExecutionRow, WorkflowRow
+
+
+@pytest.fixture
+def store(chute_home):
+    s = open_store(load_settings().ensure())
+    yield s
+    s.dispose()
+
+
+def _event(i: int) -> dict:
+    return {"transition_id": f"u/n{i}/0/Succeeded", "workflow_uid": "u", "node_id": f"n{i}",
+            "from_phase": "Running", "to_phase": "Succeeded", "at": float(i), "message": None}
+
+
+def _events(store) -> list[str]:
+    with store.read() as s:
+        return [e.transition_id for e in q.events_of(s, "u")]
+
+
+def _other_connection(store) -> sqlite3.Connection:
+    return sqlite3.connect(store.engine.url.database, timeout=0.2, isolation_level=None)
+
+
+def test_a_write_conn_transaction_is_immediate_and_commits_at_the_end(store):
+    with store.write_conn() as conn:
+        q.record_events(conn, [_event(1)])
+        other = _other_connection(store)
+        try:
+            # BEGIN IMMEDIATE: another writer cannot start until this one commits,
+            # and a reader does not see the uncommitted row
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+            assert other.execute("SELECT count(*) FROM events").fetchone()[0] == 0
+        finally:
+            other.close()
+    assert _events(store) == ["u/n1/0/Succeeded"]
+    other = _other_connection(store)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # the lock is free again
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+
+
+def test_an_exception_rolls_the_whole_transaction_back(store):
+    with pytest.raises(RuntimeError), store.write_conn() as conn:
+        q.record_events(conn, [_event(1)])
+        conn.execute(insert(EventRow.__table__).values(**_event(2)))  # a Core statement too
+        raise RuntimeError("boom")
+    assert _events(store) == []
+    with store.write_conn() as conn:  # the connection is usable again
+        q.record_events(conn, [_event(3)])
+    assert _events(store) == ["u/n3/0/Succeeded"]
+
+
+def test_core_statements_join_the_same_transaction(store):
+    with store.write_conn() as conn:
+        q.record_events(conn, [_event(1)])  # on the sqlite3 connection
+        conn.execute(insert(EventRow.__table__).values(**_event(2)))  # through SQLAlchemy
+        assert conn.execute(select(EventRow.transition_id)).scalars().all() == [
+            "u/n1/0/Succeeded", "u/n2/0/Succeeded"]
+    assert _events(store) == ["u/n1/0/Succeeded", "u/n2/0/Succeeded"]
+    with store.write_conn() as conn:  # and the next transaction begins cleanly
+        q.record_events(conn, [_event(3)])
+    assert len(_events(store)) == 3
+
+
+def test_a_duplicate_launch_raises_sqlalchemys_integrity_error_and_writes_nothing(store):
+    with store.write() as s:
+        q.create_workflow(s, WorkflowRow(uid="u", name="a", namespace="default",
+                                         kind="Workflow", spec={}, arguments={},
+                                         phase="Running", created_at=time.time(),
+                                         suspended=False, labels={}, outputs={}))
+    with store.write_conn() as conn:
+        q.record_launches(conn, "me", [("u", "n", 0)], time.time())
+    with pytest.raises(IntegrityError), store.write_conn() as conn:
+        q.record_events(conn, [_event(1)])
+        q.record_launches(conn, "me", [("u", "n", 1), ("u", "n", 0)], time.time())
+    assert _events(store) == []
+    with store.read() as s:
+        assert s.scalars(select(StepExecutionRow.attempt)).all() == [0]
+
+
+def test_a_busy_database_raises_sqlalchemys_error_naming_the_lock(store):
+    with store.write_conn() as conn:  # open the connection, and make it impatient
+        conn.connection.driver_connection.execute("PRAGMA busy_timeout = 50")
+    other = _other_connection(store)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(OperationalError, match="locked"), store.write_conn():
+            pass
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    with store.write_conn() as conn:
+        q.record_events(conn, [_event(1)])
+    assert _events(store) == ["u/n1/0/Succeeded"]
+
+
+def test_checkpoints_run_on_their_own_thread_and_keep_the_wal_bounded(store, monkeypatch):
+    monkeypatch.setattr(checkpoint, "KICK_EVERY", 8)
+    path = store.engine.url.database
+    with store.write_conn() as conn:
+        raw = conn.connection.driver_connection
+        # the committing connection checkpoints only far past the usual size
+        assert raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == \
+            checkpoint.FALLBACK_PAGES
+    sizes = []
+    for i in range(400):
+        with store.write_conn() as conn:
+            q.record_events(conn, [_event(i)])
+        sizes.append(os.path.getsize(path + "-wal"))
+        time.sleep(0.001)  # let the thread run now and then, as a controller's waits do
+    deadline = time.monotonic() + 10
+    while store._checkpointer.checkpoints < 10 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert store._checkpointer.checkpoints >= 10
+    # the WAL was checkpointed and restarted from its beginning: it did not grow with
+    # every commit (400 commits append ~1,600 pages, 6.5 MB, without checkpoints)
+    assert max(sizes) < 2 * 2**20, max(sizes)
+    assert len(_events(store)) == 400
+    other = _other_connection(store)  # the database file has the rows (checkpointed)
+    try:
+        other.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        assert other.execute("SELECT count(*) FROM events").fetchone()[0] == 400
+    finally:
+        other.close()
+
+
+def test_a_disposed_store_stops_its_checkpoint_thread(chute_home):
+    store = open_store(load_settings().ensure())
+    with store.write_conn() as conn:
+        q.record_events(conn, [_event(0)])
+    store._checkpointer.kick()
+    deadline = time.monotonic() + 5
+    while store._checkpointer.checkpoints < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    cp = store._checkpointer
+    assert cp.checkpoints == 1
+    store.dispose()
+    assert cp._thread is None or not cp._thread.is_alive()
+    assert store._checkpointer is None
+    with store.read() as s:  # still usable after dispose (the pool reconnects)
+        assert s.execute(text("SELECT count(*) FROM events")).scalar() == 1
