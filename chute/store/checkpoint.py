@@ -29,6 +29,7 @@ log = logging.getLogger("chute.store")
 KICK_EVERY = 64  # commits (a chain's commit writes ~13 pages: ~800 pages a checkpoint)
 FALLBACK_PAGES = 20_000  # the committing connection's own wal_autocheckpoint meanwhile
 IDLE_SECONDS = 30.0  # the thread ends after this long without a kick
+MAX_PASSES = 8  # checkpoints in a row, while commits meanwhile left frames to copy
 
 
 class Checkpointer:
@@ -77,12 +78,30 @@ class Checkpointer:
             try:
                 conn = self._connect()
                 try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    self._checkpoint(conn)
                 finally:
                     conn.close()
                 self.checkpoints += 1
             except Exception as exc:  # noqa: BLE001 - the writer's fallback still checkpoints
                 log.debug("WAL checkpoint failed: %s", exc)
+
+    @staticmethod
+    def _checkpoint(conn: Any) -> None:
+        # A passive checkpoint copies the frames there were when it began, and the
+        # writer restarts the WAL from its beginning (instead of growing it) only if it
+        # begins a transaction once every frame was copied: a commit overlapping each
+        # checkpoint (a busy controller) kept the WAL growing. So: passes until one
+        # copied everything, then RESTART, which takes the writer lock (never waiting
+        # for it: the connection's busy timeout is 0) and, with nothing left to copy,
+        # makes the next transaction start the WAL over; if the controller holds the
+        # lock right then, the next kick tries again
+        for _ in range(MAX_PASSES):
+            busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if busy or frames <= 0:
+                return
+            if copied >= frames:
+                conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+                return
 
     def close(self) -> None:
         """Stop the thread (after the checkpoint it may be running)."""

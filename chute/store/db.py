@@ -128,8 +128,9 @@ class Store:
             return
         with self._held_lock:
             if self._checkpointer is None:
+                # timeout 0: the checkpointer never waits for the controller's lock
                 self._checkpointer = Checkpointer(lambda: sqlite3.connect(
-                    path, isolation_level=None, check_same_thread=False))
+                    path, timeout=0, isolation_level=None, check_same_thread=False))
         conn.connection.driver_connection.execute(
             f"PRAGMA wal_autocheckpoint = {FALLBACK_PAGES}")
 
