@@ -426,6 +426,11 @@ class WorkerPool:
     def _timer(self, when: float, what: str, it: object) -> None:
         """Wake the watchdog at ``when`` (lock held; the thread starts on first need)."""
         self._timer_seq += 1
+        if len(self._timed) > 1024 and len(self._timed) > 4 * len(self._jobs):
+            # deadlines of steps long finished (a day's deadline on each of many steps)
+            self._timed = [t for t in self._timed
+                           if not (isinstance(t[3], _Job) and t[3].done)]
+            heapq.heapify(self._timed)
         earliest = self._timed[0][0] if self._timed else None
         heapq.heappush(self._timed, (when, self._timer_seq, what, it))
         if self._watchdog is None:
