@@ -529,8 +529,11 @@ def _exposed(
             continue
         candidates.update(_paths_in(text))
     tops = ["/" + t for t in plan.private_tops] + plan.overlays
+    prefixes = tuple(t + "/" for t in tops)
     out: set[str] = set()
     for c in candidates:
+        if not c.startswith(prefixes) and "/." not in c and "//" not in c:
+            continue  # not under a top, even normalised (most: PATH, the env's paths)
         c = os.path.normpath(c)
         top = next((t for t in tops if c.startswith(t + "/")), None)
         if top is None:
