@@ -223,6 +223,8 @@ class Worker:
         sink = LazyLog(spec["log_path"], spec["step_dir"] + "/stdout",
                         list(spec.get("secret_values") or []))
         try:
+            if plan.private_tops and not plan.light:  # the pool sends none such (eligible())
+                raise OSError(f"private paths need a new root: {plan.private_tops}")
             plan.prepare()
             if plan.is_private(spec["log_path"]):
                 sink.hold_dir()

@@ -31,6 +31,7 @@ directory, so the engine runs the step again (at-least-once across a controller 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import heapq
 import json
 import os
@@ -65,13 +66,20 @@ KEEP_RESULTS = 4096  # results kept after they were polled (a handle polled twic
 def eligible(spec: LaunchSpec) -> bool:
     """Whether a reused worker can give the step its private paths: ``/tmp`` only (the
     SDK's outputs, artifacts and inputs all live there); no emptyDir volumes."""
-    if spec.volume_mounts:
+    if spec.volume_mounts or not _tmp_is_dir():
         return False
     for group in (spec.private_paths, spec.input_files, spec.output_paths):
         for p in group:
             if not p.startswith("/tmp/") or "/.." in p:
                 return False
     return True
+
+
+@functools.lru_cache(maxsize=1)
+def _tmp_is_dir() -> bool:
+    """Whether the host's /tmp is a real directory (a private one is mounted over it; a
+    symlink would need a new root, which only the fork path makes)."""
+    return os.path.isdir("/tmp") and not os.path.islink("/tmp")
 
 
 @dataclasses.dataclass(eq=False)
