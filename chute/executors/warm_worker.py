@@ -233,7 +233,9 @@ class WarmSupervisor(supervisor.Supervisor):
         cwd = working_dir or plan.default_cwd
         program = self._code(argv[1])
         prepared = self._prepared(env)
-        if not plan.enabled:  # as the cold path: a bad working directory is an ERROR
+        # as the cold path: a bad working directory is an ERROR (the step directory, the
+        # default, is there: supervisor.pid was just made in it)
+        if not plan.enabled and working_dir:
             try:
                 os.makedirs(cwd, exist_ok=True)
             except OSError as e:
