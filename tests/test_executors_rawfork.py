@@ -37,6 +37,7 @@ FORKS = textwrap.dedent(
     if sys.argv[1:] == ["thread"]:  # a second thread: rawfork must stand aside
         import threading, time
         threading.Thread(target=time.sleep, args=(30,), daemon=True).start()
+    sys.addaudithook(lambda event, _: event == "os.fork" and log.append("audit"))
     fork = rawfork.fork if sys.argv[1:] != ["os"] else os.fork
     for _ in range(3):
         r, w = os.pipe()
@@ -72,8 +73,8 @@ def test_a_direct_fork_runs_the_callbacks_as_os_fork_does():
     (raw, raw_err), (by_os, os_err) = forks(), forks("os")
     assert raw[0] == {"recorded": True, "active": True}
     # os.fork: before-callbacks in reverse order of registration, then each side's in order
-    expected_parent = ["before-2", "before-1", "parent-1"]
-    expected_child = ["before-2", "before-1", "child-1", "child-3"]
+    expected_parent = ["audit", "before-2", "before-1", "parent-1"]
+    expected_child = ["audit", "before-2", "before-1", "child-1", "child-3"]
     for runs in (raw, by_os):
         for r in runs[1:]:
             assert r["parent"] == expected_parent and r["log"] == expected_child
@@ -120,15 +121,15 @@ def test_threading_and_random_imported_later_are_stood_in_for():
 def test_with_a_second_thread_it_is_os_fork():
     runs, _ = forks("thread")
     for r in runs[1:]:  # os.fork ran the callbacks, once each: rawfork did not again
-        assert r["parent"] == ["before-2", "before-1", "parent-1"]
-        assert r["log"] == ["before-2", "before-1", "child-1", "child-3"]
+        assert r["parent"] == ["audit", "before-2", "before-1", "parent-1"]
+        assert r["log"] == ["audit", "before-2", "before-1", "child-1", "child-3"]
     assert len({r["random"] for r in runs[1:]}) == 3
 
 
 def test_it_can_be_turned_off():
     runs, _ = forks(env={rawfork.RAW_FORK_ENV: "0"})
     assert runs[0] == {"recorded": False, "active": False}
-    assert runs[1]["log"] == ["before-2", "before-1", "child-1", "child-3"]
+    assert runs[1]["log"] == ["audit", "before-2", "before-1", "child-1", "child-3"]
 
 
 def test_not_used_when_an_unknown_callback_came_before_record():

@@ -137,6 +137,7 @@ def fork() -> int:
     """``os.fork()``, without the interpreter's after-fork work where :func:`active`."""
     if not active():
         return os.fork()
+    sys.audit("os.fork")  # as os.fork raises it, for an audit hook a preloaded module added
     for before, _, _ in reversed(_handlers):
         _call(before)
     if _reseed is not None:
