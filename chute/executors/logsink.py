@@ -30,7 +30,7 @@ class LogSink:
     256 kB in memory for ``outputs.result``.
     """
 
-    def __init__(self, log_fd: int, stdout_path: Path, secrets: list[str]):
+    def __init__(self, log_fd: int, stdout_path: str | Path, secrets: list[str]):
         self.log_fd = log_fd
         self.stdout_path = stdout_path
         self.stdout_fd: int | None = None

@@ -40,15 +40,15 @@ def resolve_argv(argv: list[str]) -> list[str]:
     return list(argv)
 
 
-def command(spec: dict, step_dir: Path) -> list[str]:
+def command(spec: dict, step_dir: str | Path) -> list[str]:
     """The step's argv from its launch spec; an inline script is written to
     ``step_dir/script`` (:func:`place_script`) and its path appended (as Argo's:
     ``command: [sh, -c]`` runs the file itself)."""
     argv = resolve_argv(list(spec["argv"]))
     if spec.get("script_source") is not None:
-        script = step_dir / "script"
+        script = f"{step_dir}/script"
         place_script(script, spec["script_source"])
-        argv.append(str(script))
+        argv.append(script)
     return argv
 
 
@@ -59,7 +59,7 @@ _SCRIPTS_KEPT = 16
 _scripts: dict[str, tuple[str, tuple]] = {}
 
 
-def place_script(path: Path, source: str) -> None:
+def place_script(path: str | Path, source: str) -> None:
     """Make ``path`` a script file holding ``source``, mode 0755.
 
     Every step of a template has the same script, so when this process wrote it before
@@ -88,7 +88,7 @@ def place_script(path: Path, source: str) -> None:
         _scripts[source] = (str(path), _identity(os.stat(path)))
 
 
-def _link(src: str, path: Path) -> None:
+def _link(src: str, path: str | Path) -> None:
     try:
         os.link(src, path)
     except FileExistsError:  # left by an earlier try in this directory

@@ -27,7 +27,7 @@ LAUNCH, STATUS, PIDFILE, STEPFILE, CANCELFILE = (
 )
 
 
-def write_json_atomic(path: Path, data: dict, *, sync: bool = True) -> None:
+def write_json_atomic(path: str | Path, data: dict, *, sync: bool = True) -> None:
     """Write ``data`` as JSON to ``path`` atomically: temp file, rename, then fsync.
 
     Readers never see a partial file (the rename is atomic), whatever process dies when.
@@ -38,7 +38,8 @@ def write_json_atomic(path: Path, data: dict, *, sync: bool = True) -> None:
     which readers treat as absent (for status.json: "supervisor lost", so the engine's
     retry policy decides).
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    head, name = os.path.split(path)  # str or Path (a Path costs more to make)
+    tmp = os.path.join(head, f".{name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
         os.write(fd, json.dumps(data).encode())
@@ -58,7 +59,7 @@ def read_json(path: Path) -> dict | None:
         return None
 
 
-def write_small(path: Path, data: dict) -> None:
+def write_small(path: str | Path, data: dict) -> None:
     """Write a small JSON file in one ``write`` (readers treat bad JSON as absent)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
@@ -67,7 +68,7 @@ def write_small(path: Path, data: dict) -> None:
         os.close(fd)
 
 
-def write_file(path: Path, data: bytes, mode: int) -> None:
+def write_file(path: str | Path, data: bytes, mode: int) -> None:
     """Create (or truncate) ``path`` with ``data`` and exactly ``mode`` (umask aside)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:

@@ -92,6 +92,9 @@ class Supervisor:
 
     def _reset(self, step_dir: Path) -> None:
         self.step_dir = step_dir
+        # the same as a string: the files of a step are named by joining to it, not with
+        # pathlib (each Path made costs microseconds and, after a fork, page faults)
+        self.sd = str(step_dir)
         self.spec: dict = {}
         self.step_pid: int | None = None
         self.step_status: int | None = None
@@ -120,7 +123,7 @@ class Supervisor:
         _drain(self.wake_r)
         # a cancel that came meanwhile is delivered now; the step must not inherit the mask
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {CANCEL_SIGNAL})
-        if (self.step_dir / CANCELFILE).exists():  # cancelled before we were even signalled
+        if os.path.exists(f"{self.sd}/{CANCELFILE}"):  # cancelled before we were signalled
             self._on_cancel()
         try:
             result = self._run(dict(os.environ if base_env is None else base_env))
@@ -153,7 +156,7 @@ class Supervisor:
         # it, and then the step ends as "supervisor lost" and its retry policy decides, as
         # it would for the store's own last commits (SQLite WAL with synchronous=NORMAL).
         # An fsync here cost 1-10 ms per step, more than all the rest of the supervision.
-        write_json_atomic(self.step_dir / STATUS, data, sync=False)
+        write_json_atomic(f"{self.sd}/{STATUS}", data, sync=False)
         if self.on_status is not None:
             self.on_status(self.step_dir)  # tell the controller at once (never raises)
         self.active = False  # only now may SIGTERM end the process without a record
@@ -188,14 +191,14 @@ class Supervisor:
                 ERROR, None, f"could not prepare step files: {e}", finished_at=time.time()
             )
 
-        log_path = Path(spec["log_path"])
+        log_path = spec["log_path"]
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
         try:  # its directory is there, but for the first step of a workflow run bare
             log_fd = os.open(log_path, flags, 0o644)
         except FileNotFoundError:
-            log_path.parent.mkdir(parents=True, exist_ok=True)
+            os.makedirs(os.path.dirname(log_path), exist_ok=True)
             log_fd = os.open(log_path, flags, 0o644)
-        sink = LogSink(log_fd, self.step_dir / "stdout", list(spec.get("secret_values") or []))
+        sink = LogSink(log_fd, f"{self.sd}/stdout", list(spec.get("secret_values") or []))
         if plan.private_tops and not plan.enabled:
             sink.feed(b"stderr", b"chute: no mount namespaces here; private paths are shared\n")
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
@@ -245,7 +248,7 @@ class Supervisor:
         except spawn.SpawnError as e:
             return str(e)
         write_small(
-            self.step_dir / STEPFILE,
+            f"{self.sd}/{STEPFILE}",
             {"pid": self.step_pid, "create_time": proctree.create_time(self.step_pid)},
         )
         return None

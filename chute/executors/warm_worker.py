@@ -208,7 +208,7 @@ class WarmSupervisor(supervisor.Supervisor):
         does not compile (the step itself then compiles it and reports the error as
         ``python script`` would)."""
         inline = self.spec.get("script_source")
-        if inline is not None and script == str(self.step_dir / "script"):
+        if inline is not None and script == f"{self.sd}/script":
             source = inline.encode()  # what _run just wrote there: no need to read it back
         else:
             try:
@@ -257,7 +257,7 @@ class WarmSupervisor(supervisor.Supervisor):
         _signal.pthread_sigmask(signal.SIG_SETMASK, old)
         self.step_pid = pid
         stepfiles.write_small(
-            self.step_dir / stepfiles.STEPFILE,
+            f"{self.sd}/{stepfiles.STEPFILE}",
             {"pid": pid, "create_time": proctree.create_time(pid), "zygote": self.zygote},
         )
         return None
