@@ -411,7 +411,8 @@ def _fresh_stdio(enc: str, unbuffered: bool) -> tuple:
 
 
 def _reseed() -> None:
-    """Fresh random state per step (``random`` reseeds itself at fork; numpy does not)."""
+    """Fresh random state per step for numpy (``random`` is reseeded at the fork, by its
+    own at-fork callback or by :mod:`chute.executors.rawfork`; numpy has none)."""
     nprandom = sys.modules.get("numpy.random")
     if nprandom is not None:
         try:
