@@ -341,6 +341,13 @@ class WorkerPool:
             self._kill(w)
 
     def _exited(self, w: _Proc, rc: int) -> None:
+        job = w.job
+        if job is not None and not job.done:
+            # died mid-step: what the step left in its session dies too, before the end
+            # is recorded (as a supervisor's: nothing of a step outlives its status);
+            # after the grace a stop gives, for what took its SIGTERM
+            grace = max(job.spec.grace_seconds, 0.0) if job.stop is not None else 0.0
+            proctree.kill_step(w.pid, scan=True, grace=grace, give_up=2.0)
         with self._lock:
             job, w.job = w.job, None
             self._retire(w)
@@ -363,8 +370,6 @@ class WorkerPool:
                         self._finish(queued, StepResult(
                             ERROR, None, f"reused worker could not start (exit code {rc})",
                             finished_at=time.time()))
-        if job is not None:  # died mid-step: what the step left in its session dies too
-            proctree.kill_step(w.pid, scan=True, give_up=2.0)
 
     @staticmethod
     def _close_stdin(w: _Proc) -> None:
