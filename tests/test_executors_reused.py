@@ -299,7 +299,7 @@ def test_workers_are_recycled_after_max_steps(tmp_path):
 
 def test_more_steps_than_workers_all_finish(tmp_path):
     with PythonExecutor(reuse=True, pool_size=2) as ex:
-        specs = [step(tmp_path, nap, name=f"n{i}", inputs={"seconds": "0.6"}) for i in range(4)]
+        specs = [step(tmp_path, nap, name=f"n{i}", inputs={"seconds": "1.0"}) for i in range(4)]
         handles = [ex.launch(s) for s in specs]
         results = [wait(ex, h) for h in handles]
         assert all(r.outcome == SUCCEEDED for r in results)
