@@ -495,3 +495,14 @@ def test_the_engine_retries_a_failing_reused_step(chute_home, tmp_path, monkeypa
     assert not any((Path(n.step_dir) / "step.pid").exists() for n in pods)  # all reused
     log = next((chute_home / "logs").rglob(f"{pods[0].node_id}.log"))
     assert "RuntimeError: attempt 0 fails" in log.read_text()
+
+
+def test_steps_go_to_the_fork_path_when_no_worker_comes_up(tmp_path):
+    with PythonExecutor(reuse=True) as ex:
+        ex._pool().python = "/bin/false"  # exits at once: as a worker that cannot start
+        s = step(tmp_path, pid, name="fallback")
+        r = run(ex, s)
+        assert r.outcome == SUCCEEDED and (s.step_dir / "step.pid").exists()  # forked
+        again = step(tmp_path, pid, name="again")  # and not tried again for each step
+        assert run(ex, again).outcome == SUCCEEDED and (again.step_dir / "step.pid").exists()
+        assert all(pids == [] for pids in ex.pool.worker_pids().values())
