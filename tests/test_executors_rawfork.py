@@ -174,8 +174,11 @@ def fork_probe() -> str:
     t.join()
     alive = threading.Thread(target=lambda: done.append(1))
     alive.start()  # joined by the interpreter's shutdown, as in a cold run
+    import inspect
+
     return json.dumps(
         {
+            "register_at_fork": inspect.isbuiltin(os.register_at_fork),
             "callback_ran_here": chute_test_forkmod.CHILD == os.getpid(),
             "random": random.random(),
             "thread": len(done) >= 1,
@@ -203,4 +206,5 @@ def test_warm_steps_run_preloaded_modules_callbacks_and_get_fresh_random(tmp_pat
             seen.append(json.loads(next(iter(read_outputs(r).values()))))
     for probe in seen:
         assert probe["callback_ran_here"] and probe["thread"] and probe["main"]
+        assert probe["register_at_fork"]  # the interpreter's own, not the zygote's recorder
     assert len({p["random"] for p in seen}) == 3

@@ -41,6 +41,7 @@ KNOWN = frozenset({"threading", "random"})
 REGISTERING = ("logging", "concurrent.futures.thread", "concurrent.futures.process")
 
 _handlers: list[tuple] = []  # (before, after_in_parent, after_in_child), registration order
+_real_register = os.register_at_fork  # the interpreter's own, given back to a forked step
 _libc_fork = None  # libc's fork, called holding the GIL; None: use os.fork
 _reseed = None  # random's after-fork callback (random._inst.seed), run before the fork
 
@@ -50,6 +51,8 @@ def record() -> bool:
     directly; False (and :func:`fork` is ``os.fork``) where that would not be equivalent.
     Call it once, in a single-threaded process, before importing anything else."""
     global _libc_fork
+    if _libc_fork is not None:
+        return True  # recording already
     if not _supported() or any(m in sys.modules for m in REGISTERING):
         return False
     try:
@@ -58,7 +61,7 @@ def record() -> bool:
     except (OSError, AttributeError):
         return False
     libc_fork.restype, libc_fork.argtypes = ctypes.c_int, []
-    real = os.register_at_fork
+    real = _real_register
 
     def register_at_fork(**callbacks):
         real(**callbacks)  # its checks (keyword-only, callable, at least one) stand
@@ -148,6 +151,8 @@ def fork() -> int:
         for _, after_in_parent, _ in _handlers:
             _call(after_in_parent)
         raise OSError(err, os.strerror(err))
+    if pid == 0:
+        os.register_at_fork = _real_register  # the step's own code sees the builtin
     for _, after_in_parent, after_in_child in _handlers:
         _call(after_in_child if pid == 0 else after_in_parent)
     return pid
