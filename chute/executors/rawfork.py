@@ -4,10 +4,11 @@
 thread states (``PyOS_AfterFork_Child``) and every ``after_in_child`` callback modules
 registered with ``os.register_at_fork`` (``threading``'s, ``random``'s, ...). In a process
 with one thread none of it changes anything but these callbacks' effects: no lock can be
-held by a thread that the fork did not copy. Yet running it costs a forked warm step
-~150 copy-on-write page faults (``threading._after_fork`` alone rebuilds its locks and
-walks its tables; every object it touches is a page copied) and 0.6-1 ms of CPU, a third
-of a no-op step's process.
+held by a thread that the fork did not copy. Yet running it costs a child of a zygote
+~175 copy-on-write page faults and 0.6-1 ms of CPU (``threading._after_fork`` alone
+rebuilds its locks and walks its tables; every object it touches is a page copied), and
+a no-op warm step ~90 faults and 0.3-0.5 ms, a quarter of its process
+(``bench/fork_floor.py``).
 
 :func:`fork` therefore calls libc's ``fork`` directly (glibc still runs the C libraries'
 ``pthread_atfork`` handlers, as under ``os.fork``) and does itself what the skipped part
@@ -35,7 +36,8 @@ import os
 import sys
 
 RAW_FORK_ENV = "CHUTE_RAW_FORK"
-# callbacks registered by modules imported before record(): the ones fork() stands in for
+# the modules whose at-fork callbacks fork() stands in for (the only ones a zygote imports
+# before record(); a test keeps it so)
 KNOWN = frozenset({"threading", "random"})
 # other standard modules that register one: imported before record(), they disable it
 REGISTERING = ("logging", "concurrent.futures.thread", "concurrent.futures.process")
