@@ -10,8 +10,8 @@ fails as it would cold). Its supervisors (:class:`WarmSupervisor`) are therefore
 with those modules in memory and start a step with a fork instead of ``posix_spawn``
 (``os.fork`` less the interpreter's after-fork work, which a supervisor does not need:
 :mod:`chute.executors.rawfork`); the forked child sets up exactly what ``exec`` would
-have given the step — a new session, stdin from /dev/null, stdout/stderr on the log pipes, no other
-descriptors, default signal dispositions, the step's environment, its private
+have given the step — a new session, stdin from /dev/null, stdout/stderr on the log
+pipes, no other descriptors, default signal dispositions, the step's environment, its private
 filesystem view (:meth:`chute.executors.sandbox.Plan.enter`, which works in any forked
 child) and working directory — then runs the step's script as ``__main__`` (as
 ``runpy.run_path`` would) and exits as ``python script`` would (exit code of
@@ -243,7 +243,7 @@ class WarmSupervisor(supervisor.Supervisor):
         # no signal may run one of our Python handlers in the child before it resets them
         old = _signal.pthread_sigmask(signal.SIG_BLOCK, ALL_SIGNALS)
         try:
-            pid = rawfork.fork()  # os.fork without its after-fork work: a third of the step
+            pid = rawfork.fork()  # os.fork less its after-fork work: a quarter of the step
         except OSError as e:
             _signal.pthread_sigmask(signal.SIG_SETMASK, old)
             return f"could not start step: {e}"
