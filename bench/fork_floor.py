@@ -4,7 +4,7 @@
 
 Forks ``n`` children one after another from a process set up as a warm zygote is (it
 records at-fork callbacks as :func:`chute.executors.rawfork.record` does, imports chute's
-executor modules and the step runtime's modules, runs the step runtime once, and is
+executor modules and the step runtime's modules, runs the step runtime once, seals, and is
 ``gc.freeze()``-d; the no-op step's script is compiled by a separate process, so that
 ``chute.dsl`` is not in this one's memory), each child doing only ``os._exit(0)``
 (``bare``) or also running the compiled no-op step as a warm step does (``script``:
@@ -71,6 +71,7 @@ def main() -> None:
     Path(script).write_bytes(source)
     warm_worker.preload(list(warm_worker.RUNTIME_MODULES))
     warm_runtime.load()
+    rawfork.seal()
     code, in_template = warm_worker._compile(source, script)
     null = os.open(os.devnull, os.O_WRONLY)
 

@@ -118,6 +118,39 @@ def test_threading_and_random_imported_later_are_stood_in_for():
     assert len(set(data["values"])) == 3
 
 
+def test_after_seal_a_module_imported_means_os_fork(tmp_path):
+    """seal() gives os.register_at_fork back; a module imported after it may register a
+    callback rawfork cannot see, so the process forks with os.fork from then on."""
+    (tmp_path / "chute_test_late.py").write_text(
+        "import os\nLOG = []\nos.register_at_fork(after_in_child=lambda: LOG.append('late'))\n"
+    )
+    code = textwrap.dedent(
+        """
+        import json, os, sys
+        from chute.executors import rawfork
+        assert rawfork.record()
+        rawfork.seal()
+        builtin = type(os.register_at_fork).__name__ == "builtin_function_or_method"
+        before = rawfork.active()
+        import chute_test_late
+        r, w = os.pipe()
+        pid = rawfork.fork()
+        if pid == 0:
+            os.write(w, json.dumps(chute_test_late.LOG).encode())
+            os._exit(0)
+        os.close(w)
+        os.waitpid(pid, 0)
+        print(json.dumps({"builtin": builtin, "before": before, "after": rawfork.active(),
+                          "child": json.loads(os.read(r, 1000))}))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=REPO,
+                         env={**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{tmp_path}"})
+    assert json.loads(out.stdout) == {"builtin": True, "before": True, "after": False,
+                                      "child": ["late"]}
+
+
 def test_with_a_second_thread_it_is_os_fork():
     runs, _ = forks("thread")
     for r in runs[1:]:  # os.fork ran the callbacks, once each: rawfork did not again

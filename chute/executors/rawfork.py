@@ -19,19 +19,22 @@ would have done for a single-threaded process:
 * ``threading``'s rebuilds locks no other thread can hold and re-keys the one live thread
   under the same ident: nothing to do (``native_id`` stays the parent's, as under
   ``os.fork``);
-* every other callback registered after :func:`record` (by the modules a zygote preloads)
-  runs as ``os.fork`` runs it: ``before`` in reverse order, then ``after_in_parent`` or
-  ``after_in_child`` in order, an exception in one ignored.
+* every other callback registered between :func:`record` and :func:`seal` (by the modules
+  a zygote preloads) runs as ``os.fork`` runs it: ``before`` in reverse order, then
+  ``after_in_parent`` or ``after_in_child`` in order, an exception in one reported and
+  ignored.
 
 It is used only where it is equivalent: CPython 3.11-3.13 on Linux (whose after-fork code
 this reasons about), a process with exactly one thread, :func:`record` called before
-anything but chute's own modules registered a callback, and ``CHUTE_RAW_FORK`` not
-``0``; :func:`fork` is ``os.fork`` otherwise.
+anything but chute's own modules registered a callback, no module imported since
+:func:`seal`, and ``CHUTE_RAW_FORK`` not ``0``; :func:`fork` is ``os.fork`` otherwise.
 """
 
 from __future__ import annotations
 
+import _random
 import ctypes
+import functools
 import os
 import sys
 
@@ -43,18 +46,20 @@ KNOWN = frozenset({"threading", "random"})
 REGISTERING = ("logging", "concurrent.futures.thread", "concurrent.futures.process")
 
 _handlers: list[tuple] = []  # (before, after_in_parent, after_in_child), registration order
-_real_register = os.register_at_fork  # the interpreter's own, given back to a forked step
+_real_register = os.register_at_fork  # the interpreter's own
 _libc_fork = None  # libc's fork, called holding the GIL; None: use os.fork
 _reseed = None  # random's after-fork callback (random._inst.seed), run before the fork
+_sealed: int | None = None  # len(sys.modules) at seal(): a module imported since -> os.fork
 
 
 def record() -> bool:
     """From now on, note the at-fork callbacks modules register, and let :func:`fork` fork
     directly; False (and :func:`fork` is ``os.fork``) where that would not be equivalent.
-    Call it once, in a single-threaded process, before importing anything else."""
+    Call it once, in a single-threaded process, before importing anything else (and
+    :func:`seal` once the imports are done)."""
     global _libc_fork
-    if _libc_fork is not None:
-        return True  # recording already
+    if _libc_fork is not None or _sealed is not None:
+        return _libc_fork is not None  # recording already, or sealed
     if not _supported() or any(m in sys.modules for m in REGISTERING):
         return False
     try:
@@ -81,6 +86,17 @@ def record() -> bool:
     return True
 
 
+def seal() -> None:
+    """Stop noting callbacks: ``os.register_at_fork`` is the interpreter's own again, so
+    that a forked step's code finds the builtin, and the steps need not put it back (a
+    change to ``os``'s namespace would cost each step ~30 page faults: every function
+    then re-specialises its ``os.`` lookups). From now on :func:`fork` is ``os.fork`` in
+    a process that imported a module since (it could have registered a callback)."""
+    global _sealed
+    os.register_at_fork = _real_register
+    _sealed = len(sys.modules)
+
+
 def _stand_in(callbacks: dict) -> bool:
     """Whether these are threading's or random's callbacks, which fork() stands in for
     (noting random's, to run before the fork); they are told by their names."""
@@ -91,11 +107,20 @@ def _stand_in(callbacks: dict) -> bool:
     name = (getattr(child, "__module__", None), getattr(child, "__qualname__", None))
     if name == ("threading", "_after_fork"):
         return True  # nothing to do with one thread
-    generator = getattr(sys.modules.get("random"), "_inst", None)
+    random = sys.modules.get("random")
+    generator = getattr(random, "_inst", None)
     if name == ("random", "Random.seed") and getattr(child, "__self__", None) is generator:
         _reseed = child  # the module's own generator, reseeded from os.urandom
+        if type(generator).seed is getattr(getattr(random, "Random", None), "seed", None):
+            _reseed = functools.partial(_seed, generator)  # what Random.seed() does, in C
         return True
     return False
+
+
+def _seed(generator) -> None:
+    """``random.Random.seed(generator)``, less its Python frame (~25 page faults a fork)."""
+    _random.Random.seed(generator)
+    generator.gauss_next = None
 
 
 def _supported() -> bool:
@@ -118,7 +143,7 @@ def active() -> bool:
     before every fork where a module's at-fork callback, which could start one, ran.
     """
     global _single
-    if _libc_fork is None:
+    if _libc_fork is None or (_sealed is not None and len(sys.modules) != _sealed):
         return False
     if _single != os.getpid() or _handlers:
         _single = os.getpid() if _threads() == 1 else None
@@ -153,8 +178,6 @@ def fork() -> int:
         for _, after_in_parent, _ in _handlers:
             _call(after_in_parent)
         raise OSError(err, os.strerror(err))
-    if pid == 0:
-        os.register_at_fork = _real_register  # the step's own code sees the builtin
     for _, after_in_parent, after_in_child in _handlers:
         _call(after_in_child if pid == 0 else after_in_parent)
     return pid

@@ -529,6 +529,7 @@ def main(modules: list[str]) -> None:
         del sys.path[0]
     done = preload(modules)
     warm_runtime.load()  # every SDK step's runtime, run once here rather than in each step
+    rawfork.seal()  # the imports are done: their at-fork callbacks are all noted
     # a Python thread started by an import may hold a lock at the fork: the controller
     # then runs these steps cold instead (threads of C libraries such as OpenBLAS, which
     # handle fork themselves, are not Python threads and do not count)
