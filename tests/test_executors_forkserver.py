@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 
 import pytest
 
 from chute.dsl.script import build_source
 from chute.executors import forkserver, warm_worker
-from chute.executors.base import LaunchSpec
-from chute.executors.local import _spec_json
+from chute.executors.base import ERROR, LaunchSpec, StepHandle
+from chute.executors.local import LocalExecutor, _spec_json
 from tests.test_executors_python import greet
 
 
@@ -52,3 +53,22 @@ def test_the_zygote_parses_a_request_only_for_a_new_source(monkeypatch):
     assert len(parsed) == 2 and len(warm_worker.INHERITED) == 2
     warm_worker.precompile(request("/h/steps/plain", None))  # a process step: nothing
     assert len(warm_worker.INHERITED) == 2
+
+
+def test_a_request_whose_rest_does_not_parse_ends_its_step_at_once(tmp_path):
+    """The fork server hands a request out on its step_dir alone; a worker that cannot
+    read the rest records the step as an ERROR (as a supervisor that cannot start)."""
+    step_dir = tmp_path / "s"
+    step_dir.mkdir()
+    (step_dir / "launch.json").write_bytes(request(str(step_dir), None))  # as launch() does
+    with LocalExecutor() as ex:
+        server = ex._ensure_server()
+        server.proc.stdin.write(b'{"step_dir": ' + json.dumps(str(step_dir)).encode()
+                                + b', "env": {not json}\n')
+        server.proc.stdin.flush()
+        handle = StepHandle(step_dir)
+        end = time.monotonic() + 10
+        while (result := ex.poll(handle)) is None and time.monotonic() < end:
+            ex.wait(0.05)
+    assert result is not None and result.outcome == ERROR
+    assert result.message.startswith("could not start supervisor: unreadable request")

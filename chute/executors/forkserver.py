@@ -46,9 +46,11 @@ import os
 import select
 import signal
 import sys
+import time
 from pathlib import Path
 
-from chute.executors import proctree, sandbox, supervisor
+from chute.executors import proctree, sandbox, stepfiles, supervisor
+from chute.executors.base import ERROR, StepResult
 
 MAX_STEPS = 1000  # steps one worker runs before it retires (bounds any slow leak)
 MAX_IDLE = 16  # idle workers kept (each holds a few MB of its own); more are retired
@@ -135,8 +137,9 @@ def _worker_main(r: int, idle_w: int) -> int:
             try:  # the fork server read only its step_dir
                 req = json.loads(line)
                 step_dir = req["step_dir"]
-            except (ValueError, KeyError, TypeError):
-                req = None  # nothing to run (the controller sends none such)
+            except (ValueError, KeyError, TypeError) as e:
+                req = None
+                _refuse(sup, line, e)
             code = 0 if req is None else supervisor.run_logged(sup, step_dir, req.get("env"),
                                                                 req.get("spec"))
             if code != 0 or sup.retire or n == MAX_STEPS - 1:
@@ -146,6 +149,26 @@ def _worker_main(r: int, idle_w: int) -> int:
             except OSError:
                 return 0  # nobody to report to: the fork server is gone
     return 0
+
+
+def _refuse(sup: supervisor.Supervisor, line: bytes, error: Exception) -> None:
+    """A request the fork server handed out whose rest does not parse (the controller
+    sends none such): its step ends at once as an ERROR, as when no supervisor can start,
+    rather than wait on a worker that took it and runs nothing."""
+    try:
+        step_dir = Path(_step_dir(line))
+        if not stepfiles.claim(step_dir, sup.me):
+            return  # taken by a supervisor: its end is that one's to record
+        message = f"could not start supervisor: unreadable request: {error}"
+        stepfiles.write_json_atomic(
+            step_dir / stepfiles.STATUS,
+            stepfiles.result_to_json(StepResult(ERROR, None, message, finished_at=time.time())),
+            sync=False,
+        )
+    except Exception:  # noqa: BLE001 - no step directory to report in
+        return
+    if sup.on_status is not None:
+        sup.on_status(step_dir)
 
 
 SUPERVISOR = supervisor.Supervisor  # the zygote runs WarmSupervisors instead
