@@ -4,11 +4,14 @@ as SQLAlchemy raises them, and WAL checkpoints left to a thread of their own."""
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -161,3 +164,47 @@ def test_a_disposed_store_stops_its_checkpoint_thread(chute_home):
     assert store._checkpointer is None
     with store.read() as s:  # still usable after dispose (the pool reconnects)
         assert s.execute(text("SELECT count(*) FROM events")).scalar() == 1
+
+
+@given(st.one_of(
+    st.dictionaries(st.text(), st.text(), max_size=5),
+    st.lists(st.text(), max_size=5),
+    st.dictionaries(st.text(), st.one_of(st.text(), st.integers(), st.none(),
+                                         st.lists(st.text(), max_size=2)), max_size=4),
+    st.lists(st.one_of(st.text(), st.integers(), st.dictionaries(st.text(), st.text())),
+             max_size=4)))
+def test_node_json_columns_are_encoded_exactly_as_json_dumps(value):
+    assert q._json_text(value) == json.dumps(value)
+
+
+def test_node_objects_are_written_as_their_row_dicts_would_be(store):
+    from chute.engine.nodes import Node
+
+    def rows(uid: str) -> list[tuple]:
+        with store.write_conn() as conn:
+            raw = conn.connection.driver_connection
+            return [r[1:] for r in raw.execute(
+                f"SELECT workflow_uid, node_id, {', '.join(q.NODE_COLUMNS)} FROM nodes "
+                "WHERE workflow_uid = ? ORDER BY pk", (uid,))]
+
+    with store.write() as s:
+        for uid in ("a", "b"):
+            q.create_workflow(s, WorkflowRow(uid=uid, name=uid, namespace="default",
+                                             kind="Workflow", spec={}, arguments={},
+                                             phase="Running", created_at=1.0,
+                                             suspended=False, labels={}, outputs={}))
+    nodes = [Node(id="n1", name="w.n1", display_name="n1", type="Pod", phase="Running",
+                  children=["n2", "é\"x"], inputs={"parameters": [{"name": "p", "value": "1"}]},
+                  outputs={"exitCode": "0", "result": "ünï"}, exit_code=0, started_at=2.5,
+                  attempt=1, step_dir="/s/n1", cached=True),
+             Node(id="n2", name="w.n2", display_name="n2", type="DAG", phase="Pending")]
+    with store.write_conn() as conn:
+        q.write_node_objects(conn, "a", nodes, [])
+        q.insert_nodes(conn, "b", [n.to_row() for n in nodes])
+    assert rows("a") == rows("b") and len(rows("a")) == 2
+    nodes[1].phase, nodes[1].message, nodes[1].children = "Succeeded", "done", ["n1"]
+    with store.write_conn() as conn:
+        q.write_node_objects(conn, "a", [], [nodes[1]])
+        q.update_nodes(conn, "b", [nodes[1].to_row()])
+    assert rows("a") == rows("b")
+    assert rows("a")[1][5] == "Succeeded"

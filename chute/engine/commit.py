@@ -63,8 +63,7 @@ def write_decisions(s, owner: str, decisions: list[tuple[Run, Any]],
     q.record_launches(s, owner, [(r.uid, req.node_id, req.attempt) for r, req in starting],
                       now)
     for run, d in decisions:
-        q.insert_nodes(s, run.uid, [n.to_row() for n in d.new_nodes])
-        q.update_nodes(s, run.uid, [n.to_row() for n in d.changed_nodes])
+        q.write_node_objects(s, run.uid, d.new_nodes, d.changed_nodes)
         q.record_events(s, d.events)
         q.cache_put(s, d.cache_writes)
         if d.workflow:

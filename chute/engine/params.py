@@ -53,10 +53,11 @@ def resolve_inputs(
     out: dict[str, Any] = {}
     if params:
         out["parameters"] = params
-    arts = _resolve_input_artifacts(tmpl, arguments, layered(
-        {f"inputs.parameters.{p['name']}": p["value"] for p in params}, ctx))
-    if arts:
-        out["artifacts"] = arts
+    if (tmpl.get("inputs") or {}).get("artifacts"):  # most templates declare none
+        arts = _resolve_input_artifacts(tmpl, arguments, layered(
+            {f"inputs.parameters.{p['name']}": p["value"] for p in params}, ctx))
+        if arts:
+            out["artifacts"] = arts
     return out
 
 

@@ -546,9 +546,12 @@ class RunState:
         for p in (node.outputs or {}).get("parameters") or []:
             if p.get("globalName") and p.get("value") is not None:
                 self.set_global_output(p["globalName"], p["value"])
+        arts = (node.outputs or {}).get("artifacts")
+        if not arts:  # most pods (every succeeded pod comes here)
+            return
         tmpl = self.pods.templates.get(node.id, ({}, None))[0]
         declared = {a["name"]: a for a in ((tmpl.get("outputs") or {}).get("artifacts") or [])}
-        for a in (node.outputs or {}).get("artifacts") or []:
+        for a in arts:
             g = a.get("globalName") or (declared.get(a.get("name")) or {}).get("globalName")
             if g:
                 self.globals[f"workflow.outputs.artifacts.{g}"] = json.dumps(a)

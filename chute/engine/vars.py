@@ -153,7 +153,7 @@ def input_vars(inputs: Mapping[str, Any]) -> dict[str, str]:
     """``inputs.parameters.X`` (and the JSON list ``inputs.parameters``) of a node."""
     params = inputs.get("parameters") or []
     out = {f"inputs.parameters.{p['name']}": p.get("value", "") for p in params}
-    out["inputs.parameters"] = json.dumps(params)
+    out["inputs.parameters"] = json.dumps(params) if params else "[]"
     for a in inputs.get("artifacts") or []:
         if a.get("path"):
             out[f"inputs.artifacts.{a['name']}.path"] = a["path"]
