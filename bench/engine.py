@@ -13,6 +13,14 @@ CPU ms per step (steadier than wall time on a loaded machine): ``controller_cpu`
 process, all threads) and ``supervisor_cpu`` (from each step's status.json; the ``sh``
 itself not counted).
 Targets (issue 3): overhead < 5 ms/step, the 10k fan-out < 60 s on 2 cores, RSS < 300 MB.
+
+``--controller`` measures the controller alone, as it runs beside reused workers: the
+same shapes on :class:`~chute.engine.fake.ReportingFakeExecutor`, each attempt taking
+``--step-ms`` (0.3, a reused worker's no-op step) on a thread and its end pushed as the
+real executors push theirs, so the controller sleeps and wakes as in a real run. Home on
+``/dev/shm`` when writable (the disk is another figure). Printed per shape, median of
+``--repeat`` runs: wall ms per step, the driver thread's CPU ms per step, and turns,
+commits and waits per step.
 """
 
 from __future__ import annotations
@@ -105,13 +113,84 @@ def run_engine(doc: dict, home: Path, max_running: int, fake: bool = False
     return wall, phase, {"controller": cpu, "supervisors": sup}
 
 
+def run_controller(doc: dict, home: Path, max_running: int, step_s: float) -> dict[str, float]:
+    """One run on the reporting fake executor: wall and driver-thread CPU seconds, and
+    the controller's turns, commits and waits."""
+    from chute.engine import controller as controller_module
+    from chute.engine.fake import ReportingFakeExecutor
+
+    settings = load_settings({"CHUTE_HOME": str(home)}).ensure()
+    store = open_store(settings)
+    row = submit(store, load_resource(doc))
+    executor = ReportingFakeExecutor(seconds=step_s)
+    ctl = Controller(store, settings, executor, max_running=max_running)
+    counts = {"turns": 0, "commits": 0}
+    turn, commit = ctl.turn, controller_module.commit_decisions
+
+    def counted_turn():
+        counts["turns"] += 1
+        return turn()
+
+    def counted_commit(*a, **k):
+        counts["commits"] += 1
+        return commit(*a, **k)
+
+    ctl.turn = counted_turn
+    controller_module.commit_decisions = counted_commit
+    import gc
+
+    gc.collect()
+    t0, c0 = time.perf_counter(), time.thread_time()
+    try:
+        ctl.run_until_done([row.uid])
+    finally:
+        wall, cpu = time.perf_counter() - t0, time.thread_time() - c0
+        controller_module.commit_decisions = commit
+        ctl.close()
+        executor.close()
+        store.dispose()
+    return {"wall": wall, "cpu": cpu, "waits": executor.waits, **counts}
+
+
+def controller_main(args) -> None:
+    """``--controller``: the controller alone, per shape (see the module docstring)."""
+    import statistics
+
+    base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+    for label, doc, n in (("dag", dag(args.dag), args.dag), ("chain", chain(args.chain), args.chain),
+                          ("fanout", fanout(args.fanout), args.fanout)):
+        if n <= 0:
+            continue
+        runs = []
+        for _ in range(args.repeat):
+            with tempfile.TemporaryDirectory(dir=base) as tmp:
+                runs.append(run_controller(doc, Path(tmp), args.max_running, args.step_ms / 1000))
+        med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        print(label, json.dumps({
+            "steps": n, "step_ms": args.step_ms,
+            "wall_ms_per_step": round(1000 * med["wall"] / n, 3),
+            "driver_cpu_ms_per_step": round(1000 * med["cpu"] / n, 3),
+            "driver_cpu_ms_per_step_all": [round(1000 * r["cpu"] / n, 3) for r in runs],
+            "turns_per_step": round(med["turns"] / n, 2),
+            "commits_per_step": round(med["commits"] / n, 2),
+            "waits_per_step": round(med["waits"] / n, 2),
+            "load": round(os.getloadavg()[0], 1)}), flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--dag", type=int, default=1000)
     ap.add_argument("--chain", type=int, default=1000)
     ap.add_argument("--fanout", type=int, default=10000)
     ap.add_argument("--max-running", type=int, default=max(16, 8 * (os.cpu_count() or 2)))
+    ap.add_argument("--controller", action="store_true",
+                    help="the controller alone, on the reporting fake executor")
+    ap.add_argument("--step-ms", type=float, default=0.3, help="--controller: each step's time")
+    ap.add_argument("--repeat", type=int, default=3, help="--controller: runs per shape")
     args = ap.parse_args()
+    if args.controller:
+        controller_main(args)
+        return
     results = {"cpus": os.cpu_count(), "max_running": args.max_running}
     with tempfile.TemporaryDirectory() as tmp:
         for label, doc, n, conc in (
