@@ -116,5 +116,7 @@ def test_long_attempts_are_gathered_for_the_configured_coalesce(store, monkeypat
         executor.close()
     assert ctl.attempt_seconds is not None and ctl.attempt_seconds >= 0.03
     assert ctl.coalesce_seconds() == ctl.coalesce == 0.005
-    # saturated (12 tasks, 4 slots): ends gathered, fewer commits than attempts
-    assert counts["commits"] < 13, counts
+    # saturated (12 tasks, 4 slots): the 4 attempts of a wave end together and are
+    # gathered after the first end into one turn: one commit a wave (the adoption's,
+    # the root's end, 3 waves), not one per attempt (13)
+    assert counts["commits"] <= 7, counts

@@ -526,15 +526,17 @@ class Controller:
         running = sum(len(r.handles) for r in self.runs.values())
         wait = getattr(self.executor, "wait", None)
         if wait is not None and running:
-            if self.queue and self.running >= self.max_running:
-                # saturated: a slot refilled a little later changes little, and one turn
-                # (one commit) for several ends costs much less than a turn for each
-                time.sleep(self.coalesce_seconds())
             delay = self.sweep_every
             timers = [t for r in self.runs.values() if (t := r.state.next_timer()) is not None]
             if timers:
                 delay = min(delay, min(timers) - self.clock())
             wait(max(0.0, delay))
+            if self.queue and self.running >= self.max_running:
+                # saturated: a slot refilled a little later changes little, and one turn
+                # (one commit) for several ends costs much less than a turn for each. The
+                # first end is in (or the wait timed out): gather those that follow it
+                # (gathering before it, as this did, held nothing back but the wake-up)
+                time.sleep(self.coalesce_seconds())
             return
         # few steps running: poll fast (latency of a chain); many: poll gently (CPU)
         delay = min(self.poll_interval, 0.002) if 0 < running <= 8 else self.poll_interval
