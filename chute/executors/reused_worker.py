@@ -14,7 +14,8 @@ steps')::
               "source": "..." (the first time this worker sees N), "env": {...} (the
               controller's environment, when it changed), "last": true (retire after)}
     reply    {"step_dir": ..., "exit_code": N, "started_at": T, "finished_at": T,
-              "result": "...", "outputs": {...}, "cpu": s, "retiring": "why" or absent}
+              "result": "...", "outputs": {...}, "cpu": s, "retiring": "why" or absent,
+              "tmp": "..." (a new private /tmp's directory, for the pool to remove)}
              or {"step_dir": ..., "error": "..."} (the step could not be started)
 
 A step gets what a process step gets (:mod:`chute.executors.supervisor`): its log lines
@@ -24,11 +25,13 @@ are pipes read by one pump thread, so a subprocess's output and C code's reach t
 too; ``sys.std*`` new for each step; the controller's environment at launch plus the
 step's ``env``; ``sys.argv``, ``sys.path[0]``, a fresh ``__main__``; working directory
 ``working_dir`` (default the step directory); exit code of ``SystemExit``, an uncaught
-exception's traceback on stderr and 1; the same private ``/tmp``: this process made its
-own mount namespace once at start, and for each step mounts ``step_dir/root/tmp`` over
-``/tmp`` (:meth:`chute.executors.sandbox.Plan.mount_light`, host paths the step is handed
-bound back in) and unmounts it after, so the outputs are where a process step leaves
-them (``step_dir/root/...``) and nothing is moved or emptied. A step whose private paths
+exception's traceback on stderr and 1; a private ``/tmp``, empty at its start: this
+process made its own mount namespace at start and binds a scratch directory over
+``/tmp`` once (:mod:`chute.executors.worker_tmp`: host paths under ``/tmp`` the step is
+handed are bound back in for that step); after the step what it left there is moved to
+``step_dir/root/tmp``, so the outputs are where a process step leaves them. Unlike a
+process step without private paths (which sees the host's), every step here gets the
+private ``/tmp``, as in its container. A step whose private paths
 need more than that (another top, volumes, a new root) never comes here: the pool sends
 it to the fork path (:func:`chute.executors.worker_pool.eligible`).
 
@@ -40,7 +43,8 @@ the next step): a thread it started (non-daemon ones are joined first, as at int
 exit), a child process still alive (killed, as a container's end kills them), an
 ``atexit`` handler registered (all of them are run, as at exit), a signal handler
 (through ``signal.signal``), mask or timer it set, fds 0-2 closed or replaced, a
-non-zero exit or an uncaught exception, a failed unmount, or the pool's ``max_steps``.
+non-zero exit or an uncaught exception, a private ``/tmp`` that could not be emptied or
+unbound, or the pool's ``max_steps``.
 
 Known differences from the fork path (documented for users of ``reuse_worker``):
 
@@ -71,7 +75,6 @@ from __future__ import annotations
 import _signal
 import atexit
 import builtins
-import errno
 import fcntl
 import gc
 import io
@@ -86,10 +89,10 @@ import threading
 import time
 import types
 import warnings
-from pathlib import Path
 
 from chute.executors import proctree, sandbox, warm_runtime, warm_worker
 from chute.executors.worker_io import LazyLog, Pump, fresh_stdio
+from chute.executors.worker_tmp import PrivateTmp
 
 HANDLED = frozenset(warm_worker.ALL_SIGNALS - {signal.SIGKILL, signal.SIGSTOP})
 # the file name steps' code is compiled under, once per source (renaming it to each step's
@@ -145,14 +148,14 @@ def _track_signals() -> None:
 class Worker:
     """This process's state between steps, and how it runs one (:meth:`run`)."""
 
-    def __init__(self, pump: Pump, home: str) -> None:
+    def __init__(self, pump: Pump, home: str, tmp: PrivateTmp) -> None:
         self.pump = pump
         self.home = home
+        self.tmp = tmp
         self.sources: dict[int, tuple[str, list[str], tuple | None]] = {}
         self.base_env: dict[str, str] = dict(os.environ)
         self.base_data = dict(os.environ._data)  # type: ignore[attr-defined]
         self.stdio_cache: dict[tuple[str, bool], tuple] = {}
-        self.unsettled: sandbox.Plan | None = None  # the last step's view, still mounted
         self.baseline()
 
     def baseline(self) -> None:
@@ -170,7 +173,9 @@ class Worker:
         self.filters = list(warnings.filters)
         self.umask = os.umask(0o022)
         os.umask(self.umask)
-        self.stdfds = [os.fstat(fd).st_ino for fd in (0, 1, 2)]  # /dev/null, the pump's pipes
+        # /dev/null, the pump's pipes, the host's /tmp (through which our file work goes)
+        self.fds = (0, 1, 2, self.tmp.host_fd)
+        self.stdfds = [os.fstat(fd).st_ino for fd in self.fds]
 
     # -- requests
 
@@ -203,84 +208,85 @@ class Worker:
 
     def run(self, spec: dict, source: str, lines: list[str], entry, last: bool) -> dict:
         cpu0 = time.process_time()
-        if self.unsettled is not None and not self.settle():  # (main() settles after replies)
-            return {"step_dir": spec["step_dir"], "error": "reused worker: unmount failed",
-                    "retiring": "unmount failed"}
-        step_dir = Path(spec["step_dir"])
-        script = spec["step_dir"] + "/script"
+        tmp = self.tmp
+        sd = spec["step_dir"]
+        hsd = tmp.host(sd)  # the step directory, as this process reaches it
+        script = sd + "/script"
         step_env = spec.get("env") or {}
         env = {**self.base_env, **step_env}
-        root = spec["step_dir"] + "/root"
         try:
-            os.mkdir(spec["step_dir"])
+            os.mkdir(hsd)
         except FileExistsError:
-            if os.path.lexists(root):  # an attempt lost with its controller: start afresh
-                shutil.rmtree(root, ignore_errors=True)
+            if os.path.lexists(hsd + "/root"):  # an attempt lost with its controller:
+                shutil.rmtree(hsd + "/root", ignore_errors=True)  # start afresh
         except FileNotFoundError:
-            step_dir.mkdir(parents=True, exist_ok=True)
-        plan = sandbox.plan_for({**spec, "script_source": source}, env,
-                                [sys.executable, script], enabled=True)
-        sink = LazyLog(spec["log_path"], spec["step_dir"] + "/stdout",
-                        list(spec.get("secret_values") or []))
+            os.makedirs(hsd, exist_ok=True)
+        reply: dict = {"step_dir": sd}
         try:
-            if plan.private_tops and not plan.light:  # the pool sends none such (eligible())
-                raise OSError(f"private paths need a new root: {plan.private_tops}")
-            plan.prepare()
-            if plan.is_private(spec["log_path"]):
-                sink.hold_dir()
+            made = tmp.ensure(sd)
+        except OSError as e:
+            return {**reply, "error": f"reused worker: no private /tmp: {e}",
+                    "retiring": "no private /tmp"}
+        if made:
+            reply["tmp"] = made  # the pool removes it when this worker is gone
+        # every step gets the private /tmp (as in its container); what it is handed
+        # under the host's /tmp is re-shared into it
+        plan = sandbox.plan_for(
+            {**spec, "script_source": source,
+             "private_paths": [*(spec.get("private_paths") or []), "/tmp"]},
+            env, [sys.executable, script], enabled=True, reach=tmp.host)
+        sink = LazyLog(tmp.host(spec["log_path"]), hsd + "/stdout",
+                       list(spec.get("secret_values") or []))
+        try:
+            if plan.private_tops != ["tmp"] or plan.overlays or plan.volumes:
+                raise OSError(f"private paths outside /tmp: {plan.private_tops}")  # (eligible())
+            tmp.place(plan.input_files)
+            tmp.expose(plan.expose)
         except OSError as e:
             sink.close()
-            return {"step_dir": spec["step_dir"], "error": f"could not prepare step files: {e}"}
+            reply["error"] = f"could not prepare step files: {e}"
+            if not self._clear(None):
+                reply["retiring"] = "private /tmp"
+            return reply
         retiring = "last step" if last else None
         started = time.time()
         with self.pump.lock:
             self.pump.sink = sink
-        try:
-            plan.mount_light()
-        except OSError as e:
-            self._unmount(plan)
-            with self.pump.lock:
-                self.pump.sink = None
-            sink.close()
-            return {"step_dir": spec["step_dir"], "error": f"could not start step: {e}",
-                    "retiring": "mount failed"}
         for k, v in step_env.items():
             os.environ[k] = v
         code = self._run_step(spec, script, source, lines, entry, env, plan)
         why = self._restore(step_env)
         retiring = retiring or why or (f"exit code {code}" if code else None)
-        # the outputs are host files, found the same through the view (the step directory,
-        # if under /tmp, is bound back in): collected now, unmounted after the reply
-        outputs = plan.collect(spec.get("output_paths") or [])
+        # what the step left in /tmp goes to step_dir/root/tmp: its outputs are then where
+        # a process step's are (Plan.host_path), and the next step's /tmp is empty
+        if not self._clear(hsd + "/root"):
+            retiring = retiring or "private /tmp"
+        outputs = {p: f"{sd}/root{p}" for p in spec.get("output_paths") or []
+                   if os.path.lexists(f"{hsd}/root{p}")}
         for stream in (b"stdout", b"stderr"):
             sink.feed(stream, b"", final=True)
         sink.close()
-        self.unsettled = plan
         if spec.get("secret_values"):
-            if not self.settle():
-                retiring = retiring or "unmount failed"
             # what the controller does after a process step from its launch.json (which a
             # reused step has not): no file of the step directory keeps a secret
             from chute.engine.secrets_env import scrub_step_dir
 
-            scrub_step_dir(step_dir, spec["secret_values"])
-        reply = {"step_dir": spec["step_dir"], "exit_code": code, "started_at": started,
-                 "finished_at": time.time(), "result": sink.result(), "outputs": outputs,
-                 "cpu": round(time.process_time() - cpu0, 6)}
+            scrub_step_dir(hsd, spec["secret_values"])
+        reply.update(exit_code=code, started_at=started, finished_at=time.time(),
+                     result=sink.result(), outputs=outputs,
+                     cpu=round(time.process_time() - cpu0, 6))
         if retiring:
             reply["retiring"] = retiring
         return reply
 
-    def settle(self) -> bool:
-        """Unmount the last step's view and remove its mount points: after the reply, so
-        that the controller need not wait for it (an unmount waits for an RCU grace
-        period: ~30 us on a quiet machine, 0.5 ms and more on a busy one). False if it
-        failed: the worker then retires."""
-        plan, self.unsettled = self.unsettled, None
-        if plan is None:
-            return True
-        ok = self._unmount(plan)
-        plan.cleanup()
+    def _clear(self, root: str | None) -> bool:
+        """After a step: unbind what it was handed, then empty its /tmp into ``root``
+        (None: drop it). False if that failed: the worker then retires."""
+        ok = self.tmp.unexpose()
+        try:
+            self.tmp.empty(root)
+        except OSError:
+            return False
         return ok
 
     def _run_step(self, spec, script, source, lines, entry, env, plan) -> int:
@@ -365,10 +371,10 @@ class Worker:
             self.left.append("child processes")
             _kill_children()
         try:
-            if [os.fstat(fd).st_ino for fd in (0, 1, 2)] != self.stdfds:
-                self.left.append("fds 0-2 replaced")
+            if [os.fstat(fd).st_ino for fd in self.fds] != self.stdfds:
+                self.left.append("fds 0-2 or the worker's replaced")
         except OSError:
-            self.left.append("fds 0-2 closed")
+            self.left.append("fds 0-2 or the worker's closed")
         self.pump.drain()
         with self.pump.lock:
             self.pump.sink = None
@@ -415,13 +421,6 @@ class Worker:
             _set_signals.clear()
         return why
 
-    def _unmount(self, plan: sandbox.Plan) -> bool:
-        try:
-            plan.unmount_light()
-            return True
-        except OSError as e:  # EINVAL: not mounted (mount_light failed half-way)
-            return e.errno == errno.EINVAL
-
 
 def main(modules: list[str]) -> None:
     """Entry point: private mount namespace, imports, runtime, ready; then serve."""
@@ -431,9 +430,10 @@ def main(modules: list[str]) -> None:
     os.close(null)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is the controller's to handle
     proctree.become_subreaper()  # a step's orphans stay ours: found and killed after it
-    namespace = None
+    namespace = tmp = None
     try:
         sandbox.unshare_private()  # before any thread: a user namespace needs one thread
+        tmp = PrivateTmp()  # (the host's /tmp held before anything is mounted over it)
     except OSError as e:
         namespace = str(e)
     out_r, out_w = os.pipe()
@@ -452,7 +452,7 @@ def main(modules: list[str]) -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)  # as a fresh interpreter
     _track_signals()
     os.chdir("/")
-    worker = Worker(pump, "/")
+    worker = Worker(pump, "/", tmp or PrivateTmp())
     out = os.fdopen(out_fd, "wb")
     ready = {"ready": True, "pid": os.getpid(), "modules": done, "namespace": namespace}
     out.write(json.dumps(ready).encode() + b"\n")
@@ -464,9 +464,10 @@ def main(modules: list[str]) -> None:
         reply = worker.handle(json.loads(line))
         out.write(json.dumps(reply).encode() + b"\n")
         out.flush()
-        if reply.get("retiring") or not worker.settle():
+        if reply.get("retiring"):
             break
     _kill_children()
+    worker.tmp.close()
     os._exit(0)  # no interpreter shutdown: atexit handlers were the steps' and are run
 
 

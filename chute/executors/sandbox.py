@@ -58,6 +58,7 @@ import functools
 import os
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -153,6 +154,16 @@ def _unshare_mounts() -> None:
         f.write(f"{uid} {uid} 1")
     with open("/proc/self/gid_map", "w") as f:
         f.write(f"{gid} {gid} 1")
+
+
+def bind(src: str, target: str) -> None:
+    """Bind-mount ``src`` (with what is mounted below it) onto ``target``."""
+    _mount(src, target, None, MS_BIND | MS_REC)
+
+
+def unmount(target: str) -> None:
+    """Unmount ``target``, lazily if it is busy (see :func:`_umount`)."""
+    _umount(target)
 
 
 def unshare_private() -> None:
@@ -376,26 +387,13 @@ class Plan:
 
     def mount_light(self) -> None:
         """In a private mount namespace (:func:`unshare_private`): mount the private tops
-        (``step_dir/root/<top>`` over ``/<top>``) with the host paths to re-share inside.
-        The reused workers (:mod:`chute.executors.reused_worker`) do this for each step,
-        and :meth:`unmount_light` after it."""
+        (``step_dir/root/<top>`` over ``/<top>``) with the host paths to re-share inside."""
         # host paths to re-share go onto their mount points in step_dir/root/<top>
         # first, so that binding that directory over /<top> (recursively) takes them
         for src in self._top_exposes():
             _mount(src, str(self.host_path(src)), None, MS_BIND | MS_REC)
         for top in self.private_tops:
             _mount(str(self.root / top), "/" + top, None, MS_BIND | MS_REC)
-
-    def unmount_light(self) -> None:
-        """Undo :meth:`mount_light`: the host's tops show again, then the re-shared paths'
-        mounts (inside ``step_dir/root``, reachable again only now) go."""
-        exposes = self._top_exposes()[::-1]
-        for src in exposes:  # their copies in the view first: a mount with none below
-            _umount(src)  # it unmounts at once, not lazily
-        for top in self.private_tops:
-            _umount("/" + top)
-        for src in exposes:
-            _umount(str(self.host_path(src)))
 
     def _top_exposes(self) -> list[str]:
         return [e for e in self.expose if any(_under(e, t) for t in self.private_tops)]
@@ -447,9 +445,12 @@ class Plan:
 
 
 def plan_for(
-    spec: dict, env: dict[str, str], argv: list[str], *, enabled: bool | None = None
+    spec: dict, env: dict[str, str], argv: list[str], *, enabled: bool | None = None,
+    reach: Callable[[str], str] | None = None,
 ) -> Plan:
-    """The filesystem plan for a launch spec (launch.json form)."""
+    """The filesystem plan for a launch spec (launch.json form). ``reach`` maps a host
+    path to how this process reaches it (a reused worker's own /tmp hides the host's:
+    :meth:`chute.executors.worker_tmp.PrivateTmp.host`)."""
     step_dir = Path(spec["step_dir"])
     inputs = dict(spec.get("input_files") or {})
     volumes = [os.path.normpath(v) for v in spec.get("volume_mounts") or [] if os.path.isabs(v)]
@@ -466,7 +467,7 @@ def plan_for(
                 volumes=volumes)
     plan.overlays = _overlays(step_dir, [p for p in paths if top_of(p) in SYSTEM_TOPS])
     if enabled:
-        plan.expose = _exposed(plan, paths, spec, env, argv)
+        plan.expose = _exposed(plan, paths, spec, env, argv, reach or _same)
     return plan
 
 
@@ -508,8 +509,13 @@ def _paths_in(text: str) -> tuple[str, ...]:
     return tuple(_PATHLIKE.findall(text))
 
 
+def _same(path: str) -> str:
+    return path
+
+
 def _exposed(
-    plan: Plan, private: list[str], spec: dict, env: dict[str, str], argv: list[str]
+    plan: Plan, private: list[str], spec: dict, env: dict[str, str], argv: list[str],
+    reach: Callable[[str], str] = _same,
 ) -> list[str]:
     """Host paths under private tops that the step is handed and must still see.
 
@@ -539,9 +545,10 @@ def _exposed(
         if top is None:
             continue  # not hidden by the private view, or a private top itself
         depth = top.count("/") + 1  # /tmp/a: one level below the top
-        while c.count("/") > depth and not os.path.lexists(c):
+        while c.count("/") > depth and not os.path.lexists(reach(c)):
             c = os.path.dirname(c)  # reach a file to be created through its directory
-        if not os.path.lexists(c) or (c.count("/") == depth and not os.path.isdir(c)):
+        if not os.path.lexists(reach(c)) or (c.count("/") == depth
+                                             and not os.path.isdir(reach(c))):
             continue  # e.g. /tmp/x.txt: a scratch file, private to the step
         if any(p == c or p.startswith(c + "/") for p in private):
             continue  # re-sharing it would share a private path

@@ -80,24 +80,12 @@ class LazyLog(LogSink):
     def __init__(self, path: str, stdout_path: str, secrets: list[str]) -> None:
         self.path = path
         self._fd: int | None = None
-        self.dir_fd: int | None = None
         super().__init__(-1, stdout_path, secrets)  # type: ignore[arg-type] - os.open takes it
-
-    def hold_dir(self) -> None:
-        """Open the log's directory now, before the step's private view hides it (a log
-        under /tmp): the file is then made there, not in the step's /tmp."""
-        directory = os.path.dirname(self.path)
-        os.makedirs(directory, exist_ok=True)
-        self.dir_fd = os.open(directory, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
 
     @property  # type: ignore[override]
     def log_fd(self) -> int:
         if self._fd is None:
             flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
-            if self.dir_fd is not None:
-                self._fd = os.open(os.path.basename(self.path), flags, 0o644,
-                                   dir_fd=self.dir_fd)
-                return self._fd
             try:
                 self._fd = os.open(self.path, flags, 0o644)
             except FileNotFoundError:
@@ -111,10 +99,9 @@ class LazyLog(LogSink):
 
     def close(self) -> None:
         super().close()
-        for fd in (self._fd, self.dir_fd):
-            if fd is not None:
-                os.close(fd)
-        self._fd = self.dir_fd = None
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd = None
 
 
 def fresh_stdio(enc: str, unbuffered: bool) -> tuple:

@@ -35,6 +35,7 @@ import functools
 import heapq
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -111,6 +112,7 @@ class _Proc:
         self.steps = 0
         self.sources: set[int] = set()
         self.env_sent: bytes | None = None
+        self.tmp: str | None = None  # its private /tmp's directory: removed when it is gone
         self.gone = False  # retiring, killed or dead: never handed another step
         self.reader = threading.Thread(target=self._read, name="chute-worker-replies",
                                        daemon=True)
@@ -330,6 +332,8 @@ class WorkerPool:
         with self._lock:
             job, w.job = w.job, None
             self.cpu += float(data.get("cpu") or 0.0)
+            if "tmp" in data:
+                w.tmp = data["tmp"]
             if job is not None and not job.done:
                 self._finish(job, self._result(job, data))
             kill = job is not None and job.stop is not None
@@ -348,6 +352,8 @@ class WorkerPool:
             # after the grace a stop gives, for what took its SIGTERM
             grace = max(job.spec.grace_seconds, 0.0) if job.stop is not None else 0.0
             proctree.kill_step(w.pid, scan=True, grace=grace, give_up=2.0)
+        if w.tmp:  # (a worker that exits cleanly removes it itself)
+            shutil.rmtree(w.tmp, ignore_errors=True)
         with self._lock:
             job, w.job = w.job, None
             self._retire(w)

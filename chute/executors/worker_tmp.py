@@ -1,0 +1,249 @@
+"""A reused worker's private ``/tmp``: mounted once, emptied into each step's directory.
+
+A process step with private paths gets its own ``/tmp`` (``step_dir/root/tmp``, by a
+mount namespace made for it: :mod:`chute.executors.sandbox`). A reused worker
+(:mod:`chute.executors.reused_worker`) gives its steps the same without a mount per step
+(a mount and an unmount take the kernel's global mount lock, and an unmount waits for an
+RCU grace period: 0.3-0.5 ms of a step's cost): at its first step it binds a *scratch*
+directory of its own over ``/tmp``, once, and for each step
+
+* places the step's input files in it (:meth:`PrivateTmp.place`);
+* runs the step, which sees the scratch as ``/tmp``;
+* moves everything the step left there to ``step_dir/root/tmp`` (:meth:`PrivateTmp.empty`):
+  the outputs land exactly where a process step's do (``Plan.host_path``), the rest of
+  its ``/tmp`` with them as for a process step, and the next step finds ``/tmp`` empty.
+  A move is a ``rename`` of each top-level entry; both ends are reached through the
+  host's mount tree (never through the ``/tmp`` mount: a rename across two mounts fails
+  with ``EXDEV`` even on one file system), and where it still fails (another file
+  system) the entry is copied, then removed.
+
+The scratch lives beside the step directories, on their file system, so that the moves
+are renames: ``<grandparent of step_dir>/.chute-workers/<pid>-<random>`` (for the engine
+``$CHUTE_HOME/steps/.chute-workers/...``; the parent if the grandparent is ``/`` or not
+writable). It is made again (and ``/tmp`` bound again) if it was deleted, or if a step
+directory is on another file system. The pool removes it when its worker is gone (the
+worker reports it in a reply: ``"tmp"``), the worker on a clean exit, and a new scratch
+sweeps those of dead workers (a controller killed with its workers).
+
+The host's own ``/tmp`` stays reachable: an ``O_PATH`` fd of it, opened before anything is
+mounted over it, and its ``/proc/self/fd/N`` link (:meth:`PrivateTmp.host`), through which
+the worker does its own file work under the host's ``/tmp`` (step directories, logs,
+inputs, secrets scrubbing: tests put them in temporary directories). A host path under
+``/tmp`` that the *step* is handed (its step directory, a path in its argv, script or
+environment: ``sandbox``'s re-shared paths) is bound into the scratch at its own path for
+that step only (:meth:`PrivateTmp.expose`), and unmounted after it: rare outside tests.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+from chute.executors import sandbox
+
+WORKERS_DIR = ".chute-workers"
+
+
+class PrivateTmp:
+    """This worker's ``/tmp`` (see the module docstring). Made in the worker's own mount
+    namespace before anything is mounted over ``/tmp``."""
+
+    def __init__(self) -> None:
+        self.host_fd = os.open("/tmp", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.host_tmp = f"/proc/self/fd/{self.host_fd}"  # the host's /tmp, below our mount
+        self.path: str | None = None  # the scratch directory's host path (the pool's)
+        self.scratch = ""  # the same, as this process reaches it
+        self.fd: int | None = None  # the scratch (to notice that it was deleted)
+        self.dev = -1  # its file system
+        self.mounts: list[str] = []  # this step's exposed paths, bound into the scratch
+        self.skeleton: list[str] = []  # mount points made for them
+
+    def host(self, path: str) -> str:
+        """How this process reaches the host's ``path``: under ``/tmp``, through the fd."""
+        if path.startswith("/tmp/"):
+            return self.host_tmp + path[4:]
+        return self.host_tmp if path == "/tmp" else path
+
+    # -- the scratch directory
+
+    def ensure(self, step_dir: str) -> str | None:
+        """Have ``/tmp`` show a scratch directory on ``step_dir``'s file system (which
+        exists); the new scratch's host path if one was made, else None. Raises OSError if
+        none can be made (nothing is then mounted over ``/tmp``)."""
+        if self.fd is not None and os.fstat(self.fd).st_nlink and \
+                os.stat(self.host(step_dir)).st_dev == self.dev:
+            return None  # (two syscalls a step)
+        self.close()
+        parent = os.path.dirname(step_dir)
+        bases = [b for b in (os.path.dirname(parent), parent) if b != "/"] or [parent]
+        error: OSError | None = None
+        for base in bases:
+            try:
+                self._make(base)
+                break
+            except OSError as e:
+                error = e
+        else:
+            assert error is not None
+            raise error
+        try:
+            sandbox.bind(self.scratch, "/tmp")
+        except OSError:
+            self.close()
+            raise
+        return self.path
+
+    def _make(self, base: str) -> None:
+        top = f"{base}/{WORKERS_DIR}"
+        try:
+            os.mkdir(self.host(top), 0o700)  # the scratch is 1777, as /tmp: not this
+        except FileExistsError:
+            pass
+        _sweep(self.host(top))
+        made = tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=self.host(top))
+        os.chmod(made, 0o1777)
+        self.path = f"{top}/{os.path.basename(made)}"
+        self.scratch = made
+        self.fd = os.open(made, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.dev = os.fstat(self.fd).st_dev
+
+    def close(self) -> None:
+        """Unmount and remove the scratch (if any): ``/tmp`` is the host's again."""
+        if self.fd is None:
+            return
+        try:
+            sandbox.unmount("/tmp")
+        except OSError:
+            pass  # EINVAL: not mounted (ensure() failed half-way)
+        os.close(self.fd)
+        shutil.rmtree(self.scratch, ignore_errors=True)  # through the host's tree: no
+        self.fd, self.path, self.scratch = None, None, ""  # mount inside it is crossed
+
+    # -- one step
+
+    def place(self, inputs: dict[str, str]) -> None:
+        """Copy each input (step path under ``/tmp`` -> host file or directory) into the
+        scratch, as ``Plan.prepare`` places them (a copy: a step may change its inputs)."""
+        for dest, src in inputs.items():
+            if not dest.startswith("/tmp/"):  # the pool sends no other (eligible())
+                raise OSError(f"input outside /tmp: {dest}")
+            target = self.scratch + os.path.normpath(dest)[4:]
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            src = self.host(src)
+            if os.path.isdir(src):
+                shutil.copytree(src, target, dirs_exist_ok=True)
+            else:
+                shutil.copy2(src, target)  # with its mode: a tool stays executable
+
+    def expose(self, paths: list[str]) -> None:
+        """Bind each host path under ``/tmp`` at its own path in the step's ``/tmp``
+        (outermost first, as ``sandbox`` lists them)."""
+        for src in paths:
+            mp = self.scratch + src[4:]
+            directory = mp if os.path.isdir(self.host(src)) else os.path.dirname(mp)
+            self.skeleton += _missing(directory)
+            os.makedirs(directory, exist_ok=True)
+            if not os.path.lexists(mp):
+                os.close(os.open(mp, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+                self.skeleton.append(mp)
+            sandbox.bind(self.host(src), src)  # the target through the view: the scratch
+            self.mounts.append(src)
+
+    def unexpose(self) -> bool:
+        """Undo :meth:`expose` (mount points the step wrote into are kept); False if an
+        unmount failed."""
+        ok = True
+        for target in reversed(self.mounts):
+            try:
+                sandbox.unmount(target)
+            except OSError:
+                ok = False
+        self.mounts.clear()
+        for path in reversed(self.skeleton):
+            try:
+                if os.path.isdir(path) and not os.path.islink(path):
+                    os.rmdir(path)
+                elif os.path.getsize(path) == 0:
+                    os.unlink(path)
+            except OSError:
+                pass  # not empty: the step wrote there, keep it
+        self.skeleton.clear()
+        return ok
+
+    def empty(self, root: str | None) -> None:
+        """Move what the step left in ``/tmp`` to ``root/tmp`` (``root``: its
+        ``step_dir/root`` as this process reaches it; None: remove it instead). Raises
+        OSError if ``/tmp`` could not be emptied."""
+        names = os.listdir(self.scratch)
+        if not names:
+            return  # (a no-op step: one listdir)
+        if root is not None:
+            try:
+                os.mkdir(root)
+            except FileExistsError:
+                pass
+            dest = root + "/tmp"
+            try:
+                os.mkdir(dest)
+            except FileExistsError:
+                pass
+            for name in names:
+                _move(f"{self.scratch}/{name}", f"{dest}/{name}")
+        for name in os.listdir(self.scratch):  # what could not be moved: never kept
+            _remove(f"{self.scratch}/{name}")
+        if os.listdir(self.scratch):
+            raise OSError(f"private /tmp not emptied: {os.listdir(self.scratch)[:3]}")
+
+
+def _move(src: str, dst: str) -> None:
+    """Rename ``src`` to ``dst``; else copy it there (another file system, or ``dst``
+    exists: merged) and remove it; failing that, leave it for the caller to remove."""
+    try:
+        os.rename(src, dst)
+        return
+    except OSError:
+        pass
+    try:
+        if os.path.isdir(src) and not os.path.islink(src):
+            shutil.copytree(src, dst, symlinks=True, dirs_exist_ok=True)
+        else:
+            shutil.copy2(src, dst, follow_symlinks=False)
+    except (OSError, shutil.Error):
+        return  # (a FIFO or socket the step left: not copied)
+    _remove(src)
+
+
+def _remove(path: str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+def _missing(path: str) -> list[str]:
+    """``path`` and its ancestors that do not exist yet, outermost first."""
+    out = []
+    while not os.path.lexists(path) and path != os.path.dirname(path):
+        out.append(path)
+        path = os.path.dirname(path)
+    return out[::-1]
+
+
+def _sweep(top: str) -> None:
+    """Remove the scratch directories of workers that are gone (named ``<pid>-...``)."""
+    for name in os.listdir(top):
+        pid = name.split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # alive (or another user's pid: EPERM)
+        except ProcessLookupError:
+            pass
+        except OSError:
+            continue
+        shutil.rmtree(f"{top}/{name}", ignore_errors=True)

@@ -1,0 +1,167 @@
+"""A reused worker's private /tmp (chute/executors/worker_tmp.py): mounted once per
+worker, emptied into each step's directory, never seen by the next step.
+
+Real worker processes; step directories under the host's /tmp (as pytest's tmp_path)
+and outside it (/var/tmp: no host path then needs binding into a step's /tmp).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from chute.dsl import Dataset, Input, component
+from chute.dsl.script import ART_IN_DIR, PARAM_OUT_DIR
+from chute.executors.base import SUCCEEDED
+from chute.executors.python import PythonExecutor
+from chute.executors.worker_tmp import WORKERS_DIR
+from tests.test_executors_python import log_lines, run, step
+
+OUT = f"{PARAM_OUT_DIR}/Output"
+
+
+@component
+def litter(tag: str) -> str:
+    import json
+    import os
+
+    seen = sorted(os.listdir("/tmp"))
+    with open("/tmp/leftover.txt", "w") as fh:
+        fh.write(tag)
+    os.makedirs("/tmp/junk/deep")
+    print(f"step {tag}")
+    return json.dumps({"pid": os.getpid(), "seen": seen, "cwd": os.getcwd(), "tag": tag})
+
+
+@component
+def read_input(data: Input[Dataset]) -> str:
+    import json
+    import os
+
+    with open(data.path) as fh:
+        return json.dumps({"pid": os.getpid(), "text": fh.read(), "path": data.path})
+
+
+@component
+def look(path: str) -> str:
+    import json
+    import os
+
+    return json.dumps({"pid": os.getpid(), "exists": os.path.lexists(path),
+                       "seen": sorted(os.listdir("/tmp"))})
+
+
+@pytest.fixture
+def var_tmp():
+    """A directory outside the host's /tmp (as a chute home is)."""
+    d = Path(tempfile.mkdtemp(prefix="chute-test-", dir="/var/tmp"))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(params=["under /tmp", "/var/tmp"])
+def root(request, tmp_path, var_tmp) -> Path:
+    """Where the step directories go: both places must work."""
+    return (tmp_path if request.param == "under /tmp" else var_tmp) / "steps"
+
+
+def out(result) -> dict:
+    return json.loads(Path(result.outputs[OUT]).read_text())
+
+
+def worker_tmp(ex) -> str:
+    """The host directory the (one) worker shows as /tmp."""
+    (w,) = [w for ws in ex.pool._workers.values() for w in ws if not w.gone]
+    return w.tmp
+
+
+def tmp_mount(pid: int) -> tuple[str, str]:
+    """(mount id, root) of the worker's /tmp mount, from its mountinfo."""
+    lines = Path(f"/proc/{pid}/mountinfo").read_text().splitlines()
+    (line,) = [x for x in lines if x.split()[4] == "/tmp"]
+    return line.split()[0], line.split()[3]
+
+
+def test_a_steps_leftovers_go_to_its_step_dir_not_to_the_next_step(root):
+    with PythonExecutor(reuse=True, pool_size=1) as ex:
+        specs = [step(root, litter, name=n, inputs={"tag": n}) for n in ("one", "two")]
+        first, second = (run(ex, s) for s in specs)
+        assert first.outcome == second.outcome == SUCCEEDED
+        a, b = out(first), out(second)
+        assert a["pid"] == b["pid"]  # one worker ran both
+        for seen in (a["seen"], b["seen"]):  # an empty /tmp (bar a host path bound in)
+            assert "leftover.txt" not in seen and "junk" not in seen and "outputs" not in seen
+        for s, tag in zip(specs, ("one", "two"), strict=True):
+            kept = s.step_dir / "root" / "tmp"  # the step's /tmp, as a process step's
+            assert (kept / "leftover.txt").read_text() == tag
+            assert (kept / "junk" / "deep").is_dir()
+            assert ("stdout", f"step {tag}") in log_lines(s)
+        assert not any(Path(worker_tmp(ex)).iterdir())  # emptied after each step
+
+
+def test_outputs_of_consecutive_steps_land_in_their_own_step_dirs(root):
+    with PythonExecutor(reuse=True, pool_size=1) as ex:
+        specs = [step(root, litter, name=f"s{i}", inputs={"tag": f"t{i}"}) for i in range(3)]
+        results = [run(ex, s) for s in specs]
+        assert len({out(r)["pid"] for r in results}) == 1
+        for s, r, i in zip(specs, results, range(3), strict=True):
+            assert r.outputs == {OUT: str(s.step_dir / "root" / OUT.lstrip("/"))}
+            assert out(r)["tag"] == f"t{i}"
+            assert out(r)["cwd"] == str(s.step_dir)  # its step directory, seen from the step
+
+
+def test_an_input_is_at_its_path_and_gone_for_the_next_step(root):
+    src = root.parent / "data.txt"
+    src.parent.mkdir(parents=True, exist_ok=True)
+    src.write_text("payload")
+    dest = f"{ART_IN_DIR}/data"
+    with PythonExecutor(reuse=True, pool_size=1) as ex:
+        r = run(ex, step(root, read_input, name="reads", input_files={dest: str(src)}))
+        assert r.outcome == SUCCEEDED
+        got = out(r)
+        assert (got["text"], got["path"]) == ("payload", dest)
+        nxt = run(ex, step(root, look, name="next", inputs={"path": dest}))
+        assert nxt.outcome == SUCCEEDED
+        seen = out(nxt)
+        assert seen["pid"] == got["pid"] and seen["exists"] is False
+        assert "inputs" not in seen["seen"]
+    assert src.read_text() == "payload"  # a copy was placed, the source untouched
+
+
+def test_no_mount_per_step_outside_tmp_and_the_directory_goes_with_the_worker(var_tmp):
+    root = var_tmp / "steps"
+    stale = var_tmp / WORKERS_DIR / "4194999-gone"  # a dead worker's (no such pid)
+    stale.mkdir(parents=True)
+    (stale / "x").write_text("left by a killed worker")
+    with PythonExecutor(reuse=True, pool_size=1) as ex:
+        first = run(ex, step(root, litter, name="s0", inputs={"tag": "a"}))
+        pid = out(first)["pid"]
+        scratch = worker_tmp(ex)
+        assert Path(scratch).parent == var_tmp / WORKERS_DIR  # beside the step dirs
+        assert not stale.exists()  # swept when the scratch was made
+        mount = tmp_mount(pid)
+        assert mount[1].endswith("/" + os.path.basename(scratch))
+        count = len(Path(f"/proc/{pid}/mountinfo").read_text().splitlines())
+        for i in range(1, 4):
+            assert run(ex, step(root, litter, name=f"s{i}", inputs={"tag": "b"})).outcome \
+                == SUCCEEDED
+        assert tmp_mount(pid) == mount  # the same mount all along: none made per step
+        assert len(Path(f"/proc/{pid}/mountinfo").read_text().splitlines()) == count
+    assert not os.path.exists(scratch)
+
+
+def test_a_deleted_private_tmp_is_made_again(root):
+    with PythonExecutor(reuse=True, pool_size=1) as ex:
+        first = run(ex, step(root, litter, name="s0", inputs={"tag": "a"}))
+        old = worker_tmp(ex)
+        shutil.rmtree(old)  # e.g. its parent directory deleted from outside
+        s = step(root, litter, name="s1", inputs={"tag": "b"})
+        second = run(ex, s)
+        assert second.outcome == SUCCEEDED and out(second)["pid"] == out(first)["pid"]
+        assert out(second)["tag"] == "b" and (s.step_dir / "root/tmp/leftover.txt").exists()
+        assert worker_tmp(ex) != old and os.path.isdir(worker_tmp(ex))
