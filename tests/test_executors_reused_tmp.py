@@ -56,6 +56,17 @@ def look(path: str) -> str:
                        "seen": sorted(os.listdir("/tmp"))})
 
 
+@component
+def mounts() -> str:
+    import json
+    import os
+
+    with open("/proc/self/mountinfo") as fh:
+        points = [line.split()[4] for line in fh]
+    return json.dumps({"pid": os.getpid(), "mounts": len(points),
+                       "tmp": [p for p in points if p.startswith("/tmp")]})
+
+
 @pytest.fixture
 def var_tmp():
     """A directory outside the host's /tmp (as a chute home is)."""
@@ -152,7 +163,25 @@ def test_no_mount_per_step_outside_tmp_and_the_directory_goes_with_the_worker(va
                 == SUCCEEDED
         assert tmp_mount(pid) == mount  # the same mount all along: none made per step
         assert len(Path(f"/proc/{pid}/mountinfo").read_text().splitlines()) == count
+        during = out(run(ex, step(root, mounts, name="m")))  # nor while a step runs
+        assert during["pid"] == pid and during["mounts"] == count and during["tmp"] == ["/tmp"]
     assert not os.path.exists(scratch)
+
+
+def test_a_host_path_under_tmp_given_to_a_step_is_seen_for_that_step_only(var_tmp, tmp_path):
+    host = tmp_path / "hostfile"
+    host.write_text("on the host")
+    root = var_tmp / "steps"
+    with PythonExecutor(reuse=True, pool_size=1) as ex:
+        given = step(root, look, name="given", inputs={"path": str(host)})
+        seen = out(run(ex, given))
+        assert seen["exists"] is True  # bound into its /tmp at the same path
+        after = out(run(ex, step(root, look, name="after", inputs={"path": str(host)})))
+        assert after["pid"] == seen["pid"]
+        after = out(run(ex, step(root, look, name="other", inputs={"path": "/tmp/chute-test-not-there"})))
+        assert after["seen"] == []  # no mount point left behind in the next step's /tmp
+        assert not (given.step_dir / "root" / "tmp" / host.parts[2]).exists()  # nor kept
+    assert host.read_text() == "on the host"
 
 
 def test_a_deleted_private_tmp_is_made_again(root):

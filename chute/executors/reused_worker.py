@@ -155,6 +155,8 @@ class Worker:
         self.sources: dict[int, tuple[str, list[str], tuple | None]] = {}
         self.base_env: dict[str, str] = dict(os.environ)
         self.base_data = dict(os.environ._data)  # type: ignore[attr-defined]
+        # whether the environment names a host path under /tmp (checked once per env)
+        self.env_tmp = self.tmp.handed(sys.executable, None, self.base_env, "")
         self.stdio_cache: dict[tuple[str, bool], tuple] = {}
         self.baseline()
 
@@ -203,6 +205,7 @@ class Worker:
         os.environ.clear()
         os.environ.update(env)
         self.base_data = dict(os.environ._data)  # type: ignore[attr-defined]
+        self.env_tmp = self.tmp.handed(sys.executable, None, env, "")
 
     # -- one step
 
@@ -229,19 +232,12 @@ class Worker:
                     "retiring": "no private /tmp"}
         if made:
             reply["tmp"] = made  # the pool removes it when this worker is gone
-        # every step gets the private /tmp (as in its container); what it is handed
-        # under the host's /tmp is re-shared into it
-        plan = sandbox.plan_for(
-            {**spec, "script_source": source,
-             "private_paths": [*(spec.get("private_paths") or []), "/tmp"]},
-            env, [sys.executable, script], enabled=True, reach=tmp.host)
         sink = LazyLog(tmp.host(spec["log_path"]), hsd + "/stdout",
                        list(spec.get("secret_values") or []))
         try:
-            if plan.private_tops != ["tmp"] or plan.overlays or plan.volumes:
-                raise OSError(f"private paths outside /tmp: {plan.private_tops}")  # (eligible())
-            tmp.place(plan.input_files)
-            tmp.expose(plan.expose)
+            tmp.place(spec.get("input_files") or {})
+            if self.env_tmp or tmp.handed(sd, spec.get("working_dir"), step_env, source):
+                tmp.expose(self._exposed(spec, source, env, script))
         except OSError as e:
             sink.close()
             reply["error"] = f"could not prepare step files: {e}"
@@ -254,7 +250,7 @@ class Worker:
             self.pump.sink = sink
         for k, v in step_env.items():
             os.environ[k] = v
-        code = self._run_step(spec, script, source, lines, entry, env, plan)
+        code = self._run_step(spec, script, source, lines, entry, env)
         why = self._restore(step_env)
         retiring = retiring or why or (f"exit code {code}" if code else None)
         # what the step left in /tmp goes to step_dir/root/tmp: its outputs are then where
@@ -279,6 +275,17 @@ class Worker:
             reply["retiring"] = retiring
         return reply
 
+    def _exposed(self, spec: dict, source: str, env: dict[str, str], script: str) -> list[str]:
+        """Host paths under /tmp the step is handed, bound into its /tmp (every step gets
+        the private /tmp, as in its container: ``sandbox``'s rules for what to re-share)."""
+        plan = sandbox.plan_for(
+            {**spec, "script_source": source,
+             "private_paths": [*(spec.get("private_paths") or []), "/tmp"]},
+            env, [sys.executable, script], enabled=True, reach=self.tmp.host)
+        if plan.private_tops != ["tmp"] or plan.overlays or plan.volumes:  # (eligible())
+            raise OSError(f"private paths outside /tmp: {plan.private_tops}")
+        return plan.expose
+
     def _clear(self, root: str | None) -> bool:
         """After a step: unbind what it was handed, then empty its /tmp into ``root``
         (None: drop it). False if that failed: the worker then retires."""
@@ -289,9 +296,9 @@ class Worker:
             return False
         return ok
 
-    def _run_step(self, spec, script, source, lines, entry, env, plan) -> int:
+    def _run_step(self, spec, script, source, lines, entry, env) -> int:
         """Become the step, run it, end it as the interpreter would; its exit code."""
-        cwd = spec.get("working_dir") or plan.default_cwd
+        cwd = spec.get("working_dir") or spec["step_dir"]
         try:
             if cwd != spec["step_dir"]:  # which exists
                 os.makedirs(cwd, exist_ok=True)

@@ -36,6 +36,7 @@ that step only (:meth:`PrivateTmp.expose`), and unmounted after it: rare outside
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
@@ -122,6 +123,14 @@ class PrivateTmp:
 
     # -- one step
 
+    @staticmethod
+    def handed(step_dir: str, working_dir: str | None, env: dict[str, str],
+               source: str) -> bool:
+        """Whether the step may be handed a host path under ``/tmp`` (then
+        ``sandbox.plan_for`` says which; most steps are not, and skip it)."""
+        return any(_tmp_paths(t) for t in (step_dir, working_dir or "", source,
+                                            *env.values()))
+
     def place(self, inputs: dict[str, str]) -> None:
         """Copy each input (step path under ``/tmp`` -> host file or directory) into the
         scratch, as ``Plan.prepare`` places them (a copy: a step may change its inputs)."""
@@ -177,7 +186,7 @@ class PrivateTmp:
         OSError if ``/tmp`` could not be emptied."""
         names = os.listdir(self.scratch)
         if not names:
-            return  # (a no-op step: one listdir)
+            return  # (a step that left nothing: one listdir)
         if root is not None:
             try:
                 os.mkdir(root)
@@ -190,10 +199,20 @@ class PrivateTmp:
                 pass
             for name in names:
                 _move(f"{self.scratch}/{name}", f"{dest}/{name}")
-        for name in os.listdir(self.scratch):  # what could not be moved: never kept
-            _remove(f"{self.scratch}/{name}")
-        if os.listdir(self.scratch):
-            raise OSError(f"private /tmp not emptied: {os.listdir(self.scratch)[:3]}")
+            names = os.listdir(self.scratch)
+        if names:  # what could not be moved (or root None): never kept
+            for name in names:
+                _remove(f"{self.scratch}/{name}")
+            if names := os.listdir(self.scratch):
+                raise OSError(f"private /tmp not emptied: {names[:3]}")
+
+
+@functools.lru_cache(maxsize=4096)  # the same script and env values step after step
+def _tmp_paths(text: str) -> tuple[str, ...]:
+    """The absolute paths in ``text`` that are, or may normalise to, paths under ``/tmp``
+    (the candidates ``sandbox`` re-shares into a private ``/tmp``)."""
+    return tuple(c for c in sandbox._paths_in(text)
+                 if c.startswith("/tmp/") or "/." in c or "//" in c)
 
 
 def _move(src: str, dst: str) -> None:
