@@ -1,13 +1,15 @@
 """Reused workers vs warm forks (not a test): what one no-op SDK step costs an executor.
 
     .venv/bin/python bench/worker_pool.py [-n 1000] [--parallel 1] [--root DIR] [--output]
+                                          [--only reused|fork]
 
 Runs ``n`` compiled no-op steps (``@component def noop() -> None``, launched as the
 engine launches them) straight through ``PythonExecutor(reuse=True)`` — reused worker
 processes, :mod:`chute.executors.worker_pool` — and through ``PythonExecutor(reuse=False)``
 — a zygote fork and a supervisor per step — with no controller, ``--parallel`` at a time,
-(``--output``: steps that return an int, so each gets a private ``/tmp``), and prints per step: wall time, CPU of this process (the controller's side: launch,
-reply, poll), and CPU of the executor's processes (workers; or fork server, zygote,
+(``--output``: steps that return an int, so each leaves an output in its private
+``/tmp``), and prints per step: wall time, CPU of this process (the controller's side:
+launch, reply, poll), and CPU of the executor's processes (workers; or fork server, zygote,
 supervisors and steps, from rusage of finished children and each status.json's usage).
 Step directories go under ``--root`` (default a new directory in /var/tmp: outside /tmp,
 as a chute home is, so no host path needs re-sharing into a step's private /tmp).
@@ -40,7 +42,7 @@ def noop() -> None:
 
 @component
 def one() -> int:
-    """An output parameter: the step gets a private /tmp (a mount per step)."""
+    """An output parameter, which the step writes in its private /tmp."""
     return 1
 
 
@@ -105,11 +107,15 @@ def main() -> None:
     ap.add_argument("--parallel", type=int, default=1)
     ap.add_argument("--root", default=None)
     ap.add_argument("--output", action="store_true", help="steps return an int (private /tmp)")
+    ap.add_argument("--only", choices=["reused", "fork"], default=None,
+                    help="run one path only (default both)")
     args = ap.parse_args()
     what = "one-output" if args.output else "no-op"
     print(f"{args.n} {what} SDK steps, {args.parallel} at a time; ms per step")
     print(f"{'path':22s} {'wall':>7s} {'controller CPU':>15s} {'executor CPU':>13s}")
     for reuse, name in ((True, "reused workers"), (False, "zygote fork (default)")):
+        if args.only and args.only != ("reused" if reuse else "fork"):
+            continue
         root = Path(tempfile.mkdtemp(prefix="chute-pool-bench-", dir=args.root or "/var/tmp"))
         try:
             r = run(reuse, args.n, args.parallel, root, args.output)

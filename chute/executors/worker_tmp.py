@@ -123,13 +123,16 @@ class PrivateTmp:
 
     # -- one step
 
-    @staticmethod
-    def handed(step_dir: str, working_dir: str | None, env: dict[str, str],
-               source: str) -> bool:
-        """Whether the step may be handed a host path under ``/tmp`` (then
-        ``sandbox.plan_for`` says which; most steps are not, and skip it)."""
-        return any(_tmp_paths(t) for t in (step_dir, working_dir or "", source,
-                                            *env.values()))
+    def handed(self, texts, tops: frozenset[str] = frozenset()) -> bool:
+        """Whether the step may be handed a host path under ``/tmp``: a path in ``texts``
+        (its step and working directories, script, env values), or an entry of ``/tmp``
+        in ``tops`` (:func:`tmp_tops` of the worker's environment), lies below an entry of
+        the host's ``/tmp`` that exists. Only then is ``sandbox.plan_for`` asked which
+        (most steps are not: the SDK's own ``/tmp/outputs`` is no host path)."""
+        named = set(tops)
+        for text in texts:
+            named.update(_tmp_tops(text))
+        return any(os.path.lexists(f"{self.host_tmp}/{top}") for top in named)
 
     def place(self, inputs: dict[str, str]) -> None:
         """Copy each input (step path under ``/tmp`` -> host file or directory) into the
@@ -207,12 +210,22 @@ class PrivateTmp:
                 raise OSError(f"private /tmp not emptied: {names[:3]}")
 
 
+def tmp_tops(texts) -> frozenset[str]:
+    """The entries of ``/tmp`` that absolute paths in ``texts`` lie below."""
+    return frozenset().union(*map(_tmp_tops, texts))
+
+
 @functools.lru_cache(maxsize=4096)  # the same script and env values step after step
-def _tmp_paths(text: str) -> tuple[str, ...]:
-    """The absolute paths in ``text`` that are, or may normalise to, paths under ``/tmp``
-    (the candidates ``sandbox`` re-shares into a private ``/tmp``)."""
-    return tuple(c for c in sandbox._paths_in(text)
-                 if c.startswith("/tmp/") or "/." in c or "//" in c)
+def _tmp_tops(text: str) -> frozenset[str]:
+    """The entries of ``/tmp`` that the absolute paths in ``text`` lie below (``sandbox``'s
+    candidates for re-sharing into a private ``/tmp``, normalised)."""
+    tops = set()
+    for c in sandbox._paths_in(text):
+        if c.startswith("/tmp/") or "/." in c or "//" in c:
+            parts = os.path.normpath(c).split("/")
+            if len(parts) > 2 and parts[1] == "tmp" and parts[2]:
+                tops.add(parts[2])
+    return frozenset(tops)
 
 
 def _move(src: str, dst: str) -> None:
