@@ -112,7 +112,11 @@ def test_a_steps_leftovers_go_to_its_step_dir_not_to_the_next_step(root):
             assert (kept / "leftover.txt").read_text() == tag
             assert (kept / "junk" / "deep").is_dir()
             assert ("stdout", f"step {tag}") in log_lines(s)
-        assert not any(Path(worker_tmp(ex)).iterdir())  # emptied after each step
+        # emptied after each step, but for the mount point of the step dirs' parent if it
+        # is under the host's /tmp (bound once for all the steps there)
+        left = {str(p.relative_to(worker_tmp(ex))) for p in Path(worker_tmp(ex)).rglob("*")}
+        chain = root.relative_to("/tmp").parts if root.is_relative_to("/tmp") else ()
+        assert left == {"/".join(chain[:i]) for i in range(1, len(chain) + 1)}
 
 
 def test_outputs_of_consecutive_steps_land_in_their_own_step_dirs(root):
@@ -194,3 +198,17 @@ def test_a_deleted_private_tmp_is_made_again(root):
         assert second.outcome == SUCCEEDED and out(second)["pid"] == out(first)["pid"]
         assert out(second)["tag"] == "b" and (s.step_dir / "root/tmp/leftover.txt").exists()
         assert worker_tmp(ex) != old and os.path.isdir(worker_tmp(ex))
+
+
+def test_step_dirs_under_tmp_are_bound_once_per_parent(tmp_path):
+    roots = [tmp_path / "run1", tmp_path / "run2"]
+    with PythonExecutor(reuse=True, pool_size=1) as ex:
+        seen = [out(run(ex, step(roots[i % 2], mounts, name=f"m{i}"))) for i in range(4)]
+        seen += [out(run(ex, step(roots[1], mounts, name=f"again{i}"))) for i in range(2)]
+        assert len({s["pid"] for s in seen}) == 1
+        for i, s in enumerate(seen):  # its /tmp, and its run's steps bound in
+            assert s["tmp"] == ["/tmp", str(roots[i % 2] if i < 4 else roots[1])]
+        assert seen[4]["mounts"] == seen[5]["mounts"] == seen[0]["mounts"]
+        left = {str(p.relative_to(worker_tmp(ex))) for p in Path(worker_tmp(ex)).rglob("*")}
+        assert not any(x.endswith("run1") for x in left)  # the last parent's chain only
+        assert any(x.endswith("run2") for x in left)

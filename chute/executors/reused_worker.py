@@ -92,7 +92,7 @@ import warnings
 
 from chute.executors import proctree, sandbox, warm_runtime, warm_worker
 from chute.executors.worker_io import LazyLog, Pump, fresh_stdio
-from chute.executors.worker_tmp import PrivateTmp, tmp_tops
+from chute.executors.worker_tmp import PrivateTmp, tmp_paths
 
 HANDLED = frozenset(warm_worker.ALL_SIGNALS - {signal.SIGKILL, signal.SIGSTOP})
 # the file name steps' code is compiled under, once per source (renaming it to each step's
@@ -155,8 +155,8 @@ class Worker:
         self.sources: dict[int, tuple[str, list[str], tuple | None]] = {}
         self.base_env: dict[str, str] = dict(os.environ)
         self.base_data = dict(os.environ._data)  # type: ignore[attr-defined]
-        # entries of /tmp the environment names (a step may be handed a host path there)
-        self.env_tops = tmp_tops([sys.executable, *self.base_env.values()])
+        # paths under /tmp the environment names (a step may be handed a host path there)
+        self.env_paths = tmp_paths([sys.executable, *self.base_env.values()])
         self.stdio_cache: dict[tuple[str, bool], tuple] = {}
         self.baseline()
 
@@ -205,7 +205,7 @@ class Worker:
         os.environ.clear()
         os.environ.update(env)
         self.base_data = dict(os.environ._data)  # type: ignore[attr-defined]
-        self.env_tops = tmp_tops([sys.executable, *env.values()])
+        self.env_paths = tmp_paths([sys.executable, *env.values()])
 
     # -- one step
 
@@ -236,8 +236,11 @@ class Worker:
                        list(spec.get("secret_values") or []))
         try:
             tmp.place(spec.get("input_files") or {})
+            if sd.startswith("/tmp/"):  # (tests' temporary directories)
+                tmp.keep(sd, [*(spec.get("private_paths") or []), *(spec.get(
+                    "input_files") or {}), *(spec.get("output_paths") or [])])
             if tmp.handed((sd, spec.get("working_dir") or "", source, *step_env.values()),
-                          self.env_tops):
+                          self.env_paths):
                 tmp.expose(self._exposed(spec, source, env, script))
         except OSError as e:
             sink.close()

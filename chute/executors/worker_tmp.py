@@ -36,6 +36,7 @@ that step only (:meth:`PrivateTmp.expose`), and unmounted after it: rare outside
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import shutil
@@ -59,6 +60,10 @@ class PrivateTmp:
         self.dev = -1  # its file system
         self.mounts: list[str] = []  # this step's exposed paths, bound into the scratch
         self.skeleton: list[str] = []  # mount points made for them
+        self.kept: str | None = None  # the step directories' parent, bound across steps
+        self.kept_skeleton: list[str] = []  # its mount point's chain, made in the scratch
+        self.chain: list[str] = []  # names from the scratch down to that mount point
+        self.failed = False  # an unmount failed: the worker's view is not as it should be
 
     def host(self, path: str) -> str:
         """How this process reaches the host's ``path``: under ``/tmp``, through the fd."""
@@ -113,6 +118,7 @@ class PrivateTmp:
         """Unmount and remove the scratch (if any): ``/tmp`` is the host's again."""
         if self.fd is None:
             return
+        self.unkeep()
         try:
             sandbox.unmount("/tmp")
         except OSError:
@@ -123,16 +129,54 @@ class PrivateTmp:
 
     # -- one step
 
-    def handed(self, texts, tops: frozenset[str] = frozenset()) -> bool:
-        """Whether the step may be handed a host path under ``/tmp``: a path in ``texts``
-        (its step and working directories, script, env values), or an entry of ``/tmp``
-        in ``tops`` (:func:`tmp_tops` of the worker's environment), lies below an entry of
-        the host's ``/tmp`` that exists. Only then is ``sandbox.plan_for`` asked which
-        (most steps are not: the SDK's own ``/tmp/outputs`` is no host path)."""
-        named = set(tops)
+    def handed(self, texts, named: frozenset[str] = frozenset()) -> bool:
+        """Whether the step may be handed a host path under ``/tmp`` not already in view
+        (:meth:`keep`): a path in ``texts`` (its step and working directories, script,
+        env values) or in ``named`` (:func:`tmp_paths` of the worker's environment) lies
+        below an entry of the host's ``/tmp`` that exists. Only then is
+        ``sandbox.plan_for`` asked which (most steps are not: the SDK's own
+        ``/tmp/outputs`` is no host path); an lstat per such entry."""
+        paths = set(named)
         for text in texts:
-            named.update(_tmp_tops(text))
-        return any(os.path.lexists(f"{self.host_tmp}/{top}") for top in named)
+            paths.update(_tmp_paths(text))
+        kept = self.kept
+        tops = {p.split("/", 3)[2] for p in paths
+                if kept is None or not (p == kept or p.startswith(kept + "/"))}
+        return any(os.path.lexists(f"{self.host_tmp}/{top}") for top in tops)
+
+    def keep(self, step_dir: str, private: list[str]) -> None:
+        """Show the host directory holding ``step_dir`` (under the host's ``/tmp``) at its
+        own path, bound once for all the steps of that directory (a run's steps: a bind
+        and a mount point chain per step would cost more than the rest of a no-op step).
+        Not if it holds a private path or the scratch."""
+        parent = os.path.dirname(step_dir)
+        if parent == self.kept:
+            return
+        self.unkeep()
+        if parent.count("/") < 2 or any(p == parent or p.startswith(parent + "/")
+                                        for p in [*private, self.path or ""]):
+            return  # then bound per step, as any other handed path (expose())
+        mp = self.scratch + parent[4:]
+        self.kept_skeleton = _missing(mp)
+        os.makedirs(mp, exist_ok=True)
+        self.chain = parent[5:].split("/")
+        sandbox.bind(self.host(parent), parent)
+        self.kept = parent
+
+    def unkeep(self) -> None:
+        """Undo :meth:`keep` (a failed unmount sets ``failed``: the worker retires)."""
+        if self.kept is not None:
+            self.kept = None
+            try:
+                sandbox.unmount("/tmp/" + "/".join(self.chain))
+            except OSError as e:  # gone already: its mount point was deleted on the host
+                self.failed = self.failed or e.errno not in (errno.EINVAL, errno.ENOENT)
+        for path in reversed(self.kept_skeleton):
+            try:
+                os.rmdir(path)
+            except OSError:
+                pass
+        self.kept_skeleton, self.chain = [], []
 
     def place(self, inputs: dict[str, str]) -> None:
         """Copy each input (step path under ``/tmp`` -> host file or directory) into the
@@ -151,7 +195,10 @@ class PrivateTmp:
     def expose(self, paths: list[str]) -> None:
         """Bind each host path under ``/tmp`` at its own path in the step's ``/tmp``
         (outermost first, as ``sandbox`` lists them)."""
+        kept = self.kept
         for src in paths:
+            if kept is not None and (src == kept or src.startswith(kept + "/")):
+                continue  # in view already
             mp = self.scratch + src[4:]
             directory = mp if os.path.isdir(self.host(src)) else os.path.dirname(mp)
             self.skeleton += _missing(directory)
@@ -165,7 +212,7 @@ class PrivateTmp:
     def unexpose(self) -> bool:
         """Undo :meth:`expose` (mount points the step wrote into are kept); False if an
         unmount failed."""
-        ok = True
+        ok = not self.failed
         for target in reversed(self.mounts):
             try:
                 sandbox.unmount(target)
@@ -185,47 +232,59 @@ class PrivateTmp:
 
     def empty(self, root: str | None) -> None:
         """Move what the step left in ``/tmp`` to ``root/tmp`` (``root``: its
-        ``step_dir/root`` as this process reaches it; None: remove it instead). Raises
-        OSError if ``/tmp`` could not be emptied."""
-        names = os.listdir(self.scratch)
+        ``step_dir/root`` as this process reaches it; None: remove it instead), all but
+        the kept mount point's chain (:meth:`keep`). Raises OSError if ``/tmp`` could not
+        be emptied."""
+        dest = None if root is None else root + "/tmp"
+        left = self._empty(self.scratch, dest, self.chain, root)
+        if left:
+            raise OSError(f"private /tmp not emptied: {left[:3]}")
+
+    def _empty(self, src: str, dest: str | None, chain: list[str], root: str | None
+               ) -> list[str]:
+        """Empty ``src`` into ``dest`` but for ``chain`` (whose entries are emptied the
+        same way); what is left."""
+        names = os.listdir(src)
+        if chain and chain[0] in names:
+            names.remove(chain[0])
+            if len(chain) > 1:  # (a no-op step: one listdir a level)
+                sub = None if dest is None else f"{dest}/{chain[0]}"
+                left = self._empty(f"{src}/{chain[0]}", sub, chain[1:], root)
+                if left:
+                    return left
         if not names:
-            return  # (a step that left nothing: one listdir)
-        if root is not None:
-            try:
-                os.mkdir(root)
-            except FileExistsError:
-                pass
-            dest = root + "/tmp"
-            try:
-                os.mkdir(dest)
-            except FileExistsError:
-                pass
+            return []
+        if dest is not None:
+            if root is not None and dest == root + "/tmp":
+                try:
+                    os.mkdir(root)
+                except FileExistsError:
+                    pass
+            os.makedirs(dest, exist_ok=True)
             for name in names:
-                _move(f"{self.scratch}/{name}", f"{dest}/{name}")
-            names = os.listdir(self.scratch)
-        if names:  # what could not be moved (or root None): never kept
-            for name in names:
-                _remove(f"{self.scratch}/{name}")
-            if names := os.listdir(self.scratch):
-                raise OSError(f"private /tmp not emptied: {names[:3]}")
+                _move(f"{src}/{name}", f"{dest}/{name}")
+            names = [n for n in os.listdir(src) if not chain or n != chain[0]]
+        for name in names:  # what could not be moved (or dest None): never kept
+            _remove(f"{src}/{name}")
+        return [n for n in os.listdir(src) if not chain or n != chain[0]]
 
 
-def tmp_tops(texts) -> frozenset[str]:
-    """The entries of ``/tmp`` that absolute paths in ``texts`` lie below."""
-    return frozenset().union(*map(_tmp_tops, texts))
+def tmp_paths(texts) -> frozenset[str]:
+    """The paths under ``/tmp`` named in ``texts`` (normalised)."""
+    return frozenset().union(*map(_tmp_paths, texts))
 
 
 @functools.lru_cache(maxsize=4096)  # the same script and env values step after step
-def _tmp_tops(text: str) -> frozenset[str]:
-    """The entries of ``/tmp`` that the absolute paths in ``text`` lie below (``sandbox``'s
-    candidates for re-sharing into a private ``/tmp``, normalised)."""
-    tops = set()
+def _tmp_paths(text: str) -> frozenset[str]:
+    """The absolute paths in ``text`` under ``/tmp``, normalised: ``sandbox``'s candidates
+    for re-sharing into a private ``/tmp``."""
+    out = set()
     for c in sandbox._paths_in(text):
         if c.startswith("/tmp/") or "/." in c or "//" in c:
-            parts = os.path.normpath(c).split("/")
-            if len(parts) > 2 and parts[1] == "tmp" and parts[2]:
-                tops.add(parts[2])
-    return frozenset(tops)
+            c = os.path.normpath(c)
+            if c.startswith("/tmp/"):
+                out.add(c)
+    return frozenset(out)
 
 
 def _move(src: str, dst: str) -> None:
