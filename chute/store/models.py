@@ -74,8 +74,10 @@ class NodeRow(Base):
     __table_args__ = (UniqueConstraint("workflow_uid", "node_id", name="uq_nodes_wf_node"),)
 
     pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # no index of its own: uq_nodes_wf_node (workflow_uid, node_id) serves lookups by
+    # workflow (migration 0011 dropped the one that only cost every node insert a B-tree)
     workflow_uid: Mapped[str] = mapped_column(
-        String(64), ForeignKey("workflows.uid", ondelete="CASCADE"), index=True
+        String(64), ForeignKey("workflows.uid", ondelete="CASCADE")
     )
     node_id: Mapped[str] = mapped_column(String(300))
     name: Mapped[str] = mapped_column(Text)
