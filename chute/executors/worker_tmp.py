@@ -4,7 +4,8 @@ A process step with private paths gets its own ``/tmp`` (``step_dir/root/tmp``, 
 mount namespace made for it: :mod:`chute.executors.sandbox`). A reused worker
 (:mod:`chute.executors.reused_worker`) gives its steps the same without a mount per step
 (a mount and an unmount take the kernel's global mount lock, and an unmount waits for an
-RCU grace period: 0.3-0.5 ms of a step's cost): at its first step it binds a *scratch*
+RCU grace period: ~50 us on a quiet machine, 0.5 ms and more while other processes make
+mount namespaces): at its first step it binds a *scratch*
 directory of its own over ``/tmp``, once, and for each step
 
 * places the step's input files in it (:meth:`PrivateTmp.place`);
@@ -30,8 +31,12 @@ mounted over it, and its ``/proc/self/fd/N`` link (:meth:`PrivateTmp.host`), thr
 the worker does its own file work under the host's ``/tmp`` (step directories, logs,
 inputs, secrets scrubbing: tests put them in temporary directories). A host path under
 ``/tmp`` that the *step* is handed (its step directory, a path in its argv, script or
-environment: ``sandbox``'s re-shared paths) is bound into the scratch at its own path for
-that step only (:meth:`PrivateTmp.expose`), and unmounted after it: rare outside tests.
+environment: ``sandbox``'s re-shared paths) is bound into the scratch at its own path:
+the directory holding the step directories once for all the steps there
+(:meth:`PrivateTmp.keep`: a run's steps, when a chute home is under ``/tmp``), any other
+for that step only (:meth:`PrivateTmp.expose`, unmounted after it); rare outside tests.
+A step is looked at for such paths by an ``lstat`` of each ``/tmp`` entry its texts
+name (:meth:`PrivateTmp.handed`); only if one exists does ``sandbox`` say which.
 """
 
 from __future__ import annotations
@@ -63,6 +68,8 @@ class PrivateTmp:
         self.kept: str | None = None  # the step directories' parent, bound across steps
         self.kept_skeleton: list[str] = []  # its mount point's chain, made in the scratch
         self.chain: list[str] = []  # names from the scratch down to that mount point
+        self.levels: list[int] = []  # fds of the scratch and the chain's directories but
+        # the mount point: listed after each step (an fd costs less than a path's walk)
         self.failed = False  # an unmount failed: the worker's view is not as it should be
 
     def host(self, path: str) -> str:
@@ -111,8 +118,9 @@ class PrivateTmp:
         os.chmod(made, 0o1777)
         self.path = f"{top}/{os.path.basename(made)}"
         self.scratch = made
-        self.fd = os.open(made, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.fd = os.open(made, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         self.dev = os.fstat(self.fd).st_dev
+        self.levels = [self.fd]
 
     def close(self) -> None:
         """Unmount and remove the scratch (if any): ``/tmp`` is the host's again."""
@@ -126,6 +134,7 @@ class PrivateTmp:
         os.close(self.fd)
         shutil.rmtree(self.scratch, ignore_errors=True)  # through the host's tree: no
         self.fd, self.path, self.scratch = None, None, ""  # mount inside it is crossed
+        self.levels = []
 
     # -- one step
 
@@ -142,7 +151,13 @@ class PrivateTmp:
         kept = self.kept
         tops = {p.split("/", 3)[2] for p in paths
                 if kept is None or not (p == kept or p.startswith(kept + "/"))}
-        return any(os.path.lexists(f"{self.host_tmp}/{top}") for top in tops)
+        for top in tops:
+            try:
+                os.lstat(top, dir_fd=self.host_fd)  # (no walk through /proc)
+                return True
+            except OSError:
+                pass
+        return False
 
     def keep(self, step_dir: str, private: list[str]) -> None:
         """Show the host directory holding ``step_dir`` (under the host's ``/tmp``) at its
@@ -160,6 +175,9 @@ class PrivateTmp:
         self.kept_skeleton = _missing(mp)
         os.makedirs(mp, exist_ok=True)
         self.chain = parent[5:].split("/")
+        for i in range(1, len(self.chain)):
+            self.levels.append(os.open("/".join([self.scratch, *self.chain[:i]]),
+                                       os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
         sandbox.bind(self.host(parent), parent)
         self.kept = parent
 
@@ -176,6 +194,9 @@ class PrivateTmp:
                 os.rmdir(path)
             except OSError:
                 pass
+        for fd in self.levels[1:]:
+            os.close(fd)
+        del self.levels[1:]
         self.kept_skeleton, self.chain = [], []
 
     def place(self, inputs: dict[str, str]) -> None:
@@ -236,26 +257,27 @@ class PrivateTmp:
         the kept mount point's chain (:meth:`keep`). Raises OSError if ``/tmp`` could not
         be emptied."""
         dest = None if root is None else root + "/tmp"
-        left = self._empty(self.scratch, dest, self.chain, root)
+        left = self._empty(0, dest, root)
         if left:
             raise OSError(f"private /tmp not emptied: {left[:3]}")
 
-    def _empty(self, src: str, dest: str | None, chain: list[str], root: str | None
-               ) -> list[str]:
-        """Empty ``src`` into ``dest`` but for ``chain`` (whose entries are emptied the
-        same way); what is left."""
-        names = os.listdir(src)
-        if chain and chain[0] in names:
-            names.remove(chain[0])
-            if len(chain) > 1:  # (a no-op step: one listdir a level)
-                sub = None if dest is None else f"{dest}/{chain[0]}"
-                left = self._empty(f"{src}/{chain[0]}", sub, chain[1:], root)
+    def _empty(self, i: int, dest: str | None, root: str | None) -> list[str]:
+        """Empty the chain's level ``i`` (0: the scratch) into ``dest``, but for the
+        chain's next directory (emptied the same way); what is left."""
+        fd = self.levels[i]
+        keep = self.chain[i] if i < len(self.chain) else None
+        names = os.listdir(fd)
+        if keep in names:
+            names.remove(keep)
+            if i + 1 < len(self.chain):  # (a step that left nothing: a listdir a level)
+                left = self._empty(i + 1, None if dest is None else f"{dest}/{keep}", root)
                 if left:
                     return left
         if not names:
             return []
+        src = "/".join([self.scratch, *self.chain[:i]])
         if dest is not None:
-            if root is not None and dest == root + "/tmp":
+            if root is not None and i == 0:
                 try:
                     os.mkdir(root)
                 except FileExistsError:
@@ -263,10 +285,10 @@ class PrivateTmp:
             os.makedirs(dest, exist_ok=True)
             for name in names:
                 _move(f"{src}/{name}", f"{dest}/{name}")
-            names = [n for n in os.listdir(src) if not chain or n != chain[0]]
+            names = [n for n in os.listdir(fd) if n != keep]
         for name in names:  # what could not be moved (or dest None): never kept
             _remove(f"{src}/{name}")
-        return [n for n in os.listdir(src) if not chain or n != chain[0]]
+        return [n for n in os.listdir(fd) if n != keep]
 
 
 def tmp_paths(texts) -> frozenset[str]:
