@@ -212,3 +212,29 @@ def test_step_dirs_under_tmp_are_bound_once_per_parent(tmp_path):
         left = {str(p.relative_to(worker_tmp(ex))) for p in Path(worker_tmp(ex)).rglob("*")}
         assert not any(x.endswith("run1") for x in left)  # the last parent's chain only
         assert any(x.endswith("run2") for x in left)
+
+
+@component
+def write_beside() -> str:
+    import json
+    import os
+
+    # two levels up from its step directory: not a path it was handed, so not re-shared
+    path = os.path.join(os.path.dirname(os.path.dirname(os.getcwd())), "stray.txt")
+    seen = os.path.lexists(path)
+    with open(path, "w") as fh:
+        fh.write("stray")
+    return json.dumps({"pid": os.getpid(), "seen": seen})
+
+
+def test_a_write_beside_the_bound_step_dirs_stays_private(tmp_path):
+    root = tmp_path / "run"
+    stray = tmp_path / "stray.txt"  # in /tmp, beside the bound parent: private
+    with PythonExecutor(reuse=True, pool_size=1) as ex:
+        first = step(root, write_beside, name="w0")
+        a = out(run(ex, first))
+        b = out(run(ex, step(root, write_beside, name="w1")))
+        assert a["pid"] == b["pid"] and a["seen"] is False and b["seen"] is False
+        kept = first.step_dir / "root" / str(stray).lstrip("/")  # with the rest of its /tmp
+        assert kept.read_text() == "stray"
+    assert not stray.exists()  # never the host's

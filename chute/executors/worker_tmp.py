@@ -71,6 +71,7 @@ class PrivateTmp:
         self.levels: list[int] = []  # fds of the scratch and the chain's directories but
         # the mount point: listed after each step (an fd costs less than a path's walk)
         self.failed = False  # an unmount failed: the worker's view is not as it should be
+        self.watch: _Watch | None = None  # entries made in the chain's directories
 
     def host(self, path: str) -> str:
         """How this process reaches the host's ``path``: under ``/tmp``, through the fd."""
@@ -175,9 +176,11 @@ class PrivateTmp:
         self.kept_skeleton = _missing(mp)
         os.makedirs(mp, exist_ok=True)
         self.chain = parent[5:].split("/")
+        self.watch = _Watch()
         for i in range(1, len(self.chain)):
-            self.levels.append(os.open("/".join([self.scratch, *self.chain[:i]]),
-                                       os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
+            path = "/".join([self.scratch, *self.chain[:i]])
+            self.levels.append(os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
+            self.watch.add(path)
         sandbox.bind(self.host(parent), parent)
         self.kept = parent
 
@@ -197,6 +200,9 @@ class PrivateTmp:
         for fd in self.levels[1:]:
             os.close(fd)
         del self.levels[1:]
+        if self.watch is not None:
+            self.watch.close()
+            self.watch = None
         self.kept_skeleton, self.chain = [], []
 
     def place(self, inputs: dict[str, str]) -> None:
@@ -269,7 +275,9 @@ class PrivateTmp:
         names = os.listdir(fd)
         if keep in names:
             names.remove(keep)
-            if i + 1 < len(self.chain):  # (a step that left nothing: a listdir a level)
+            # the chain's directories are looked into only if something was made there
+            # (a step that left nothing: one listdir and one read of the watch)
+            if i + 1 < len(self.chain) and (i or self.watch is None or self.watch.changed()):
                 left = self._empty(i + 1, None if dest is None else f"{dest}/{keep}", root)
                 if left:
                     return left
@@ -289,6 +297,38 @@ class PrivateTmp:
         for name in names:  # what could not be moved (or dest None): never kept
             _remove(f"{src}/{name}")
         return [n for n in os.listdir(fd) if n != keep]
+
+
+class _Watch:
+    """Whether entries were made in some directories since the last look (inotify; where
+    it is missing: always)."""
+
+    IN_CREATE, IN_MOVED_TO = 0x100, 0x80
+
+    def __init__(self) -> None:
+        self.libc = sandbox._c()
+        self.fd = self.libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+
+    def add(self, path: str) -> None:
+        if self.fd >= 0 and self.libc.inotify_add_watch(
+                self.fd, os.fsencode(path), self.IN_CREATE | self.IN_MOVED_TO) < 0:
+            self.close()
+
+    def changed(self) -> bool:
+        if self.fd < 0:
+            return True
+        seen = False
+        try:
+            while os.read(self.fd, 65536):  # (all of it: the next look starts afresh)
+                seen = True
+        except BlockingIOError:
+            pass
+        return seen
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+        self.fd = -1
 
 
 def tmp_paths(texts) -> frozenset[str]:
