@@ -478,7 +478,8 @@ def main(modules: list[str]) -> None:
         if reply.get("retiring"):
             break
     _kill_children()
-    worker.tmp.close()
+    # (the private /tmp's directory is the pool's to remove once we are gone: an unmount
+    # here would only delay the exit; the namespace goes with this process)
     os._exit(0)  # no interpreter shutdown: atexit handlers were the steps' and are run
 
 

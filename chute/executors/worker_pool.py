@@ -352,7 +352,7 @@ class WorkerPool:
             # after the grace a stop gives, for what took its SIGTERM
             grace = max(job.spec.grace_seconds, 0.0) if job.stop is not None else 0.0
             proctree.kill_step(w.pid, scan=True, grace=grace, give_up=2.0)
-        if w.tmp:  # (a worker that exits cleanly removes it itself)
+        if w.tmp:  # its private /tmp's directory (the mounts went with its namespace)
             shutil.rmtree(w.tmp, ignore_errors=True)
         with self._lock:
             job, w.job = w.job, None

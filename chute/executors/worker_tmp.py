@@ -23,8 +23,8 @@ are renames: ``<grandparent of step_dir>/.chute-workers/<pid>-<random>`` (for th
 ``$CHUTE_HOME/steps/.chute-workers/...``; the parent if the grandparent is ``/`` or not
 writable). It is made again (and ``/tmp`` bound again) if it was deleted, or if a step
 directory is on another file system. The pool removes it when its worker is gone (the
-worker reports it in a reply: ``"tmp"``), the worker on a clean exit, and a new scratch
-sweeps those of dead workers (a controller killed with its workers).
+worker reports it in a reply: ``"tmp"``), and a new scratch sweeps those of dead workers
+(a controller killed with its workers).
 
 The host's own ``/tmp`` stays reachable: an ``O_PATH`` fd of it, opened before anything is
 mounted over it, and its ``/proc/self/fd/N`` link (:meth:`PrivateTmp.host`), through which
