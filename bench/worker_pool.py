@@ -12,7 +12,8 @@ processes, :mod:`chute.executors.worker_pool` — and through ``PythonExecutor(r
 launch, reply, poll), and CPU of the executor's processes (workers; or fork server, zygote,
 supervisors and steps, from rusage of finished children and each status.json's usage).
 Step directories go under ``--root`` (default a new directory in /var/tmp: outside /tmp,
-as a chute home is, so no host path needs re-sharing into a step's private /tmp).
+as a chute home is, so no host path needs re-sharing into a step's private /tmp;
+``--root /dev/shm``, a tmpfs: the executor's own cost without the disk's inode allocation).
 """
 
 from __future__ import annotations
