@@ -121,6 +121,7 @@ def test_a_busy_database_raises_sqlalchemys_error_naming_the_lock(store):
 
 def test_checkpoints_run_on_their_own_thread_and_keep_the_wal_bounded(store, monkeypatch):
     monkeypatch.setattr(checkpoint, "KICK_EVERY", 8)
+    monkeypatch.setattr(checkpoint, "RESTART_FRAMES", 64)  # 16 MB in use: too slow here
     path = store.engine.url.database
     with store.write_conn() as conn:
         raw = conn.connection.driver_connection

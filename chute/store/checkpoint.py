@@ -30,6 +30,7 @@ KICK_EVERY = 64  # commits (a chain's commit writes ~13 pages: ~800 pages a chec
 FALLBACK_PAGES = 20_000  # the committing connection's own wal_autocheckpoint meanwhile
 IDLE_SECONDS = 30.0  # the thread ends after this long without a kick
 MAX_PASSES = 8  # checkpoints in a row, while commits meanwhile left frames to copy
+RESTART_FRAMES = 4_000  # WAL pages (16 MB) past which a complete pass is followed by RESTART
 
 
 class Checkpointer:
@@ -89,18 +90,20 @@ class Checkpointer:
     def _checkpoint(conn: Any) -> None:
         # A passive checkpoint copies the frames there were when it began, and the
         # writer restarts the WAL from its beginning (instead of growing it) only if it
-        # begins a transaction once every frame was copied: a commit overlapping each
-        # checkpoint (a busy controller) kept the WAL growing. So: passes until one
-        # copied everything, then RESTART, which takes the writer lock (never waiting
-        # for it: the connection's busy timeout is 0) and, with nothing left to copy,
-        # makes the next transaction start the WAL over; if the controller holds the
-        # lock right then, the next kick tries again
+        # begins a transaction once every frame was copied. A commit overlapping every
+        # checkpoint (a controller that is never idle for a checkpoint's fsyncs) keeps
+        # the WAL growing: past RESTART_FRAMES, a RESTART follows a pass that copied
+        # everything. It takes the writer lock (never waiting for it: the connection's
+        # busy timeout is 0), copies what was committed since the pass and makes the
+        # next transaction start the WAL over; the controller may wait for it meanwhile
+        # (a few frames and two fsyncs), which is why it is not done on every kick
         for _ in range(MAX_PASSES):
             busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             if busy or frames <= 0:
                 return
             if copied >= frames:
-                conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+                if frames >= RESTART_FRAMES:
+                    conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
                 return
 
     def close(self) -> None:
