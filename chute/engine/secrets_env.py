@@ -10,22 +10,21 @@ the supervisor masks a secret in logs and ``outputs.result`` whichever way a ste
 
 What the executor cannot mask the controller scrubs after the attempt
 (:func:`mask_text` for output parameter files read into node status;
-:func:`scrub_step_dir` for files kept in the step directory, ``launch.json`` included,
+:func:`chute.executors.stepfiles.scrub_step_dir` for files kept in the step directory, ``launch.json`` included,
 which carries the env for the supervisor). Errors name the secret and key, never a value.
 """
 
 from __future__ import annotations
 
 import base64
-import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
 
 from chute.errors import ChuteError, NotFoundError, UserError
+from chute.executors.stepfiles import scrub_step_dir
 
-SCRUB_LIMIT = 8 << 20  # files larger than this in a step directory are not rewritten
 MASK = "***"
 
 
@@ -109,41 +108,6 @@ def mask_files(files: dict[str, str | None], forms: Iterable[str]) -> dict[str, 
     if not forms:
         return files
     return {k: (None if v is None else mask_text(v, forms)) for k, v in files.items()}
-
-
-def scrub_step_dir(step_dir: Path | str | None, forms: Iterable[str]) -> int:
-    """Rewrite every file under ``step_dir`` that holds a secret form, masked; the
-    number of files rewritten. Each file is replaced (new inode), never written in place,
-    so an artifact hard-linked into the repository keeps its bytes."""
-    forms_b = sorted({f.encode() for f in forms if f}, key=len, reverse=True)
-    if not step_dir or not forms_b:
-        return 0
-    root = Path(step_dir)
-    n = 0
-    for dirpath, _dirs, names in os.walk(root):
-        for name in names:
-            p = Path(dirpath) / name
-            try:
-                if p.is_symlink() or not p.is_file() or p.stat().st_size > SCRUB_LIMIT:
-                    continue
-                data = p.read_bytes()
-            except OSError:
-                continue
-            masked = data
-            for f in forms_b:
-                if f in masked:
-                    masked = masked.replace(f, MASK.encode())
-            if masked == data:
-                continue
-            tmp = p.with_name(f".{p.name}.scrub")
-            try:
-                tmp.write_bytes(masked)
-                os.chmod(tmp, p.stat().st_mode & 0o777)
-                os.replace(tmp, p)
-                n += 1
-            except OSError:
-                tmp.unlink(missing_ok=True)
-    return n
 
 
 def after_attempt(step_dir: Path | str | None, files: dict[str, str | None],

@@ -90,7 +90,7 @@ import time
 import types
 import warnings
 
-from chute.executors import proctree, sandbox, warm_runtime, warm_worker
+from chute.executors import proctree, sandbox, stepfiles, warm_runtime, warm_worker
 from chute.executors.worker_io import LazyLog, Pump, fresh_stdio
 from chute.executors.worker_tmp import PrivateTmp, tmp_paths
 
@@ -269,9 +269,7 @@ class Worker:
         if spec.get("secret_values"):
             # what the controller does after a process step from its launch.json (which a
             # reused step has not): no file of the step directory keeps a secret
-            from chute.engine.secrets_env import scrub_step_dir
-
-            scrub_step_dir(hsd, spec["secret_values"])
+            stepfiles.scrub_step_dir(hsd, spec["secret_values"])
         reply.update(exit_code=code, started_at=started, finished_at=time.time(),
                      result=sink.result(), outputs=outputs,
                      cpu=round(time.process_time() - cpu0, 6))

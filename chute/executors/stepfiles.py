@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+from collections.abc import Iterable
 from pathlib import Path
 
 from chute.executors.base import StepResult
@@ -130,3 +131,42 @@ def usage() -> dict:
     return {"supervisor_cpu": round(used[0], 6), "step_cpu": round(used[1], 6),
             "step_max_rss_kb": kids.ru_maxrss,
             "supervisor_faults": used[2], "step_faults": used[3]}
+
+
+SCRUB_LIMIT = 8 << 20  # files larger than this in a step directory are not rewritten
+MASK = b"***"  # what a secret becomes (as in the log: chute.executors.logsink)
+
+
+def scrub_step_dir(step_dir: Path | str | None, forms: Iterable[str]) -> int:
+    """Rewrite every file under ``step_dir`` that holds a secret form, masked; the
+    number of files rewritten. Each file is replaced (new inode), never written in place,
+    so an artifact hard-linked into the repository keeps its bytes."""
+    forms_b = sorted({f.encode() for f in forms if f}, key=len, reverse=True)
+    if not step_dir or not forms_b:
+        return 0
+    root = Path(step_dir)
+    n = 0
+    for dirpath, _dirs, names in os.walk(root):
+        for name in names:
+            p = Path(dirpath) / name
+            try:
+                if p.is_symlink() or not p.is_file() or p.stat().st_size > SCRUB_LIMIT:
+                    continue
+                data = p.read_bytes()
+            except OSError:
+                continue
+            masked = data
+            for f in forms_b:
+                if f in masked:
+                    masked = masked.replace(f, MASK)
+            if masked == data:
+                continue
+            tmp = p.with_name(f".{p.name}.scrub")
+            try:
+                tmp.write_bytes(masked)
+                os.chmod(tmp, p.stat().st_mode & 0o777)
+                os.replace(tmp, p)
+                n += 1
+            except OSError:
+                tmp.unlink(missing_ok=True)
+    return n
