@@ -241,8 +241,20 @@ def test_a_worker_that_dies_fails_its_step_and_is_replaced(reused, tmp_path, cod
     assert again.outcome == SUCCEEDED
 
 
+@component
+def imports_as_spawn_and_sleep(pidfile: str) -> str:
+    import subprocess  # noqa: F401 - the same imports: the same workers
+    import time  # noqa: F401
+
+    return pidfile
+
+
 def test_deadline_kills_the_worker_and_its_children(reused, tmp_path):
     pidfile = tmp_path / "child.pid"
+    # a worker for these imports is up first: under load a worker's start alone can take
+    # longer than the deadline below, which is meant for the step
+    warm = step(tmp_path, imports_as_spawn_and_sleep, inputs={"pidfile": "x"}, name="warm")
+    assert run(reused, warm).outcome == SUCCEEDED
     s = step(tmp_path, spawn_and_sleep, inputs={"pidfile": str(pidfile)},
              deadline=time.time() + 1.5, grace_seconds=0.3)
     t0 = time.monotonic()
