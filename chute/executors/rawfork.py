@@ -24,10 +24,12 @@ would have done for a single-threaded process:
   ``after_in_parent`` or ``after_in_child`` in order, an exception in one reported and
   ignored.
 
-It is used only where it is equivalent: CPython 3.11-3.13 on Linux (whose after-fork code
-this reasons about), a process with exactly one thread, :func:`record` called before
-anything but chute's own modules registered a callback, no module imported since
-:func:`seal`, and ``CHUTE_RAW_FORK`` not ``0``; :func:`fork` is ``os.fork`` otherwise.
+It is used only where it is equivalent and tested: CPython 3.11 on Linux (whose
+after-fork code this reasons about, and the version chute's suite runs on; later versions
+re-initialise more per-interpreter state after a fork, so they get ``os.fork``), a
+process with exactly one thread, :func:`record` called before anything but chute's own
+modules registered a callback, no module imported since :func:`seal`, and
+``CHUTE_RAW_FORK`` not ``0``; :func:`fork` is ``os.fork`` otherwise.
 """
 
 from __future__ import annotations
@@ -127,7 +129,7 @@ def _supported() -> bool:
     return (
         sys.platform == "linux"
         and sys.implementation.name == "cpython"
-        and (3, 11) <= sys.version_info[:2] <= (3, 13)
+        and sys.version_info[:2] == (3, 11)
         and os.environ.get(RAW_FORK_ENV, "1") != "0"
     )
 
