@@ -15,6 +15,7 @@ import pytest
 from chute.executors.base import CANCELLED, FAILED, SUCCEEDED, TIMEOUT, LaunchSpec
 from chute.executors.local import LocalExecutor
 from chute.executors.supervisor import DEADLINE_MESSAGE
+from tests.fixtures.executor import wait
 
 
 @pytest.fixture(scope="module")
@@ -25,16 +26,6 @@ def ex():
 
 def spec(tmp_path: Path, argv, name="s", **kw) -> LaunchSpec:
     return LaunchSpec("wf", name, 0, tmp_path / name, tmp_path / f"{name}.log", list(argv), **kw)
-
-
-def wait(ex, handle, timeout=30.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        r = ex.poll(handle)
-        if r is not None:
-            return r
-        time.sleep(0.005)
-    raise AssertionError(f"no result within {timeout}s")
 
 
 # ------------------------------------------------------------------ P-3

@@ -22,6 +22,7 @@ from tests.fixtures.executor import (
     spec,
     sup_pid,
     wait,
+    wait_for_file,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,9 +69,7 @@ def test_supervisor_survives_death_of_its_launcher(ex, tmp_path):
 def test_supervisor_lost_is_an_error_and_kills_the_step(ex, tmp_path):
     s = spec(tmp_path, ["sh", "-c", "sleep 30"])
     h = ex.launch(s)
-    deadline = time.monotonic() + 5
-    while not (s.step_dir / "step.pid").exists() and time.monotonic() < deadline:
-        time.sleep(0.005)
+    wait_for_file(s.step_dir / "step.pid")
     step_pid = json.loads((s.step_dir / "step.pid").read_text())["pid"]
     os.kill(sup_pid(s.step_dir), signal.SIGKILL)
     r = wait(ex, h)
@@ -117,9 +116,7 @@ def test_stopped_supervisor_is_not_a_false_failure(ex, tmp_path):
     """R-5b: a supervisor that cannot run for a while is alive, not lost."""
     s = spec(tmp_path, ["sh", "-c", "sleep 0.5; echo done"])
     h = ex.launch(s)
-    deadline = time.monotonic() + 5
-    while not (s.step_dir / "step.pid").exists() and time.monotonic() < deadline:
-        time.sleep(0.005)
+    wait_for_file(s.step_dir / "step.pid")
     pid = sup_pid(s.step_dir)
     os.kill(pid, signal.SIGSTOP)
     try:

@@ -23,6 +23,7 @@ from chute.executors.local import LocalExecutor
 from chute.executors.python import PythonExecutor
 from chute.executors.warm_worker import RUNTIME_MODULES, is_sdk_step, preload_modules
 from tests.conftest import REPO
+from tests.fixtures.executor import wait
 
 # ---------------------------------------------------------------- components under test
 
@@ -142,16 +143,6 @@ def step(root: Path, comp, name="s", inputs=None, **kw) -> LaunchSpec:
         output_paths=outs,
         **kw,
     )
-
-
-def wait(ex, handle, timeout=30.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        r = ex.poll(handle)
-        if r is not None:
-            return r
-        time.sleep(0.005)
-    raise AssertionError(f"no result within {timeout}s for {handle}")
 
 
 def run(ex, spec):
@@ -362,14 +353,17 @@ def flaky_pipeline(counter: str):
 """
 
 
-def test_engine_retries_a_failing_warm_step(chute_home, tmp_path):
+def run_flaky_pipeline(chute_home, tmp_path):
+    """Run FLAKY_PIPELINE with ``chute run``'s driver; its pods in start order, after the
+    checks every executor must pass (two failed attempts, then a success, each counted
+    once), and the first attempt's log text."""
     from rich.console import Console
 
     from chute.cli.run import run_pipeline
 
     src = tmp_path / "flaky.py"
     src.write_text(FLAKY_PIPELINE)
-    counter = tmp_path / "counter"
+    counter = tmp_path / "counter"  # a host path under /tmp: re-shared into the view
     counter.mkdir()
     console = Console(file=open(os.devnull, "w"), width=120)  # noqa: SIM115
     row, nodes = run_pipeline(str(src), {"counter": str(counter)}, timeout=120,
@@ -378,10 +372,15 @@ def test_engine_retries_a_failing_warm_step(chute_home, tmp_path):
     pods = sorted((n for n in nodes if n.type == "Pod"), key=lambda n: n.started_at or 0)
     assert [n.phase for n in pods] == ["Failed", "Failed", "Succeeded"]
     assert sorted(os.listdir(counter)) == ["0", "1", "2"]
+    log = next((chute_home / "logs").rglob(f"{pods[0].node_id}.log")).read_text()
+    return pods, log
+
+
+def test_engine_retries_a_failing_warm_step(chute_home, tmp_path):
+    pods, log = run_flaky_pipeline(chute_home, tmp_path)
     for n in pods:
         assert json.loads((Path(n.step_dir) / "step.pid").read_text()).get("zygote")
-    log = (chute_home / "logs").rglob(f"{pods[0].node_id}.log")
-    assert "RuntimeError: attempt 0 fails" in next(log).read_text()
+    assert "RuntimeError: attempt 0 fails" in log
 
 
 def test_chute_run_end_to_end_uses_warm_steps(chute_home):

@@ -7,7 +7,6 @@ on the LocalExecutor (a cold ``python3 script``) or the zygote path for comparis
 from __future__ import annotations
 
 import json
-import os
 import signal
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from chute.executors.local import LocalExecutor
 from chute.executors.python import PythonExecutor
 from chute.executors.supervisor import DEADLINE_MESSAGE
 from chute.executors.warm_worker import wants_reuse
+from tests.fixtures.executor import wait
 from tests.test_executors_python import (
     explode,
     greet,
@@ -30,7 +30,6 @@ from tests.test_executors_python import (
     run,
     spawn_and_sleep,
     step,
-    wait,
     with_packages,
 )
 
@@ -487,26 +486,12 @@ def test_many_steps_through_recycled_workers(tmp_path):
 
 
 def test_the_engine_retries_a_failing_reused_step(chute_home, tmp_path, monkeypatch):
-    from rich.console import Console
-
-    from chute.cli.run import run_pipeline
-    from tests.test_executors_python import FLAKY_PIPELINE
+    from tests.test_executors_python import run_flaky_pipeline
 
     monkeypatch.setenv("CHUTE_WARM_STEPS", "reuse")  # what `chute run --reuse-workers` sets
-    src = tmp_path / "flaky.py"
-    src.write_text(FLAKY_PIPELINE)
-    counter = tmp_path / "counter"  # a host path under /tmp: re-shared into the view
-    counter.mkdir()
-    console = Console(file=open(os.devnull, "w"), width=120)  # noqa: SIM115
-    row, nodes = run_pipeline(str(src), {"counter": str(counter)}, timeout=120,
-                              console=console, out=console, live=False)
-    assert row.phase == "Succeeded"
-    pods = sorted((n for n in nodes if n.type == "Pod"), key=lambda n: n.started_at or 0)
-    assert [n.phase for n in pods] == ["Failed", "Failed", "Succeeded"]
-    assert sorted(os.listdir(counter)) == ["0", "1", "2"]
+    pods, log = run_flaky_pipeline(chute_home, tmp_path)
     assert not any((Path(n.step_dir) / "step.pid").exists() for n in pods)  # all reused
-    log = next((chute_home / "logs").rglob(f"{pods[0].node_id}.log"))
-    assert "RuntimeError: attempt 0 fails" in log.read_text()
+    assert "RuntimeError: attempt 0 fails" in log
 
 
 def test_steps_go_to_the_fork_path_when_no_worker_comes_up(tmp_path):

@@ -371,11 +371,7 @@ class Worker:
         if atexit._ncallbacks() != self.atexit:
             self.left.append("atexit")
             atexit._run_exitfuncs()
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except Exception:  # noqa: BLE001 - e.g. closed by the step; as Python: 120
-                code = code or 120
+        code = warm_worker.flush_stdio(code)
         if _children_left():
             self.left.append("child processes")
             _kill_children()

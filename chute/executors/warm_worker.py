@@ -449,10 +449,16 @@ def _finish(code: int) -> int:
     except Exception:  # noqa: BLE001, S110
         pass
     atexit._run_exitfuncs()
+    return flush_stdio(code)
+
+
+def flush_stdio(code: int) -> int:
+    """Flush ``sys.stdout`` and ``sys.stderr`` as the interpreter does at exit: ``code``,
+    or 120 for an otherwise clean exit whose output could not be flushed."""
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except Exception:  # noqa: BLE001 - e.g. the reader went away; as Python: 120
+        except Exception:  # noqa: BLE001 - e.g. the reader went away or the step closed it
             code = code or 120
     return code
 
