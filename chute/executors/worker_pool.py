@@ -11,10 +11,18 @@ gets and the known differences from the fork path).
 
 It is an Executor for the steps it takes (:class:`~chute.executors.python.PythonExecutor`
 routes them here): :meth:`launch` hands the step to an idle worker, or queues it in
-memory until one is free (never waiting for one); one reader thread per worker turns
-its replies into :class:`~chute.executors.base.StepResult` s kept for :meth:`poll`, tells
-the shared :class:`~chute.executors.local.Completions` (the controller wakes at once) and
-hands the worker its next queued step. One watchdog thread, started on first need,
+memory until one is free (never waiting for one). No thread reads the replies: the
+workers' stdout pipes are non-blocking and watched by the shared
+:class:`~chute.executors.local.Completions`, so the controller's own thread, waiting in
+``Completions.wait`` or asking ``finished()``, wakes on a reply and reads it itself
+(:meth:`WorkerPool._drain`) — one wake-up per step, not a reader thread's and then the
+controller's. Reading a reply turns it into a :class:`~chute.executors.base.StepResult`
+kept for :meth:`poll` and hands the worker its next queued step; :meth:`poll`,
+:meth:`launch` (when no worker is idle) and the watchdog (before it stops a step for its
+deadline) read what is ready too, so a pool used without a controller, or a controller
+in a long turn, still sees every end. A worker's end (EOF on its stdout) is handled off
+the reader's thread (killing what its step left can take a grace period). One watchdog
+thread, started on first need,
 enforces deadlines and the grace period after a stop: SIGTERM to the worker's process
 group and descendants, SIGKILL after ``grace_seconds`` (:mod:`chute.executors.proctree`);
 the result is TIMEOUT with :data:`~chute.executors.supervisor.DEADLINE_MESSAGE`, or
@@ -35,6 +43,7 @@ import functools
 import heapq
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -93,7 +102,7 @@ class _Job:
 
 
 class _Proc:
-    """One worker process and the thread reading its replies."""
+    """One worker process: its pipes, and the step it runs (the pool reads its replies)."""
 
     def __init__(self, pool: WorkerPool, key: tuple[str, ...]) -> None:
         self.pool = pool
@@ -106,7 +115,11 @@ class _Proc:
         )
         self.pid = self.proc.pid
         self.fd = self.proc.stdin.fileno()  # type: ignore[union-attr]
-        self.ready = threading.Event()
+        self.out = self.proc.stdout.fileno()  # type: ignore[union-attr]
+        os.set_blocking(self.out, False)  # read when epoll says so, by whoever pumps
+        self.buf = b""  # a reply's start, until its newline comes
+        self.eof = False
+        self.ready = threading.Event()  # set by its "ready" line, or its end
         self.info: dict = {}
         self.job: _Job | None = None
         self.steps = 0
@@ -114,26 +127,9 @@ class _Proc:
         self.env_sent: bytes | None = None
         self.tmp: str | None = None  # its private /tmp's directory: removed when it is gone
         self.gone = False  # retiring, killed or dead: never handed another step
-        self.reader = threading.Thread(target=self._read, name="chute-worker-replies",
-                                       daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout
-        for line in self.proc.stdout:
-            try:
-                data = json.loads(line)
-            except ValueError:
-                continue
-            if data.get("ready"):
-                self.info = data
-                self.ready.set()
-                self.pool._ready(self)
-            else:
-                self.pool._reply(self, data)
-        rc = self.proc.wait()
-        self.ready.set()
-        self.pool._exited(self, rc)
+        self.reaper: threading.Thread | None = None  # handles its end, once its stdout ends
+        pool._by_fd[self.out] = self
+        pool._ep.register(self.out, select.EPOLLIN)
 
 
 class WorkerPool:
@@ -168,6 +164,11 @@ class WorkerPool:
         self._watchdog: threading.Thread | None = None
         self._closed = False
         self.cpu = 0.0  # CPU seconds the workers spent in steps (their replies' "cpu")
+        # the workers' stdout fds: readable when one replied or ended; itself watched by
+        # the completions (an epoll fd is readable while one of its fds is)
+        self._ep = select.epoll()
+        self._by_fd: dict[int, _Proc] = {}
+        self.completions.watch(self._ep.fileno(), self._drain)
 
     # -- workers
 
@@ -184,8 +185,13 @@ class WorkerPool:
             if not workers:
                 workers.append(_Proc(self, key))
             first = workers[0]
-        ok = (first.ready.wait(timeout) and not first.gone and first.proc.poll() is None
-              and first.info.get("namespace") is None)
+        end = time.monotonic() + timeout
+        while not first.ready.is_set() and (left := end - time.monotonic()) > 0:
+            # nobody else may be reading: wait for any worker's line and read them all
+            select.select([self._ep.fileno()], [], [], min(left, 0.1))
+            self.pump()
+        ok = (first.ready.is_set() and bool(first.info) and not first.gone
+              and first.proc.poll() is None and first.info.get("namespace") is None)
         with self._lock:
             (self._usable if ok else self._broken).add(key)
         if not ok:
@@ -202,11 +208,6 @@ class WorkerPool:
         workers = self._workers.setdefault(key, [])
         if len(workers) < self.size and key not in self._broken and not self._closed:
             workers.append(_Proc(self, key))
-
-    def _ready(self, w: _Proc) -> None:
-        with self._lock:
-            if not w.gone:
-                self._next(w)
 
     def _next(self, w: _Proc) -> None:
         """Hand ``w`` its next queued step, or mark it idle (lock held)."""
@@ -249,7 +250,7 @@ class WorkerPool:
             while view:
                 view = view[os.write(w.fd, view):]
         except OSError:
-            w.gone = True  # its reader sees the end and replaces it
+            w.gone = True  # the next pump sees its end and replaces it
             return False
         w.sources.add(sid)
         w.env_sent = env
@@ -273,23 +274,34 @@ class WorkerPool:
         with self._lock:
             self._jobs[step_dir] = job
             self._results.pop(step_dir, None)
-            idle = self._idle.get(key)
-            while idle:
-                w = idle.pop()
-                if not w.gone and self._send(w, job):
-                    break
-            else:
-                self._queue.setdefault(key, deque()).append(job)
-                if not self._idle.get(key):
-                    self._start(key)
+            if not self._give(job):
+                # a worker may have replied since anyone last read: it takes the queue's
+                # head first (and is idle for this one if the queue was empty)
+                self._pump(None)
+                if not self._give(job):
+                    self._queue.setdefault(key, deque()).append(job)
+                    if not self._idle.get(key):
+                        self._start(key)
             if spec.deadline is not None:
                 self._timer(spec.deadline, "deadline", job)
         return StepHandle(step_dir=step_dir)
+
+    def _give(self, job: _Job) -> bool:
+        """Send ``job`` to an idle worker of its module set (lock held); False if none."""
+        idle = self._idle.get(job.key)
+        while idle:
+            w = idle.pop()
+            if not w.gone and self._send(w, job):
+                return True
+        return False
 
     def poll(self, handle: StepHandle) -> StepResult | None:
         """The result once the step ended, else None (a dict lookup: never blocks)."""
         step_dir = handle.step_dir if isinstance(handle.step_dir, Path) else Path(handle.step_dir)
         result = self._results.get(step_dir)
+        if result is None and step_dir in self._jobs:
+            self.pump()  # its reply may be waiting in the pipe: nobody else need read it
+            result = self._results.get(step_dir)
         if result is None and step_dir not in self._jobs:
             return StepResult(ERROR, None, "reused worker lost the step",
                               finished_at=time.time())
@@ -323,26 +335,109 @@ class WorkerPool:
                 w.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 self._kill(w)
-            w.reader.join(timeout=5)
-
-    # -- ends of steps (reader threads)
-
-    def _reply(self, w: _Proc, data: dict) -> None:
-        kill = False
         with self._lock:
-            job, w.job = w.job, None
-            self.cpu += float(data.get("cpu") or 0.0)
-            if "tmp" in data:
-                w.tmp = data["tmp"]
-            if job is not None and not job.done:
-                self._finish(job, self._result(job, data))
-            kill = job is not None and job.stop is not None
-            if data.get("retiring") or kill:
-                self._retire(w)
-            elif not w.gone:
-                self._next(w)
+            for w in workers:  # what each wrote before it went, then its end
+                while not w.eof:
+                    if not self._read(w, None):
+                        self._eof(w)  # a leftover of its step holds the pipe: no matter
+        for w in workers:
+            if w.reaper is not None:
+                w.reaper.join(timeout=5)
+        self.completions.unwatch(self._ep.fileno())
+        self._ep.close()
+
+    # -- replies (read by whoever waits, polls or launches: see the module docstring)
+
+    def _drain(self) -> list[Path]:
+        """The completions' source: read the lines ready now; the steps they ended."""
+        ended: list[Path] = []
+        with self._lock:
+            self._pump(ended)
+        return ended
+
+    def pump(self) -> None:
+        """Read the lines ready now (never blocks); ends go on the completions pipe."""
+        with self._lock:
+            self._pump(None)
+
+    def _pump(self, ended: list[Path] | None) -> None:
+        """Read every worker that has a line or ended (lock held). The steps that ended
+        go to ``ended``, or (None) on the completions pipe: the caller is not the
+        controller about to take them, which may be asleep in ``wait``."""
+        if self._closed:
+            return
+        for fd, _ in self._ep.poll(0):
+            w = self._by_fd.get(fd)
+            if w is not None:
+                self._read(w, ended)
+
+    def _read(self, w: _Proc, ended: list[Path] | None) -> bool:
+        """Handle the lines ``w`` wrote, and its end (lock held); False if it had none."""
+        try:
+            chunk = os.read(w.out, 65536)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            chunk = b""
+        if chunk:
+            *lines, w.buf = (w.buf + chunk).split(b"\n")
+        else:
+            lines, w.buf = [w.buf], b""
+        for line in lines:
+            try:
+                data = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(data, dict):
+                continue
+            if data.get("ready"):
+                w.info = data
+                w.ready.set()
+                if not w.gone:
+                    self._next(w)
+            else:
+                self._reply(w, data, ended)
+        if not chunk:
+            self._eof(w)
+        return True
+
+    def _eof(self, w: _Proc) -> None:
+        """``w``'s stdout ended (lock held): it is gone; its end is handled on a thread
+        of its own (reaping it, and killing what its step left, may take a while)."""
+        w.eof = w.gone = True
+        w.ready.set()
+        if self._by_fd.pop(w.out, None) is not None:
+            self._ep.unregister(w.out)
+        w.proc.stdout.close()  # type: ignore[union-attr]
+        w.reaper = self._detach(self._reap, w)
+
+    def _reap(self, w: _Proc) -> None:
+        self._exited(w, w.proc.wait())
+
+    @staticmethod
+    def _detach(target, w: _Proc) -> threading.Thread:
+        """Run ``target(w)`` on a new thread (what may block: never the controller's)."""
+        t = threading.Thread(target=target, args=(w,), name="chute-worker-end", daemon=True)
+        t.start()
+        return t
+
+    # -- ends of steps
+
+    def _reply(self, w: _Proc, data: dict, ended: list[Path] | None) -> None:
+        """A step's reply (lock held)."""
+        job, w.job = w.job, None
+        self.cpu += float(data.get("cpu") or 0.0)
+        if "tmp" in data:
+            w.tmp = data["tmp"]
+        if job is not None and not job.done:
+            self._finish(job, self._result(job, data), ended)
+        kill = job is not None and job.stop is not None
+        if data.get("retiring") or kill:
+            self._retire(w)
+        elif not w.gone:
+            self._next(w)
         if kill:  # a stopped step that ended on its own: its worker goes all the same
-            self._kill(w)
+            self._detach(self._kill, w)
 
     def _exited(self, w: _Proc, rc: int) -> None:
         job = w.job
@@ -414,8 +509,9 @@ class WorkerPool:
                           finished_at=data.get("finished_at") or time.time(),
                           result=data.get("result"), outputs=data.get("outputs") or {})
 
-    def _finish(self, job: _Job, result: StepResult) -> None:
-        """Record how ``job`` ended and tell the controller (lock held)."""
+    def _finish(self, job: _Job, result: StepResult, ended: list[Path] | None = None) -> None:
+        """Record how ``job`` ended and tell the controller (lock held): in ``ended`` if it
+        is the controller reading, else on the completions pipe."""
         job.done = True
         step_dir = job.spec.step_dir
         self._jobs.pop(step_dir, None)
@@ -426,7 +522,10 @@ class WorkerPool:
             if old in self._unpolled:
                 break
             del self._results[old]
-        self.completions.add(step_dir)
+        if ended is None:
+            self.completions.add(step_dir)
+        else:
+            ended.append(step_dir)
 
     # -- deadlines and stops (watchdog thread)
 
@@ -469,6 +568,8 @@ class WorkerPool:
                 due = []
                 while self._timed and self._timed[0][0] <= now:
                     due.append(heapq.heappop(self._timed))
+                if any(what == "deadline" for _, _, what, _ in due):
+                    self._pump(None)  # a step that replied in time, unread: not a TIMEOUT
                 for _, _, what, it in due:
                     if what == "deadline":
                         job = it
