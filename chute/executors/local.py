@@ -149,7 +149,8 @@ class Completions:
         end = time.monotonic() + timeout
         while True:
             try:
-                events = self._ep.poll(max(timeout, 0.0))
+                # (epoll counts in int milliseconds: a longer wait is no wait's end)
+                events = self._ep.poll(max(timeout, 0.0) if timeout < 1e6 else -1)
             except InterruptedError:
                 events = []
             woke = False

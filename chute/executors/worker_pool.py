@@ -12,17 +12,15 @@ gets and the known differences from the fork path).
 It is an Executor for the steps it takes (:class:`~chute.executors.python.PythonExecutor`
 routes them here): :meth:`launch` hands the step to an idle worker, or queues it in
 memory until one is free (never waiting for one). No thread reads the replies: the
-workers' stdout pipes are non-blocking and watched by the shared
-:class:`~chute.executors.local.Completions`, so the controller's own thread, waiting in
-``Completions.wait`` or asking ``finished()``, wakes on a reply and reads it itself
-(:meth:`WorkerPool._drain`) — one wake-up per step, not a reader thread's and then the
-controller's. Reading a reply turns it into a :class:`~chute.executors.base.StepResult`
-kept for :meth:`poll` and hands the worker its next queued step; :meth:`poll`,
-:meth:`launch` (when no worker is idle) and the watchdog (before it stops a step for its
-deadline) read what is ready too, so a pool used without a controller, or a controller
-in a long turn, still sees every end. A worker's end (EOF on its stdout) is handled off
-the reader's thread (killing what its step left can take a grace period). One watchdog
-thread, started on first need,
+shared :class:`~chute.executors.local.Completions` watches the workers' stdouts
+(:mod:`chute.executors.worker_proc`), so the controller's own thread, in ``wait`` or
+``finished()``, wakes on a reply and reads it (one wake-up per step, not a reader
+thread's and then the controller's): a :class:`~chute.executors.base.StepResult` kept for
+:meth:`poll`, and the worker's next queued step sent. :meth:`poll`, :meth:`launch` (no
+worker idle) and the watchdog (before a deadline's stop) read what is ready too: a pool
+used without a controller, or a controller in a long turn, still sees every end. A
+worker's end (EOF) is handled on a thread of its own (killing what its step left can take
+a grace period). One watchdog thread, started on first need,
 enforces deadlines and the grace period after a stop: SIGTERM to the worker's process
 group and descendants, SIGKILL after ``grace_seconds`` (:mod:`chute.executors.proctree`);
 the result is TIMEOUT with :data:`~chute.executors.supervisor.DEADLINE_MESSAGE`, or
@@ -41,9 +39,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import heapq
-import json
 import os
-import select
 import shutil
 import signal
 import subprocess
@@ -64,9 +60,10 @@ from chute.executors.base import (
     StepHandle,
     StepResult,
 )
-from chute.executors.local import Completions, _environ_json
+from chute.executors.local import Completions
 from chute.executors.logsink import LogSink
 from chute.executors.supervisor import DEADLINE_MESSAGE
+from chute.executors.worker_proc import ReplyPipes, Requests, WorkerProc
 
 MAX_STEPS = 1000  # steps a worker runs before it is recycled (bounds any slow leak)
 READY_TIMEOUT = 60.0  # seconds the first worker of a module set may take to import them
@@ -96,40 +93,9 @@ def _tmp_is_dir() -> bool:
 class _Job:
     spec: LaunchSpec
     key: tuple[str, ...]
-    worker: _Proc | None = None
+    worker: WorkerProc | None = None
     stop: tuple[str, str] | None = None  # (TIMEOUT or CANCELLED, message) once stopping
     done: bool = False
-
-
-class _Proc:
-    """One worker process: its pipes, and the step it runs (the pool reads its replies)."""
-
-    def __init__(self, pool: WorkerPool, key: tuple[str, ...]) -> None:
-        self.pool = pool
-        self.key = key
-        self.proc = subprocess.Popen(
-            [pool.python, "-m", "chute.executors.reused_worker", *key],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            start_new_session=True,  # its own group: killed as a whole, and no Ctrl-C
-            close_fds=True, env=pool.worker_env,
-        )
-        self.pid = self.proc.pid
-        self.fd = self.proc.stdin.fileno()  # type: ignore[union-attr]
-        self.out = self.proc.stdout.fileno()  # type: ignore[union-attr]
-        os.set_blocking(self.out, False)  # read when epoll says so, by whoever pumps
-        self.buf = b""  # a reply's start, until its newline comes
-        self.eof = False
-        self.ready = threading.Event()  # set by its "ready" line, or its end
-        self.info: dict = {}
-        self.job: _Job | None = None
-        self.steps = 0
-        self.sources: set[int] = set()
-        self.env_sent: bytes | None = None
-        self.tmp: str | None = None  # its private /tmp's directory: removed when it is gone
-        self.gone = False  # retiring, killed or dead: never handed another step
-        self.reaper: threading.Thread | None = None  # handles its end, once its stdout ends
-        pool._by_fd[self.out] = self
-        pool._ep.register(self.out, select.EPOLLIN)
 
 
 class WorkerPool:
@@ -148,14 +114,13 @@ class WorkerPool:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
         self.worker_env = env
         self._lock = threading.Lock()
-        self._workers: dict[tuple[str, ...], list[_Proc]] = {}
-        self._idle: dict[tuple[str, ...], list[_Proc]] = {}
+        self._workers: dict[tuple[str, ...], list[WorkerProc]] = {}
+        self._idle: dict[tuple[str, ...], list[WorkerProc]] = {}
         self._queue: dict[tuple[str, ...], deque[_Job]] = {}
         self._jobs: dict[Path, _Job] = {}
         self._results: OrderedDict[Path, StepResult] = OrderedDict()
         self._unpolled: set[Path] = set()
-        self._sources: dict[str, int] = {}
-        self._source_seq = 0
+        self._requests = Requests()
         self._usable: set[tuple[str, ...]] = set()
         self._broken: set[tuple[str, ...]] = set()
         self._cond = threading.Condition(self._lock)
@@ -164,11 +129,10 @@ class WorkerPool:
         self._watchdog: threading.Thread | None = None
         self._closed = False
         self.cpu = 0.0  # CPU seconds the workers spent in steps (their replies' "cpu")
-        # the workers' stdout fds: readable when one replied or ended; itself watched by
-        # the completions (an epoll fd is readable while one of its fds is)
-        self._ep = select.epoll()
-        self._by_fd: dict[int, _Proc] = {}
-        self.completions.watch(self._ep.fileno(), self._drain)
+        # the workers' stdouts, watched by the completions: the controller's thread
+        # wakes on a reply and reads it (an epoll fd is readable while one of its fds is)
+        self._pipes = ReplyPipes()
+        self.completions.watch(self._pipes.fileno(), self._drain)
 
     # -- workers
 
@@ -183,12 +147,12 @@ class WorkerPool:
                 return False
             workers = self._workers.setdefault(key, [])
             if not workers:
-                workers.append(_Proc(self, key))
+                workers.append(self._spawn(key))
             first = workers[0]
         end = time.monotonic() + timeout
         while not first.ready.is_set() and (left := end - time.monotonic()) > 0:
             # nobody else may be reading: wait for any worker's line and read them all
-            select.select([self._ep.fileno()], [], [], min(left, 0.1))
+            self._pipes.wait(min(left, 0.1))
             self.pump()
         ok = (first.ready.is_set() and bool(first.info) and not first.gone
               and first.proc.poll() is None and first.info.get("namespace") is None)
@@ -207,14 +171,20 @@ class WorkerPool:
         """Another worker for ``key`` if the pool has room (lock held)."""
         workers = self._workers.setdefault(key, [])
         if len(workers) < self.size and key not in self._broken and not self._closed:
-            workers.append(_Proc(self, key))
+            workers.append(self._spawn(key))
 
-    def _next(self, w: _Proc) -> None:
+    def _spawn(self, key: tuple[str, ...]) -> WorkerProc:
+        """Start a worker for ``key``, its replies watched (lock held)."""
+        w = WorkerProc(self.python, key, self.worker_env)
+        self._pipes.add(w)
+        return w
+
+    def _next(self, w: WorkerProc) -> None:
         """Hand ``w`` its next queued step, or mark it idle (lock held)."""
         queue = self._queue.get(w.key)
         if not queue and sum(map(len, self._workers.values())) > self.max_workers:
             self._retire(w)  # idle, and more workers than wanted: fewer module sets now
-            self._close_stdin(w)
+            w.close_stdin()
             return
         while queue:
             job = queue.popleft()
@@ -226,35 +196,11 @@ class WorkerPool:
             return
         self._idle.setdefault(w.key, []).append(w)
 
-    def _send(self, w: _Proc, job: _Job) -> bool:
+    def _send(self, w: WorkerProc, job: _Job) -> bool:
         """Write the step's request to ``w`` (lock held); False if ``w`` is gone."""
-        data = job.spec.to_json()
-        source = data.pop("script_source") or ""
-        sid = self._sources.get(source)
-        if sid is None:
-            if len(self._sources) >= 256:  # many pipelines over time: forget old sources
-                self._sources.clear()  # (ids are never reused: a worker's are still right)
-            self._source_seq += 1
-            sid = self._sources[source] = self._source_seq
-        parts = [b'{"spec": ', json.dumps(data).encode(), b', "source_id": %d' % sid]
-        if sid not in w.sources:
-            parts += [b', "source": ', json.dumps(source).encode()]
-        env = _environ_json()
-        if env is not w.env_sent:
-            parts += [b', "env": ', env]
-        if w.steps + 1 >= self.max_steps:
-            parts.append(b', "last": true')
-        parts.append(b"}\n")
-        view = memoryview(b"".join(parts))
-        try:
-            while view:
-                view = view[os.write(w.fd, view):]
-        except OSError:
+        if not self._requests.send(w, job.spec, last=w.steps + 1 >= self.max_steps):
             w.gone = True  # the next pump sees its end and replaces it
             return False
-        w.sources.add(sid)
-        w.env_sent = env
-        w.steps += 1
         w.job, job.worker = job, w
         return True
 
@@ -329,7 +275,7 @@ class WorkerPool:
             self._cond.notify_all()
         for w in workers:
             w.gone = True
-            self._close_stdin(w)
+            w.close_stdin()
         for w in workers:
             try:
                 w.proc.wait(timeout=5)
@@ -343,8 +289,8 @@ class WorkerPool:
         for w in workers:
             if w.reaper is not None:
                 w.reaper.join(timeout=5)
-        self.completions.unwatch(self._ep.fileno())
-        self._ep.close()
+        self.completions.unwatch(self._pipes.fileno())
+        self._pipes.close()
 
     # -- replies (read by whoever waits, polls or launches: see the module docstring)
 
@@ -366,30 +312,15 @@ class WorkerPool:
         controller about to take them, which may be asleep in ``wait``."""
         if self._closed:
             return
-        for fd, _ in self._ep.poll(0):
-            w = self._by_fd.get(fd)
-            if w is not None:
-                self._read(w, ended)
+        for w in self._pipes.ready():
+            self._read(w, ended)
 
-    def _read(self, w: _Proc, ended: list[Path] | None) -> bool:
+    def _read(self, w: WorkerProc, ended: list[Path] | None) -> bool:
         """Handle the lines ``w`` wrote, and its end (lock held); False if it had none."""
-        try:
-            chunk = os.read(w.out, 65536)
-        except (BlockingIOError, InterruptedError):
+        lines = w.read()
+        if lines is None:
             return False
-        except OSError:
-            chunk = b""
-        if chunk:
-            *lines, w.buf = (w.buf + chunk).split(b"\n")
-        else:
-            lines, w.buf = [w.buf], b""
-        for line in lines:
-            try:
-                data = json.loads(line)
-            except ValueError:
-                continue
-            if not isinstance(data, dict):
-                continue
+        for data in lines:
             if data.get("ready"):
                 w.info = data
                 w.ready.set()
@@ -397,25 +328,24 @@ class WorkerPool:
                     self._next(w)
             else:
                 self._reply(w, data, ended)
-        if not chunk:
+        if w.eof:
             self._eof(w)
         return True
 
-    def _eof(self, w: _Proc) -> None:
+    def _eof(self, w: WorkerProc) -> None:
         """``w``'s stdout ended (lock held): it is gone; its end is handled on a thread
         of its own (reaping it, and killing what its step left, may take a while)."""
-        w.eof = w.gone = True
+        w.gone = True
         w.ready.set()
-        if self._by_fd.pop(w.out, None) is not None:
-            self._ep.unregister(w.out)
-        w.proc.stdout.close()  # type: ignore[union-attr]
+        self._pipes.discard(w)
+        w.close_stdout()
         w.reaper = self._detach(self._reap, w)
 
-    def _reap(self, w: _Proc) -> None:
+    def _reap(self, w: WorkerProc) -> None:
         self._exited(w, w.proc.wait())
 
     @staticmethod
-    def _detach(target, w: _Proc) -> threading.Thread:
+    def _detach(target, w: WorkerProc) -> threading.Thread:
         """Run ``target(w)`` on a new thread (what may block: never the controller's)."""
         t = threading.Thread(target=target, args=(w,), name="chute-worker-end", daemon=True)
         t.start()
@@ -423,7 +353,7 @@ class WorkerPool:
 
     # -- ends of steps
 
-    def _reply(self, w: _Proc, data: dict, ended: list[Path] | None) -> None:
+    def _reply(self, w: WorkerProc, data: dict, ended: list[Path] | None) -> None:
         """A step's reply (lock held)."""
         job, w.job = w.job, None
         self.cpu += float(data.get("cpu") or 0.0)
@@ -439,7 +369,7 @@ class WorkerPool:
         if kill:  # a stopped step that ended on its own: its worker goes all the same
             self._detach(self._kill, w)
 
-    def _exited(self, w: _Proc, rc: int) -> None:
+    def _exited(self, w: WorkerProc, rc: int) -> None:
         job = w.job
         if job is not None and not job.done:
             # died mid-step: what the step left in its session dies too, before the end
@@ -472,15 +402,7 @@ class WorkerPool:
                             ERROR, None, f"reused worker could not start (exit code {rc})",
                             finished_at=time.time()))
 
-    @staticmethod
-    def _close_stdin(w: _Proc) -> None:
-        """EOF: an idle worker exits; a busy one dies at once (the pump sees the HUP)."""
-        try:
-            w.proc.stdin.close()  # type: ignore[union-attr]
-        except OSError:
-            pass
-
-    def _retire(self, w: _Proc) -> None:
+    def _retire(self, w: WorkerProc) -> None:
         """Take ``w`` out of the pool (lock held): it exits, or is being killed."""
         w.gone = True
         workers = self._workers.get(w.key, [])
@@ -584,7 +506,7 @@ class WorkerPool:
             for w in kills:
                 self._kill(w)
 
-    def _kill(self, w: _Proc) -> None:
+    def _kill(self, w: WorkerProc) -> None:
         """SIGKILL the worker and everything of its session and below it."""
         w.gone = True
         if w.proc.poll() is None:  # once reaped, its pid may be another process's
