@@ -20,7 +20,10 @@ same shapes on :class:`~chute.engine.fake.ReportingFakeExecutor`, each attempt t
 real executors push theirs, so the controller sleeps and wakes as in a real run. Home on
 ``/dev/shm`` when writable (``--home-dir /tmp``: on disk). Printed per shape, median of
 ``--repeat`` runs: wall ms per step, the driver thread's CPU ms per step, and turns,
-commits and waits per step.
+commits and waits per step. Its attempts die with the process, as reused workers' steps
+do, so the controller launches them while the commit recording them is written
+(``Controller._launch_early``); ``--durable-launches``: as for process steps, only once
+committed.
 """
 
 from __future__ import annotations
@@ -113,7 +116,8 @@ def run_engine(doc: dict, home: Path, max_running: int, fake: bool = False
     return wall, phase, {"controller": cpu, "supervisors": sup}
 
 
-def run_controller(doc: dict, home: Path, max_running: int, step_s: float) -> dict[str, float]:
+def run_controller(doc: dict, home: Path, max_running: int, step_s: float,
+                   ephemeral: bool = True) -> dict[str, float]:
     """One run on the reporting fake executor: wall and driver-thread CPU seconds, and
     the controller's turns, commits and waits."""
     from chute.engine import controller as controller_module
@@ -122,7 +126,7 @@ def run_controller(doc: dict, home: Path, max_running: int, step_s: float) -> di
     settings = load_settings({"CHUTE_HOME": str(home)}).ensure()
     store = open_store(settings)
     row = submit(store, load_resource(doc))
-    executor = ReportingFakeExecutor(seconds=step_s)
+    executor = ReportingFakeExecutor(seconds=step_s, ephemeral=ephemeral)
     ctl = Controller(store, settings, executor, max_running=max_running)
     counts = {"turns": 0, "commits": 0}
     turn, commit = ctl.turn, controller_module.commit_decisions
@@ -164,10 +168,11 @@ def controller_main(args) -> None:
         runs = []
         for _ in range(args.repeat):
             with tempfile.TemporaryDirectory(dir=base) as tmp:
-                runs.append(run_controller(doc, Path(tmp), args.max_running, args.step_ms / 1000))
+                runs.append(run_controller(doc, Path(tmp), args.max_running, args.step_ms / 1000,
+                                           not args.durable_launches))
         med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
         print(label, json.dumps({
-            "steps": n, "step_ms": args.step_ms,
+            "steps": n, "step_ms": args.step_ms, "early_launch": not args.durable_launches,
             "wall_ms_per_step": round(1000 * med["wall"] / n, 3),
             "driver_cpu_ms_per_step": round(1000 * med["cpu"] / n, 3),
             "driver_cpu_ms_per_step_all": [round(1000 * r["cpu"] / n, 3) for r in runs],
@@ -186,6 +191,8 @@ def main() -> None:
     ap.add_argument("--controller", action="store_true",
                     help="the controller alone, on the reporting fake executor")
     ap.add_argument("--step-ms", type=float, default=0.3, help="--controller: each step's time")
+    ap.add_argument("--durable-launches", action="store_true",
+                    help="--controller: launch only once committed (as process steps)")
     ap.add_argument("--repeat", type=int, default=3, help="--controller: runs per shape")
     ap.add_argument("--home-dir", help="--controller: where the homes go (default /dev/shm)")
     args = ap.parse_args()

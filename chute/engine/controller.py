@@ -4,8 +4,11 @@ One driver loop runs many workflows at once. Each turn it polls the running step
 their results to each run's :class:`~chute.engine.state.RunState`, fires timers, and then
 **commits every decision before acting on it**: nodes about to be launched are written
 as Running with their step directory in the same transaction that journals the
-transition, and only then does the executor start them. The controller never runs user
-code: steps run under the executor's supervisors, which outlive it.
+transition, and only then does the executor start them. The one exception is a step that
+cannot outlive the controller (a reused worker's, ``executor.launch_ephemeral``): with
+nothing of it to find after a crash, it is started while that commit is written, under a
+lease that holds for a while still (:meth:`Controller._launch_early`). The controller
+never runs user code: steps run under the executor's supervisors, which outlive it.
 
 Leases: a controller holds a lease on each workflow it runs (owner id + expiry in the
 workflows row), renewed by a heartbeat thread that user code cannot block. A controller
@@ -69,6 +72,9 @@ class Run:
     # where its pods' directories and logs go (strings: a Path per launch costs more)
     steps_root: str = ""
     logs_root: str = ""
+    # when our lease on it expires, as last committed (claim, a turn's commit, the
+    # heartbeat): no other controller can claim it before then
+    lease_until: float = 0.0
 
 
 _heap_frozen = False
@@ -179,6 +185,10 @@ class Controller:
         crash_point("lease.renewed")
         with self._lock:
             self.lost |= set(uids) - held
+            for uid in held:
+                run = self.runs.get(uid)
+                if run is not None:
+                    run.lease_until = max(run.lease_until, now + self.lease_ttl)
 
     def close(self) -> None:
         """Stop the heartbeat and give up our leases (steps keep running)."""
@@ -232,7 +242,7 @@ class Controller:
         if resumed:
             state.started_at = None
         run = Run(uid=uid, name=name, state=state, steps_root=str(self.settings.steps_dir / uid),
-                  logs_root=str(self.settings.logs_dir / uid))
+                  logs_root=str(self.settings.logs_dir / uid), lease_until=now + self.lease_ttl)
         with self._lock:
             self.runs[uid] = run
         state.start()
@@ -418,16 +428,31 @@ class Controller:
         if not any(not d.empty() for _, d in decisions) and not starting:
             return False
         crash_point("flush.before_commit")
-        dropped = commit_decisions(self.store, self.owner, self.lease_ttl, decisions,
-                                   starting, now)
+        # steps that cannot outlive this process start now, while the commit recording
+        # them is written (see _launch_early); the others once it is
+        specs = self._launch_early(starting, now) if starting else {}
+        try:
+            dropped = commit_decisions(self.store, self.owner, self.lease_ttl, decisions,
+                                       starting, now)
+        except BaseException:
+            self._cancel_early(starting, specs, "the controller could not record its launch")
+            raise
         if dropped:  # not ours any more (or a duplicate launch): no write, no launch
-            for run, _ in starting:
-                if run.uid in dropped:
+            self._cancel_early([(r, req) for r, req in starting if r.uid in dropped], specs,
+                               "the controller no longer holds its workflow")
+            for run, req in starting:  # (a failed early launch freed its slot)
+                if run.uid in dropped and specs.get((run.uid, req.node_id)) != (None, True):
                     self.running -= 1
             decisions = [(r, d) for r, d in decisions if r.uid not in dropped]
             starting = [(r, req) for r, req in starting if r.uid not in dropped]
             for uid, why in dropped.items():
                 self._drop(uid, why)
+        until = now + self.lease_ttl  # the commit extended the leases of what it wrote
+        for run, d in decisions:
+            if not d.empty():
+                run.lease_until = max(run.lease_until, until)
+        for run, _ in starting:
+            run.lease_until = max(run.lease_until, until)
         after_flush(decisions, starting)  # crash points: what this commit made durable
         # finished runs whose final state was just committed (a launch failing below
         # finishes its run only in the next turn's commit)
@@ -440,7 +465,11 @@ class Controller:
                 if handle is not None:
                     self.executor.cancel(handle, node.message or "cancelled")
         for run, req in starting:
-            self._launch(run, req)
+            spec, launched = specs.get((run.uid, req.node_id), (None, False))
+            if not launched:
+                self._launch(run, req, spec)
+            elif spec is not None:  # launched early (None: it failed, its Error queued)
+                self._record_lineage(run, req)
         for run in done:
             with self._lock:
                 self.runs.pop(run.uid, None)
@@ -469,19 +498,65 @@ class Controller:
             self.queue.append((run, req))
         d._launches = []
 
-    def _launch(self, run: Run, req: LaunchRequest) -> None:
+    def _launch_early(self, starting: list[tuple[Run, LaunchRequest]],
+                      now: float) -> dict[tuple[str, str], tuple[X.LaunchSpec | None, bool]]:
+        """Start, before the commit that records them Running, the starting pods whose
+        step cannot outlive this process (``executor.launch_ephemeral``: a reused
+        worker's, which dies with its controller). Recording first protects what survives
+        a controller crash, which such a step does not: a crash before the commit loses
+        it, as a crash just after would, and the restarted controller runs it again
+        (at-least-once); the commit's own time then overlaps the step's instead of
+        preceding it (a chain of short steps waits on each commit otherwise). Only for a
+        run whose lease, as last committed, holds for a third of its time still: no
+        other controller can have claimed it, so none launches these pods (the commit
+        fences it all the same, and what it finds was not ours is cancelled).
+
+        (run uid, node id) -> (spec, launched): launched early, or (None, True) if that
+        failed (the node's Error queued); (spec, False): made here, launched once the
+        commit is written."""
+        launch = getattr(self.executor, "launch_ephemeral", None)
+        early: dict[tuple[str, str], tuple[X.LaunchSpec | None, bool]] = {}
+        if launch is None:
+            return early
+        margin = self.lease_ttl / 3
+        for run, req in starting:
+            if now >= run.lease_until - margin:
+                continue
+            key = (run.uid, req.node_id)
+            spec = self._spec(run, req)
+            if spec is None or not self._start(run, req, spec, launch):
+                early[key] = (None, True)  # an Error: never launched
+            elif req.node_id in run.handles:
+                early[key] = (spec, True)
+                crash_point("flush.launched_early")
+            else:  # it would outlive us: launched once committed
+                early[key] = (spec, False)
+        return early
+
+    def _cancel_early(self, starting: list[tuple[Run, LaunchRequest]],
+                      early: dict[tuple[str, str], tuple[X.LaunchSpec | None, bool]],
+                      why: str) -> None:
+        """Stop the steps :meth:`_launch_early` started whose launch was not recorded."""
+        for run, req in starting:
+            spec, launched = early.get((run.uid, req.node_id), (None, False))
+            if launched and spec is not None:
+                handle = run.handles.pop(req.node_id, None)
+                if handle is not None:
+                    self.executor.cancel(handle, why)
+
+    def _spec(self, run: Run, req: LaunchRequest) -> X.LaunchSpec | None:
+        """The executor's launch spec for a pod: its inputs placed, its secrets read. None
+        if that failed: the node's Error is queued and its slot freed."""
         node = run.state.nodes[req.node_id]
         try:
             input_files = place_inputs(node, self.repository)
             secret_env, masked = (resolve_env(req.secret_env, self.settings.secrets_dir)
                                   if req.secret_env else ({}, []))
-            if record_consumers(self.store, run.uid, node):  # lineage (never raises)
-                crash_point("launch.lineage_recorded")
         except Exception as exc:  # noqa: BLE001 - a missing input is the node's Error
             self.running -= 1
             run.results.append((req.node_id, PodOutcome(P.ERROR, None, str(exc)), self.clock()))
-            return
-        spec = X.LaunchSpec(
+            return None
+        return X.LaunchSpec(
             workflow_uid=run.uid, node_id=req.node_id, attempt=req.attempt,
             step_dir=Path(node.step_dir or ""),
             log_path=Path(f"{run.logs_root}/{req.node_id}.log"),
@@ -491,6 +566,24 @@ class Controller:
             private_paths=[], output_paths=list(req.output_paths), input_files=input_files,
             secret_values=masked, volume_mounts=list(req.volume_mounts),
         )
+
+    def _record_lineage(self, run: Run, req: LaunchRequest) -> None:
+        """The artifacts the pod consumes, in the store (never raises)."""
+        if record_consumers(self.store, run.uid, run.state.nodes[req.node_id]):
+            crash_point("launch.lineage_recorded")
+
+    def _launch(self, run: Run, req: LaunchRequest, spec: X.LaunchSpec | None = None) -> None:
+        """Launch a pod recorded Running (``spec``: made already by _launch_early)."""
+        spec = spec or self._spec(run, req)
+        if spec is None:
+            return
+        self._record_lineage(run, req)
+        if self._start(run, req, spec, self.executor.launch):
+            crash_point("launch.spawned")
+
+    def _start(self, run: Run, req: LaunchRequest, spec: X.LaunchSpec, launch) -> bool:
+        """``launch(spec)``; its handle (if any) kept in the run. False if it raised: the
+        node's Error is queued and its slot freed."""
         try:
             if run.uid not in self._log_dirs:  # one mkdir per workflow, not per step
                 spec.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -498,12 +591,15 @@ class Controller:
             if not spec.argv:
                 raise ChuteError("the template has no command (and its image's default "
                                  "command is unknown locally)")
-            run.handles[req.node_id] = self.executor.launch(spec)
-            crash_point("launch.spawned")
+            handle = launch(spec)
         except Exception as exc:  # noqa: BLE001 - a launch failure is the node's Error
             self.running -= 1
             run.results.append((req.node_id, PodOutcome(P.ERROR, None, f"launch failed: {exc}"),
                                 self.clock()))
+            return False
+        if handle is not None:
+            run.handles[req.node_id] = handle
+        return True
 
     def _reattach(self, run: Run, node: Node) -> None:
         handle = self.executor.reattach(Path(node.step_dir or ""))

@@ -29,6 +29,8 @@ POINTS: dict[str, str] = {
     "serve.claimed": "a standalone controller committed its leases on unclaimed workflows",
     "adopt.claimed": "a controller committed its lease on the workflow; nothing replayed yet",
     "flush.before_commit": "decisions are drained from the state but not committed",
+    "flush.launched_early": "a step that dies with the controller (a reused worker's) was "
+                            "started; the commit recording it Running is not written yet",
     "flush.committed": "a turn's decisions are committed; nothing acted on yet",
     "flush.running_committed": "pods are committed as Running but not launched",
     "launch.lineage_recorded": "a pod's consumed artifacts (lineage) are committed, pod not launched",

@@ -60,9 +60,10 @@ class ReportingFakeExecutor(FakeExecutor):
     once it ended. Counts the controller's waits (``waits``) for tests of its wake-ups."""
 
     def __init__(self, outcome: Callable[[LaunchSpec], StepResult] | None = None,
-                 seconds: float = 0.0):
+                 seconds: float = 0.0, *, ephemeral: bool = False):
         super().__init__(outcome)
         self.seconds = seconds
+        self.ephemeral = ephemeral  # its attempts die with the process (as reused workers')
         self.waits = 0
         self._ended: set[Path] = set()
         self._due: list[tuple[float, int, Path, StepResult]] = []
@@ -83,6 +84,11 @@ class ReportingFakeExecutor(FakeExecutor):
                                        self._result(spec)))
             self._cv.notify()
         return StepHandle(step_dir=step_dir, pid=None)
+
+    def launch_ephemeral(self, spec: LaunchSpec) -> StepHandle | None:
+        """:meth:`launch` if ``ephemeral`` (the controller may then launch before its
+        commit), else None."""
+        return self.launch(spec) if self.ephemeral else None
 
     def _run(self) -> None:
         with self._cv:

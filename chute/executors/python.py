@@ -210,6 +210,20 @@ class PythonExecutor:
         self._owners[_path(handle.step_dir)] = target
         return handle
 
+    def launch_ephemeral(self, spec: LaunchSpec) -> StepHandle | None:
+        """Launch the step now if nothing of it can outlive this process: a step for a
+        reused worker whose module set is up (the worker, and the step with it, dies with
+        its controller). Else None, launching nothing: the controller launches it with
+        :meth:`launch` once it has recorded the launch (a forked step outlives it)."""
+        if self.pool is None or not self.warm or not is_sdk_step(spec.argv, spec.script_source):
+            return None
+        source = spec.script_source or ""
+        if not self._reused(spec, source) or not self.pool.usable(preload_modules(source)):
+            return None  # (the first step of a module set waits for its worker in launch)
+        handle = self.pool.launch(spec)
+        self._owners[_path(handle.step_dir)] = self.pool
+        return handle
+
     def _reused(self, spec: LaunchSpec, source: str) -> bool:
         """Whether this SDK step runs in a reused worker (see the module docstring)."""
         if self.reuse is None:

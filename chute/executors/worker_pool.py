@@ -162,6 +162,11 @@ class WorkerPool:
             self._kill(first)
         return ok
 
+    def usable(self, key: tuple[str, ...]) -> bool:
+        """Whether :meth:`ready` said True for ``key`` and it still holds (never waits)."""
+        with self._lock:
+            return key in self._usable and key not in self._broken and not self._closed
+
     def worker_pids(self) -> dict[tuple[str, ...], list[int]]:
         """Pids of the live workers by module set (for tests and benchmarks)."""
         with self._lock:
