@@ -88,7 +88,7 @@ def test_ephemeral_steps_launch_before_their_commit_and_all_is_recorded(store, d
 
 def test_other_steps_launch_only_once_committed_running(store):
     executor = Watching(store, ephemeral=False)
-    wf, pods, _ = _run(store, chain(10), executor)
+    wf, _, _ = _run(store, chain(10), executor)
     assert wf.phase == "Succeeded", wf.message
     assert len(executor.seen) == 10 and set(executor.seen.values()) == {"Running"}
 
