@@ -86,9 +86,14 @@ def out(result) -> dict:
 
 
 def worker_tmp(ex) -> str:
-    """The host directory the (one) worker shows as /tmp."""
+    """The (one) worker's own directory (the pool removes it when the worker is gone)."""
     (w,) = [w for ws in ex.pool._workers.values() for w in ws if not w.gone]
     return w.tmp
+
+
+def scratch_of(ex) -> Path:
+    """The host directory the (one) worker shows as /tmp."""
+    return Path(worker_tmp(ex)) / "tmp"
 
 
 def tmp_mount(pid: int) -> tuple[str, str]:
@@ -114,7 +119,7 @@ def test_a_steps_leftovers_go_to_its_step_dir_not_to_the_next_step(root):
             assert ("stdout", f"step {tag}") in log_lines(s)
         # emptied after each step, but for the mount point of the step dirs' parent if it
         # is under the host's /tmp (bound once for all the steps there)
-        left = {str(p.relative_to(worker_tmp(ex))) for p in Path(worker_tmp(ex)).rglob("*")}
+        left = {str(p.relative_to(scratch_of(ex))) for p in scratch_of(ex).rglob("*")}
         chain = root.relative_to("/tmp").parts if root.is_relative_to("/tmp") else ()
         assert left == {"/".join(chain[:i]) for i in range(1, len(chain) + 1)}
 
@@ -160,7 +165,7 @@ def test_no_mount_per_step_outside_tmp_and_the_directory_goes_with_the_worker(va
         assert Path(scratch).parent == var_tmp / WORKERS_DIR  # beside the step dirs
         assert not stale.exists()  # swept when the scratch was made
         mount = tmp_mount(pid)
-        assert mount[1].endswith("/" + os.path.basename(scratch))
+        assert mount[1].endswith(f"/{os.path.basename(scratch)}/tmp")
         count = len(Path(f"/proc/{pid}/mountinfo").read_text().splitlines())
         for i in range(1, 4):
             assert run(ex, step(root, litter, name=f"s{i}", inputs={"tag": "b"})).outcome \
@@ -209,7 +214,7 @@ def test_step_dirs_under_tmp_are_bound_once_per_parent(tmp_path):
         for i, s in enumerate(seen):  # its /tmp, and its run's steps bound in
             assert s["tmp"] == ["/tmp", str(roots[i % 2] if i < 4 else roots[1])]
         assert seen[4]["mounts"] == seen[5]["mounts"] == seen[0]["mounts"]
-        left = {str(p.relative_to(worker_tmp(ex))) for p in Path(worker_tmp(ex)).rglob("*")}
+        left = {str(p.relative_to(scratch_of(ex))) for p in scratch_of(ex).rglob("*")}
         assert not any(x.endswith("run1") for x in left)  # the last parent's chain only
         assert any(x.endswith("run2") for x in left)
 

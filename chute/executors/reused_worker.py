@@ -18,6 +18,9 @@ steps')::
               "tmp": "..." (a new private /tmp's directory, for the pool to remove)}
              or {"step_dir": ..., "error": "..."} (the step could not be started)
 
+(``"cpu"``: this process's CPU seconds since its previous reply: the step's, and putting
+the process back and getting ready after the previous one.)
+
 A step gets what a process step gets (:mod:`chute.executors.supervisor`): its log lines
 ``<RFC 3339 UTC> <stdout|stderr> <text>`` in ``log_path`` as they come
 (:class:`~chute.executors.logsink.LogSink`, secrets masked) — fds 1 and 2 of this process
@@ -37,8 +40,12 @@ it to the fork path (:func:`chute.executors.worker_pool.eligible`).
 
 After each step everything it could change in this process is put back (environment,
 working directory, ``sys.argv``/``sys.path``/``sys.std*``/``__main__``, ``excepthook``,
-recursion limit, umask, warning filters, signal handlers and mask). What cannot be put
-back retires the worker (it replies ``"retiring"`` and exits; the pool starts another for
+recursion limit, umask, warning filters, signal handlers and mask). What decides the
+reply is done before it (the outputs moved, the log closed, whether the worker retires);
+the rest — putting back what a step may change without harm, fresh random state, the
+next step's ``__main__`` and directory made ahead — right after it, while the controller
+takes the reply, before the next request is read: a step waits only for its own part.
+What cannot be put back retires the worker (it replies ``"retiring"`` and exits; the pool starts another for
 the next step): a thread it started (non-daemon ones are joined first, as at interpreter
 exit), a child process still alive (killed, as a container's end kills them), an
 ``atexit`` handler registered (all of them are run, as at exit), a signal handler
@@ -158,11 +165,16 @@ class Worker:
         # paths under /tmp the environment names (a step may be handed a host path there)
         self.env_paths = tmp_paths([sys.executable, *self.base_env.values()])
         self.stdio_cache: dict[tuple[str, bool], tuple] = {}
+        self.step_env: dict[str, str] = {}  # the last step's own variables (to put back)
+        self.main_ahead: types.ModuleType | None = None  # the next step's __main__
+        self.broken: str | None = None  # putting the process back failed: retire
         self.baseline()
+        self.prepare()
 
     def baseline(self) -> None:
         """What a step must leave as it found it (taken once, after the imports)."""
         self.threads = {t.ident for t in threading.enumerate()}
+        self.nthreads = len(self.threads)
         self.signals = {s: _signal.getsignal(s) for s in HANDLED}
         _set_signals.clear()
         self.sigmask = _signal.pthread_sigmask(signal.SIG_BLOCK, ())
@@ -194,6 +206,9 @@ class Worker:
             return {"step_dir": spec["step_dir"], "error": "reused worker: unknown source",
                     "retiring": "protocol error"}
         source, lines, entry = self.sources[req["source_id"]]
+        if self.broken:
+            return {"step_dir": spec["step_dir"], "retiring": "worker error",
+                    "error": f"reused worker failed: {self.broken}"}
         try:
             return self.run(spec, source, lines, entry, bool(req.get("last")))
         except Exception as e:  # noqa: BLE001 - ours, not the step's: an ERROR, and retire
@@ -210,38 +225,32 @@ class Worker:
     # -- one step
 
     def run(self, spec: dict, source: str, lines: list[str], entry, last: bool) -> dict:
-        cpu0 = time.process_time()
         tmp = self.tmp
         sd = spec["step_dir"]
         hsd = tmp.host(sd)  # the step directory, as this process reaches it
         script = sd + "/script"
-        step_env = spec.get("env") or {}
-        env = {**self.base_env, **step_env}
-        try:
-            os.mkdir(hsd)
-        except FileExistsError:
-            if os.path.lexists(hsd + "/root"):  # an attempt lost with its controller:
-                shutil.rmtree(hsd + "/root", ignore_errors=True)  # start afresh
-        except FileNotFoundError:
-            os.makedirs(hsd, exist_ok=True)
+        step_env = self.step_env = spec.get("env") or {}
+        near = tmp.make_step_dir(hsd)
         reply: dict = {"step_dir": sd}
         try:
-            made = tmp.ensure(sd)
+            made = tmp.ensure(sd, near)
         except OSError as e:
             return {**reply, "error": f"reused worker: no private /tmp: {e}",
                     "retiring": "no private /tmp"}
         if made:
             reply["tmp"] = made  # the pool removes it when this worker is gone
-        sink = LazyLog(tmp.host(spec["log_path"]), hsd + "/stdout",
-                       list(spec.get("secret_values") or []))
+        secrets = spec.get("secret_values")
+        sink = LazyLog(tmp.host(spec["log_path"]), hsd + "/stdout", secrets or ())
         try:
-            tmp.place(spec.get("input_files") or {})
+            if spec.get("input_files"):
+                tmp.place(spec["input_files"])
             if sd.startswith("/tmp/"):  # (tests' temporary directories)
                 tmp.keep(sd, [*(spec.get("private_paths") or []), *(spec.get(
                     "input_files") or {}), *(spec.get("output_paths") or [])])
             if tmp.handed((sd, spec.get("working_dir") or "", source, *step_env.values()),
                           self.env_paths):
-                tmp.expose(self._exposed(spec, source, env, script))
+                tmp.expose(self._exposed(spec, source, {**self.base_env, **step_env},
+                                         script))
         except OSError as e:
             sink.close()
             reply["error"] = f"could not prepare step files: {e}"
@@ -250,29 +259,29 @@ class Worker:
             return reply
         retiring = "last step" if last else None
         started = time.time()
-        with self.pump.lock:
-            self.pump.sink = sink
+        pump = self.pump
+        with pump.lock:
+            pump.sink = sink
         for k, v in step_env.items():
             os.environ[k] = v
-        code = self._run_step(spec, script, source, lines, entry, env)
-        why = self._restore(step_env)
+        code = self._run_step(spec, script, source, lines, entry)
+        why = self._check()
         retiring = retiring or why or (f"exit code {code}" if code else None)
         # what the step left in /tmp goes to step_dir/root/tmp: its outputs are then where
         # a process step's are (Plan.host_path), and the next step's /tmp is empty
         if not self._clear(hsd + "/root"):
             retiring = retiring or "private /tmp"
-        outputs = {p: f"{sd}/root{p}" for p in spec.get("output_paths") or []
+        outputs = {p: f"{sd}/root{p}" for p in spec.get("output_paths") or ()
                    if os.path.lexists(f"{hsd}/root{p}")}
-        for stream in (b"stdout", b"stderr"):
-            sink.feed(stream, b"", final=True)
+        sink.feed(b"stdout", b"", final=True)
+        sink.feed(b"stderr", b"", final=True)
         sink.close()
-        if spec.get("secret_values"):
+        if secrets:
             # what the controller does after a process step from its launch.json (which a
             # reused step has not): no file of the step directory keeps a secret
-            stepfiles.scrub_step_dir(hsd, spec["secret_values"])
+            stepfiles.scrub_step_dir(hsd, secrets)
         reply.update(exit_code=code, started_at=started, finished_at=time.time(),
-                     result=sink.result(), outputs=outputs,
-                     cpu=round(time.process_time() - cpu0, 6))
+                     result=sink.result(), outputs=outputs)
         if retiring:
             reply["retiring"] = retiring
         return reply
@@ -298,7 +307,7 @@ class Worker:
             return False
         return ok
 
-    def _run_step(self, spec, script, source, lines, entry, env) -> int:
+    def _run_step(self, spec, script, source, lines, entry) -> int:
         """Become the step, run it, end it as the interpreter would; its exit code."""
         cwd = spec.get("working_dir") or spec["step_dir"]
         try:
@@ -310,19 +319,16 @@ class Worker:
             return self._finish(127)
         sys.argv = [script]
         sys.path.insert(0, os.path.dirname(script))
-        stdio = self._stdio(env.get("PYTHONIOENCODING", "").split(":")[0] or "utf-8",
-                            bool(env.get("PYTHONUNBUFFERED")))
+        environ = os.environ
+        stdio = self._stdio(environ.get("PYTHONIOENCODING", "").split(":")[0] or "utf-8",
+                            bool(environ.get("PYTHONUNBUFFERED")))
         sys.stdin, sys.stdout, sys.stderr = sys.__stdin__, sys.__stdout__, sys.__stderr__ = stdio
         linecache.cache[script] = (len(source), None, lines, script)
-        random.seed(int.from_bytes(os.urandom(16), "little"))  # as at a fork, for less
-        warm_worker._reseed()
         code, in_template = entry if entry is not None else (None, False)
-        template = warm_runtime.TEMPLATE
-        main = types.ModuleType("__main__")
-        if in_template and template is not None:
-            main.__dict__.update(template.module.__dict__)
-        main.__dict__.update(__file__=script, __cached__=None, __loader__=None,
-                             __package__=None, __spec__=None, __builtins__=builtins)
+        main, self.main_ahead = self.main_ahead, None  # (random state: prepare())
+        if main is None or not in_template:
+            main = _new_main(in_template)
+        main.__file__ = script
         sys.modules["__main__"] = main
         try:
             if code is None:  # it does not compile: say where, as python would
@@ -350,12 +356,13 @@ class Worker:
         last step's objects again if it left them intact (making them costs ~20 us)."""
         key = (enc, unbuffered)
         stdio = self.stdio_cache.get(key)
-        if stdio is None or any(s.closed for s in stdio) or not all(
-                isinstance(s, io.TextIOWrapper) for s in stdio):
+        if stdio is None or stdio[0].closed or stdio[1].closed or stdio[2].closed or not (
+                type(stdio[0]) is type(stdio[1]) is type(stdio[2]) is io.TextIOWrapper):
             if len(self.stdio_cache) >= 4:
                 self.stdio_cache.clear()
             stdio = self.stdio_cache[key] = fresh_stdio(enc, unbuffered)
-        else:  # the runtime makes stdout line-buffered: as new, block-buffered
+        elif stdio[1].line_buffering or stdio[1].write_through != unbuffered:
+            # the runtime makes stdout line-buffered: as new, block-buffered
             stdio[1].reconfigure(line_buffering=False, write_through=unbuffered)
         return stdio
 
@@ -363,11 +370,13 @@ class Worker:
         """Interpreter shutdown, in its order: join threads, atexit, flush; then kill what
         is left (as a container's end) and feed the last output to the log."""
         self.left = []
-        for t in threading.enumerate():
-            if t.ident not in self.threads:
-                self.left.append(t.name)
-                if not t.daemon:
-                    t.join()
+        # (the worker's own threads never end: as many threads means no new one)
+        if threading.active_count() != self.nthreads:
+            for t in threading.enumerate():
+                if t.ident not in self.threads:
+                    self.left.append(t.name)
+                    if not t.daemon:
+                        t.join()
         if atexit._ncallbacks() != self.atexit:
             self.left.append("atexit")
             atexit._run_exitfuncs()
@@ -385,9 +394,37 @@ class Worker:
             self.pump.sink = None
         return code
 
-    def _restore(self, step_env: dict[str, str]) -> str | None:
-        """Put this process back as :meth:`baseline` found it; why not, if it cannot be."""
+    def _check(self) -> str | None:
+        """Before the reply: put back what may retire the worker; why it retires, if so."""
         why = ", ".join(self.left) if self.left else None
+        if _signal.pthread_sigmask(signal.SIG_SETMASK, self.sigmask) != self.sigmask:
+            why = why or "signal mask"
+        if signal.getitimer(signal.ITIMER_REAL) != (0.0, 0.0):
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            why = why or "timer"
+        if _set_signals:
+            for s in _set_signals:
+                h = self.signals.get(s)
+                if h is not None and _signal.getsignal(s) != h:
+                    try:
+                        _signal.signal(s, h)
+                    except (OSError, ValueError, TypeError):
+                        pass
+                    why = why or "signal handlers"
+            _set_signals.clear()
+        return why
+
+    def after(self) -> None:
+        """After the reply, before the next request: put the rest back as
+        :meth:`baseline` found it, and get ready for the next step (:meth:`prepare`).
+        A failure retires the worker at its next request."""
+        try:
+            self._restore(self.step_env)
+            self.prepare()
+        except Exception as e:  # noqa: BLE001 - ours: the next request is told
+            self.broken = f"{type(e).__name__}: {e}"
+
+    def _restore(self, step_env: dict[str, str]) -> None:
         os.chdir(self.home)
         for k in step_env:  # the usual case: only the step's own variables differ
             if k in self.base_env:
@@ -409,22 +446,27 @@ class Worker:
             warnings.filters[:] = self.filters
             warnings._filters_mutated()  # type: ignore[attr-defined]
         os.umask(self.umask)
-        if _signal.pthread_sigmask(signal.SIG_SETMASK, self.sigmask) != self.sigmask:
-            why = why or "signal mask"
-        if signal.getitimer(signal.ITIMER_REAL) != (0.0, 0.0):
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            why = why or "timer"
-        if _set_signals:
-            for s in _set_signals:
-                h = self.signals.get(s)
-                if h is not None and _signal.getsignal(s) != h:
-                    try:
-                        _signal.signal(s, h)
-                    except (OSError, ValueError, TypeError):
-                        pass
-                    why = why or "signal handlers"
-            _set_signals.clear()
-        return why
+
+    def prepare(self) -> None:
+        """Ready the next step: fresh random state (as at a fork: ``random``'s reseed
+        alone costs ~15 us), its ``__main__`` and its step directory (:meth:`PrivateTmp.
+        make_ahead`), made now that no step sees them."""
+        random.seed(int.from_bytes(os.urandom(16), "little"))
+        warm_worker._reseed()
+        self.main_ahead = _new_main(True)
+        self.tmp.make_ahead()
+
+
+def _new_main(in_template: bool) -> types.ModuleType:
+    """A fresh ``__main__`` for a step (``in_template``: its code is the part after the
+    runtime: the runtime's namespace in it, as after running it); ``__file__`` unset."""
+    main = types.ModuleType("__main__")
+    template = warm_runtime.TEMPLATE
+    if in_template and template is not None:
+        main.__dict__.update(template.module.__dict__)
+    main.__dict__.update(__file__=None, __cached__=None, __loader__=None, __package__=None,
+                         __spec__=None, __builtins__=builtins)
+    return main
 
 
 def main(modules: list[str]) -> None:
@@ -465,12 +507,17 @@ def main(modules: list[str]) -> None:
     gc.collect()
     gc.freeze()  # the collector then never walks what the imports made
     requests = os.fdopen(req_fd, "rb")
+    cpu = time.process_time()
     for line in requests:
         reply = worker.handle(json.loads(line))
+        now = time.process_time()
+        reply["cpu"] = round(now - cpu, 6)
+        cpu = now
         out.write(json.dumps(reply).encode() + b"\n")
         out.flush()
         if reply.get("retiring"):
             break
+        worker.after()  # (its CPU is the next reply's)
     _kill_children()
     # (the private /tmp's directory is the pool's to remove once we are gone: an unmount
     # here would only delay the exit; the namespace goes with this process)

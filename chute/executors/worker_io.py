@@ -32,6 +32,9 @@ class Pump:
         self.sink: LogSink | None = None
         self.streams = {out_r: b"stdout", err_r: b"stderr"}
         self.watch_fd = watch_fd
+        self.pending = select.poll()  # (drain(): one poll, not a failed read per pipe)
+        for fd in self.streams:
+            self.pending.register(fd, select.POLLIN)
         self.thread = threading.Thread(target=self._run, name="chute-worker-pump", daemon=True)
         self.thread.start()
 
@@ -69,7 +72,7 @@ class Pump:
     def drain(self) -> None:
         """Feed everything written so far (the step and its children have ended)."""
         with self.lock:
-            for fd in self.streams:
+            for fd, _ in self.pending.poll(0):
                 self._read(fd)
 
 
