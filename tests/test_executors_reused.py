@@ -123,6 +123,20 @@ def nap(seconds: float) -> int:
     return os.getpid()
 
 
+@component
+def draw(seed: int) -> str:
+    import json
+    import os
+    import random
+
+    import numpy as np
+
+    if seed:  # what a step may do: its draws are then what follows from the seed
+        random.seed(seed)
+        np.random.seed(seed)
+    return json.dumps([random.getrandbits(64), int(np.random.randint(1 << 62)), os.getpid()])
+
+
 @pytest.fixture(scope="module")
 def reused():
     with PythonExecutor(reuse=True) as executor:
@@ -166,6 +180,25 @@ def test_consecutive_steps_share_a_worker_but_nothing_else(tmp_path):
         assert ex.reattach(specs[0].step_dir) is None
     with PythonExecutor() as later:  # a controller started after this one died
         assert later.reattach(specs[1].step_dir) is None
+
+
+def test_each_step_starts_from_fresh_random_state(tmp_path):
+    import random
+
+    import numpy as np
+
+    with PythonExecutor(reuse=True, pool_size=1) as ex:
+        runs = [run(ex, step(tmp_path, draw, name=f"d{i}", inputs={"seed": seed}))
+                for i, seed in enumerate((42, 0, 0))]
+        seeded, after, later = (json.loads(out(r)) for r in runs)
+    assert seeded[2] == after[2] == later[2]  # one worker ran the three
+    random.seed(42)
+    np.random.seed(42)
+    random.getrandbits(64), np.random.randint(1 << 62)  # the seeded step's draws
+    follows = [random.getrandbits(64), int(np.random.randint(1 << 62))]
+    for draws in (after, later):  # not the seeded step's sequence going on: reseeded
+        assert draws[0] != follows[0] and draws[1] != follows[1]
+    assert after[:2] != later[:2]
 
 
 def test_logs_result_and_outputs_as_a_process_step(reused, cold, tmp_path):

@@ -20,6 +20,7 @@ from chute.dsl.script import ART_IN_DIR, PARAM_OUT_DIR
 from chute.executors.base import SUCCEEDED
 from chute.executors.python import PythonExecutor
 from chute.executors.worker_tmp import WORKERS_DIR
+from tests.fixtures.executor import wait_for_file
 from tests.test_executors_python import log_lines, run, step
 
 OUT = f"{PARAM_OUT_DIR}/Output"
@@ -243,3 +244,48 @@ def test_a_write_beside_the_bound_step_dirs_stays_private(tmp_path):
         kept = first.step_dir / "root" / str(stray).lstrip("/")  # with the rest of its /tmp
         assert kept.read_text() == "stray"
     assert not stray.exists()  # never the host's
+
+
+@component
+def tagged(tag: str) -> str:
+    import json
+    import os
+
+    return json.dumps({"pid": os.getpid(), "tag": tag, "cwd": os.getcwd()})
+
+
+def test_a_steps_directory_is_the_one_made_ahead_and_made_anew_elsewhere(var_tmp):
+    root = var_tmp / "steps"
+    with PythonExecutor(reuse=True, pool_size=1) as ex:
+        first = out(run(ex, step(root, tagged, name="s0", inputs={"tag": "a"})))
+        ahead = Path(worker_tmp(ex)) / "next"
+        wait_for_file(ahead)  # made after the reply, before the next request is read
+        made = ahead.stat()
+        s = step(root, tagged, name="s1", inputs={"tag": "b"})
+        second = out(run(ex, s))
+        assert second["pid"] == first["pid"] and second["tag"] == "b"
+        assert second["cwd"] == str(s.step_dir)
+        got = s.step_dir.stat()  # the directory made ahead, renamed into place
+        assert (got.st_ino, got.st_dev) == (made.st_ino, made.st_dev)
+        mine = var_tmp / "mine"
+        mine.mkdir()  # the mode a mkdir gives here: the same umask as the worker's
+        assert got.st_mode == mine.stat().st_mode
+        assert (s.step_dir / "root/tmp/outputs").is_dir()  # its /tmp moved in, as before
+        # a directory there already and empty (a launch that made it): used all the same
+        empty = step(root, tagged, name="s2", inputs={"tag": "c"})
+        empty.step_dir.mkdir()
+        assert out(run(ex, empty))["tag"] == "c"
+        # a step directory on another file system: made there (no rename), /tmp with it
+        if os.path.isdir("/dev/shm") and os.stat("/dev/shm").st_dev != made.st_dev:
+            shm = Path(tempfile.mkdtemp(prefix="chute-test-", dir="/dev/shm"))
+            try:
+                other = step(shm / "steps", tagged, name="s3", inputs={"tag": "d"})
+                r = run(ex, other)
+                assert r.outcome == SUCCEEDED and out(r)["tag"] == "d"
+                assert out(r)["pid"] == first["pid"]
+                assert Path(worker_tmp(ex)).parent == shm / WORKERS_DIR
+                back = step(root, tagged, name="s4", inputs={"tag": "e"})
+                assert out(run(ex, back))["tag"] == "e"
+            finally:
+                shutil.rmtree(shm, ignore_errors=True)
+    assert not os.listdir(var_tmp / WORKERS_DIR)  # nothing left once the worker is gone

@@ -264,7 +264,7 @@ class Worker:
             pump.sink = sink
         for k, v in step_env.items():
             os.environ[k] = v
-        code = self._run_step(spec, script, source, lines, entry)
+        code = self._run_step(spec, script, source, lines, entry, step_env)
         why = self._check()
         retiring = retiring or why or (f"exit code {code}" if code else None)
         # what the step left in /tmp goes to step_dir/root/tmp: its outputs are then where
@@ -273,9 +273,7 @@ class Worker:
             retiring = retiring or "private /tmp"
         outputs = {p: f"{sd}/root{p}" for p in spec.get("output_paths") or ()
                    if os.path.lexists(f"{hsd}/root{p}")}
-        sink.feed(b"stdout", b"", final=True)
-        sink.feed(b"stderr", b"", final=True)
-        sink.close()
+        sink.end()
         if secrets:
             # what the controller does after a process step from its launch.json (which a
             # reused step has not): no file of the step directory keeps a secret
@@ -307,7 +305,7 @@ class Worker:
             return False
         return ok
 
-    def _run_step(self, spec, script, source, lines, entry) -> int:
+    def _run_step(self, spec, script, source, lines, entry, step_env) -> int:
         """Become the step, run it, end it as the interpreter would; its exit code."""
         cwd = spec.get("working_dir") or spec["step_dir"]
         try:
@@ -319,9 +317,10 @@ class Worker:
             return self._finish(127)
         sys.argv = [script]
         sys.path.insert(0, os.path.dirname(script))
-        environ = os.environ
-        stdio = self._stdio(environ.get("PYTHONIOENCODING", "").split(":")[0] or "utf-8",
-                            bool(environ.get("PYTHONUNBUFFERED")))
+        base = self.base_env  # (os.environ's lookups cost more than these)
+        enc = step_env.get("PYTHONIOENCODING", base.get("PYTHONIOENCODING", ""))
+        stdio = self._stdio(enc.split(":")[0] or "utf-8", bool(step_env.get(
+            "PYTHONUNBUFFERED", base.get("PYTHONUNBUFFERED"))))
         sys.stdin, sys.stdout, sys.stderr = sys.__stdin__, sys.__stdout__, sys.__stderr__ = stdio
         linecache.cache[script] = (len(source), None, lines, script)
         code, in_template = entry if entry is not None else (None, False)
@@ -469,6 +468,14 @@ def _new_main(in_template: bool) -> types.ModuleType:
     return main
 
 
+def _send(fd: int, data: bytes) -> None:
+    """Write a line of the protocol (a reply with a long result may take more than one
+    write; no buffered file object: one syscall in the usual case)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def main(modules: list[str]) -> None:
     """Entry point: private mount namespace, imports, runtime, ready; then serve."""
     req_fd, out_fd = os.dup(0), os.dup(1)  # the protocol's (not inherited by steps)
@@ -500,10 +507,8 @@ def main(modules: list[str]) -> None:
     _track_signals()
     os.chdir("/")
     worker = Worker(pump, "/", tmp or PrivateTmp())
-    out = os.fdopen(out_fd, "wb")
     ready = {"ready": True, "pid": os.getpid(), "modules": done, "namespace": namespace}
-    out.write(json.dumps(ready).encode() + b"\n")
-    out.flush()
+    _send(out_fd, json.dumps(ready).encode() + b"\n")
     gc.collect()
     gc.freeze()  # the collector then never walks what the imports made
     requests = os.fdopen(req_fd, "rb")
@@ -513,8 +518,7 @@ def main(modules: list[str]) -> None:
         now = time.process_time()
         reply["cpu"] = round(now - cpu, 6)
         cpu = now
-        out.write(json.dumps(reply).encode() + b"\n")
-        out.flush()
+        _send(out_fd, json.dumps(reply).encode() + b"\n")
         if reply.get("retiring"):
             break
         worker.after()  # (its CPU is the next reply's)

@@ -100,6 +100,13 @@ class LazyLog(LogSink):
     def log_fd(self, value: int) -> None:
         pass  # LogSink.__init__'s -1: opened on first use instead
 
+    def end(self) -> None:
+        """The step ended: log what is left of unfinished lines, then close."""
+        for stream, rest in self.partial.items():
+            if rest:
+                self.feed(stream, b"", final=True)
+        self.close()
+
     def close(self) -> None:
         super().close()
         if self._fd is not None:

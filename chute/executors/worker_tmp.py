@@ -203,7 +203,11 @@ class PrivateTmp:
         ``/tmp/outputs`` is no host path); an lstat per such entry."""
         paths = set(named)
         for text in texts:
-            paths.update(_tmp_paths(text))
+            # a short text without "/tmp" names no path there, even normalised (a step
+            # directory: new each step, not worth caching); a long one (a script) is
+            # looked at once (cached: its hash is, a search through it is not)
+            if len(text) > 256 or "/tmp" in text:
+                paths.update(_tmp_paths(text))
         kept = self.kept
         tops = {p.split("/", 3)[2] for p in paths
                 if kept is None or not (p == kept or p.startswith(kept + "/"))}
