@@ -2,7 +2,8 @@
 
 Each test leaves a reply (or a worker's end) unread in the worker's pipe on purpose and
 checks which call finds it: ``finished()``/``wait()`` (the controller's thread), a
-``launch`` that has no idle worker, the watchdog at a deadline, or nobody but the EOF.
+``launch`` that has no idle worker, the watchdog at a deadline, the feeder while steps
+are queued, or nobody but the EOF.
 """
 
 from __future__ import annotations
@@ -13,10 +14,17 @@ import signal
 import threading
 import time
 
+from chute.dsl import component
 from chute.executors.base import FAILED, SUCCEEDED
 from chute.executors.python import PythonExecutor
 from tests.test_executors_python import step
 from tests.test_executors_reused import nap, out, pid, run
+
+
+@component
+def touch(path: str) -> None:
+    with open(path, "w"):
+        pass
 
 
 def worker(ex: PythonExecutor):
@@ -107,16 +115,32 @@ def test_a_reply_in_time_but_unread_at_the_deadline_is_not_a_timeout(tmp_path):
         assert w.pid in live(ex)  # not stopped
 
 
-def test_a_launch_with_no_idle_worker_hands_the_queue_on(tmp_path):
+def test_a_launch_reads_the_reply_that_frees_its_worker(tmp_path):
     with PythonExecutor(reuse=True, pool_size=1) as ex:
         run(ex, step(tmp_path, pid, name="warm"))
         w = worker(ex)
-        a, b, c = (step(tmp_path, pid, name=n) for n in "abc")
-        ha, hb = ex.launch(a), ex.launch(b)  # b waits for the one worker
-        reply_unread(w)  # a's reply
-        hc = ex.launch(c)  # reads it: the worker is free, b goes to it, c is queued
-        reply_unread(w)  # b's reply: b was sent with nobody waiting or polling
+        a, b = (step(tmp_path, pid, name=n) for n in "ab")
+        ha = ex.launch(a)
+        reply_unread(w)  # a's reply: the worker is free, the pool does not know yet
+        hb = ex.launch(b)  # reads it, and b goes to the worker at once: never queued
+        reply_unread(w)  # b's reply, with nobody waiting or polling
+        assert ex.pool._feeder is None  # (a queued step would have started the feeder)
         assert {a.step_dir, b.step_dir} <= ex.finished()
-        for h in (ha, hb):
-            assert ex.poll(h).outcome == SUCCEEDED
-        assert ends(ex, c.step_dir) < 20 and ex.poll(hc).outcome == SUCCEEDED
+        assert [ex.poll(h).outcome for h in (ha, hb)] == [SUCCEEDED] * 2
+
+
+def test_queued_steps_go_on_with_nobody_waiting_or_polling(tmp_path):
+    with PythonExecutor(reuse=True, pool_size=1) as ex:
+        marks = [tmp_path / f"m{i}" for i in range(3)]
+        specs = [step(tmp_path, touch, name=f"q{i}", inputs={"path": str(m)})
+                 for i, m in enumerate(marks)]
+        run(ex, step(tmp_path, touch, name="warm", inputs={"path": str(tmp_path / "w")}))
+        handles = [ex.launch(s) for s in specs]  # one worker: two of them queued
+        end = time.monotonic() + 30
+        while not marks[-1].exists() and time.monotonic() < end:
+            time.sleep(0.01)  # nothing called: the feeder hands each on as one replies
+        assert marks[-1].exists()
+        seen = ex.finished()  # the first two (the feeder read them), maybe the last
+        assert {s.step_dir for s in specs[:2]} <= seen
+        assert specs[-1].step_dir in seen or ends(ex, specs[-1].step_dir) < 20
+        assert [ex.poll(h).outcome for h in handles] == [SUCCEEDED] * 3

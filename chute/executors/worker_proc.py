@@ -16,10 +16,13 @@ import os
 import select
 import subprocess
 import threading
+import time
+from pathlib import Path
 from typing import Any
 
-from chute.executors.base import LaunchSpec
+from chute.executors.base import ERROR, FAILED, SUCCEEDED, LaunchSpec, StepResult
 from chute.executors.local import _environ_json
+from chute.executors.logsink import LogSink
 
 
 class WorkerProc:
@@ -172,3 +175,34 @@ class ReplyPipes:
         """Close the epoll set (the pipes are the workers')."""
         self._procs.clear()
         self._ep.close()
+
+
+def reply_result(spec: LaunchSpec, stop: tuple[str, str] | None, data: dict) -> StepResult:
+    """How a step ended, from its worker's reply (``stop``: the outcome and message of a
+    deadline or cancel that was under way)."""
+    code = data.get("exit_code")
+    if stop is not None:
+        outcome, message = stop
+    elif "error" in data:
+        outcome, message = ERROR, str(data["error"])
+        if spec.secret_values:
+            masker = LogSink(-1, Path(os.devnull), list(spec.secret_values))
+            message = masker.mask(message.encode()).decode(errors="replace")
+    elif code == 0:
+        outcome, message = SUCCEEDED, ""
+    else:
+        outcome, message = FAILED, f"Error (exit code {code})"
+    return StepResult(outcome, code, message, started_at=data.get("started_at"),
+                      finished_at=data.get("finished_at") or time.time(),
+                      result=data.get("result"), outputs=data.get("outputs") or {})
+
+
+def exit_result(stop: tuple[str, str] | None, rc: int) -> StepResult:
+    """How a step ended whose worker died under it with status ``rc`` (Popen's: ``-n``
+    for signal ``n``), as a process step's: exit code ``128+n``."""
+    sig = -rc if rc < 0 else None
+    code = 128 + sig if sig else rc
+    if stop is not None:
+        return StepResult(stop[0], code, stop[1], finished_at=time.time(), signal=sig)
+    return StepResult(FAILED, code, f"Error (exit code {code})", finished_at=time.time(),
+                      signal=sig)
