@@ -259,8 +259,10 @@ def test_a_steps_directory_is_the_one_made_ahead_and_made_anew_elsewhere(var_tmp
     with PythonExecutor(reuse=True, pool_size=1) as ex:
         first = out(run(ex, step(root, tagged, name="s0", inputs={"tag": "a"})))
         ahead = Path(worker_tmp(ex)) / "next"
-        wait_for_file(ahead)  # made after the reply, before the next request is read
-        made = ahead.stat()
+        # made after the reply, before the next request is read; with root/tmp, as the
+        # step before left something in its /tmp (its output)
+        wait_for_file(ahead / "root" / "tmp")
+        made, made_tmp = ahead.stat(), (ahead / "root" / "tmp").stat()
         s = step(root, tagged, name="s1", inputs={"tag": "b"})
         second = out(run(ex, s))
         assert second["pid"] == first["pid"] and second["tag"] == "b"
@@ -271,6 +273,7 @@ def test_a_steps_directory_is_the_one_made_ahead_and_made_anew_elsewhere(var_tmp
         mine.mkdir()  # the mode a mkdir gives here: the same umask as the worker's
         assert got.st_mode == mine.stat().st_mode
         assert (s.step_dir / "root/tmp/outputs").is_dir()  # its /tmp moved in, as before
+        assert (s.step_dir / "root/tmp").stat().st_ino == made_tmp.st_ino
         # a directory there already and empty (a launch that made it): used all the same
         empty = step(root, tagged, name="s2", inputs={"tag": "c"})
         empty.step_dir.mkdir()

@@ -31,7 +31,10 @@ directory ahead of time, between steps (:meth:`PrivateTmp.make_ahead`), and a st
 directory is that one renamed into place (:meth:`PrivateTmp.make_step_dir`): on ext4 a
 ``mkdir`` costs 20-200 us of CPU (an inode and a block allocated, journalled), a rename
 ~10 us, and the step waits only for the rename. A mkdir is the fallback (the first step,
-a step directory on another file system, or one there already).
+a step directory on another file system, or one there already). If the last step left
+something in its ``/tmp`` (outputs, usually: the next step likely will too), the one made
+ahead has ``root/tmp`` in it as well, where the next step's leftovers go; a step that then
+leaves nothing has an empty ``root/tmp``, as a process step with a private ``/tmp``.
 
 The host's own ``/tmp`` stays reachable: an ``O_PATH`` fd of it, opened before anything is
 mounted over it, and its ``/proc/self/fd/N`` link (:meth:`PrivateTmp.host`), through which
@@ -70,6 +73,9 @@ class PrivateTmp:
         self.own = ""  # the same, as this process reaches it
         self.scratch = ""  # own/tmp: what /tmp shows
         self.ahead = False  # own/next, the next step's directory, is made
+        self.ahead_rooted = False  # ... with root/tmp in it
+        self.rooted = False  # this step's directory came with root/tmp
+        self.left = False  # the last step left something in /tmp
         self.fd: int | None = None  # the scratch (to notice that it was deleted)
         self.dev = -1  # its file system
         self.mounts: list[str] = []  # this step's exposed paths, bound into the scratch
@@ -163,10 +169,12 @@ class PrivateTmp:
         ahead, renamed there, else a new one; True if it is the one made ahead (then on
         the scratch's file system). A directory there already (an attempt lost with its
         controller) is used, without its ``root`` (the attempt's files: start afresh)."""
+        self.rooted = False
         if self.ahead:
             self.ahead = False
             try:  # (an empty directory there is replaced: the same thing)
                 os.rename(self.own + "/next", path)
+                self.rooted, self.ahead_rooted = self.ahead_rooted, False
                 return True
             except OSError:  # not empty, no parent, another file system: as without
                 self.ahead = os.path.isdir(self.own + "/next")
@@ -182,15 +190,22 @@ class PrivateTmp:
     def make_ahead(self) -> None:
         """Between steps: make the next step's directory (off the next step's path; its
         mode is a step directory's, from this process's umask)."""
-        if self.ahead or self.fd is None:
+        if self.fd is None:
             return
+        ahead = self.own + "/next"
         try:
-            os.mkdir(self.own + "/next")
-        except FileExistsError:
-            pass
+            if not self.ahead:
+                try:
+                    os.mkdir(ahead)
+                except FileExistsError:  # (left by a failed rename: as it is)
+                    self.ahead_rooted = os.path.isdir(ahead + "/root/tmp")
+                self.ahead = True
+            if self.left and not self.ahead_rooted:
+                os.mkdir(ahead + "/root")
+                os.mkdir(ahead + "/root/tmp")
+                self.ahead_rooted = True
         except OSError:
-            return  # (the step then makes its own)
-        self.ahead = True
+            pass  # (the step then makes what is missing)
 
     # -- one step
 
@@ -318,6 +333,7 @@ class PrivateTmp:
         the kept mount point's chain (:meth:`keep`). Raises OSError if ``/tmp`` could not
         be emptied."""
         dest = None if root is None else root + "/tmp"
+        self.left = False
         left = self._empty(0, dest, root)
         if left:
             raise OSError(f"private /tmp not emptied: {left[:3]}")
@@ -338,17 +354,21 @@ class PrivateTmp:
                     return left
         if not names:
             return []
+        self.left = True
         src = "/".join([self.scratch, *self.chain[:i]])
         if dest is not None:
-            if root is not None and i == 0:
-                try:
-                    os.mkdir(root)
-                except FileExistsError:
-                    pass
-            os.makedirs(dest, exist_ok=True)
+            if i or not self.rooted:  # (else made ahead: make_ahead())
+                if root is not None and i == 0:
+                    try:
+                        os.mkdir(root)
+                    except FileExistsError:
+                        pass
+                os.makedirs(dest, exist_ok=True)
             for name in names:
                 _move(f"{src}/{name}", f"{dest}/{name}")
             names = [n for n in os.listdir(fd) if n != keep]
+            if not names:
+                return []
         for name in names:  # what could not be moved (or dest None): never kept
             _remove(f"{src}/{name}")
         return [n for n in os.listdir(fd) if n != keep]
