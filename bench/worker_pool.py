@@ -9,8 +9,10 @@ processes, :mod:`chute.executors.worker_pool` — and through ``PythonExecutor(r
 — a zygote fork and a supervisor per step — with no controller, ``--parallel`` at a time,
 (``--output``: steps that return an int, so each leaves an output in its private
 ``/tmp``), and prints per step: wall time, CPU of this process (the controller's side:
-launch, reply, poll), and CPU of the executor's processes (workers; or fork server, zygote,
-supervisors and steps, from rusage of finished children and each status.json's usage).
+launch, reply, poll), CPU of the executor's processes (workers; or fork server, zygote,
+supervisors and steps, from rusage of finished children and each status.json's usage),
+and wake-ups of this process's threads (voluntary context switches: one per step when the
+controller's own thread reads the replies, two with a reader thread in between).
 Step directories go under ``--root`` (default a new directory in /var/tmp: outside /tmp,
 as a chute home is, so no host path needs re-sharing into a step's private /tmp;
 ``--root /dev/shm``, a tmpfs: the executor's own cost without the disk's inode allocation).
@@ -54,6 +56,20 @@ def _cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _switches() -> int:
+    """Voluntary context switches of this process's live threads (each a thread that
+    slept and was woken: the controller's, and a reader thread's if there is one)."""
+    n = 0
+    for t in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{t}/status") as f:
+                n += sum(int(line.split()[1]) for line in f
+                         if line.startswith("voluntary_ctxt_switches"))
+        except FileNotFoundError:
+            pass
+    return n
+
+
 def run(reuse: bool, n: int, parallel: int, root: Path, output: bool) -> dict[str, float]:
     source = build_source(one if output else noop)
     outs = ["/tmp/outputs/parameters/Output"] if output else []
@@ -75,6 +91,7 @@ def run(reuse: bool, n: int, parallel: int, root: Path, output: bool) -> dict[st
         kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         me0 = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.perf_counter()
+        sw0 = _switches()
         todo = list(specs[parallel:])
         running = {}
         while todo or running:
@@ -89,6 +106,7 @@ def run(reuse: bool, n: int, parallel: int, root: Path, output: bool) -> dict[st
                     assert r.outcome == SUCCEEDED, r
                     del running[d]
         wall = time.perf_counter() - t0
+        sw1 = _switches()
         me1 = resource.getrusage(resource.RUSAGE_SELF)
         kids1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         workers = sum(_cpu(p) for p in pids) - before if reuse else 0.0
@@ -99,7 +117,7 @@ def run(reuse: bool, n: int, parallel: int, root: Path, output: bool) -> dict[st
             usage = json.loads((s.step_dir / "status.json").read_text()).get("usage") or {}
             kids += usage.get("supervisor_cpu", 0.0) + usage.get("step_cpu", 0.0)
     return {"wall": 1e3 * wall / n, "controller": 1e3 * me / n,
-            "executor": 1e3 * (workers + kids) / n}
+            "executor": 1e3 * (workers + kids) / n, "wakes": (sw1 - sw0) / n}
 
 
 def main() -> None:
@@ -113,7 +131,8 @@ def main() -> None:
     args = ap.parse_args()
     what = "one-output" if args.output else "no-op"
     print(f"{args.n} {what} SDK steps, {args.parallel} at a time; ms per step")
-    print(f"{'path':22s} {'wall':>7s} {'controller CPU':>15s} {'executor CPU':>13s}")
+    print(f"{'path':22s} {'wall':>7s} {'controller CPU':>15s} {'executor CPU':>13s}"
+          f" {'wake-ups':>9s}")
     for reuse, name in ((True, "reused workers"), (False, "zygote fork (default)")):
         if args.only and args.only != ("reused" if reuse else "fork"):
             continue
@@ -122,7 +141,8 @@ def main() -> None:
             r = run(reuse, args.n, args.parallel, root, args.output)
         finally:
             shutil.rmtree(root, ignore_errors=True)
-        print(f"{name:22s} {r['wall']:7.3f} {r['controller']:15.3f} {r['executor']:13.3f}")
+        print(f"{name:22s} {r['wall']:7.3f} {r['controller']:15.3f} {r['executor']:13.3f}"
+              f" {r['wakes']:9.2f}")
     print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 

@@ -73,6 +73,8 @@ def test_no_thread_reads_replies_finished_and_wait_do(tmp_path):
         h = ex.launch(s)
         assert ends(ex, s.step_dir, timeout=60) < 30
         assert ex.poll(h).outcome == SUCCEEDED
+        ex.pool.close()  # (closed again on leaving the block: nothing happens then)
+        assert not any(live(ex))
 
 
 def test_a_worker_killed_mid_step_wakes_a_waiting_controller(tmp_path):

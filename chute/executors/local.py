@@ -144,7 +144,7 @@ class Completions:
                 self.write_fd()  # registers it
             else:
                 self._ep.register(self._r, select.EPOLLIN)
-            for fd in self._sources:
+            for fd in list(self._sources):
                 self._ep.register(fd, select.EPOLLIN)
         end = time.monotonic() + timeout
         while True:

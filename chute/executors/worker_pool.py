@@ -282,6 +282,10 @@ class WorkerPool:
     def close(self) -> None:
         """Stop every worker (their running steps end with them)."""
         with self._lock:
+            if self._closed:
+                return
+            # no longer woken by (nor reading) the workers' ends: they are handled here
+            self.completions.unwatch(self._pipes.fileno())
             self._closed = True
             workers = [w for ws in self._workers.values() for w in ws]
             self._cond.notify_all()
@@ -302,7 +306,6 @@ class WorkerPool:
         for t in [w.reaper for w in workers] + [self._feeder]:
             if t is not None:
                 t.join(timeout=5)
-        self.completions.unwatch(self._pipes.fileno())
         self._pipes.close()
 
     # -- replies (read by whoever waits, polls or launches: see the module docstring)
