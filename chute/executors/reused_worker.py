@@ -514,7 +514,8 @@ def main(modules: list[str]) -> None:
     requests = os.fdopen(req_fd, "rb")
     cpu = time.process_time()
     for line in requests:
-        reply = worker.handle(json.loads(line))
+        # (a str: json.loads decodes bytes with an error handler, ~6 us slower)
+        reply = worker.handle(json.loads(line.decode()))
         now = time.process_time()
         reply["cpu"] = round(now - cpu, 6)
         cpu = now
