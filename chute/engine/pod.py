@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chute.engine.secrets_env import secret_env_refs
-from chute.engine.vars import substitute, substitute_all
+from chute.engine.vars import has_tags, substitute, substitute_all
 
 
 @dataclass(frozen=True)
@@ -133,6 +133,14 @@ def launch_request(workflow_uid: str, node_id: str, attempt: int, tmpl: Mapping[
         volume_mounts=[sub(m["mountPath"]) for m in body.get("volumeMounts") or []
                        if m.get("mountPath")],
     )
+
+
+def launch_tagless(tmpl: Mapping[str, Any]) -> bool:
+    """Whether nothing :func:`launch_request` reads from a leaf template holds a ``{{``
+    tag: every pod of it then gets the same request but for its ids."""
+    kind = "script" if tmpl.get("script") is not None else "container"
+    return not any(has_tags(tmpl.get(k)) for k in (kind, "outputs", "activeDeadlineSeconds",
+                                                   "timeout"))
 
 
 def collect_outputs(tmpl: Mapping[str, Any], outcome: PodOutcome, ctx: Mapping[str, str]

@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING, Any
 from chute.engine import phases as P
 from chute.engine.memo import memoize_of
 from chute.engine.nodes import Node
-from chute.engine.pod import LaunchRequest, PodOutcome, collect_outputs, launch_request, pod_vars
+from chute.engine.pod import (
+    LaunchRequest,
+    PodOutcome,
+    collect_outputs,
+    launch_request,
+    launch_tagless,
+    pod_vars,
+)
 from chute.engine.vars import input_vars
 from chute.errors import ChuteError
 
@@ -34,6 +41,8 @@ class Pods:
         self.templates: dict[str, tuple[dict, ChainMap]] = {}  # pod id -> (template, ctx)
         self.pending: deque[LaunchRequest] = deque()
         self.running = 0
+        # id(template) -> (template, its request if no launch field holds a tag, else None)
+        self._requests: dict[int, tuple[dict, LaunchRequest | None]] = {}
 
     def start(self, st: RunState, name: str, display: str, tmpl: dict[str, Any], inputs: dict,
               boundary_id: str | None, parent: Node | None, owner: Frame,
@@ -69,12 +78,33 @@ class Pods:
             st._reattach.append(node)
             return node
         try:
-            req = launch_request(st.plan.uid, node.id, node.attempt, tmpl, ctx)
+            req = self.request(st.plan.uid, node, tmpl, ctx)
         except ChuteError as exc:
             st.finish(node, P.ERROR, str(exc))
             return node
         self.pending.append(req)
         return node
+
+    def request(self, uid: str, node: Node, tmpl: dict[str, Any], ctx: ChainMap) -> LaunchRequest:
+        """The launch request of ``node``'s current attempt. The request of a template
+        whose launch fields hold no tag (most: an SDK step without inputs, a command) is
+        made once per run and copied with each pod's ids: substituting the same strings
+        for every pod was most of a launch request's cost (its lists are shared, and
+        nothing changes them)."""
+        entry = self._requests.get(id(tmpl))
+        if entry is None or entry[0] is not tmpl:  # the template pinned: its id stays its
+            base = (launch_request(uid, node.id, node.attempt, tmpl, ctx)
+                    if launch_tagless(tmpl) else None)
+            self._requests[id(tmpl)] = (tmpl, base)
+            if base is not None:
+                return base
+        elif entry[1] is not None:
+            # a copy with this pod's ids (dataclasses.replace re-runs __init__ over every
+            # field: several times the cost of this)
+            req = object.__new__(LaunchRequest)
+            req.__dict__.update(entry[1].__dict__, node_id=node.id, attempt=node.attempt)
+            return req
+        return launch_request(uid, node.id, node.attempt, tmpl, ctx)
 
     def pump(self, st: RunState) -> None:
         """Hand queued launches to the controller while ``parallelism`` allows."""

@@ -37,7 +37,7 @@ from chute.engine.memo import CacheLookup, Memo
 from chute.engine.nodes import Node, node_id
 from chute.engine.params import resolve_inputs
 from chute.engine.plan import Plan, TemplateScope
-from chute.engine.pod import LaunchRequest, PodOutcome, launch_request
+from chute.engine.pod import LaunchRequest, PodOutcome
 from chute.engine.pod_nodes import Pods
 from chute.engine.suspend import Suspends
 from chute.engine.vars import Failures, Globals, global_vars
@@ -234,7 +234,7 @@ class RunState:
             return None
         tmpl, ctx = self.pods.templates[pod_id]
         try:
-            return launch_request(self.plan.uid, node.id, node.attempt, tmpl, ctx)
+            return self.pods.request(self.plan.uid, node, tmpl, ctx)
         except ChuteError:
             return None
 

@@ -7,6 +7,7 @@ never re-scanned). This module only decides *which* names are visible where.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import ChainMap
 from collections.abc import Callable, Iterable, Mapping
@@ -35,12 +36,37 @@ def rfc3339(ts: float | None) -> str | None:
     return last[1]
 
 
+#: texts longer than this are looked for tags once (see :func:`tagless`)
+LONG_TEXT = 512
+
+
+@functools.lru_cache(maxsize=256)
+def tagless(text: str) -> bool:
+    """Whether a long text has no ``{{``, remembered per text. A script's ``source`` is
+    the same string for every pod of its template (an SDK step's is ~11 KB), and
+    CPython looks for a two-character needle one character at a time: ~30 us for each
+    pod, against one hash of the text (kept in the string) and a dict look-up."""
+    return "{{" not in text
+
+
 def substitute(text: str, ctx: Mapping[str, str], strict: bool = False) -> str:
     """Replace ``{{...}}`` tags in ``text`` (fast path when there is none). Tags that cannot
     be resolved yet stay as written (Argo's allowUnresolved) unless ``strict``."""
-    if "{{" not in text:
+    if tagless(text) if len(text) > LONG_TEXT else "{{" not in text:
         return text
     return templating.substitute(text, ctx, strict=strict)
+
+
+def has_tags(value: Any) -> bool:
+    """Whether any string inside a JSON value (dict keys included, as
+    :func:`substitute_all` substitutes them) holds ``{{``."""
+    if isinstance(value, str):
+        return not tagless(value) if len(value) > LONG_TEXT else "{{" in value
+    if isinstance(value, dict):
+        return any(has_tags(k) or has_tags(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(has_tags(v) for v in value)
+    return False
 
 
 def substitute_all(value: Any, ctx: Mapping[str, str], strict: bool = False) -> Any:
