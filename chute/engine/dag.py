@@ -188,6 +188,8 @@ class DagFrame(Frame):
 
     def _began(self, tname: str) -> bool:
         """Whether the task started before a restart (recorded, past Pending)."""
+        if not self.st.recorded:  # a first run: no node id to hash for the question
+            return False
         rec = self.st.recorded.get(node_id(self.st.plan.name, f"{self.node.name}.{tname}"))
         return rec is not None and rec.phase != P.PENDING
 
@@ -220,7 +222,8 @@ class DagFrame(Frame):
             self.watch(st, node, task)
             self._own(node, tname)
             return
-        looped = any(task.get(k) is not None for k in ("withItems", "withParam", "withSequence"))
+        looped = (task.get("withItems") is not None or task.get("withParam") is not None
+                  or task.get("withSequence") is not None)
         try:
             expanded = list(expand(task, self.ctx))
         except ChuteError as exc:

@@ -109,4 +109,5 @@ def loop_values(call: dict[str, Any]) -> list[Any] | None:
 
 def has_loop(call: dict[str, Any]) -> bool:
     """Whether a step or task loops."""
-    return any(call.get(k) is not None for k in ("withItems", "withParam", "withSequence"))
+    return (call.get("withItems") is not None or call.get("withParam") is not None
+            or call.get("withSequence") is not None)

@@ -9,23 +9,36 @@ from typing import Any
 from chute.engine.phases import PENDING
 
 
-def fnv1a_32(data: bytes) -> int:
-    """32-bit FNV-1a hash (what Argo uses for node ids)."""
-    h = 0x811C9DC5
+FNV_32_OFFSET = 0x811C9DC5
+
+
+def fnv1a_32(data: bytes, h: int = FNV_32_OFFSET) -> int:
+    """32-bit FNV-1a hash (what Argo uses for node ids); ``h``: the hash of the bytes
+    before ``data`` (FNV-1a is a running state), to continue from."""
     for b in data:
         h ^= b
         h = (h * 0x01000193) & 0xFFFFFFFF
     return h
 
 
+@functools.lru_cache(maxsize=256)
+def _prefix_hash(prefix: str) -> int:
+    """The FNV-1a state after ``prefix`` (a parent's name and its dot)."""
+    return fnv1a_32(prefix.encode())
+
+
 @functools.lru_cache(maxsize=1024)
 def node_id(workflow_name: str, node_name: str) -> str:
     """Argo's node id: the workflow name for the root, else ``<wf>-<fnv32a(name)>``.
     Cached: a task's id is asked for when it becomes ready and again when its node is
-    made (the hash is a Python loop over the name's bytes)."""
+    made. The hash is a Python loop over the name's bytes: it goes on from the state
+    after the parent's part (``<parent>.``, shared by the parent's children and kept),
+    so each node hashes only its own part."""
     if node_name == workflow_name:
         return workflow_name
-    return f"{workflow_name}-{fnv1a_32(node_name.encode())}"
+    dot = node_name.rfind(".") + 1
+    h = _prefix_hash(node_name[:dot]) if dot else FNV_32_OFFSET
+    return f"{workflow_name}-{fnv1a_32(node_name[dot:].encode(), h)}"
 
 
 @dataclass

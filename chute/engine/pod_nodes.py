@@ -41,8 +41,9 @@ class Pods:
         self.templates: dict[str, tuple[dict, ChainMap]] = {}  # pod id -> (template, ctx)
         self.pending: deque[LaunchRequest] = deque()
         self.running = 0
-        # id(template) -> (template, its request if no launch field holds a tag, else None)
-        self._requests: dict[int, tuple[dict, LaunchRequest | None]] = {}
+        # id(template) -> [template (pinned: its id stays its own), its pod_vars, whether
+        # no launch field holds a tag, then the request its pods copy]: see request()
+        self._static: dict[int, list] = {}
 
     def start(self, st: RunState, name: str, display: str, tmpl: dict[str, Any], inputs: dict,
               boundary_id: str | None, parent: Node | None, owner: Frame,
@@ -52,7 +53,7 @@ class Pods:
                            boundary_id=boundary_id, parent=parent, inputs=inputs, owner=owner)
         local = {"pod.name": node.id, "node.name": node.name,
                  "retries": str(retry_attempt or 0)}
-        ctx = ChainMap(local, input_vars(inputs), pod_vars(tmpl), st.globals)
+        ctx = ChainMap(local, input_vars(inputs), self._of(tmpl)[1], st.globals)
         self.templates[node.id] = (tmpl, ctx)
         rec = st.recorded.get(node.id)
         if rec is not None and P.is_terminal(rec.phase):
@@ -85,26 +86,30 @@ class Pods:
         self.pending.append(req)
         return node
 
+    def _of(self, tmpl: dict[str, Any]) -> list:
+        """What the run's pods of ``tmpl`` share (see ``_static``), made at the first."""
+        entry = self._static.get(id(tmpl))
+        if entry is None or entry[0] is not tmpl:
+            entry = self._static[id(tmpl)] = [tmpl, pod_vars(tmpl), launch_tagless(tmpl), None]
+        return entry
+
     def request(self, uid: str, node: Node, tmpl: dict[str, Any], ctx: ChainMap) -> LaunchRequest:
         """The launch request of ``node``'s current attempt. The request of a template
         whose launch fields hold no tag (most: an SDK step without inputs, a command) is
         made once per run and copied with each pod's ids: substituting the same strings
         for every pod was most of a launch request's cost (its lists are shared, and
         nothing changes them)."""
-        entry = self._requests.get(id(tmpl))
-        if entry is None or entry[0] is not tmpl:  # the template pinned: its id stays its
-            base = (launch_request(uid, node.id, node.attempt, tmpl, ctx)
-                    if launch_tagless(tmpl) else None)
-            self._requests[id(tmpl)] = (tmpl, base)
-            if base is not None:
-                return base
-        elif entry[1] is not None:
-            # a copy with this pod's ids (dataclasses.replace re-runs __init__ over every
-            # field: several times the cost of this)
-            req = object.__new__(LaunchRequest)
-            req.__dict__.update(entry[1].__dict__, node_id=node.id, attempt=node.attempt)
-            return req
-        return launch_request(uid, node.id, node.attempt, tmpl, ctx)
+        entry = self._of(tmpl)
+        if not entry[2]:
+            return launch_request(uid, node.id, node.attempt, tmpl, ctx)
+        if entry[3] is None:
+            entry[3] = launch_request(uid, node.id, node.attempt, tmpl, ctx)
+            return entry[3]
+        # a copy with this pod's ids (dataclasses.replace re-runs __init__ over every
+        # field: several times the cost of this)
+        req = object.__new__(LaunchRequest)
+        req.__dict__.update(entry[3].__dict__, node_id=node.id, attempt=node.attempt)
+        return req
 
     def pump(self, st: RunState) -> None:
         """Hand queued launches to the controller while ``parallelism`` allows."""

@@ -240,18 +240,22 @@ class RunState:
 
     def drain(self) -> Decisions:
         """Take the decisions made since the last drain."""
-        changed = [n for i, n in self._dirty.items() if i not in self._new]
-        for nid, node in list(self._grown.items()):
-            if nid in self._dirty or nid in self._new or self._children_due(node):
-                del self._grown[nid]
-                if nid not in self._dirty and nid not in self._new:
-                    changed.append(node)
-        for node in (*changed, *self._new.values()):
-            if len(node.children) >= MANY_CHILDREN:
-                self._children_written[node.id] = len(node.children)
-        self._grew, self._fresh = {}, set()
+        new, dirty = self._new, self._dirty
+        changed = [n for i, n in dirty.items() if i not in new] if new else list(dirty.values())
+        if self._grown:
+            for nid, node in list(self._grown.items()):
+                if nid in dirty or nid in new or self._children_due(node):
+                    del self._grown[nid]
+                    if nid not in dirty and nid not in new:
+                        changed.append(node)
+        for nodes in (changed, new.values()):
+            for node in nodes:
+                if len(node.children) >= MANY_CHILDREN:
+                    self._children_written[node.id] = len(node.children)
+        if self._grew:
+            self._grew, self._fresh = {}, set()
         d = Decisions(
-            new_nodes=list(self._new.values()), changed_nodes=changed,
+            new_nodes=list(new.values()), changed_nodes=changed,
             events=self._events, launches=self._launches, reattach=self._reattach,
             cancels=self._cancels, cache_writes=self.memo.drain(),
             workflow=self._wf_update or None,
