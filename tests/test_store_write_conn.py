@@ -173,7 +173,11 @@ def test_a_disposed_store_stops_its_checkpoint_thread(chute_home):
     st.dictionaries(st.text(), st.one_of(st.text(), st.integers(), st.none(),
                                          st.lists(st.text(), max_size=2)), max_size=4),
     st.lists(st.one_of(st.text(), st.integers(), st.dictionaries(st.text(), st.text())),
-             max_size=4)))
+             max_size=4),
+    # anything JSON (the shapes no shortcut covers go through a C encoder made once)
+    st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+                 lambda kids: st.lists(kids, max_size=3)
+                 | st.dictionaries(st.text(), kids, max_size=3), max_leaves=12)))
 def test_node_json_columns_are_encoded_exactly_as_json_dumps(value):
     assert q._json_text(value) == json.dumps(value)
 
