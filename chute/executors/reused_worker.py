@@ -45,10 +45,10 @@ reply is done before it (the outputs moved, the log closed, whether the worker r
 the rest — putting back what a step may change without harm, fresh random state, the
 next step's ``__main__`` and directory made ahead — right after it, while the controller
 takes the reply, before the next request is read: a step waits only for its own part.
-What cannot be put back retires the worker (it replies ``"retiring"`` and exits; the pool starts another for
-the next step): a thread it started (non-daemon ones are joined first, as at interpreter
-exit), a child process still alive (killed, as a container's end kills them), an
-``atexit`` handler registered (all of them are run, as at exit), a signal handler
+What cannot be put back retires the worker (it replies ``"retiring"`` and exits; the pool
+starts another for the next step): a thread it started (non-daemon ones are joined first,
+as at interpreter exit), a child process still alive (killed, as a container's end kills
+them), an ``atexit`` handler registered (all of them are run, as at exit), a signal handler
 (through ``signal.signal``), mask or timer it set, fds 0-2 closed or replaced, a
 non-zero exit or an uncaught exception, a private ``/tmp`` that could not be emptied or
 unbound, or the pool's ``max_steps``.
@@ -89,7 +89,6 @@ import json
 import linecache
 import os
 import random
-import shutil
 import signal
 import sys
 import threading
