@@ -117,3 +117,43 @@ def test_node_ids_hash_the_whole_name():
         assert node_id("w", name) == expect, name
     # the FNV-1a reference values for 32 bits ("" and "a")
     assert fnv1a_32(b"") == 0x811C9DC5 and fnv1a_32(b"a") == 0xE40C292C
+
+
+def test_a_call_is_expanded_as_a_full_substitution_would_and_left_as_it_was():
+    import copy
+    import json
+    from collections import ChainMap
+
+    from chute.engine.calls import expand
+    from chute.engine.loops import make_item
+    from chute.engine.vars import substitute_all
+
+    ctx = {"inputs.parameters.p": "P", "workflow.name": "w"}
+    calls = [
+        {"name": "a", "template": "t", "dependencies": ["x"],
+         "arguments": {"parameters": [{"name": "q", "value": "fixed"}]}},
+        {"name": "b", "template": "t",
+         "arguments": {"parameters": [{"name": "q", "value": "{{inputs.parameters.p}}"}]}},
+        {"name": "c", "template": "{{workflow.name}}-t", "withItems": [1, {"k": "v"}],
+         "arguments": {"parameters": [{"name": "q", "value": "{{item}}/{{workflow.name}}"}]}},
+        {"name": "d", "template": "t", "withParam": '["x", "y"]',
+         "arguments": {"{{workflow.name}}": {"parameters": []}}},  # a tag in a key
+    ]
+    for call in calls:
+        before = copy.deepcopy(call)
+        for _ in range(2):  # the second time from what was remembered
+            got = list(expand(call, ctx))
+            assert call == before  # the spec's call is never changed
+            if not any(call.get(k) for k in ("withItems", "withParam")):
+                base = {k: v for k, v in call.items()}
+                assert got == [("", substitute_all(base, ctx))]
+            else:  # each item: the long way, a full substitution with the item's vars
+                items = call.get("withItems") or json.loads(call["withParam"])
+                base = {k: v for k, v in call.items() if k not in ("withItems", "withParam")}
+                assert got == [
+                    (f"({i}:{make_item(i, v).label})",
+                     substitute_all(base, ChainMap(make_item(i, v).vars, ctx)))
+                    for i, v in enumerate(items)]
+                assert got[0][1]["arguments"] != base["arguments"]  # substituted
+        got[0][1]["arguments"] = "changed"  # a substituted call is the caller's to change
+        assert call == before

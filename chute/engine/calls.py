@@ -9,7 +9,7 @@ from typing import Any
 
 from chute.engine.loops import has_loop, loop_values, make_item
 from chute.engine.phases import ERROR, FAILED
-from chute.engine.vars import substitute_all
+from chute.engine.vars import has_tags, substitute_all
 from chute.spec.expr import evaluate_when
 
 LOOP_KEYS = ("withItems", "withParam", "withSequence")
@@ -20,6 +20,37 @@ _LATER = ("inline", "hooks")
 # skipped or omitted and had no default): Argo drops the argument so the input's default
 # applies.
 _LONE_OUTPUT_REF = re.compile(r"^\{\{\s*(tasks|steps)\.[^{}]+\.outputs\.[^{}]+\}\}$")
+
+
+# id(call) -> (call, the keys whose values hold a tag, or None if a key itself holds one)
+_TAGGED: dict[int, tuple[Mapping[str, Any], frozenset[str] | None]] = {}
+_TAGGED_MAX = 4096
+
+
+def _tagged_keys(call: Mapping[str, Any]) -> frozenset[str] | None:
+    """The keys of a step's or task's call whose values hold a ``{{`` tag (None: a key
+    does; the whole call is substituted then). Remembered per call: a call is the spec's
+    dict, the same for every item of a loop and every instance of its template, and
+    kept (pinned) so that its id stays its own while remembered."""
+    hit = _TAGGED.get(id(call))
+    if hit is not None and hit[0] is call:
+        return hit[1]
+    if len(_TAGGED) >= _TAGGED_MAX:  # calls of runs long gone: start afresh
+        _TAGGED.clear()
+    keys = (None if any(has_tags(k) for k in call)
+            else frozenset(k for k, v in call.items() if has_tags(v)))
+    _TAGGED[id(call)] = (call, keys)
+    return keys
+
+
+def _substitute_call(base: dict[str, Any], tagged: frozenset[str] | None,
+                     ctx: Mapping[str, str]) -> dict[str, Any]:
+    """``substitute_all(base, ctx)``, walking only the values that hold a tag: the others
+    are the spec's own (shared, never changed; a chain's tasks hold none, a loop item's
+    only its arguments)."""
+    if tagged is None:
+        return substitute_all(base, ctx)
+    return {k: substitute_all(v, ctx) if k in tagged else v for k, v in base.items()}
 
 
 def _prepare(sub: dict[str, Any]) -> dict[str, Any]:
@@ -41,8 +72,9 @@ def expand(call: Mapping[str, Any], ctx: Mapping[str, str]) -> Iterator[tuple[st
     inline = call.get("inline")
     hooks = call.get("hooks")
     base = {k: v for k, v in call.items() if k not in LOOP_KEYS and k not in _LATER}
+    tagged = _tagged_keys(call)
     if not has_loop(call):
-        sub = substitute_all(base, ctx)
+        sub = _substitute_call(base, tagged, ctx)
         if inline is not None:
             sub["inline"] = inline
         if hooks is not None:
@@ -52,7 +84,7 @@ def expand(call: Mapping[str, Any], ctx: Mapping[str, str]) -> Iterator[tuple[st
     loop = substitute_all({k: call[k] for k in LOOP_KEYS if call.get(k) is not None}, ctx)
     for i, value in enumerate(loop_values(loop) or []):
         item = make_item(i, value)
-        sub = substitute_all(base, ChainMap(item.vars, ctx))
+        sub = _substitute_call(base, tagged, ChainMap(item.vars, ctx))
         if inline is not None:
             sub["inline"] = inline
         if hooks is not None:  # the item now, everything else when a hook runs
