@@ -29,8 +29,9 @@ dead workers (a controller killed with its workers).
 Beside the scratch, in ``<pid>-<random>/next``, the worker makes the *next* step's
 directory ahead of time, between steps (:meth:`PrivateTmp.make_ahead`), and a step's
 directory is that one renamed into place (:meth:`PrivateTmp.make_step_dir`): on ext4 a
-``mkdir`` costs 20-200 us of CPU (an inode and a block allocated, journalled), a rename
-~10 us, and the step waits only for the rename. A mkdir is the fallback (the first step,
+``mkdir`` costs tens of us of CPU (0.1-0.6 ms where, without a journal, the inode
+allocator skips every inode freed in the last minutes: bench/RESULTS.md), a rename ~10 us,
+and the step waits only for the rename. A mkdir is the fallback (the first step,
 a step directory on another file system, or one there already). If the last step left
 something in its ``/tmp`` (outputs, usually: the next step likely will too), the one made
 ahead has ``root/tmp`` in it as well, where the next step's leftovers go; a step that then
@@ -45,8 +46,9 @@ environment: ``sandbox``'s re-shared paths) is bound into the scratch at its own
 the directory holding the step directories once for all the steps there
 (:meth:`PrivateTmp.keep`: a run's steps, when a chute home is under ``/tmp``), any other
 for that step only (:meth:`PrivateTmp.expose`, unmounted after it); rare outside tests.
-A step is looked at for such paths by an ``lstat`` of each ``/tmp`` entry its texts
-name (:meth:`PrivateTmp.handed`); only if one exists does ``sandbox`` say which.
+A step is looked at for such paths by a look (``faccessat``, no symlink followed) at each
+``/tmp`` entry its texts name (:meth:`PrivateTmp.handed`); only if one exists does
+``sandbox`` say which.
 """
 
 from __future__ import annotations
@@ -215,7 +217,7 @@ class PrivateTmp:
         env values) or in ``named`` (:func:`tmp_paths` of the worker's environment) lies
         below an entry of the host's ``/tmp`` that exists. Only then is
         ``sandbox.plan_for`` asked which (most steps are not: the SDK's own
-        ``/tmp/outputs`` is no host path); an lstat per such entry."""
+        ``/tmp/outputs`` is no host path); a look (no symlink followed) at each such entry."""
         paths = set(named)
         for text in texts:
             # a short text without "/tmp" names no path there, even normalised (a step
