@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from chute.executors import sandbox
+from chute.executors import mounts, sandbox
 from chute.executors.base import SUCCEEDED
 from tests.fixtures.executor import (
     ex,  # noqa: F401 - the module's executor
@@ -36,7 +36,7 @@ def test_outputs_are_collected_and_missing_ones_absent(ex, tmp_path):
     assert Path(r.outputs["/tmp/out.txt"]).is_relative_to(s.step_dir)
 
 
-@pytest.mark.skipif(not sandbox.available(), reason="no mount namespaces here")
+@pytest.mark.skipif(not mounts.available(), reason="no mount namespaces here")
 def test_two_concurrent_steps_get_their_own_tmp(ex, tmp_path):
     specs = [
         spec(
@@ -59,7 +59,7 @@ def test_two_concurrent_steps_get_their_own_tmp(ex, tmp_path):
     )
 
 
-@pytest.mark.skipif(not sandbox.available(), reason="no mount namespaces here")
+@pytest.mark.skipif(not mounts.available(), reason="no mount namespaces here")
 def test_private_dirs_outside_tmp_and_input_files(ex, tmp_path):
     src = tmp_path / "in.txt"
     src.write_text("input-data")
@@ -76,7 +76,7 @@ def test_private_dirs_outside_tmp_and_input_files(ex, tmp_path):
     assert not Path("/workspace").exists() and not Path("/argo").exists()
 
 
-@pytest.mark.skipif(not sandbox.available(), reason="no mount namespaces here")
+@pytest.mark.skipif(not mounts.available(), reason="no mount namespaces here")
 def test_host_paths_given_to_a_private_step_stay_visible(ex, tmp_path):
     # tmp_path is under /tmp, which the step sees privately; paths it is handed stay visible
     tool = tmp_path / "tool.sh"
@@ -97,7 +97,7 @@ def test_host_paths_given_to_a_private_step_stay_visible(ex, tmp_path):
     assert Path(r.outputs["/tmp/out.txt"]).read_text() == "tool-ran\n"
 
 
-@pytest.mark.skipif(not sandbox.available(), reason="no mount namespaces here")
+@pytest.mark.skipif(not mounts.available(), reason="no mount namespaces here")
 def test_host_paths_inside_a_shell_string_stay_visible(ex, tmp_path):
     count = tmp_path / "sub" / "count"  # does not exist yet: reached through tmp_path
     script = f"echo ran >> {count.parent}/count && echo mine > /tmp/out.txt && cat /tmp/out.txt"
@@ -114,7 +114,7 @@ def test_host_paths_inside_a_shell_string_stay_visible(ex, tmp_path):
     assert Path(r.outputs["/tmp/out.txt"]).read_text() == "mine\n"
 
 
-@pytest.mark.skipif(not sandbox.available(), reason="no mount namespaces here")
+@pytest.mark.skipif(not mounts.available(), reason="no mount namespaces here")
 def test_private_tmp_holds_only_what_the_step_wrote(ex, tmp_path):
     # the mount points for host paths bound back in are removed after the step
     r, s = run(
@@ -132,7 +132,7 @@ def test_private_tmp_holds_only_what_the_step_wrote(ex, tmp_path):
     assert sorted(os.listdir(s.step_dir / "root")) == ["tmp"]
 
 
-@pytest.mark.skipif(not sandbox.available(), reason="no mount namespaces here")
+@pytest.mark.skipif(not mounts.available(), reason="no mount namespaces here")
 def test_a_top_level_output_file(ex, tmp_path):
     # Argo's expression-tag example writes its output parameter to the file /output
     r, _ = run(
@@ -167,7 +167,7 @@ def test_plan_without_namespaces_shares_paths_and_snapshots_outputs(tmp_path):
     assert Path(got[str(out)]).read_text() == "v"  # a snapshot under step_dir/root
 
 
-@pytest.mark.skipif(not sandbox.available(), reason="no mount namespaces here")
+@pytest.mark.skipif(not mounts.available(), reason="no mount namespaces here")
 def test_script_in_a_private_view_with_a_private_working_dir(ex, tmp_path):
     src = "import os\nopen('/tmp/out.txt', 'w').write(os.getcwd())\nprint('ok')\n"
     r, _ = run(
@@ -184,7 +184,7 @@ def test_script_in_a_private_view_with_a_private_working_dir(ex, tmp_path):
     assert not Path("/tmp/work").exists()
 
 
-@pytest.mark.skipif(not sandbox.available(), reason="no mount namespaces here")
+@pytest.mark.skipif(not mounts.available(), reason="no mount namespaces here")
 def test_private_view_behaves_like_an_image(ex, tmp_path):
     # the shapes of Argo's conditional-artifacts, global-outputs and map-reduce examples
     art = tmp_path / "art"
@@ -208,7 +208,7 @@ def test_private_view_behaves_like_an_image(ex, tmp_path):
     assert Path(r.outputs["/mnt/out/part.json"]).read_text() == "input at /art"
 
 
-@pytest.mark.skipif(not sandbox.available(), reason="no mount namespaces here")
+@pytest.mark.skipif(not mounts.available(), reason="no mount namespaces here")
 def test_output_paths_are_not_pre_created(ex, tmp_path):
     # as in Argo's container (its emissary copies outputs out after the step): the step
     # finds no /mnt/out, /output or /workspace, makes them itself and may replace a file
@@ -235,7 +235,7 @@ def test_output_paths_are_not_pre_created(ex, tmp_path):
     assert Path(r.outputs["/output"], "f").read_text() == "f\n"
 
 
-@pytest.mark.skipif(not sandbox.available(), reason="no mount namespaces here")
+@pytest.mark.skipif(not mounts.available(), reason="no mount namespaces here")
 @pytest.mark.parametrize("light", [True, False])
 def test_empty_dir_volume_is_a_private_mount(ex, tmp_path, light):
     # Argo's volumes-emptydir greps /proc/mounts for the mount path; two steps at once
@@ -253,7 +253,7 @@ def test_empty_dir_volume_is_a_private_mount(ex, tmp_path, light):
     assert not os.path.lexists("/mnt/vol")
 
 
-@pytest.mark.skipif(not sandbox.available(), reason="no mount namespaces here")
+@pytest.mark.skipif(not mounts.available(), reason="no mount namespaces here")
 def test_private_paths_under_system_directories_use_an_overlay(ex, tmp_path):
     # Argo's arguments-artifacts puts an input at /usr/local/bin/kubectl: never on the host
     tag = uuid.uuid4().hex[:8]
@@ -268,7 +268,7 @@ def test_private_paths_under_system_directories_use_an_overlay(ex, tmp_path):
     assert not os.path.lexists(tool) and not os.path.lexists(os.path.dirname(out))
 
 
-@pytest.mark.skipif(not sandbox.available(), reason="no mount namespaces here")
+@pytest.mark.skipif(not mounts.available(), reason="no mount namespaces here")
 def test_overlay_paths_in_a_new_root(ex, tmp_path):
     # /output (absent on the host) makes the step's root step_dir/root, where the host's
     # /usr is bind-mounted: the overlay's writes must still stay off the host

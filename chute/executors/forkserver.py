@@ -49,7 +49,7 @@ import sys
 import time
 from pathlib import Path
 
-from chute.executors import proctree, sandbox, stepfiles, supervisor
+from chute.executors import mounts, proctree, stepfiles, supervisor
 from chute.executors.base import ERROR, StepResult
 
 MAX_STEPS = 1000  # steps one worker runs before it retires (bounds any slow leak)
@@ -305,7 +305,7 @@ def take_notify_fd() -> None:
 def main() -> None:
     """Entry point: serve requests on stdin/stdout."""
     take_notify_fd()
-    sandbox.available()  # probe once here (it waits for a child), not in every supervisor
+    mounts.available()  # probe once here (it waits for a child), not in every supervisor
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps exited workers
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     out = os.fdopen(os.dup(1), "wb")

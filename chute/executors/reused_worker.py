@@ -96,7 +96,7 @@ import time
 import types
 import warnings
 
-from chute.executors import proctree, sandbox, stepfiles, warm_runtime, warm_worker
+from chute.executors import mounts, proctree, sandbox, stepfiles, warm_runtime, warm_worker
 from chute.executors.worker_io import LazyLog, Pump, fresh_stdio
 from chute.executors.worker_tmp import PrivateTmp, tmp_paths
 
@@ -485,7 +485,7 @@ def main(modules: list[str]) -> None:
     proctree.become_subreaper()  # a step's orphans stay ours: found and killed after it
     namespace = tmp = None
     try:
-        sandbox.unshare_private()  # before any thread: a user namespace needs one thread
+        mounts.unshare_private()  # before any thread: a user namespace needs one thread
         tmp = PrivateTmp()  # (the host's /tmp held before anything is mounted over it)
     except OSError as e:
         namespace = str(e)

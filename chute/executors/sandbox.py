@@ -47,13 +47,12 @@ it in the forked child instead of exec'ing ``bwrap`` saves the extra process (bw
 3-5 ms a launch here) and keeps the exit status exact (bwrap turns death by a signal into
 exit code ``128+n``, losing the signal). As root it uses ``unshare(CLONE_NEWNS)``;
 otherwise an unprivileged user namespace (as rootless bwrap does). Where neither works
-(no namespaces in the kernel or a seccomp filter), :func:`available` is False and private
+(no namespaces in the kernel or a seccomp filter), :func:`~chute.executors.mounts.available` is False and private
 paths are written to the host paths directly, which is reported in the step's log.
 """
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import os
 import re
@@ -62,12 +61,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-CLONE_NEWNS = 0x00020000
-CLONE_NEWUSER = 0x10000000
-MS_RDONLY = 1
-MS_BIND = 4096
-MS_REC = 16384
-MS_PRIVATE = 1 << 18
+from chute.executors import mounts
 
 # Top-level directories that are never made private: hiding them would hide the system,
 # the user's files or chute itself. Private paths under them are shared host paths.
@@ -97,101 +91,6 @@ SYSTEM_TOPS = frozenset(
         "work",
     ]
 )
-
-_libc = None
-
-
-def _c():
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(None, use_errno=True)
-        _libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_char_p]
-        _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
-    return _libc
-
-
-def _check(rc: int, what: str) -> None:
-    if rc != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
-
-
-def _mount(src: str | None, target: str, fstype: str | None, flags: int, data: str | None = None):
-    def enc(s: str | None) -> bytes | None:
-        return s.encode() if s is not None else None
-
-    _check(_c().mount(enc(src), enc(target), enc(fstype), flags, enc(data)), f"mount {target}")
-
-
-MNT_DETACH = 2
-
-
-def _umount(target: str) -> None:
-    """Unmount ``target`` (with what is mounted below it); lazily if it is busy. A plain
-    umount costs ~30 us; a lazy one waits for an RCU grace period, which takes ~0.5 ms
-    and more on a busy machine."""
-    path = target.encode()
-    if _c().umount2(path, 0) == 0:
-        return
-    _check(_c().umount2(path, MNT_DETACH), f"umount {target}")
-
-
-_userns = False  # whether _unshare_mounts had to make a user namespace
-
-
-def _unshare_mounts() -> None:
-    """Enter a new mount namespace, as root or (failing that) in a new user namespace."""
-    libc = _c()
-    if libc.unshare(CLONE_NEWNS) == 0:
-        return
-    global _userns
-    uid, gid = os.getuid(), os.getgid()
-    _check(libc.unshare(CLONE_NEWUSER | CLONE_NEWNS), "unshare")
-    _userns = True
-    with open("/proc/self/setgroups", "w") as f:
-        f.write("deny")
-    with open("/proc/self/uid_map", "w") as f:
-        f.write(f"{uid} {uid} 1")
-    with open("/proc/self/gid_map", "w") as f:
-        f.write(f"{gid} {gid} 1")
-
-
-def bind(src: str, target: str) -> None:
-    """Bind-mount ``src`` (with what is mounted below it) onto ``target``."""
-    _mount(src, target, None, MS_BIND | MS_REC)
-
-
-def unmount(target: str) -> None:
-    """Unmount ``target``, lazily if it is busy (see :func:`_umount`)."""
-    _umount(target)
-
-
-def unshare_private() -> None:
-    """Enter a new mount namespace in which no mount reaches the host (single-threaded
-    callers only: a user namespace cannot be made by a process with threads)."""
-    _unshare_mounts()
-    _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing we do reaches the host
-
-
-_available: bool | None = None
-
-
-def available() -> bool:
-    """True if a private mount namespace can be made here (tested once, in a child)."""
-    global _available
-    if _available is None:
-        pid = os.fork()
-        if pid == 0:
-            try:
-                _unshare_mounts()
-                _mount(None, "/", None, MS_REC | MS_PRIVATE)
-                os._exit(0)
-            except BaseException:  # noqa: BLE001
-                os._exit(1)
-        _, status = os.waitpid(pid, 0)
-        _available = os.waitstatus_to_exitcode(status) == 0
-    return _available
-
 
 def _missing_ancestors(path: Path) -> list[Path]:
     """``path`` and its ancestors that do not exist yet, outermost first."""
@@ -357,7 +256,7 @@ class Plan:
         """In the forked step process: build the private view (and chroot into it)."""
         if not self.enabled:
             return
-        unshare_private()
+        mounts.unshare_private()
         if self.light:
             self.mount_light()
             self._mount_overlays("")
@@ -372,12 +271,12 @@ class Plan:
         for i, name in enumerate(names):
             if i == 1 or len(names) == 1:
                 for src in self._top_exposes():
-                    _mount(src, new + src, None, MS_BIND | MS_REC)
+                    mounts.bind(src, new + src)
             if name in self.private_tops or os.path.islink("/" + name):
                 continue
             if os.path.lexists(new + "/" + name):
                 try:
-                    _mount("/" + name, new + "/" + name, None, MS_BIND | MS_REC)
+                    mounts.bind("/" + name, new + "/" + name)
                 except OSError:
                     pass  # an odd host entry the view can do without
         self._mount_overlays(new)
@@ -386,14 +285,15 @@ class Plan:
         os.chdir("/")
 
     def mount_light(self) -> None:
-        """In a private mount namespace (:func:`unshare_private`): mount the private tops
-        (``step_dir/root/<top>`` over ``/<top>``) with the host paths to re-share inside."""
+        """In a private mount namespace (:func:`~chute.executors.mounts.unshare_private`):
+        mount the private tops (``step_dir/root/<top>`` over ``/<top>``) with the host
+        paths to re-share inside."""
         # host paths to re-share go onto their mount points in step_dir/root/<top>
         # first, so that binding that directory over /<top> (recursively) takes them
         for src in self._top_exposes():
-            _mount(src, str(self.host_path(src)), None, MS_BIND | MS_REC)
+            mounts.bind(src, str(self.host_path(src)))
         for top in self.private_tops:
-            _mount(str(self.root / top), "/" + top, None, MS_BIND | MS_REC)
+            mounts.bind(str(self.root / top), "/" + top)
 
     def _top_exposes(self) -> list[str]:
         return [e for e in self.expose if any(_under(e, t) for t in self.private_tops)]
@@ -406,17 +306,18 @@ class Plan:
                 f"lowerdir={o},upperdir={self.upper / o.lstrip('/')},"
                 f"workdir={self.step_dir / '.ovl' / str(i)}"
             )
-            _mount("overlay", new + o, "overlay", 0, opts + (",userxattr" if _userns else ""))
+            userns = ",userxattr" if mounts.in_user_namespace() else ""
+            mounts.mount("overlay", new + o, "overlay", 0, opts + userns)
             for src in self.expose:
                 if src.startswith(o + "/"):
-                    _mount(src, new + src, None, MS_BIND | MS_REC)
+                    mounts.bind(src, new + src)
 
     def _mount_volumes(self, new: str) -> None:
         """Make each emptyDir volume's directory a mount point of its own (a bind onto
         itself), as a volume is in a container: it shows in ``/proc/mounts``."""
         for v in self.volumes:
             if self.is_private(v):
-                _mount(new + v, new + v, None, MS_BIND)
+                mounts.mount(new + v, new + v, None, mounts.MS_BIND)
 
     def collect(self, output_paths: list[str]) -> dict[str, str]:
         """Host paths of the outputs that exist (step path -> host path); absent ones omitted.
@@ -460,7 +361,7 @@ def plan_for(
     if not paths:
         return Plan(step_dir, input_files=inputs)
     if enabled is None:
-        enabled = available()
+        enabled = mounts.available()
     tops = {"tmp"} | {top_of(p) for p in paths}
     tops = sorted(t for t in tops if t and t not in SYSTEM_TOPS)
     plan = Plan(step_dir, private_tops=tops, input_files=inputs, enabled=enabled,

@@ -63,9 +63,9 @@ import types
 
 from chute.executors import (
     forkserver,
+    mounts,
     proctree,
     rawfork,
-    sandbox,
     stepfiles,
     supervisor,
     warm_runtime,
@@ -522,7 +522,7 @@ def main(modules: list[str]) -> None:
     """Entry point: import ``modules``, say ready, then serve as the fork server does."""
     forkserver.take_notify_fd()
     rawfork.record()  # before any module we do not know registers an at-fork callback
-    sandbox.available()
+    mounts.available()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     out = os.fdopen(os.dup(1), "wb")

@@ -59,7 +59,7 @@ import os
 import shutil
 import tempfile
 
-from chute.executors import sandbox
+from chute.executors import mounts, sandbox
 
 WORKERS_DIR = ".chute-workers"
 
@@ -121,7 +121,7 @@ class PrivateTmp:
             assert error is not None
             raise error
         try:
-            sandbox.bind(self.scratch, "/tmp")
+            mounts.bind(self.scratch, "/tmp")
         except OSError:
             self.close()
             raise
@@ -155,7 +155,7 @@ class PrivateTmp:
             return
         self.unkeep()
         try:
-            sandbox.unmount("/tmp")
+            mounts.unmount("/tmp")
         except OSError:
             pass  # EINVAL: not mounted (ensure() failed half-way)
         os.close(self.fd)
@@ -253,7 +253,7 @@ class PrivateTmp:
             path = "/".join([self.scratch, *self.chain[:i]])
             self.levels.append(os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
             self.watch.add(path)
-        sandbox.bind(self.host(parent), parent)
+        mounts.bind(self.host(parent), parent)
         self.kept = parent
 
     def unkeep(self) -> None:
@@ -261,7 +261,7 @@ class PrivateTmp:
         if self.kept is not None:
             self.kept = None
             try:
-                sandbox.unmount("/tmp/" + "/".join(self.chain))
+                mounts.unmount("/tmp/" + "/".join(self.chain))
             except OSError as e:  # gone already: its mount point was deleted on the host
                 self.failed = self.failed or e.errno not in (errno.EINVAL, errno.ENOENT)
         for path in reversed(self.kept_skeleton):
@@ -305,7 +305,7 @@ class PrivateTmp:
             if not os.path.lexists(mp):
                 os.close(os.open(mp, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
                 self.skeleton.append(mp)
-            sandbox.bind(self.host(src), src)  # the target through the view: the scratch
+            mounts.bind(self.host(src), src)  # the target through the view: the scratch
             self.mounts.append(src)
 
     def unexpose(self) -> bool:
@@ -314,7 +314,7 @@ class PrivateTmp:
         ok = not self.failed
         for target in reversed(self.mounts):
             try:
-                sandbox.unmount(target)
+                mounts.unmount(target)
             except OSError:
                 ok = False
         self.mounts.clear()
@@ -383,7 +383,7 @@ class _Watch:
     IN_CREATE, IN_MOVED_TO = 0x100, 0x80
 
     def __init__(self) -> None:
-        self.libc = sandbox._c()
+        self.libc = mounts.libc()
         self.fd = self.libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
 
     def add(self, path: str) -> None:
