@@ -24,13 +24,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]
 
-import engine as plain  # noqa: E402 - bench/engine.py's shapes
-import sdk  # noqa: E402 - bench/sdk.py's pipelines
+import engine as plain  # bench/engine.py's shapes
+import sdk  # bench/sdk.py's pipelines
 
-from chute.engine.plan import build_plan  # noqa: E402
-from chute.engine.pod import PodOutcome  # noqa: E402
-from chute.engine.state import RunState  # noqa: E402
-from chute.spec.loader import load_resource, to_dict  # noqa: E402
+from chute.engine.plan import build_plan
+from chute.engine.pod import PodOutcome
+from chute.engine.state import RunState
+from chute.spec.loader import load_resource, to_dict
 
 SHAPES = {
     "chain": lambda n: plain.chain(n), "dag": lambda n: plain.dag(n),

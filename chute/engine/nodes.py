@@ -8,7 +8,6 @@ from typing import Any
 
 from chute.engine.phases import PENDING
 
-
 FNV_32_OFFSET = 0x811C9DC5
 
 

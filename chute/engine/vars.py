@@ -18,7 +18,6 @@ from chute.engine.nodes import Node
 from chute.engine.phases import FAILED_OR_ERROR, POD, SUCCEEDED, TASK_GROUP
 from chute.spec import templating
 
-
 _last_second: list = [None, ""]  # the second formatted last, and its text
 
 
