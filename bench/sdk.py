@@ -32,9 +32,10 @@ process the pool lists, plus workers reaped meanwhile), and from each step's sta
 its supervisor and step process (a reused step has none); a peer: its process tree), which says more than wall time on a loaded
 machine.
 
-Every system gets one untimed warm-up run first (chute: the zygote and the fork server,
-or a reused worker; Prefect: its ephemeral server; Dagster: its instance), then the timed
-run. Overhead per step = wall time of the run / number of steps (the steps do nothing, so
+Every system gets one untimed warm-up run first (chute: one independent step per CPU,
+which brings up the zygote and the fork server, or the pool's reused workers, one per CPU,
+as the timed run uses them; Prefect: its ephemeral server; Dagster: its instance), then
+the timed run. Overhead per step = wall time of the run / number of steps (the steps do nothing, so
 all of it is overhead). The summary gives each chute mode's ratio best peer / chute
 (higher is better for chute) and says which mode meets the target (issue 5, on wall
 time): at least 10x less overhead than the best peer, and under 2 ms per step.
@@ -147,8 +148,10 @@ def run_chute(make, n: int, reuse: bool, home: Path,
     executor = PythonExecutor().start()
     ctl = Controller(store, settings, executor, max_running=max_running)
     try:
-        # untimed warm-up: a one-step pipeline brings up the zygote (or a reused worker)
-        warm = submit(store, load_resource(compile_pipeline(chain_pipeline(1, reuse))))
+        # untimed warm-up: independent steps, one per CPU, bring up the zygote (or the
+        # reused workers: as many as the pool keeps, one per CPU, as the run will use)
+        cpus = os.cpu_count() or 1
+        warm = submit(store, load_resource(compile_pipeline(dag_pipeline(cpus, reuse, cpus))))
         ctl.run_until_done([warm.uid])
         zygotes = _procs(executor.zygote_pids().values())
         workers0, reaped0 = _worker_cpu(executor, {}), _reaped_cpu()
