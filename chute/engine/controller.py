@@ -7,16 +7,17 @@ as Running with their step directory in the same transaction that journals the
 transition, and only then does the executor start them. The one exception is a step that
 cannot outlive the controller (a reused worker's, ``executor.launch_ephemeral``): with
 nothing of it to find after a crash, it is started while that commit is written, under a
-lease that holds for a while still (:meth:`Controller._launch_early`). The controller
-never runs user code: steps run under the executor's supervisors, which outlive it.
+lease that holds for a while still (:mod:`chute.engine.launches`). The controller never
+runs user code: steps run under the executor's supervisors, which outlive it.
 
-Leases: a controller holds a lease on each workflow it runs (owner id + expiry in the
-workflows row), renewed by a heartbeat thread that user code cannot block. A controller
-that finds a workflow whose lease expired adopts it: the run is rebuilt from the spec and
-the recorded nodes (replay), re-attaching to running steps and taking the results of
-steps that finished meanwhile. A standalone controller also holds the named lease
-``controller``; a second one refuses to start (R-4). The commit itself, fenced by the
-leases, is :mod:`chute.engine.commit`; a pod's files, :mod:`chute.engine.step_io`.
+Leases (:mod:`chute.engine.leases`): a controller holds a lease on each workflow it runs
+(owner id + expiry in the workflows row), renewed by a heartbeat thread that user code
+cannot block. A controller that finds a workflow whose lease expired adopts it: the run
+is rebuilt from the spec and the recorded nodes (replay), re-attaching to running steps
+and taking the results of steps that finished meanwhile. A standalone controller also
+holds the named lease ``controller``; a second one refuses to start (R-4). The commit
+itself, fenced by the leases, is :mod:`chute.engine.commit`; a pod's files,
+:mod:`chute.engine.step_io`.
 """
 
 from __future__ import annotations
@@ -37,14 +38,14 @@ from chute.config import Settings
 from chute.engine import phases as P
 from chute.engine.commit import LOST, commit_decisions
 from chute.engine.crashpoints import after_flush, crash_point
-from chute.engine.lineage import record_consumers
+from chute.engine.launches import Launches
+from chute.engine.leases import Leases
 from chute.engine.nodes import Node
 from chute.engine.plan import build_plan
 from chute.engine.pod import LaunchRequest, PodOutcome
-from chute.engine.secrets_env import resolve_env
 from chute.engine.state import RunState
 from chute.engine.state_format import check_replayable
-from chute.engine.step_io import outcome_of, place_inputs
+from chute.engine.step_io import outcome_of
 from chute.errors import ChuteError, IncompatibleRunError, LeaseHeldError
 from chute.executors import base as X
 from chute.store import queries as q
@@ -99,7 +100,7 @@ def store_lookup(store: Store) -> Callable[[str, str], dict | None]:
     return lookup
 
 
-class Controller:
+class Controller(Leases, Launches):
     """Drives workflows through their node trees, persisting every transition."""
 
     def __init__(self, store: Store, settings: Settings, executor: X.Executor, *,
@@ -148,59 +149,6 @@ class Controller:
 
             self._repo = ArtifactRepository.from_settings(self.settings)
         return self._repo
-
-    # -- leases ------------------------------------------------------------------------
-
-    def acquire_controller_lease(self) -> None:
-        """Become *the* standalone controller, or raise LeaseHeldError (R-4)."""
-        with self.store.write() as s:
-            q.acquire_lease(s, "controller", self.owner, self.clock(), self.lease_ttl)
-        self.named_lease = "controller"
-        crash_point("serve.lease_acquired")
-
-    def start_heartbeat(self) -> None:
-        """Renew our leases from a thread of its own (a slow turn cannot lose them)."""
-        if self._heart is not None:
-            return
-        self._heart = threading.Thread(target=self._heartbeat, name="chute-lease", daemon=True)
-        self._heart.start()
-
-    def _heartbeat(self) -> None:
-        while not self._stop.wait(self.lease_ttl / 3):
-            try:
-                self.renew_leases()
-            except Exception:  # noqa: BLE001 - a missed beat is retried; expiry is the guard
-                pass
-
-    def renew_leases(self) -> None:
-        """Extend every lease we hold; runs whose lease was taken are dropped (fencing)."""
-        with self._lock:
-            uids = list(self.runs)
-        now = self.clock()
-        with self.store.write() as s:
-            held = q.renew_workflow_leases(s, self.owner, uids, now, self.lease_ttl)
-            if self.named_lease and not q.renew_lease(s, self.named_lease, self.owner, now,
-                                                      self.lease_ttl):
-                self.named_lease = None
-        crash_point("lease.renewed")
-        with self._lock:
-            self.lost |= set(uids) - held
-            for uid in held:
-                run = self.runs.get(uid)
-                if run is not None:
-                    run.lease_until = max(run.lease_until, now + self.lease_ttl)
-
-    def close(self) -> None:
-        """Stop the heartbeat and give up our leases (steps keep running)."""
-        self._stop.set()
-        if self._heart is not None:
-            self._heart.join(timeout=5)
-        with self.store.write() as s:
-            for uid in list(self.runs):
-                q.release_workflow_lease(s, uid, self.owner)
-            if self.named_lease:
-                q.release_lease(s, self.named_lease, self.owner)
-        crash_point("lease.released")
 
     # -- adopting workflows ------------------------------------------------------------
 
@@ -497,122 +445,6 @@ class Controller:
             run.requests[req.node_id] = req
             self.queue.append((run, req))
         d._launches = []
-
-    def _launch_early(self, starting: list[tuple[Run, LaunchRequest]],
-                      now: float) -> dict[tuple[str, str], tuple[X.LaunchSpec | None, bool]]:
-        """Start, before the commit that records them Running, the starting pods whose
-        step cannot outlive this process (``executor.launch_ephemeral``: a reused
-        worker's, which dies with its controller). Recording first protects what survives
-        a controller crash, which such a step does not: a crash before the commit loses
-        it, as a crash just after would, and the restarted controller runs it again
-        (at-least-once); the commit's own time then overlaps the step's instead of
-        preceding it (a chain of short steps waits on each commit otherwise). Only for a
-        run whose lease, as last committed, holds for a third of its time still: no
-        other controller can have claimed it, so none launches these pods (the commit
-        fences it all the same, and what it finds was not ours is cancelled).
-
-        (run uid, node id) -> (spec, launched): launched early, or (None, True) if that
-        failed (the node's Error queued); (spec, False): made here, launched once the
-        commit is written."""
-        launch = getattr(self.executor, "launch_ephemeral", None)
-        early: dict[tuple[str, str], tuple[X.LaunchSpec | None, bool]] = {}
-        if launch is None:
-            return early
-        margin = self.lease_ttl / 3
-        for run, req in starting:
-            if now >= run.lease_until - margin:
-                continue
-            key = (run.uid, req.node_id)
-            spec = self._spec(run, req)
-            if spec is None or not self._start(run, req, spec, launch):
-                early[key] = (None, True)  # an Error: never launched
-            elif req.node_id in run.handles:
-                early[key] = (spec, True)
-                crash_point("flush.launched_early")
-            else:  # it would outlive us: launched once committed
-                early[key] = (spec, False)
-        return early
-
-    def _cancel_early(self, starting: list[tuple[Run, LaunchRequest]],
-                      early: dict[tuple[str, str], tuple[X.LaunchSpec | None, bool]],
-                      why: str) -> None:
-        """Stop the steps :meth:`_launch_early` started whose launch was not recorded."""
-        for run, req in starting:
-            spec, launched = early.get((run.uid, req.node_id), (None, False))
-            if launched and spec is not None:
-                handle = run.handles.pop(req.node_id, None)
-                if handle is not None:
-                    self.executor.cancel(handle, why)
-
-    def _spec(self, run: Run, req: LaunchRequest) -> X.LaunchSpec | None:
-        """The executor's launch spec for a pod: its inputs placed, its secrets read. None
-        if that failed: the node's Error is queued and its slot freed."""
-        node = run.state.nodes[req.node_id]
-        try:
-            input_files = place_inputs(node, self.repository)
-            secret_env, masked = (resolve_env(req.secret_env, self.settings.secrets_dir)
-                                  if req.secret_env else ({}, []))
-        except Exception as exc:  # noqa: BLE001 - a missing input is the node's Error
-            self.running -= 1
-            run.results.append((req.node_id, PodOutcome(P.ERROR, None, str(exc)), self.clock()))
-            return None
-        return X.LaunchSpec(
-            workflow_uid=run.uid, node_id=req.node_id, attempt=req.attempt,
-            step_dir=Path(node.step_dir or ""),
-            log_path=Path(f"{run.logs_root}/{req.node_id}.log"),
-            argv=list(req.argv), env={**req.env, **secret_env}, working_dir=req.working_dir,
-            script_source=req.script_source,
-            deadline=(self.clock() + req.deadline_seconds) if req.deadline_seconds else None,
-            private_paths=[], output_paths=list(req.output_paths), input_files=input_files,
-            secret_values=masked, volume_mounts=list(req.volume_mounts),
-        )
-
-    def _record_lineage(self, run: Run, req: LaunchRequest) -> None:
-        """The artifacts the pod consumes, in the store (never raises)."""
-        if record_consumers(self.store, run.uid, run.state.nodes[req.node_id]):
-            crash_point("launch.lineage_recorded")
-
-    def _launch(self, run: Run, req: LaunchRequest, spec: X.LaunchSpec | None = None) -> None:
-        """Launch a pod recorded Running (``spec``: made already by _launch_early)."""
-        spec = spec or self._spec(run, req)
-        if spec is None:
-            return
-        self._record_lineage(run, req)
-        if self._start(run, req, spec, self.executor.launch):
-            crash_point("launch.spawned")
-
-    def _start(self, run: Run, req: LaunchRequest, spec: X.LaunchSpec, launch) -> bool:
-        """``launch(spec)``; its handle (if any) kept in the run. False if it raised: the
-        node's Error is queued and its slot freed."""
-        try:
-            if run.uid not in self._log_dirs:  # one mkdir per workflow, not per step
-                spec.log_path.parent.mkdir(parents=True, exist_ok=True)
-                self._log_dirs.add(run.uid)
-            if not spec.argv:
-                raise ChuteError("the template has no command (and its image's default "
-                                 "command is unknown locally)")
-            handle = launch(spec)
-        except Exception as exc:  # noqa: BLE001 - a launch failure is the node's Error
-            self.running -= 1
-            run.results.append((req.node_id, PodOutcome(P.ERROR, None, f"launch failed: {exc}"),
-                                self.clock()))
-            return False
-        if handle is not None:
-            run.handles[req.node_id] = handle
-        return True
-
-    def _reattach(self, run: Run, node: Node) -> None:
-        handle = self.executor.reattach(Path(node.step_dir or ""))
-        self.running += 1
-        if handle is None:  # never started: safe to launch again
-            req = run.state.relaunch(node.id)
-            if req is not None:
-                self.running -= 1
-                run.requests[node.id] = req
-                self.queue.appendleft((run, req))
-            return
-        run.handles[node.id] = handle
-        run.requests[node.id] = run.state.request_for(node.id)  # its outputs to collect
 
     # -- running -----------------------------------------------------------------------
 
