@@ -153,6 +153,7 @@ def run_chute(make, n: int, reuse: bool, home: Path,
         cpus = os.cpu_count() or 1
         warm = submit(store, load_resource(compile_pipeline(dag_pipeline(cpus, reuse, cpus))))
         ctl.run_until_done([warm.uid])
+        time.sleep(1.0)  # a worker the warm-up started may still be starting: let it finish
         zygotes = _procs(executor.zygote_pids().values())
         workers0, reaped0 = _worker_cpu(executor, {}), _reaped_cpu()
         c0, z0 = _cpu([]), _cpu(zygotes, me=False)
