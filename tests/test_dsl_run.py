@@ -153,9 +153,16 @@ def test_ctrl_c_leaves_the_run_to_a_controller(engine, tmp_path, chute_home):
         "def slow():\n"
         "    nap(s=8.0)\n")
     env = dict(os.environ, CHUTE_HOME=str(chute_home))
-    proc = subprocess.Popen([sys.executable, "-m", "chute.cli.app", "run", str(src)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, cwd=REPO)
+    # as a terminal's foreground job: SIGINT at its default. A test run started in the
+    # background of a non-interactive shell (`pytest &`) ignores SIGINT, and an ignored
+    # disposition survives exec: `chute run`, rightly, would then ignore the Ctrl-C too.
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "chute.cli.app", "run", str(src)],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, cwd=REPO)
+    finally:
+        signal.signal(signal.SIGINT, before)
     from chute.config import load_settings
     from chute.store import queries as q
     from chute.store.db import open_store
