@@ -483,7 +483,9 @@ class Controller(Leases, Launches):
         self.start_heartbeat()
         end = None if timeout is None else time.monotonic() + timeout
         while any(u in self.runs for u in uids):
-            if not self.turn():
+            # (a turn that finished the last of them has nothing to wait for: a wait then
+            # slept a poll interval, 10 ms, at the end of every run)
+            if not self.turn() and any(u in self.runs for u in uids):
                 self.wait_idle()
             if end is not None and time.monotonic() > end:
                 raise TimeoutError(f"workflows still running after {timeout}s")
