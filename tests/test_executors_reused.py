@@ -6,6 +6,7 @@ on the LocalExecutor (a cold ``python3 script``) or the zygote path for comparis
 
 from __future__ import annotations
 
+import itertools
 import json
 import signal
 import time
@@ -336,9 +337,46 @@ def test_a_step_that_leaves_a_thread_is_followed_by_a_new_worker(tmp_path):
 
 def test_workers_are_recycled_after_max_steps(tmp_path):
     with PythonExecutor(reuse=True, pool_size=1) as ex:
-        ex._pool().max_steps = 2
-        pids = [out(run(ex, step(tmp_path, pid, name=f"s{i}"))) for i in range(3)]
-        assert pids[0] == pids[1] != pids[2]
+        pool = ex._pool()
+        pool.max_steps = 2
+        pids = [out(run(ex, step(tmp_path, pid, name=f"s{i}"))) for i in range(2)]
+        # its second step started a replacement (beyond the pool's size): the first
+        # worker goes on meanwhile, and leaves only once the replacement is up
+        first = int(pids[0])
+        assert len(pool.worker_pids()[next(iter(pool.worker_pids()))]) == 2
+        pids.append(out(run(ex, step(tmp_path, pid, name="s2"))))
+        assert pids[2] == pids[0]  # (the replacement takes ~0.1 s or more to come up)
+        end = time.monotonic() + 60
+        while len(pool.worker_pids()[key := next(iter(pool.worker_pids()))]) > 1 and \
+                time.monotonic() < end:
+            pool.pump()  # reads the replacement's "ready": the first worker, idle, leaves
+            time.sleep(0.05)
+        pids.append(out(run(ex, step(tmp_path, pid, name="s3"))))
+        assert pids[3] != pids[0]
+        assert pool.worker_pids()[key] == [int(pids[3])]
+        end = time.monotonic() + 10
+        while not gone(first) and time.monotonic() < end:
+            time.sleep(0.05)
+        assert gone(first)
+
+
+def test_a_chain_never_waits_for_a_recycled_workers_replacement(tmp_path):
+    """Past max_steps a worker runs on until its replacement is up: no step of a chain
+    waits for a new worker's start (the same worker, then the new one; never a gap)."""
+    with PythonExecutor(reuse=True, pool_size=1) as ex:
+        pool = ex._pool()
+        pool.max_steps = 3
+        pids = []
+        for i in range(60):
+            handle = ex.launch(step(tmp_path, pid, name=f"s{i}"))
+            # handed to a worker at once: never queued for one to come up
+            assert pool._jobs[Path(handle.step_dir)].worker is not None, i
+            pids.append(out(wait(ex, handle)))
+            time.sleep(0.02)  # the replacements start meanwhile (~0.1-0.3 s)
+        runs = [len(list(g)) for _, g in itertools.groupby(pids)]
+        assert len(runs) >= 3, runs  # recycled, again and again
+        assert all(n >= 3 for n in runs[:-1]), runs  # each after max_steps at least
+        assert len(set(pids)) == len(runs)  # a worker that left never came back
 
 
 def test_more_steps_than_workers_all_finish(tmp_path):

@@ -26,7 +26,7 @@ from typing import Any
 
 log = logging.getLogger("chute.store")
 
-KICK_EVERY = 64  # commits (a chain's commit writes ~13 pages: ~800 pages a checkpoint)
+KICK_EVERY = 256  # commits (a chain's commit writes ~13 pages: ~800 pages a checkpoint)
 FALLBACK_PAGES = 20_000  # the committing connection's own wal_autocheckpoint meanwhile
 IDLE_SECONDS = 30.0  # the thread ends after this long without a kick
 MAX_PASSES = 8  # checkpoints in a row, while commits meanwhile left frames to copy
