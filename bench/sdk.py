@@ -2,7 +2,8 @@
 two local modes beside Prefect and Dagster running the same workloads, in one invocation.
 
     .venv/bin/python bench/sdk.py [--quick] [--dag 1000] [--chain 200] [--fanout 1000]
-                                  [--mode both|process|reused] [--no-peers] [--json out.json]
+                                  [--mode both|process|reused] [--no-peers] [--repeat 3]
+                                  [--json out.json]
 
 Workloads (each step a Python function that does nothing):
 
@@ -35,7 +36,12 @@ machine.
 Every system gets one untimed warm-up run first (chute: one independent step per CPU,
 which brings up the zygote and the fork server, or the pool's reused workers, one per CPU,
 as the timed run uses them; Prefect: its ephemeral server; Dagster: its instance), then
-the timed run. Overhead per step = wall time of the run / number of steps (the steps do nothing, so
+the timed runs: ``--repeat`` (default 3) of each workload, one after another in the same
+process (chute: the same controller and workers, as a user's ``chute controller`` runs
+one pipeline after another), of which the median by wall time is reported (every run's
+wall is printed too): a machine shared with other work slows single runs by 2x at times,
+chute's more than the peers' (a step of it is two processes waking each other).
+Overhead per step = wall time of the run / number of steps (the steps do nothing, so
 all of it is overhead). The summary gives each chute mode's ratio best peer / chute
 (higher is better for chute) and says which mode meets the target (issue 5, on wall
 time): at least 10x less overhead than the best peer, and under 2 ms per step.
@@ -125,10 +131,11 @@ def fanout_pipeline(n: int, reuse: bool = False):
     return bench_fanout
 
 
-def run_chute(make, n: int, reuse: bool, home: Path,
-              max_running: int) -> tuple[dict[str, float], str]:
-    """Compile, submit and run one pipeline (``make(n, reuse)``) on the PythonExecutor;
-    ({wall, cpu, parts}, phase).
+def run_chute(make, n: int, reuse: bool, home: Path, max_running: int,
+              repeat: int = 1) -> tuple[dict[str, float], str]:
+    """Compile, submit and run one pipeline (``make(n, reuse)``) on the PythonExecutor,
+    ``repeat`` times on the same controller; (the median run's {wall, cpu, parts} with
+    "walls": every run's wall, the worst phase).
 
     CPU is the controller's (this process, all threads), the zygotes', the reused
     workers' and, from each step's status.json, its supervisor's and its step process's:
@@ -143,7 +150,7 @@ def run_chute(make, n: int, reuse: bool, home: Path,
 
     settings = load_settings({"CHUTE_HOME": str(home)}).ensure()
     store = open_store(settings)
-    row = submit(store, load_resource(compile_pipeline(make(n, reuse))))
+    resource = load_resource(compile_pipeline(make(n, reuse)))
     # the default executor: the pipeline's components say where their steps run
     executor = PythonExecutor().start()
     ctl = Controller(store, settings, executor, max_running=max_running)
@@ -154,26 +161,37 @@ def run_chute(make, n: int, reuse: bool, home: Path,
         warm = submit(store, load_resource(compile_pipeline(dag_pipeline(cpus, reuse, cpus))))
         ctl.run_until_done([warm.uid])
         time.sleep(1.0)  # a worker the warm-up started may still be starting: let it finish
-        zygotes = _procs(executor.zygote_pids().values())
-        workers0, reaped0 = _worker_cpu(executor, {}), _reaped_cpu()
-        c0, z0 = _cpu([]), _cpu(zygotes, me=False)
-        t0, e0 = time.perf_counter(), time.time()
-        ctl.run_until_done([row.uid])
-        wall = time.perf_counter() - t0
-        parts = {"controller": _cpu([]) - c0, "zygote": _cpu(zygotes, me=False) - z0}
-        if reuse:  # live workers' CPU since the first look, plus that of workers that
-            # exited and were reaped since (the pool waits for its workers)
-            workers1 = _worker_cpu(executor, workers0)
-            parts["workers"] = sum(workers1.values()) - sum(
-                workers0.get(pid, 0.0) for pid in workers1) + _reaped_cpu() - reaped0
-        parts.update(_steps_cpu(home, e0))
+        runs, uids = [], []
+        for _ in range(repeat):
+            row = submit(store, resource)
+            uids.append(row.uid)
+            zygotes = _procs(executor.zygote_pids().values())
+            workers0, reaped0 = _worker_cpu(executor, {}), _reaped_cpu()
+            c0, z0 = _cpu([]), _cpu(zygotes, me=False)
+            t0, e0 = time.perf_counter(), time.time()
+            ctl.run_until_done([row.uid])
+            wall = time.perf_counter() - t0
+            parts = {"controller": _cpu([]) - c0, "zygote": _cpu(zygotes, me=False) - z0}
+            if reuse:  # live workers' CPU since the first look, plus that of workers that
+                # exited and were reaped since (the pool waits for its workers)
+                workers1 = _worker_cpu(executor, workers0)
+                parts["workers"] = sum(workers1.values()) - sum(
+                    workers0.get(pid, 0.0) for pid in workers1) + _reaped_cpu() - reaped0
+            parts.update(_steps_cpu(home, e0))
+            runs.append({"wall": wall, "cpu": sum(parts.values()), "parts": parts})
     finally:
         ctl.close()
         executor.close()
     with store.read() as s:
-        phase = q.get_workflow(s, row.uid).phase
+        phases = {q.get_workflow(s, uid).phase for uid in uids}
     store.dispose()
-    return {"wall": wall, "cpu": sum(parts.values()), "parts": parts}, phase
+    phase = "Succeeded" if phases == {"Succeeded"} else ", ".join(sorted(phases))
+    return {**median_run(runs), "walls": [r["wall"] for r in runs]}, phase
+
+
+def median_run(runs: list[dict]) -> dict:
+    """The run of median wall time (the lower one of an even count)."""
+    return sorted(runs, key=lambda r: r["wall"])[(len(runs) - 1) // 2]
 
 
 def _reaped_cpu() -> float:
@@ -298,7 +316,7 @@ def fanout(n):
     for f in noop.map(list(range(n))):
         f.result()
 
-sizes = json.loads(sys.argv[1])
+sizes, repeat = json.loads(sys.argv[1]), int(sys.argv[2])
 chain(1)  # warm-up: starts the ephemeral API server
 out = {}
 for name, fn, args in (("dag", dag, (sizes["dag"], min(100, sizes["dag"]))),
@@ -306,9 +324,11 @@ for name, fn, args in (("dag", dag, (sizes["dag"], min(100, sizes["dag"]))),
                        ("fanout", fanout, (sizes["fanout"],))):
     if args[0] <= 0:
         continue
-    c0, t0 = tree_cpu(), time.perf_counter()
-    fn(*args)
-    out[name] = {"wall": time.perf_counter() - t0, "cpu": tree_cpu() - c0}
+    out[name] = []
+    for _ in range(repeat):
+        c0, t0 = tree_cpu(), time.perf_counter()
+        fn(*args)
+        out[name].append({"wall": time.perf_counter() - t0, "cpu": tree_cpu() - c0})
 print("RESULT " + json.dumps(out), flush=True)
 '''
 
@@ -374,7 +394,7 @@ def fanout_job(n):
         items().map(item)
     return j
 
-sizes = json.loads(sys.argv[1])
+sizes, repeat = json.loads(sys.argv[1]), int(sys.argv[2])
 instance = DagsterInstance.ephemeral()
 chain_job(1).execute_in_process(instance=instance)  # warm-up
 out = {}
@@ -383,10 +403,12 @@ for name, make, args in (("dag", dag_job, (sizes["dag"], min(100, sizes["dag"]))
                          ("fanout", fanout_job, (sizes["fanout"],))):
     if args[0] <= 0:
         continue
-    j = make(*args)  # building the job is part of the run, as compiling is for chute
-    c0, t0 = tree_cpu(), time.perf_counter()
-    assert j.execute_in_process(instance=instance).success
-    out[name] = {"wall": time.perf_counter() - t0, "cpu": tree_cpu() - c0}
+    out[name] = []
+    for _ in range(repeat):
+        j = make(*args)  # (outside the timing, as compiling is for chute)
+        c0, t0 = tree_cpu(), time.perf_counter()
+        assert j.execute_in_process(instance=instance).success
+        out[name].append({"wall": time.perf_counter() - t0, "cpu": tree_cpu() - c0})
 print("RESULT " + json.dumps(out), flush=True)
 '''
 
@@ -413,8 +435,10 @@ def install(peer: str) -> tuple[Path | None, str]:
     return python, ""
 
 
-def run_peer(peer: str, python: Path, sizes: dict[str, int]) -> tuple[dict | None, str]:
-    """Run the peer's script; ({workload: wall seconds}, "") or (None, why)."""
+def run_peer(peer: str, python: Path, sizes: dict[str, int],
+             repeat: int = 1) -> tuple[dict | None, str]:
+    """Run the peer's script (each workload ``repeat`` times); ({"version": v, workload:
+    the median run's {wall, cpu} with "walls"}, "") or (None, why)."""
     version = subprocess.run([str(python), "-c", f"import {peer}; print({peer}.__version__)"],
                              check=False, capture_output=True, text=True).stdout.strip()
     with tempfile.TemporaryDirectory() as tmp:
@@ -427,13 +451,16 @@ def run_peer(peer: str, python: Path, sizes: dict[str, int]) -> tuple[dict | Non
                    PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180")
         env.pop("PREFECT_API_URL", None)
         try:
-            proc = subprocess.run([str(python), str(script), json.dumps(sizes)], cwd=tmp,
+            proc = subprocess.run([str(python), str(script), json.dumps(sizes), str(repeat)],
+                                  cwd=tmp,
                                   env=env, check=False, capture_output=True, text=True, timeout=3600)
         except subprocess.TimeoutExpired:
             return None, "timed out"
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
-            return {"version": version, **json.loads(line[7:])}, ""
+            runs = json.loads(line[7:])
+            return {"version": version, **{name: {**median_run(r), "walls": [x["wall"] for x in r]}
+                                           for name, r in runs.items()}}, ""
     tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
     return None, f"exit {proc.returncode}: {' / '.join(tail)}"
 
@@ -456,6 +483,8 @@ def main() -> None:
                     help="chute's modes to run: a process per step, reused workers, or both")
     ap.add_argument("--max-running", type=int, default=max(16, 8 * (os.cpu_count() or 2)))
     ap.add_argument("--no-peers", action="store_true", help="chute only")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="timed runs of each workload per system; the median is reported")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
     default = (100, 50, 100) if args.quick else (1000, 200, 1000)
@@ -475,7 +504,7 @@ def main() -> None:
             for mode in modes:
                 key, reuse, label = MODES[mode]
                 res, phase = run_chute(makers[name], n, reuse, Path(tmp) / f"{name}-{mode}",
-                                       args.max_running)
+                                       args.max_running, args.repeat)
                 if phase != "Succeeded":
                     print(f"{label} {name}: the run ended {phase}", file=sys.stderr)
                 results.setdefault(key, {})[name] = res
@@ -485,7 +514,7 @@ def main() -> None:
         python, why = install(peer)
         res = None
         if python is not None:
-            res, why = run_peer(peer, python, sizes)
+            res, why = run_peer(peer, python, sizes, args.repeat)
         if res is None:
             print(f"{peer:12s} skipped: {why}", flush=True)
             continue
@@ -561,6 +590,9 @@ def _print_run(system: str, name: str, n: int, r: dict, what: str) -> None:
     print(f"{system:12s} {name:7s} {n:5d} steps  wall {r['wall']:7.2f} s "
           f"{1000 * r['wall'] / n:8.2f} ms/step   cpu {1000 * r['cpu'] / n:8.2f} ms/step"
           f"  ({what})", flush=True)
+    if len(r.get("walls", ())) > 1:  # the median run's figures above; every run's wall
+        print(" " * 21 + "wall ms/step of each run: " + ", ".join(
+            f"{1000 * w / n:.2f}" for w in r["walls"]), flush=True)
     if r.get("parts"):  # where chute's CPU goes, per step
         print(" " * 21 + "cpu ms/step: " + ", ".join(
             f"{k} {1000 * v / n:.2f}" for k, v in r["parts"].items()), flush=True)
