@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -218,6 +219,36 @@ def test_step_dirs_under_tmp_are_bound_once_per_parent(tmp_path):
         left = {str(p.relative_to(scratch_of(ex))) for p in scratch_of(ex).rglob("*")}
         assert not any(x.endswith("run1") for x in left)  # the last parent's chain only
         assert any(x.endswith("run2") for x in left)
+
+
+def test_the_next_runs_steps_reuse_the_mount_points_chain_and_another_chain_is_removed(
+        tmp_path):
+    home = tmp_path / "home"
+    roots = [home / "run1", home / "run2", tmp_path / "other" / "deep" / "run3"]
+    with PythonExecutor(reuse=True, pool_size=1) as ex:
+        seen = [out(run(ex, step(roots[0], mounts, name="m0")))]
+        scratch = scratch_of(ex)
+        chain = scratch / home.relative_to("/tmp")
+        os.setxattr(chain, "user.chute-test", b"mark")  # (gone if the chain is made anew)
+        # a run beside the last one: its mount point is the last one's, renamed, in the
+        # same chain of directories (no rmdir, mkdir, or new watch on the step's path)
+        seen.append(out(run(ex, step(roots[1], mounts, name="m1"))))
+        assert os.getxattr(chain, "user.chute-test") == b"mark"
+        assert sorted(p.name for p in chain.iterdir()) == ["run2"]
+        # another chain: the old one is moved out of the scratch at once, removed after
+        # the reply (never seen by a step, never left behind)
+        seen.append(out(run(ex, step(roots[2], mounts, name="m2"))))
+        left = {str(p.relative_to(scratch)) for p in scratch.rglob("*")}
+        rel = roots[2].relative_to("/tmp").parts
+        assert left == {"/".join(rel[:i]) for i in range(1, len(rel) + 1)}
+        own = Path(worker_tmp(ex))
+        end = time.monotonic() + 5
+        while any(p.name.startswith("stale") for p in own.iterdir()) and time.monotonic() < end:
+            time.sleep(0.01)
+        assert sorted(p.name for p in own.iterdir()) == ["next", "tmp"]
+        assert len({s["pid"] for s in seen}) == 1
+        assert [s["tmp"] for s in seen] == [["/tmp", str(r)] for r in roots]  # its run's only
+        assert seen[0]["mounts"] == seen[1]["mounts"] == seen[2]["mounts"]
 
 
 @component

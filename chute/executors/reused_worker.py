@@ -243,7 +243,8 @@ class Worker:
         try:
             if spec.get("input_files"):
                 tmp.place(spec["input_files"])
-            if sd.startswith("/tmp/"):  # (tests' temporary directories)
+            if sd.startswith("/tmp/") and os.path.dirname(sd) != tmp.kept:  # (tests' and
+                # benchmarks' temporary directories: a run's first step)
                 tmp.keep(sd, [*(spec.get("private_paths") or []), *(spec.get(
                     "input_files") or {}), *(spec.get("output_paths") or [])])
             if tmp.handed((sd, spec.get("working_dir") or "", source, *step_env.values()),
@@ -453,6 +454,7 @@ class Worker:
         warm_worker._reseed()
         self.main_ahead = _new_main(True)
         self.tmp.make_ahead()
+        self.tmp.tidy()
 
 
 def _new_main(in_template: bool) -> types.ModuleType:

@@ -56,7 +56,9 @@ from __future__ import annotations
 import errno
 import functools
 import os
+import re
 import shutil
+import struct
 import tempfile
 
 from chute.executors import mounts, sandbox
@@ -88,7 +90,14 @@ class PrivateTmp:
         self.levels: list[int] = []  # fds of the scratch and the chain's directories but
         # the mount point: listed after each step (an fd costs less than a path's walk)
         self.failed = False  # an unmount failed: the worker's view is not as it should be
-        self.watch: _Watch | None = None  # entries made in the chain's directories
+        # entries made in the scratch and the chain's directories (one inotify instance
+        # for the worker's life: closing one waits for the kernel's SRCU grace period,
+        # ~13 ms, where removing a watch does not)
+        self.watch: _Watch | None = None
+        self.wds: list[int] = []  # the watch of each of ``levels`` (-1: none)
+        self.stale: list[str] = []  # an old chain, moved out of the scratch: removed by
+        # tidy() after the reply (an rmdir of a former mount point takes ~0.2-2 ms)
+        self.stale_seq = 0
 
     def host(self, path: str) -> str:
         """How this process reaches the host's ``path``: under ``/tmp``, through the fd."""
@@ -148,6 +157,9 @@ class PrivateTmp:
         self.fd = fd
         self.dev = os.fstat(self.fd).st_dev
         self.levels = [self.fd]
+        if self.watch is None:
+            self.watch = _Watch()
+        self.wds = [self.watch.add(self.scratch)]
 
     def close(self) -> None:
         """Unmount and remove the scratch (if any): ``/tmp`` is the host's again."""
@@ -159,9 +171,11 @@ class PrivateTmp:
         except OSError:
             pass  # EINVAL: not mounted (ensure() failed half-way)
         os.close(self.fd)
+        if self.watch is not None:
+            self.watch.remove(self.wds[:1])
         shutil.rmtree(self.own, ignore_errors=True)  # through the host's tree: no mount
         self.fd, self.path, self.own, self.scratch = None, None, "", ""  # inside is crossed
-        self.levels = []
+        self.levels, self.wds, self.stale = [], [], []
         self.ahead = False
 
     # -- step directories
@@ -174,12 +188,17 @@ class PrivateTmp:
         self.rooted = False
         if self.ahead:
             self.ahead = False
+            ahead = self.own + "/next"
             try:  # (an empty directory there is replaced: the same thing)
-                os.rename(self.own + "/next", path)
+                try:
+                    os.rename(ahead, path)
+                except FileNotFoundError:  # a run's first step: its parent is not made
+                    os.makedirs(os.path.dirname(path), exist_ok=True)
+                    os.rename(ahead, path)
                 self.rooted, self.ahead_rooted = self.ahead_rooted, False
                 return True
-            except OSError:  # not empty, no parent, another file system: as without
-                self.ahead = os.path.isdir(self.own + "/next")
+            except OSError:  # not empty, another file system: as without
+                self.ahead = os.path.isdir(ahead)
         try:
             os.mkdir(path)
         except FileExistsError:
@@ -219,13 +238,16 @@ class PrivateTmp:
         ``sandbox.plan_for`` asked which (most steps are not: the SDK's own
         ``/tmp/outputs`` is no host path); a look (no symlink followed) at each such entry."""
         paths = set(named)
+        kept = self.kept
+        inside = "\0" if kept is None else kept + "/"
         for text in texts:
             # a short text without "/tmp" names no path there, even normalised (a step
             # directory: new each step, not worth caching); a long one (a script) is
             # looked at once (cached: its hash is, a search through it is not)
             if len(text) > 256 or "/tmp" in text:
+                if text.startswith(inside) and _PLAIN.fullmatch(text, len(inside)):
+                    continue  # one path, in view already (the step directory, in a run's)
                 paths.update(_tmp_paths(text))
-        kept = self.kept
         tops = {p.split("/", 3)[2] for p in paths
                 if kept is None or not (p == kept or p.startswith(kept + "/"))}
         fd = self.host_fd
@@ -240,42 +262,84 @@ class PrivateTmp:
         parent = os.path.dirname(step_dir)
         if parent == self.kept:
             return
+        shared = parent.count("/") >= 2 and not any(
+            p == parent or p.startswith(parent + "/") for p in [*private, self.path or ""])
+        if shared and self._move_keep(parent):
+            return
         self.unkeep()
-        if parent.count("/") < 2 or any(p == parent or p.startswith(parent + "/")
-                                        for p in [*private, self.path or ""]):
+        if not shared:
             return  # then bound per step, as any other handed path (expose())
         mp = self.scratch + parent[4:]
         self.kept_skeleton = _missing(mp)
         os.makedirs(mp, exist_ok=True)
         self.chain = parent[5:].split("/")
-        self.watch = _Watch()
         for i in range(1, len(self.chain)):
             path = "/".join([self.scratch, *self.chain[:i]])
             self.levels.append(os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
-            self.watch.add(path)
+            self.wds.append(self.watch.add(path) if self.watch is not None else -1)
         mounts.bind(self.host(parent), parent)
         self.kept = parent
 
+    def _move_keep(self, parent: str) -> bool:
+        """Keep ``parent``, a sibling of the kept directory (the next run's steps in the
+        same chute home): its mount point is the old one renamed, the chain's directories
+        and their watches stay (an unmount, a rename and a bind, ~0.15 ms, where making
+        the chain again costs mkdirs and rmdirs, ~0.5-2 ms). False if not so: as before."""
+        old = self.kept
+        if old is None or os.path.dirname(old) != os.path.dirname(parent) or \
+                not self.kept_skeleton or self.kept_skeleton[-1] != self.scratch + old[4:]:
+            return False
+        try:
+            mounts.unmount(old)
+        except OSError:
+            return False  # (unkeep() tries again, and says whether that matters)
+        self.kept = None
+        mp = self.scratch + parent[4:]
+        try:
+            os.rename(self.kept_skeleton[-1], mp)  # (an empty directory once unmounted)
+        except OSError:
+            return False
+        self.kept_skeleton[-1] = mp
+        self.chain[-1] = os.path.basename(parent)
+        mounts.bind(self.host(parent), parent)
+        self.kept = parent
+        return True
+
     def unkeep(self) -> None:
-        """Undo :meth:`keep` (a failed unmount sets ``failed``: the worker retires)."""
+        """Undo :meth:`keep` (a failed unmount sets ``failed``: the worker retires). The
+        mount point's chain is moved out of the scratch, for :meth:`tidy` to remove."""
         if self.kept is not None:
             self.kept = None
             try:
                 mounts.unmount("/tmp/" + "/".join(self.chain))
             except OSError as e:  # gone already: its mount point was deleted on the host
                 self.failed = self.failed or e.errno not in (errno.EINVAL, errno.ENOENT)
-        for path in reversed(self.kept_skeleton):
+        skeleton = self.kept_skeleton
+        if skeleton and not self.failed:
+            self.stale_seq += 1
+            stale = f"{self.own}/stale-{self.stale_seq}"
+            try:
+                os.rename(skeleton[0], stale)
+                self.stale.append(stale)
+                skeleton = []
+            except OSError:
+                pass
+        for path in reversed(skeleton):
             try:
                 os.rmdir(path)
             except OSError:
                 pass
         for fd in self.levels[1:]:
             os.close(fd)
-        del self.levels[1:]
         if self.watch is not None:
-            self.watch.close()
-            self.watch = None
+            self.watch.remove(self.wds[1:])
+        del self.levels[1:], self.wds[1:]
         self.kept_skeleton, self.chain = [], []
+
+    def tidy(self) -> None:
+        """After the reply: remove the chains :meth:`unkeep` moved out of the scratch."""
+        while self.stale:
+            shutil.rmtree(self.stale.pop(), ignore_errors=True)
 
     def place(self, inputs: dict[str, str]) -> None:
         """Copy each input (step path under ``/tmp`` -> host file or directory) into the
@@ -333,25 +397,37 @@ class PrivateTmp:
         """Move what the step left in ``/tmp`` to ``root/tmp`` (``root``: its
         ``step_dir/root`` as this process reaches it; None: remove it instead), all but
         the kept mount point's chain (:meth:`keep`). Raises OSError if ``/tmp`` could not
-        be emptied."""
+        be emptied. Only the directories where entries were made are looked into (a step
+        that left nothing: one read of the watch)."""
         dest = None if root is None else root + "/tmp"
         self.left = False
-        left = self._empty(0, dest, root)
+        changed = None if self.watch is None or -1 in self.wds else self.watch.changed()
+        if changed is not None:
+            changed = {i for i, wd in enumerate(self.wds) if wd in changed}
+            if not changed:
+                return
+        left = self._empty(0, dest, root, changed)
         if left:
             raise OSError(f"private /tmp not emptied: {left[:3]}")
 
-    def _empty(self, i: int, dest: str | None, root: str | None) -> list[str]:
+    def _empty(self, i: int, dest: str | None, root: str | None,
+               changed: set[int] | None) -> list[str]:
         """Empty the chain's level ``i`` (0: the scratch) into ``dest``, but for the
-        chain's next directory (emptied the same way); what is left."""
+        chain's next directory (emptied the same way); what is left. ``changed``: the
+        levels where entries were made (None: all may have)."""
         fd = self.levels[i]
         keep = self.chain[i] if i < len(self.chain) else None
-        names = os.listdir(fd)
+        if changed is None or i in changed:
+            names = os.listdir(fd)
+        elif keep is None:
+            return []
+        else:
+            names = [keep]  # (nothing made here: the chain's directory is still in it)
         if keep in names:
             names.remove(keep)
-            # the chain's directories are looked into only if something was made there
-            # (a step that left nothing: one listdir and one read of the watch)
-            if i + 1 < len(self.chain) and (i or self.watch is None or self.watch.changed()):
-                left = self._empty(i + 1, None if dest is None else f"{dest}/{keep}", root)
+            if i + 1 < len(self.chain) and (changed is None or max(changed) > i):
+                left = self._empty(i + 1, None if dest is None else f"{dest}/{keep}", root,
+                                   changed)
                 if left:
                     return left
         if not names:
@@ -377,35 +453,59 @@ class PrivateTmp:
 
 
 class _Watch:
-    """Whether entries were made in some directories since the last look (inotify; where
-    it is missing: always)."""
+    """Which directories had entries made in them since the last look (inotify; where it
+    is missing: any may have). One for the worker's life (see ``PrivateTmp.watch``)."""
 
-    IN_CREATE, IN_MOVED_TO = 0x100, 0x80
+    # creations only: what the worker moves out of the scratch makes no event for the
+    # next look; an entry can leave a watched directory only into a watched one, or into
+    # one made in a watched one (a rename to another mount fails)
+    MASK = 0x100 | 0x80  # IN_CREATE | IN_MOVED_TO
+    IN_Q_OVERFLOW = 0x4000
 
     def __init__(self) -> None:
         self.libc = mounts.libc()
         self.fd = self.libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
 
-    def add(self, path: str) -> None:
-        if self.fd >= 0 and self.libc.inotify_add_watch(
-                self.fd, os.fsencode(path), self.IN_CREATE | self.IN_MOVED_TO) < 0:
-            self.close()
-
-    def changed(self) -> bool:
+    def add(self, path: str) -> int:
+        """Watch ``path``: its watch descriptor (-1: not watched, it always counts as
+        changed)."""
         if self.fd < 0:
-            return True
-        seen = False
+            return -1
+        return max(self.libc.inotify_add_watch(self.fd, os.fsencode(path), self.MASK), -1)
+
+    def remove(self, wds: list[int]) -> None:
+        """Stop watching (no wait, unlike a close)."""
+        for wd in wds:
+            if wd >= 0 and self.fd >= 0:
+                self.libc.inotify_rm_watch(self.fd, wd)
+
+    def changed(self) -> set[int] | None:
+        """The watches with an entry made since the last look (None: unknown)."""
+        if self.fd < 0:
+            return None
+        wds: set[int] | None = set()
         try:
-            while os.read(self.fd, 65536):  # (all of it: the next look starts afresh)
-                seen = True
+            while True:  # (all of it: the next look starts afresh)
+                data = os.read(self.fd, 65536)
+                at = 0
+                while at + 16 <= len(data):
+                    wd, mask, _, size = _EVENT.unpack_from(data, at)
+                    at += 16 + size
+                    if wds is not None:
+                        if mask & self.IN_Q_OVERFLOW:
+                            wds = None
+                        else:
+                            wds.add(wd)
         except BlockingIOError:
             pass
-        return seen
+        return wds
 
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-        self.fd = -1
+
+_EVENT = struct.Struct("iIII")  # struct inotify_event, less its name
+
+
+# a relative path of plain names (no "." or ".." part, no separator _paths_in cuts at)
+_PLAIN = re.compile(r"[\w-][\w.-]*(?:/[\w-][\w.-]*)*")
 
 
 def tmp_paths(texts) -> frozenset[str]:
