@@ -42,7 +42,8 @@ def _worker(modules: list[str]) -> None:
     """In the worker process: time handle() and after(), serve, write the times at exit."""
     import chute.executors.reused_worker as rw
 
-    out = os.environ.pop("BENCH_WORKER_TIMES")
+    # opened now: once the worker has its private /tmp, the host's /tmp is not at /tmp
+    out = os.open(os.environ.pop("BENCH_WORKER_TIMES"), os.O_WRONLY | os.O_CREAT, 0o644)
     times: dict[str, list[float]] = {"handle": [], "after": []}
 
     def timed(name: str) -> None:
@@ -63,7 +64,7 @@ def _worker(modules: list[str]) -> None:
     real_exit = os._exit
 
     def _exit(code: int) -> None:
-        Path(out).write_text(json.dumps(times))
+        os.write(out, json.dumps(times).encode())
         real_exit(code)
     os._exit = _exit  # the worker ends with os._exit after its last step
     rw.main(modules)

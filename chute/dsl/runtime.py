@@ -314,14 +314,22 @@ def run_step(fn, step):
                                f"the function must create {art.path}")
 
 
+_STEP_CONFIGS = {}  # step config text -> parsed (a warm worker runs one script many times)
+
+
 def _chute_main(fn, step_json):
     """Entry point of a compiled script: run the step, exit 1 with a message on bad input."""
     # Line-buffered output, so logs stream while the step runs rather than at its end.
     for stream in (sys.stdout, sys.stderr):
-        if hasattr(stream, "reconfigure"):
+        if hasattr(stream, "reconfigure") and not getattr(stream, "line_buffering", False):
             stream.reconfigure(line_buffering=True)
+    step = _STEP_CONFIGS.get(step_json)
+    if step is None:
+        if len(_STEP_CONFIGS) >= 64:
+            _STEP_CONFIGS.clear()
+        step = _STEP_CONFIGS[step_json] = json.loads(step_json)  # (run_step only reads it)
     try:
-        run_step(fn, json.loads(step_json))
+        run_step(fn, step)
     except StepInputError as exc:
         print(f"chute: {exc}", file=sys.stderr)
         sys.exit(1)

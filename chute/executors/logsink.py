@@ -37,8 +37,10 @@ class LogSink:
         self.tail = bytearray()
         # mask the longest secrets first so that one containing another is fully hidden;
         # a multi-line secret is masked line by line since logs are cut at newlines
-        parts = {p for s in secrets if s for p in s.splitlines() if p.strip()}
-        self.secrets = sorted((p.encode() for p in parts), key=len, reverse=True)
+        self.secrets: list[bytes] = []
+        if secrets:  # (most steps have none: a reused worker's step pays for this)
+            parts = {p for s in secrets if s for p in s.splitlines() if p.strip()}
+            self.secrets = sorted((p.encode() for p in parts), key=len, reverse=True)
         self.partial = {b"stdout": b"", b"stderr": b""}
 
     def mask(self, data: bytes) -> bytes:
@@ -78,6 +80,8 @@ class LogSink:
 
     def result(self) -> str:
         """``outputs.result``: stdout less one trailing newline, its last 256 kB (as Argo)."""
+        if not self.tail:
+            return ""
         data = bytes(self.tail)
         if data.endswith(b"\n"):
             data = data[:-1]
