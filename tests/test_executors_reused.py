@@ -202,6 +202,31 @@ def test_each_step_starts_from_fresh_random_state(tmp_path):
     assert after[:2] != later[:2]
 
 
+@component
+def cycles(n: int) -> str:
+    import gc
+    import json
+    import os
+
+    count = gc.get_count()[0]  # the collector's young objects when the step started
+    while gc.get_count()[0] < n:  # garbage only the collector frees (as a step's
+        a: list = []  # __main__ is), up to n young objects: the collector not due yet
+        a.append(a)
+    return json.dumps({"pid": os.getpid(), "count": count,
+                       "threshold": gc.get_threshold()[0]})
+
+
+def test_the_collector_runs_between_steps_not_in_them(tmp_path):
+    with PythonExecutor(reuse=True, pool_size=1) as ex:
+        seen = [json.loads(out(run(ex, step(tmp_path, cycles, name=f"c{i}",
+                                             inputs={"n": n}))))
+                for i, n in enumerate((600, 0))]
+    assert seen[0]["pid"] == seen[1]["pid"] and seen[1]["threshold"] == 700
+    # cycles left by the first step: collected after its reply, before the second
+    # (which would otherwise start with the collector about due, and pay for it)
+    assert seen[1]["count"] < 100
+
+
 def test_logs_result_and_outputs_as_a_process_step(reused, cold, tmp_path):
     for comp, inputs in ((greet, {"name": "ada"}), (chatty, {})):
         rs = step(tmp_path / "reused", comp, name=comp.name, inputs=inputs)
