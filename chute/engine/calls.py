@@ -22,25 +22,33 @@ _LATER = ("inline", "hooks")
 _LONE_OUTPUT_REF = re.compile(r"^\{\{\s*(tasks|steps)\.[^{}]+\.outputs\.[^{}]+\}\}$")
 
 
-# id(call) -> (call, the keys whose values hold a tag, or None if a key itself holds one)
-_TAGGED: dict[int, tuple[Mapping[str, Any], frozenset[str] | None]] = {}
+# id(call) -> (call, the keys whose values hold a tag, or None if a key itself holds one,
+# whether the call has neither a tag nor a loop nor a key set apart: see plain_call)
+_TAGGED: dict[int, tuple[Mapping[str, Any], frozenset[str] | None, bool]] = {}
 _TAGGED_MAX = 4096
 
 
-def _tagged_keys(call: Mapping[str, Any]) -> frozenset[str] | None:
+def _tagged(call: Mapping[str, Any]) -> tuple[Mapping[str, Any], frozenset[str] | None, bool]:
     """The keys of a step's or task's call whose values hold a ``{{`` tag (None: a key
-    does; the whole call is substituted then). Remembered per call: a call is the spec's
-    dict, the same for every item of a loop and every instance of its template, and
-    kept (pinned) so that its id stays its own while remembered."""
+    does; the whole call is substituted then), and whether the call is as substituted
+    already. Remembered per call: a call is the spec's dict, the same for every item of
+    a loop and every instance of its template, and kept (pinned) so that its id stays its
+    own while remembered."""
     hit = _TAGGED.get(id(call))
     if hit is not None and hit[0] is call:
-        return hit[1]
+        return hit
     if len(_TAGGED) >= _TAGGED_MAX:  # calls of runs long gone: start afresh
         _TAGGED.clear()
     keys = (None if any(has_tags(k) for k in call)
             else frozenset(k for k, v in call.items() if has_tags(v)))
-    _TAGGED[id(call)] = (call, keys)
-    return keys
+    plain = keys == frozenset() and not any(k in call for k in (*LOOP_KEYS, *_LATER))
+    hit = _TAGGED[id(call)] = (call, keys, plain)
+    return hit
+
+
+def _tagged_keys(call: Mapping[str, Any]) -> frozenset[str] | None:
+    """The keys of a call whose values hold a tag (see :func:`_tagged`)."""
+    return _tagged(call)[1]
 
 
 def _substitute_call(base: dict[str, Any], tagged: frozenset[str] | None,
@@ -61,6 +69,14 @@ def _prepare(sub: dict[str, Any]) -> dict[str, Any]:
         if len(kept) != len(args["parameters"]):
             sub["arguments"] = {**args, "parameters": kept}
     return sub
+
+
+def plain_call(call: Mapping[str, Any], ctx: Mapping[str, str]) -> dict[str, Any]:
+    """The substituted call of a step or task without a loop: what :func:`expand`
+    yields for it. A call without a tag (a chain's tasks) is a copy of itself."""
+    if _tagged(call)[2]:
+        return dict(call)
+    return next(expand(call, ctx))[1]
 
 
 def expand(call: Mapping[str, Any], ctx: Mapping[str, str]) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -14,8 +14,9 @@ from functools import partial
 from typing import Any
 
 from chute.engine import phases as P
-from chute.engine.calls import continues_on, expand, should_run
+from chute.engine.calls import continues_on, expand, plain_call, should_run
 from chute.engine.frame import Frame, Gate
+from chute.engine.loops import has_loop
 from chute.engine.nodes import Node, node_id
 from chute.engine.outputs import compound_outputs
 from chute.engine.state import RunState
@@ -194,12 +195,13 @@ class DagFrame(Frame):
         return rec is not None and rec.phase != P.PENDING
 
     def ready(self, tname: str) -> None:
-        if P.is_terminal(self.node.phase):
+        if self.node.phase in P.TERMINAL:
             return
         st, task = self.st, self.tasks[tname]
         name = f"{self.node.name}.{tname}"
-        began = self._began(tname)
-        self.to_replay.discard(tname)
+        began = self._began(tname) if st.recorded else False
+        if self.to_replay:
+            self.to_replay.discard(tname)
         # replay follows history, not the order it decides tasks in now: a task that
         # started before a restart starts again (to re-attach or take its result) even
         # if a failure replayed first stops the DAG; one that never started does not
@@ -222,10 +224,10 @@ class DagFrame(Frame):
             self.watch(st, node, task)
             self._own(node, tname)
             return
-        looped = (task.get("withItems") is not None or task.get("withParam") is not None
-                  or task.get("withSequence") is not None)
+        looped = has_loop(task)
         try:
-            expanded = list(expand(task, self.ctx))
+            # (a plain task, most: its call substituted, without a generator's machinery)
+            expanded = list(expand(task, self.ctx)) if looped else plain_call(task, self.ctx)
         except ChuteError as exc:
             self._own(st.error_node(name, tname, task.get("template"), self.node.id, self.node,
                                     self, str(exc)), tname)
@@ -243,55 +245,66 @@ class DagFrame(Frame):
             st.run_next([partial(self._run_one, name + suffix, tname + suffix, sub, group,
                                  tname, in_group=True) for suffix, sub in expanded])
         else:
-            self._run_one(name, tname, expanded[0][1], self.node, tname, in_group=False)
+            self._run_one(name, tname, expanded, self.node, tname, in_group=False)
 
     def _own(self, node: Node, tname: str) -> None:
         self.child_task[node.id] = tname
         self._place(node, tname)
 
+    def _register(self, node: Node, tname: str, in_group: bool) -> None:
+        """``node`` runs task ``tname`` (or an item of its loop)."""
+        self.child_task[node.id] = tname
+        if in_group:
+            self.group_children[tname].append(node)
+        else:
+            self._place(node, tname)
+
     def _run_one(self, name: str, display: str, sub: dict, parent: Node, tname: str,
                  in_group: bool) -> None:
         st = self.st
-
-        def register(node: Node) -> None:
-            self.child_task[node.id] = tname
-            if in_group:
-                self.group_children[tname].append(node)
-            else:
-                self._place(node, tname)
-
         try:
             run = should_run(sub)
         except ChuteError as exc:
-            register(st.error_node(name, display, sub.get("template"), self.node.id, parent,
-                                   self, str(exc)))
+            self._register(st.error_node(name, display, sub.get("template"), self.node.id,
+                                         parent, self, str(exc)), tname, in_group)
             return
         if not run:
             node = st.skip_node(name, display, sub, self.tscope, self.node.id, parent, self,
                                 P.SKIPPED, f"when '{sub.get('when')}' evaluated false")
             self.watch(st, node, sub)
-            register(node)
+            self._register(node, tname, in_group)
             return
+        gate = self.gate
+        if gate.limit is None:  # Gate.submit, inline (most DAGs): a slot is always free
+            gate.active += 1
+            self._start_task(name, display, sub, parent, tname, in_group)
+        else:
+            gate.submit(partial(self._start_task, name, display, sub, parent, tname, in_group))
 
-        def start() -> None:
-            node = st.execute(name=name, display=display, call=sub, scope=self.tscope,
-                              boundary_id=self.node.id, parent=parent, owner=self)
-            self.gated.add(node.id)
-            self.called(st, node, sub)
-            register(node)
-
-        self.gate.submit(start)
+    def _start_task(self, name: str, display: str, sub: dict, parent: Node, tname: str,
+                    in_group: bool) -> None:
+        """Run the (substituted) call of a task or loop item, its gate's slot taken."""
+        st = self.st
+        node = st.execute(name=name, display=display, call=sub, scope=self.tscope,
+                          boundary_id=self.node.id, parent=parent, owner=self)
+        self.gated.add(node.id)
+        self.called(st, node, sub)
+        self._register(node, tname, in_group)
 
     # -- completion ----------------------------------------------------------------------
 
     def on_child(self, st: RunState, child: Node) -> None:
         if child.id in self.gated:
             self.gated.discard(child.id)
-            self.gate.release()
+            gate = self.gate
+            if gate.waiting:
+                gate.release()
+            else:  # Gate.release, inline: nothing waits for the slot
+                gate.active -= 1
         tname = self.child_task.get(child.id)
-        if tname is None or P.is_terminal(self.node.phase):
+        if tname is None or self.node.phase in P.TERMINAL:
             return
-        if tname in self.group_pending and child.type != P.TASK_GROUP:
+        if self.group_pending and tname in self.group_pending and child.type != P.TASK_GROUP:
             self.group_pending[tname] -= 1
             if self.group_pending[tname] == 0:
                 kids = self.group_children[tname]
@@ -330,7 +343,11 @@ class DagFrame(Frame):
             self.remaining[d] -= 1
             if self.remaining[d] == 0:
                 now_ready.append(d)
-        if now_ready:  # a fan-out: each task a callback, then what followed them here
+        if len(now_ready) == 1:  # (run_next, the common case: one task, then the rest)
+            front = self.st._front
+            front.appendleft(self._maybe_complete)
+            front.appendleft(partial(self.ready, now_ready[0]))
+        elif now_ready:  # a fan-out: each task a callback, then what followed them here
             self.st.run_next([*(partial(self.ready, d) for d in now_ready),
                               self._maybe_complete])
         else:

@@ -88,16 +88,25 @@ class Frame:
                                self.tscope, self.node.id)  # type: ignore[attr-defined]
 
     def child_done(self, st: RunState, child: Node) -> None:
-        exits: dict[str, Node] = self.__dict__.setdefault("_exit_for", {})
-        if child.id in exits:  # the exit handler of a step finished: the step is done
+        exits: dict[str, Node] | None = self.__dict__.get("_exit_for")
+        if exits and child.id in exits:  # the exit handler of a step finished: done
             self.on_child(st, exits.pop(child.id))
             return
-        if st.lifecycle.hook_ended(st, child) is not None:
+        lc = st.lifecycle
+        if lc.of_hook and lc.hook_ended(st, child) is not None:
             return  # a lifecycle hook ended: its step goes on once all its hooks did
         # the step's lifecycle hooks first (a last look at its final status), then its
         # exit hook, as Argo runs a step's exit hook once its hooks are done
-        if not st.lifecycle.node_ended(st, child, lambda: self.after_hooks(st, child)):
-            self.after_hooks(st, child)
+        if child.id in lc.of_node:
+            lc.node_ended(st, child, lambda: self.after_hooks(st, child))
+            return
+        # (most children: no lifecycle hook, no exit hook; after_hooks, inline)
+        call = self.__dict__.get("call_of")
+        call = call.get(child.id) if call else None
+        if call is None or not (call.get("onExit") or call.get("hooks")):
+            self.on_child(st, child)
+            return
+        self.after_hooks(st, child)
 
     def after_hooks(self, st: RunState, child: Node) -> None:
         """``child`` and its lifecycle hooks ended: run its exit hook, if any, else

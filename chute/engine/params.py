@@ -17,6 +17,8 @@ def resolve_inputs(
     An argument overrides the template's value/default; a parameter left without a value,
     or a value outside ``enum``, raises ParameterError naming the parameter.
     """
+    if not tmpl.get("inputs"):  # most SDK steps, every chain's: nothing to resolve
+        return {}
     args = {p["name"]: p for p in ((arguments or {}).get("parameters") or [])}
     where = f"template {tmpl.get('name') or '(inline)'}"
     params: list[dict[str, Any]] = []

@@ -42,7 +42,8 @@ class Pods:
         self.pending: deque[LaunchRequest] = deque()
         self.running = 0
         # id(template) -> [template (pinned: its id stays its own), its pod_vars, whether
-        # no launch field holds a tag, then the request its pods copy]: see request()
+        # no launch field holds a tag, then the request its pods copy (see request()),
+        # its memoize]
         self._static: dict[int, list] = {}
 
     def start(self, st: RunState, name: str, display: str, tmpl: dict[str, Any], inputs: dict,
@@ -53,9 +54,10 @@ class Pods:
                            boundary_id=boundary_id, parent=parent, inputs=inputs, owner=owner)
         local = {"pod.name": node.id, "node.name": node.name,
                  "retries": str(retry_attempt or 0)}
-        ctx = ChainMap(local, input_vars(inputs), self._of(tmpl)[1], st.globals)
+        entry = self._of(tmpl)
+        ctx = ChainMap(local, input_vars(inputs), entry[1], st.globals)
         self.templates[node.id] = (tmpl, ctx)
-        rec = st.recorded.get(node.id)
+        rec = st.recorded.get(node.id) if st.recorded else None
         if rec is not None and P.is_terminal(rec.phase):
             # Finished before a restart: take its recorded result, never run it again.
             node.step_dir, node.exit_code, node.outputs = rec.step_dir, rec.exit_code, rec.outputs
@@ -65,7 +67,7 @@ class Pods:
             st.finish(node, rec.phase, rec.message)
             node.finished_at = rec.finished_at
             return node
-        memo = memoize_of(tmpl)
+        memo = entry[4]
         # a pod still running from before a restart is not looked up, but it must still
         # store its result under its key when it succeeds
         if memo and st.memo.hit(st, node, memo, ctx,
@@ -79,7 +81,7 @@ class Pods:
             st._reattach.append(node)
             return node
         try:
-            req = self.request(st.plan.uid, node, tmpl, ctx)
+            req = self.request(st.plan.uid, node, tmpl, ctx, entry)
         except ChuteError as exc:
             st.finish(node, P.ERROR, str(exc))
             return node
@@ -90,16 +92,18 @@ class Pods:
         """What the run's pods of ``tmpl`` share (see ``_static``), made at the first."""
         entry = self._static.get(id(tmpl))
         if entry is None or entry[0] is not tmpl:
-            entry = self._static[id(tmpl)] = [tmpl, pod_vars(tmpl), launch_tagless(tmpl), None]
+            entry = self._static[id(tmpl)] = [tmpl, pod_vars(tmpl), launch_tagless(tmpl), None,
+                                              memoize_of(tmpl)]
         return entry
 
-    def request(self, uid: str, node: Node, tmpl: dict[str, Any], ctx: ChainMap) -> LaunchRequest:
+    def request(self, uid: str, node: Node, tmpl: dict[str, Any], ctx: ChainMap,
+                entry: list | None = None) -> LaunchRequest:
         """The launch request of ``node``'s current attempt. The request of a template
         whose launch fields hold no tag (most: an SDK step without inputs, a command) is
         made once per run and copied with each pod's ids: substituting the same strings
         for every pod was most of a launch request's cost (its lists are shared, and
         nothing changes them)."""
-        entry = self._of(tmpl)
+        entry = entry or self._of(tmpl)
         if not entry[2]:
             return launch_request(uid, node.id, node.attempt, tmpl, ctx)
         if entry[3] is None:

@@ -91,6 +91,7 @@ class RunState:
         self.started_at: float | None = None
         self.finished_at: float | None = None
         self.launched_ids: set[str] = set()
+        self._kinds: dict[int, tuple[dict, str | None]] = {}  # see execute()
         self._owner: dict[str, Frame] = {}
         self._edges: set[tuple[str, str]] = set()  # (parent, child) added by link()
         self.pods = Pods()  # Pod nodes' templates, the launch queue (pod_nodes.py)
@@ -184,10 +185,11 @@ class RunState:
 
     def pod_finished(self, pod_id: str, outcome: PodOutcome, now: float) -> None:
         """A pod attempt ended (the controller read its status and output files)."""
-        self.settle()
+        if self._left:
+            self.settle()
         self.now = now
         node = self.nodes.get(pod_id)
-        if node is None or P.is_terminal(node.phase):
+        if node is None or node.phase in P.TERMINAL:
             return  # duplicate or late report: terminal states are final (R-8)
         self.pods.complete(self, node, outcome)
         self._run()
@@ -357,12 +359,14 @@ class RunState:
 
     def transition(self, node: Node, phase: str, message: str | None = None) -> None:
         """The one way a node's phase changes: checked, journaled, persisted."""
-        if node.phase == phase:
+        old = node.phase
+        if old == phase:
             return
-        P.check_transition(node.id, node.phase, phase)
+        if phase not in P.ALLOWED.get(old, ()):
+            P.check_transition(node.id, old, phase)  # raises
         self._events.append({
             "transition_id": f"{self.plan.uid}/{node.id}/{node.attempt}/{phase}",
-            "workflow_uid": self.plan.uid, "node_id": node.id, "from_phase": node.phase,
+            "workflow_uid": self.plan.uid, "node_id": node.id, "from_phase": old,
             "to_phase": phase, "at": self.now, "message": message,
         })
         node.phase = phase
@@ -370,14 +374,15 @@ class RunState:
             self.lifecycle.changed.add(node.id)
         if message is not None:
             node.message = message
-        if P.is_terminal(phase):
+        if phase in P.TERMINAL:
             node.finished_at = self.now
             self.failed.note(node)
-        self.touch(node)
+        if node.id not in self._new:  # touch(), inline: every transition comes here
+            self._dirty[node.id] = node
 
     def finish(self, node: Node, phase: str, message: str | None = None) -> None:
         """Move a node to a final phase and notify the frame waiting for it."""
-        rec = self.recorded.get(node.id)
+        rec = self.recorded.get(node.id) if self.recorded else None
         if rec is not None and P.is_terminal(rec.phase) and rec.phase != phase:
             # replay: a node that ended before a restart keeps the end it had, even where
             # the order of the replay would decide differently (a DAG's first failure)
@@ -462,7 +467,10 @@ class RunState:
             return RetryFrame(self, name=name, display=display, call=call, tmpl=tmpl,
                               scope=scope, boundary_id=boundary_id, parent=parent,
                               owner=owner).node
-        kind = template_kind(tmpl)
+        known = self._kinds.get(id(tmpl))  # (template, its kind): pinned, as Pods._static
+        if known is None or known[0] is not tmpl:
+            known = self._kinds[id(tmpl)] = (tmpl, template_kind(tmpl))
+        kind = known[1]
         tname = tmpl.get("name")
         try:
             inputs = resolve_inputs(tmpl, call.get("arguments"), self.globals)

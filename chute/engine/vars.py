@@ -176,6 +176,8 @@ def global_vars(plan) -> dict[str, str]:
 
 def input_vars(inputs: Mapping[str, Any]) -> dict[str, str]:
     """``inputs.parameters.X`` (and the JSON list ``inputs.parameters``) of a node."""
+    if not inputs:  # a template without inputs (most steps of a chain)
+        return {"inputs.parameters": "[]"}
     params = inputs.get("parameters") or []
     out = {f"inputs.parameters.{p['name']}": p.get("value", "") for p in params}
     out["inputs.parameters"] = json.dumps(params) if params else "[]"
