@@ -16,6 +16,7 @@ LOOP_KEYS = ("withItems", "withParam", "withSequence")
 # substituted later: an inline template sees its own inputs; a lifecycle hook's arguments
 # are resolved when it runs (they see the node it guards and the run as it is then)
 _LATER = ("inline", "hooks")
+_SPECIAL = (*LOOP_KEYS, *_LATER)
 # A whole argument value that is one output reference still unresolved (its producer was
 # skipped or omitted and had no default): Argo drops the argument so the input's default
 # applies.
@@ -39,9 +40,15 @@ def _tagged(call: Mapping[str, Any]) -> tuple[Mapping[str, Any], frozenset[str] 
         return hit
     if len(_TAGGED) >= _TAGGED_MAX:  # calls of runs long gone: start afresh
         _TAGGED.clear()
-    keys = (None if any(has_tags(k) for k in call)
-            else frozenset(k for k, v in call.items() if has_tags(v)))
-    plain = keys == frozenset() and not any(k in call for k in (*LOOP_KEYS, *_LATER))
+    tagged: set[str] | None = set()
+    for k, v in call.items():
+        if has_tags(k):
+            tagged = None
+            break
+        if has_tags(v):
+            tagged.add(k)
+    keys = None if tagged is None else frozenset(tagged)
+    plain = keys == frozenset() and not any(k in call for k in _SPECIAL)
     hit = _TAGGED[id(call)] = (call, keys, plain)
     return hit
 

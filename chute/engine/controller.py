@@ -73,6 +73,7 @@ class Run:
     # where its pods' directories and logs go (strings: a Path per launch costs more)
     steps_root: str = ""
     logs_root: str = ""
+    roots: tuple[Path, Path] | None = None  # the two as Paths (Launches._paths)
     # when our lease on it expires, as last committed (claim, a turn's commit, the
     # heartbeat): no other controller can claim it before then
     lease_until: float = 0.0

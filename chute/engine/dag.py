@@ -288,7 +288,9 @@ class DagFrame(Frame):
         node = st.execute(name=name, display=display, call=sub, scope=self.tscope,
                           boundary_id=self.node.id, parent=parent, owner=self)
         self.gated.add(node.id)
-        self.called(st, node, sub)
+        self.call_of[node.id] = sub  # called(), inline: watch() only for a call with hooks
+        if sub.get("hooks"):
+            self.watch(st, node, sub)
         self._register(node, tname, in_group)
 
     # -- completion ----------------------------------------------------------------------
@@ -354,7 +356,7 @@ class DagFrame(Frame):
             self._maybe_complete()
 
     def _maybe_complete(self) -> None:
-        if P.is_terminal(self.node.phase):
+        if self.node.phase in P.TERMINAL:
             return
         if self.undecided == 0 or ((self.stopped or self.cut) and self.gate.active == 0
                                    and not self.to_replay):
@@ -381,7 +383,7 @@ class DagFrame(Frame):
             group = self.group_nodes.get(tname)
             if pending > 0 and group is not None and not P.is_terminal(group.phase):
                 st.finish(group, P.FAILED, "stopped: the DAG failed fast")
-        if phase == P.SUCCEEDED:  # a lifecycle hook that ended Error fails the DAG
+        if phase == P.SUCCEEDED and st.lifecycle.of_node:  # a hook that ended Error fails it
             failed_task = next((e for nid in self.call_of
                                 if (e := st.lifecycle.error_of(st.nodes[nid])) is not None),
                                None)

@@ -9,10 +9,11 @@ substitution of ``{{...}}`` is a walk over strings, and a 10,000-item loop does 
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from chute.errors import NotFoundError, ParameterError, SpecError, UnsupportedError
 
@@ -24,9 +25,9 @@ KIND_FIELDS = ("container", "script", "dag", "steps", "suspend", "resource", "ht
                "containerSet", "data", "plugin")
 
 
-@dataclass(frozen=True)
-class TemplateScope:
-    """Where template names resolve: the workflow itself or a stored (Cluster)WorkflowTemplate."""
+class TemplateScope(NamedTuple):
+    """Where template names resolve: the workflow itself or a stored (Cluster)WorkflowTemplate.
+    (A named tuple: it is hashed to resolve every step's template, in C.)"""
 
     kind: str  # "Workflow", "WorkflowTemplate" or "ClusterWorkflowTemplate"
     name: str
@@ -61,9 +62,9 @@ class Plan:
             raise SpecError("spec.entrypoint: required")
         return ep
 
-    @property
+    @functools.cached_property
     def parallelism(self) -> int | None:
-        """Workflow-level limit on pods running at once."""
+        """Workflow-level limit on pods running at once (read for every pod launched)."""
         p = self.spec.get("parallelism")
         return int(p) if p else None
 

@@ -123,7 +123,7 @@ class Pods:
         while self.pending and (limit is None or self.running < limit):
             req = self.pending.popleft()
             node = st.nodes[req.node_id]
-            if P.is_terminal(node.phase):
+            if node.phase in P.TERMINAL:
                 continue
             if st.stopping:
                 st.finish(node, P.FAILED, st.stop_message or "workflow shutdown")
@@ -134,7 +134,8 @@ class Pods:
     def complete(self, st: RunState, node: Node, outcome: PodOutcome) -> None:
         """A pod attempt ended: collect its outputs and finish its node."""
         self.running -= 1
-        tmpl, ctx = self.templates.get(node.id, ({}, ChainMap(st.globals)))
+        known = self.templates.get(node.id)
+        tmpl, ctx = known if known is not None else ({}, ChainMap(st.globals))
         outputs, error = collect_outputs(tmpl, outcome, ctx)
         node.outputs = outputs
         node.exit_code = outcome.exit_code
@@ -147,7 +148,8 @@ class Pods:
             phase, message = P.ERROR, error
         if phase == P.SUCCEEDED:
             st._apply_globals(node)
-            st.memo.record(st, node, outputs)
+            if node.id in st.memo.keys:  # memoized: its outputs are stored under its key
+                st.memo.record(st, node, outputs)
         if node.phase == P.PENDING:
             st.transition(node, P.RUNNING)
         st.finish(node, phase, message)

@@ -259,7 +259,7 @@ class RunState:
         d = Decisions(
             new_nodes=list(new.values()), changed_nodes=changed,
             events=self._events, launches=self._launches, reattach=self._reattach,
-            cancels=self._cancels, cache_writes=self.memo.drain(),
+            cancels=self._cancels, cache_writes=self.memo.drain() if self.memo.writes else [],
             workflow=self._wf_update or None,
         )
         self._new, self._dirty, self._events = {}, {}, []
@@ -376,7 +376,8 @@ class RunState:
             node.message = message
         if phase in P.TERMINAL:
             node.finished_at = self.now
-            self.failed.note(node)
+            if phase in P.FAILED_OR_ERROR:  # workflow.failures (Failures.note's own test)
+                self.failed.note(node)
         if node.id not in self._new:  # touch(), inline: every transition comes here
             self._dirty[node.id] = node
 

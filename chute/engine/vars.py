@@ -59,12 +59,18 @@ def substitute(text: str, ctx: Mapping[str, str], strict: bool = False) -> str:
 def has_tags(value: Any) -> bool:
     """Whether any string inside a JSON value (dict keys included, as
     :func:`substitute_all` substitutes them) holds ``{{``."""
+    # loops, not any() over generators: every task's call is looked at once (a chain's)
     if isinstance(value, str):
         return not tagless(value) if len(value) > LONG_TEXT else "{{" in value
     if isinstance(value, dict):
-        return any(has_tags(k) or has_tags(v) for k, v in value.items())
+        for k, v in value.items():
+            if has_tags(k) or has_tags(v):
+                return True
+        return False
     if isinstance(value, list | tuple):
-        return any(has_tags(v) for v in value)
+        for v in value:
+            if has_tags(v):
+                return True
     return False
 
 
