@@ -148,7 +148,8 @@ class DagFrame(Frame):
                 self.dependants[d].append(t)
         self.remaining = {t: len(self.deps[t]) for t in active}
         self.undecided = len(active)
-        self.to_replay = {t for t in active if self._began(t)}  # started before a restart
+        # started before a restart (none on a first run)
+        self.to_replay = {t for t in active if self._began(t)} if self.st.recorded else set()
 
     def _start(self) -> None:
         if self.undecided == 0:
@@ -263,7 +264,7 @@ class DagFrame(Frame):
                  in_group: bool) -> None:
         st = self.st
         try:
-            run = should_run(sub)
+            run = sub.get("when") is None or should_run(sub)  # (most tasks have no when)
         except ChuteError as exc:
             self._register(st.error_node(name, display, sub.get("template"), self.node.id,
                                          parent, self, str(exc)), tname, in_group)

@@ -147,7 +147,8 @@ class Pods:
         if error and phase == P.SUCCEEDED:
             phase, message = P.ERROR, error
         if phase == P.SUCCEEDED:
-            st._apply_globals(node)
+            if "parameters" in outputs or "artifacts" in outputs:  # (what _apply_globals reads)
+                st._apply_globals(node)
             if node.id in st.memo.keys:  # memoized: its outputs are stored under its key
                 st.memo.record(st, node, outputs)
         if node.phase == P.PENDING:

@@ -334,10 +334,14 @@ class RunState:
         """Take back the link of a child made since the last drain (a DAG task hangs off
         its dependencies, not off the DAG node it was created under). A parent left as
         it was last written is not written again for it (a chain's DAG node, each step)."""
-        try:
-            parent.children.remove(child_id)
-        except ValueError:
-            return
+        children = parent.children
+        if children and children[-1] == child_id:  # linked last, most often: no list scan
+            children.pop()
+        else:
+            try:
+                children.remove(child_id)
+            except ValueError:
+                return
         left = self._grew.get(parent.id, 0) - 1
         self._grew[parent.id] = left
         if left <= 0 and parent.id in self._fresh:

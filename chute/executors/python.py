@@ -218,9 +218,12 @@ class PythonExecutor:
         if self.pool is None or not self.warm or not is_sdk_step(spec.argv, spec.script_source):
             return None
         source = spec.script_source or ""
-        if not self._reused(spec, source) or not self.pool.usable(preload_modules(source)):
+        if not self._reused(spec, source):
+            return None
+        key = preload_modules(source)
+        if not self.pool.usable(key):
             return None  # (the first step of a module set waits for its worker in launch)
-        handle = self.pool.launch(spec)
+        handle = self.pool.launch(spec, key)
         self._owners[_path(handle.step_dir)] = self.pool
         return handle
 

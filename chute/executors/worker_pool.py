@@ -239,15 +239,16 @@ class WorkerPool:
 
     # -- the Executor protocol
 
-    def launch(self, spec: LaunchSpec) -> StepHandle:
-        """Hand the step to an idle worker of its module set, or queue it; returns at once.
-        ``ready(key)`` must have said True for its key."""
-        from chute.executors.warm_worker import preload_modules
-
+    def launch(self, spec: LaunchSpec, key: tuple[str, ...] | None = None) -> StepHandle:
+        """Hand the step to an idle worker of its module set (``key``, if the caller has
+        it already), or queue it; returns at once. ``ready(key)`` must have said True."""
         if not spec.step_dir.is_absolute() or not spec.log_path.is_absolute():
             spec = dataclasses.replace(spec, step_dir=spec.step_dir.absolute(),
                                        log_path=spec.log_path.absolute())
-        key = preload_modules(spec.script_source or "")
+        if key is None:
+            from chute.executors.warm_worker import preload_modules
+
+            key = preload_modules(spec.script_source or "")
         job = _Job(spec, key)
         step_dir = spec.step_dir
         with self._lock:

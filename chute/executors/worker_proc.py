@@ -24,6 +24,8 @@ from chute.executors.base import ERROR, FAILED, SUCCEEDED, LaunchSpec, StepResul
 from chute.executors.local import _environ_json
 from chute.executors.logsink import LogSink
 
+_decode = json.JSONDecoder().decode  # json.loads without its type checks, per reply
+
 
 class WorkerProc:
     """One worker process: its pipes, and what the pool keeps about it."""
@@ -73,15 +75,17 @@ class WorkerProc:
             return None
         except OSError:
             chunk = b""
-        if chunk:
-            *lines, self._buf = (self._buf + chunk).split(b"\n")
-        else:  # its end: a last line without its newline still counts
+        if not chunk:  # its end: a last line without its newline still counts
             lines, self._buf = [self._buf], b""
             self.eof = True
+        elif not self._buf and chunk.find(b"\n") == len(chunk) - 1:  # one whole line: most
+            lines = [chunk]
+        else:
+            *lines, self._buf = (self._buf + chunk).split(b"\n")
         out = []
         for line in lines:
-            try:
-                data = json.loads(line)
+            try:  # (the worker writes UTF-8 JSON: json.loads(bytes) would guess that first)
+                data = _decode(line.decode("utf-8", "surrogatepass"))
             except ValueError:
                 continue
             if isinstance(data, dict):
