@@ -106,11 +106,13 @@ class Launches:
         return X.LaunchSpec(
             workflow_uid=run.uid, node_id=req.node_id, attempt=req.attempt,
             step_dir=step_dir, log_path=log_path,
-            argv=list(req.argv), env={**req.env, **secret_env}, working_dir=req.working_dir,
-            script_source=req.script_source,
+            # the request's own lists, not copies (shared by a template's requests, the
+            # launch cache's, and never changed)
+            argv=req.argv, env={**req.env, **secret_env} if secret_env else req.env,
+            working_dir=req.working_dir, script_source=req.script_source,
             deadline=(self.clock() + req.deadline_seconds) if req.deadline_seconds else None,
-            private_paths=[], output_paths=list(req.output_paths), input_files=input_files,
-            secret_values=masked, volume_mounts=list(req.volume_mounts),
+            private_paths=[], output_paths=req.output_paths, input_files=input_files,
+            secret_values=masked, volume_mounts=req.volume_mounts,
         )
 
     @staticmethod
