@@ -97,58 +97,15 @@ import types
 import warnings
 
 from chute.executors import mounts, proctree, sandbox, stepfiles, warm_runtime, warm_worker
+from chute.executors import worker_reset as reset
+from chute.executors.tmp_paths import tmp_paths
 from chute.executors.worker_io import LazyLog, Pump, fresh_stdio
-from chute.executors.worker_tmp import PrivateTmp, tmp_paths
+from chute.executors.worker_tmp import PrivateTmp
 
 HANDLED = frozenset(warm_worker.ALL_SIGNALS - {signal.SIGKILL, signal.SIGSTOP})
 # the file name steps' code is compiled under, once per source (renaming it to each step's
 # script costs ~50 us a step): an uncaught exception's report names the script there
 CODE_NAME = warm_runtime.FILENAME
-
-
-def _children_left() -> bool:
-    """Reap exited children; whether a live one is left (one syscall in the usual case)."""
-    try:
-        while True:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-            if pid == 0:
-                return True
-    except ChildProcessError:
-        return False
-
-
-def _kill_children() -> None:
-    """SIGKILL every descendant (we are their subreaper) until none is left."""
-    end = time.monotonic() + 5.0
-    while time.monotonic() < end:
-        pids = proctree.live_descendants(os.getpid())
-        if not pids:
-            break
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        time.sleep(0.002)
-        _children_left()
-    _children_left()
-
-
-_set_signals: set[int] = set()  # signals a step set a handler for (signal.signal)
-
-
-def _track_signals() -> None:
-    """Note every ``signal.signal`` call, so that after a step only the signals it set are
-    compared (a look at every signal costs ~50 us a step)."""
-    original = signal.signal
-
-    def tracked(signalnum, handler):
-        _set_signals.add(int(signalnum))
-        return original(signalnum, handler)
-
-    tracked.__doc__ = original.__doc__
-    tracked.__wrapped__ = original  # type: ignore[attr-defined]
-    signal.signal = tracked
 
 
 class Worker:
@@ -176,7 +133,7 @@ class Worker:
         self.threads = {t.ident for t in threading.enumerate()}
         self.nthreads = len(self.threads)
         self.signals = {s: _signal.getsignal(s) for s in HANDLED}
-        _set_signals.clear()
+        reset.set_signals.clear()
         self.sigmask = _signal.pthread_sigmask(signal.SIG_BLOCK, ())
         self.atexit = atexit._ncallbacks()
         self.path = list(sys.path)
@@ -383,9 +340,9 @@ class Worker:
             self.left.append("atexit")
             atexit._run_exitfuncs()
         code = warm_worker.flush_stdio(code)
-        if _children_left():
+        if reset.children_left():
             self.left.append("child processes")
-            _kill_children()
+            reset.kill_children()
         try:
             if [os.fstat(fd).st_ino for fd in self.fds] != self.stdfds:
                 self.left.append("fds 0-2 or the worker's replaced")
@@ -404,8 +361,8 @@ class Worker:
         if signal.getitimer(signal.ITIMER_REAL) != (0.0, 0.0):
             signal.setitimer(signal.ITIMER_REAL, 0)
             why = why or "timer"
-        if _set_signals:
-            for s in _set_signals:
+        if reset.set_signals:
+            for s in reset.set_signals:
                 h = self.signals.get(s)
                 if h is not None and _signal.getsignal(s) != h:
                     try:
@@ -413,7 +370,7 @@ class Worker:
                     except (OSError, ValueError, TypeError):
                         pass
                     why = why or "signal handlers"
-            _set_signals.clear()
+            reset.set_signals.clear()
         return why
 
     def after(self) -> None:
@@ -463,21 +420,7 @@ class Worker:
         self.main_ahead = _new_main(True)
         self.tmp.make_ahead()
         self.tmp.tidy()
-        _collect_ahead()
-
-
-def _collect_ahead() -> None:
-    """Run the garbage collector now, between steps, if it is nearly due: each step's
-    ``__main__`` (module, namespace, functions) is a cycle only the collector frees, so it
-    runs every hundred steps or so (0.1-0.2 ms; a full collection ~5 ms), and not in a
-    step's path this way. The generation is the one the collector would take (less the
-    full collection's ratio test)."""
-    if not gc.isenabled():
-        return
-    count, threshold = gc.get_count(), gc.get_threshold()
-    if threshold[0] and count[0] >= threshold[0] * 3 // 4:
-        gc.collect(2 if count[1] >= threshold[1] and count[2] >= threshold[2]
-                   else 1 if count[1] >= threshold[1] else 0)
+        reset.collect_ahead()
 
 
 def _new_main(in_template: bool) -> types.ModuleType:
@@ -528,7 +471,7 @@ def main(modules: list[str]) -> None:
     done = warm_worker.preload(modules)
     warm_runtime.load()
     signal.signal(signal.SIGINT, signal.default_int_handler)  # as a fresh interpreter
-    _track_signals()
+    reset.track_signals()
     os.chdir("/")
     worker = Worker(pump, "/", tmp or PrivateTmp())
     ready = {"ready": True, "pid": os.getpid(), "modules": done, "namespace": namespace}
@@ -547,7 +490,7 @@ def main(modules: list[str]) -> None:
         if reply.get("retiring"):
             break
         worker.after()  # (its CPU is the next reply's)
-    _kill_children()
+    reset.kill_children()
     # (the private /tmp's directory is the pool's to remove once we are gone: an unmount
     # here would only delay the exit; the namespace goes with this process)
     os._exit(0)  # no interpreter shutdown: atexit handlers were the steps' and are run

@@ -48,20 +48,26 @@ the directory holding the step directories once for all the steps there
 for that step only (:meth:`PrivateTmp.expose`, unmounted after it); rare outside tests.
 A step is looked at for such paths by a look (``faccessat``, no symlink followed) at each
 ``/tmp`` entry its texts name (:meth:`PrivateTmp.handed`); only if one exists does
-``sandbox`` say which.
+``sandbox`` say which. The next run's steps (a new directory beside the kept one) get the
+old mount point renamed (:meth:`PrivateTmp.keep`); a chain elsewhere is moved out of the
+scratch at once and removed after the reply (:meth:`PrivateTmp.tidy`: an ``rmdir`` of a
+former mount point can take milliseconds).
+
+What a step left is found without listing the directories where nothing was made
+(:class:`chute.executors.dirwatch.DirWatch` watches the scratch and the kept chain's
+directories): after a step that made nothing, emptying ``/tmp`` is one ``read``.
 """
 
 from __future__ import annotations
 
 import errno
-import functools
 import os
-import re
 import shutil
-import struct
 import tempfile
 
-from chute.executors import mounts, sandbox
+from chute.executors import mounts
+from chute.executors.dirwatch import DirWatch
+from chute.executors.tmp_paths import PLAIN, named_in
 
 WORKERS_DIR = ".chute-workers"
 
@@ -93,7 +99,7 @@ class PrivateTmp:
         # entries made in the scratch and the chain's directories (one inotify instance
         # for the worker's life: closing one waits for the kernel's SRCU grace period,
         # ~13 ms, where removing a watch does not)
-        self.watch: _Watch | None = None
+        self.watch: DirWatch | None = None
         self.wds: list[int] = []  # the watch of each of ``levels`` (-1: none)
         self.stale: list[str] = []  # an old chain, moved out of the scratch: removed by
         # tidy() after the reply (an rmdir of a former mount point takes ~0.2-2 ms)
@@ -158,7 +164,7 @@ class PrivateTmp:
         self.dev = os.fstat(self.fd).st_dev
         self.levels = [self.fd]
         if self.watch is None:
-            self.watch = _Watch()
+            self.watch = DirWatch()
         self.wds = [self.watch.add(self.scratch)]
 
     def close(self) -> None:
@@ -245,9 +251,9 @@ class PrivateTmp:
             # directory: new each step, not worth caching); a long one (a script) is
             # looked at once (cached: its hash is, a search through it is not)
             if len(text) > 256 or "/tmp" in text:
-                if text.startswith(inside) and _PLAIN.fullmatch(text, len(inside)):
+                if text.startswith(inside) and PLAIN.fullmatch(text, len(inside)):
                     continue  # one path, in view already (the step directory, in a run's)
-                paths.update(_tmp_paths(text))
+                paths.update(named_in(text))
         tops = {p.split("/", 3)[2] for p in paths
                 if kept is None or not (p == kept or p.startswith(kept + "/"))}
         fd = self.host_fd
@@ -450,80 +456,6 @@ class PrivateTmp:
         for name in names:  # what could not be moved (or dest None): never kept
             _remove(f"{src}/{name}")
         return [n for n in os.listdir(fd) if n != keep]
-
-
-class _Watch:
-    """Which directories had entries made in them since the last look (inotify; where it
-    is missing: any may have). One for the worker's life (see ``PrivateTmp.watch``)."""
-
-    # creations only: what the worker moves out of the scratch makes no event for the
-    # next look; an entry can leave a watched directory only into a watched one, or into
-    # one made in a watched one (a rename to another mount fails)
-    MASK = 0x100 | 0x80  # IN_CREATE | IN_MOVED_TO
-    IN_Q_OVERFLOW = 0x4000
-
-    def __init__(self) -> None:
-        self.libc = mounts.libc()
-        self.fd = self.libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
-
-    def add(self, path: str) -> int:
-        """Watch ``path``: its watch descriptor (-1: not watched, it always counts as
-        changed)."""
-        if self.fd < 0:
-            return -1
-        return max(self.libc.inotify_add_watch(self.fd, os.fsencode(path), self.MASK), -1)
-
-    def remove(self, wds: list[int]) -> None:
-        """Stop watching (no wait, unlike a close)."""
-        for wd in wds:
-            if wd >= 0 and self.fd >= 0:
-                self.libc.inotify_rm_watch(self.fd, wd)
-
-    def changed(self) -> set[int] | None:
-        """The watches with an entry made since the last look (None: unknown)."""
-        if self.fd < 0:
-            return None
-        wds: set[int] | None = set()
-        try:
-            while True:  # (all of it: the next look starts afresh)
-                data = os.read(self.fd, 65536)
-                at = 0
-                while at + 16 <= len(data):
-                    wd, mask, _, size = _EVENT.unpack_from(data, at)
-                    at += 16 + size
-                    if wds is not None:
-                        if mask & self.IN_Q_OVERFLOW:
-                            wds = None
-                        else:
-                            wds.add(wd)
-        except BlockingIOError:
-            pass
-        return wds
-
-
-_EVENT = struct.Struct("iIII")  # struct inotify_event, less its name
-
-
-# a relative path of plain names (no "." or ".." part, no separator _paths_in cuts at)
-_PLAIN = re.compile(r"[\w-][\w.-]*(?:/[\w-][\w.-]*)*")
-
-
-def tmp_paths(texts) -> frozenset[str]:
-    """The paths under ``/tmp`` named in ``texts`` (normalised)."""
-    return frozenset().union(*map(_tmp_paths, texts))
-
-
-@functools.lru_cache(maxsize=4096)  # the same script and env values step after step
-def _tmp_paths(text: str) -> frozenset[str]:
-    """The absolute paths in ``text`` under ``/tmp``, normalised: ``sandbox``'s candidates
-    for re-sharing into a private ``/tmp``."""
-    out = set()
-    for c in sandbox._paths_in(text):
-        if c.startswith("/tmp/") or "/." in c or "//" in c:
-            c = os.path.normpath(c)
-            if c.startswith("/tmp/"):
-                out.add(c)
-    return frozenset(out)
 
 
 def _move(src: str, dst: str) -> None:
