@@ -122,6 +122,7 @@ def test_an_early_launch_whose_run_was_taken_over_is_cancelled(store):
     executor.before_launch = steal
     row = submit(store, load_resource(chain(6)))
     ctl = Controller(store, load_settings(), executor, owner="me")
+    ctl.hold_seconds = 0  # each turn committed at once (held turns: test_engine_holds)
     try:
         ctl.adopt(row.uid)
         end = time.monotonic() + 30

@@ -38,6 +38,7 @@ from chute.config import Settings
 from chute.engine import phases as P
 from chute.engine.commit import LOST, commit_decisions
 from chute.engine.crashpoints import after_flush, crash_point
+from chute.engine.holds import HeldCommits
 from chute.engine.launches import Launches
 from chute.engine.leases import Leases
 from chute.engine.nodes import Node
@@ -101,7 +102,7 @@ def store_lookup(store: Store) -> Callable[[str, str], dict | None]:
     return lookup
 
 
-class Controller(Leases, Launches):
+class Controller(Leases, Launches, HeldCommits):
     """Drives workflows through their node trees, persisting every transition."""
 
     def __init__(self, store: Store, settings: Settings, executor: X.Executor, *,
@@ -141,6 +142,7 @@ class Controller(Leases, Launches):
         self._repo = None
         # runs this build cannot replay (recorded in another state format): left alone
         self.refused: dict[str, IncompatibleRunError] = {}
+        self._init_holds()  # turns of reused-worker steps only, not committed yet
 
     @property
     def repository(self):
@@ -374,12 +376,17 @@ class Controller(Leases, Launches):
             if run not in runs:
                 runs.append(run)
         decisions = [(run, run.state.drain()) for run in runs]
-        if not any(not d.empty() for _, d in decisions) and not starting:
+        if not any(not d.empty() for _, d in decisions) and not starting and \
+                self.held_for() != 0.0:  # (a hold whose time is up is committed now)
             return False
         crash_point("flush.before_commit")
         # steps that cannot outlive this process start now, while the commit recording
         # them is written (see _launch_early); the others once it is
         specs = self._launch_early(starting, now) if starting else {}
+        if self._may_hold(decisions, starting, specs, now):  # (chute.engine.holds)
+            self._hold(decisions, starting, specs)
+            return True
+        decisions, starting, specs = self._with_held(decisions, starting, specs)
         try:
             dropped = commit_decisions(self.store, self.owner, self.lease_ttl, decisions,
                                        starting, now)
@@ -387,11 +394,13 @@ class Controller(Leases, Launches):
             self._cancel_early(starting, specs, "the controller could not record its launch")
             raise
         if dropped:  # not ours any more (or a duplicate launch): no write, no launch
+            for run, req in starting:  # their slots, but for a failed early launch's and
+                spec, early = specs.get((run.uid, req.node_id), (None, False))  # an early
+                if run.uid in dropped and (  # one's that ended (freed then)
+                        not early or (spec is not None and req.node_id in run.handles)):
+                    self.running -= 1
             self._cancel_early([(r, req) for r, req in starting if r.uid in dropped], specs,
                                "the controller no longer holds its workflow")
-            for run, req in starting:  # (a failed early launch freed its slot)
-                if run.uid in dropped and specs.get((run.uid, req.node_id)) != (None, True):
-                    self.running -= 1
             decisions = [(r, d) for r, d in decisions if r.uid not in dropped]
             starting = [(r, req) for r, req in starting if r.uid not in dropped]
             for uid, why in dropped.items():
@@ -426,6 +435,12 @@ class Controller(Leases, Launches):
                 self.on_done(run)
         return True
 
+    def close(self) -> None:
+        """Commit what is held (:mod:`chute.engine.holds`), then stop the heartbeat and give
+        up our leases (steps keep running)."""
+        self.commit_held()
+        super().close()
+
     def _drop(self, uid: str, why: str) -> None:
         """Stop driving run ``uid``: its steps keep running (handles forgotten, not
         killed) for the controller that owns it now, which re-attaches them."""
@@ -454,8 +469,9 @@ class Controller(Leases, Launches):
         reports it: at once), the next timer, or a poll interval."""
         running = sum(len(r.handles) for r in self.runs.values())
         wait = getattr(self.executor, "wait", None)
+        held = self.held_for()  # never past the commit of what is held
         if wait is not None and running:
-            delay = self.sweep_every
+            delay = self.sweep_every if held is None else min(self.sweep_every, held)
             timers = [t for r in self.runs.values() if (t := r.state.next_timer()) is not None]
             if timers:
                 delay = min(delay, min(timers) - self.clock())
@@ -472,7 +488,7 @@ class Controller(Leases, Launches):
         timers = [t for r in self.runs.values() if (t := r.state.next_timer()) is not None]
         if timers and not any(r.handles for r in self.runs.values()) and not self.queue:
             delay = max(self.poll_interval, min(1.0, min(timers) - self.clock()))
-        time.sleep(max(0.0, delay))
+        time.sleep(max(0.0, delay if held is None else min(delay, held)))
 
     def run_until_done(self, uids: Iterable[str], timeout: float | None = None) -> None:
         """Drive the given workflows (adopting them) until they all finish."""

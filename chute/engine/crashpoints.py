@@ -31,6 +31,8 @@ POINTS: dict[str, str] = {
     "flush.before_commit": "decisions are drained from the state but not committed",
     "flush.launched_early": "a step that dies with the controller (a reused worker's) was "
                             "started; the commit recording it Running is not written yet",
+    "flush.held": "a turn of reused-worker steps only (ended, and started early) is held "
+                  "for the next commit (chute.engine.holds); nothing of it is committed",
     "flush.committed": "a turn's decisions are committed; nothing acted on yet",
     "flush.running_committed": "pods are committed as Running but not launched",
     "launch.lineage_recorded": "a pod's consumed artifacts (lineage) are committed, pod not launched",
