@@ -171,6 +171,37 @@ def test_an_early_launch_held_when_its_run_was_taken_over_is_never_recorded(stor
     assert {d for d, _ in executor.cancelled} <= {str(s.step_dir) for s in executor.launched}
 
 
+def test_a_run_lost_while_held_is_let_go_of(store):
+    """The heartbeat finds the lease taken while turns of the run are held: the run is
+    dropped at the next turn with what is held of it, which is never committed, and the
+    slots its steps held are freed once (none counted twice)."""
+    executor = ReportingFakeExecutor(seconds=0.001, ephemeral=True)
+    row = submit(store, load_resource(chain(10)))
+    ctl = Controller(store, load_settings(), executor, owner="me")
+    ctl.hold_seconds = 60.0
+    try:
+        ctl.adopt(row.uid)
+        end = time.monotonic() + 30
+        while ctl.held_for() is None or len(ctl._held_starting) < 3:
+            assert time.monotonic() < end, "never held three steps"
+            if not ctl.turn():
+                ctl.wait_idle()
+        held = {req.node_id for _, req in ctl._held_starting}
+        with store.write() as s:
+            q.update_workflow(s, row.uid, lease_owner="thief",
+                              lease_expires_at=time.time() + 60)
+        ctl.renew_leases()  # as the heartbeat would: the run is lost
+        ctl.turn()
+        assert row.uid not in ctl.runs and ctl.held_for() is None
+        assert ctl.running == 0
+    finally:
+        ctl.close()
+        executor.close()
+    with store.read() as s:
+        launched = q.launched_attempts(s, [(row.uid, nid, 0) for nid in held])
+    assert not launched  # what was held was never written
+
+
 def test_close_commits_what_is_held(store):
     executor = ReportingFakeExecutor(seconds=0.001, ephemeral=True)
     row = submit(store, load_resource(chain(10)))

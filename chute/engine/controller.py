@@ -448,6 +448,7 @@ class Controller(Leases, Launches, HeldCommits):
             run = self.runs.pop(uid, None)
         if run is None:
             return
+        self._forget_held(uid)
         self.running -= len(run.handles)
         if uid not in self._dropped:  # once per run
             self._dropped.add(uid)

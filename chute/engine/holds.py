@@ -104,6 +104,17 @@ class HeldCommits:
         self._init_holds()
         return list(merged.values()), starting, specs
 
+    def _forget_held(self, uid: str) -> None:
+        """Let go of what is held of run ``uid``, which is no longer ours (its lease was
+        taken): never to be committed by us, its slots freed with the run's."""
+        if self._held_since is None:
+            return
+        self._held.pop(uid, None)
+        self._held_starting = [(r, req) for r, req in self._held_starting if r.uid != uid]
+        self._held_specs = {k: v for k, v in self._held_specs.items() if k[0] != uid}
+        if not self._held and not self._held_starting:
+            self._init_holds()
+
     def commit_held(self) -> None:
         """Commit what is held now (the controller closing); if that fails, its steps run
         again when the run is adopted, as after a crash."""
