@@ -126,6 +126,8 @@ class WorkerPool:
         self._results: OrderedDict[Path, StepResult] = OrderedDict()
         self._unpolled: set[Path] = set()
         self._requests = Requests()
+        # the worker started to take over from each worker past max_steps (see _last)
+        self._replacements: dict[WorkerProc, WorkerProc] = {}
         self._usable: set[tuple[str, ...]] = set()
         self._broken: set[tuple[str, ...]] = set()
         self._cond = threading.Condition(self._lock)  # the watchdog's
@@ -208,26 +210,30 @@ class WorkerPool:
             return
         idle = self._idle.setdefault(w.key, [])
         idle.append(w)
-        if any(o.steps < self.max_steps for o in idle):  # a worker to take over: those
-            for o in [o for o in idle if o.steps >= self.max_steps]:  # past it leave now
-                self._retire(o)
-                o.close_stdin()
+        for o in [o for o in idle if o.steps >= self.max_steps and self._replaced(o)]:
+            self._retire(o)  # spent, and its replacement is up (maybe w itself): it leaves
+            o.close_stdin()
 
     def _last(self, w: WorkerProc) -> bool:
         """Whether ``w``'s next step is its last (lock held): once it has run
-        ``max_steps``, and another worker of its module set is ready and idle to take
-        over. Until then ``w`` goes on, and a replacement is started (beyond ``size`` if
-        need be: ``w`` leaves once it is up). Retiring first left the next step waiting
-        for a new worker's start and imports (0.2 s: every 1,000th step of a chain)."""
+        ``max_steps`` and its replacement is up. Until then ``w`` goes on; the first time,
+        its replacement is started (beyond ``size``: ``w`` leaves once it is up).
+        Retiring first left the next step waiting for a new worker's start and imports
+        (0.2 s: every 1,000th step of a chain)."""
         if w.steps + 1 < self.max_steps:
             return False
-        if any(not o.gone for o in self._idle.get(w.key, ())):
+        if self._replaced(w):
             return True
-        workers = self._workers.setdefault(w.key, [])
-        if not any(not o.ready.is_set() for o in workers) and not self._closed and \
-                w.key not in self._broken:
-            workers.append(self._spawn(w.key))
+        new = self._replacements.get(w)
+        if (new is None or new.gone) and not self._closed and w.key not in self._broken:
+            new = self._replacements[w] = self._spawn(w.key)  # (again if the last one died)
+            self._workers.setdefault(w.key, []).append(new)
         return False
+
+    def _replaced(self, w: WorkerProc) -> bool:
+        """Whether the replacement started for ``w`` is up (lock held)."""
+        new = self._replacements.get(w)
+        return new is not None and new.ready.is_set() and not new.gone
 
     def _send(self, w: WorkerProc, job: _Job) -> bool:
         """Write the step's request to ``w`` (lock held); False if ``w`` is gone."""
@@ -436,6 +442,7 @@ class WorkerPool:
     def _retire(self, w: WorkerProc) -> None:
         """Take ``w`` out of the pool (lock held): it exits, or is being killed."""
         w.gone = True
+        self._replacements.pop(w, None)
         workers = self._workers.get(w.key, [])
         if w in workers:
             workers.remove(w)
