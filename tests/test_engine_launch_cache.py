@@ -26,7 +26,7 @@ def _run(spec: str, name: str = "lc"):
         d = st.drain()
         assert d.launches, "the run stalled"
         for req in d.launches:
-            tmpl, ctx = st.pods.templates[req.node_id]
+            tmpl, ctx = st.pods.templates[req.node_id][0], st.pods.ctx(st, req.node_id)
             node = st.nodes[req.node_id]
             pairs.append((req, launch_request("uid-lc", node.id, node.attempt, tmpl, ctx)))
             st.mark_running(req.node_id, f"/steps/{req.node_id}", now)

@@ -242,10 +242,11 @@ class Controller(Leases, Launches, HeldCommits):
         """One pass: results, timers, launches, commits. Whether anything happened."""
         now = self.clock()
         busy: set[str] = set()
-        with self._lock:
-            lost, self.lost = self.lost, set()
-        for uid in lost:  # another controller took it over: stop acting on it
-            self._drop(uid, LOST)
+        if self.lost:  # (the heartbeat adds to it, under the lock: most turns find none)
+            with self._lock:
+                lost, self.lost = self.lost, set()
+            for uid in lost:  # another controller took it over: stop acting on it
+                self._drop(uid, LOST)
         if self.runs and time.monotonic() - self._last_control > self.control_every:
             self._apply_control()
         ended = self._ended()

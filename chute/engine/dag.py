@@ -28,6 +28,10 @@ _RESULTS = ("Succeeded", "Failed", "Errored", "Skipped", "Daemoned", "AnySucceed
 _TOKEN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-]*(?:\.[A-Za-z]+)?")
 
 
+#: a decided task's branch phases, shared (never changed in place: see decide)
+_ONLY = {p: frozenset({p}) for p in (P.SUCCEEDED, P.FAILED, P.ERROR, P.SKIPPED)}
+
+
 def depends_names(text: str) -> list[str]:
     """Task names a ``depends`` expression refers to, in order of appearance."""
     names: list[str] = []
@@ -91,7 +95,7 @@ class DagFrame(Frame):
         self.group_pending: dict[str, int] = {}
         self.group_nodes: dict[str, Node] = {}
         self.child_task: dict[str, str] = {}
-        self.branch: dict[str, set[str]] = {}
+        self.branch: dict[str, set[str] | frozenset[str]] = {}
         self.gated: set[str] = set()
         self.call_of: dict[str, dict] = {}
         self.stopped = False
@@ -333,7 +337,7 @@ class DagFrame(Frame):
                 inherited |= self.branch.get(d, set())
             self.branch[tname] = inherited or {P.SUCCEEDED}
         else:
-            self.branch[tname] = {node.phase}
+            self.branch[tname] = _ONLY.get(node.phase) or {node.phase}
         self.undecided -= 1
         if node.phase in P.FAILED_OR_ERROR and not continues_on(self.tasks[tname], node.phase):
             if self.failure is None:

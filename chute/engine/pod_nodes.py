@@ -38,7 +38,9 @@ class Pods:
     a slot, and how many pods run."""
 
     def __init__(self) -> None:
-        self.templates: dict[str, tuple[dict, ChainMap]] = {}  # pod id -> (template, ctx)
+        # pod id -> [template, its variables (a ChainMap, made when first read: most pods'
+        # never are, see ctx()), the node, its retries]
+        self.templates: dict[str, list] = {}
         self.pending: deque[LaunchRequest] = deque()
         self.running = 0
         # id(template) -> [template (pinned: its id stays its own), its pod_vars, whether
@@ -52,11 +54,8 @@ class Pods:
         """Create the Pod node of ``tmpl`` and replay, re-attach, memoize or queue it."""
         node = st.add_node(name, display, P.POD, template_name=tmpl.get("name"),
                            boundary_id=boundary_id, parent=parent, inputs=inputs, owner=owner)
-        local = {"pod.name": node.id, "node.name": node.name,
-                 "retries": str(retry_attempt or 0)}
         entry = self._of(tmpl)
-        ctx = ChainMap(local, input_vars(inputs), entry[1], st.globals)
-        self.templates[node.id] = (tmpl, ctx)
+        self.templates[node.id] = [tmpl, None, node, retry_attempt]
         rec = st.recorded.get(node.id) if st.recorded else None
         if rec is not None and P.is_terminal(rec.phase):
             # Finished before a restart: take its recorded result, never run it again.
@@ -70,7 +69,7 @@ class Pods:
         memo = entry[4]
         # a pod still running from before a restart is not looked up, but it must still
         # store its result under its key when it succeeds
-        if memo and st.memo.hit(st, node, memo, ctx,
+        if memo and st.memo.hit(st, node, memo, self.ctx(st, node.id),
                                 lookup=rec is None or rec.phase == P.PENDING):
             return node
         if rec is not None and rec.phase == P.RUNNING and rec.step_dir:
@@ -81,7 +80,7 @@ class Pods:
             st._reattach.append(node)
             return node
         try:
-            req = self.request(st.plan.uid, node, tmpl, ctx, entry)
+            req = self.request(st, node, tmpl, entry)
         except ChuteError as exc:
             st.finish(node, P.ERROR, str(exc))
             return node
@@ -96,7 +95,20 @@ class Pods:
                                               memoize_of(tmpl)]
         return entry
 
-    def request(self, uid: str, node: Node, tmpl: dict[str, Any], ctx: ChainMap,
+    def ctx(self, st: RunState, pod_id: str) -> ChainMap:
+        """The variables a pod's template sees (``pod.name``, its inputs, its outputs'
+        paths, the globals), made on first use: a pod whose template has no tag and no
+        output parameter (a chain's no-op) never needs them."""
+        known = self.templates[pod_id]
+        if known[1] is None:
+            node = known[2]
+            local = {"pod.name": node.id, "node.name": node.name,
+                     "retries": str(known[3] or 0)}
+            known[1] = ChainMap(local, input_vars(node.inputs), self._of(known[0])[1],
+                                st.globals)
+        return known[1]
+
+    def request(self, st: RunState, node: Node, tmpl: dict[str, Any],
                 entry: list | None = None) -> LaunchRequest:
         """The launch request of ``node``'s current attempt. The request of a template
         whose launch fields hold no tag (most: an SDK step without inputs, a command) is
@@ -105,9 +117,11 @@ class Pods:
         nothing changes them)."""
         entry = entry or self._of(tmpl)
         if not entry[2]:
-            return launch_request(uid, node.id, node.attempt, tmpl, ctx)
+            return launch_request(st.plan.uid, node.id, node.attempt, tmpl,
+                                  self.ctx(st, node.id))
         if entry[3] is None:
-            entry[3] = launch_request(uid, node.id, node.attempt, tmpl, ctx)
+            entry[3] = launch_request(st.plan.uid, node.id, node.attempt, tmpl,
+                                      self.ctx(st, node.id))
             return entry[3]
         # a copy with this pod's ids (dataclasses.replace re-runs __init__ over every
         # field: several times the cost of this)
@@ -135,7 +149,10 @@ class Pods:
         """A pod attempt ended: collect its outputs and finish its node."""
         self.running -= 1
         known = self.templates.get(node.id)
-        tmpl, ctx = known if known is not None else ({}, ChainMap(st.globals))
+        tmpl = known[0] if known is not None else {}
+        # the variables only for output parameters (the only part that reads them)
+        ctx = (self.ctx(st, node.id) if known is not None else ChainMap(st.globals)) if (
+            (tmpl.get("outputs") or {}).get("parameters")) else {}
         outputs, error = collect_outputs(tmpl, outcome, ctx)
         node.outputs = outputs
         node.exit_code = outcome.exit_code

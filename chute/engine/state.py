@@ -234,9 +234,8 @@ class RunState:
         node = self.nodes.get(pod_id)
         if node is None or pod_id not in self.pods.templates:
             return None
-        tmpl, ctx = self.pods.templates[pod_id]
         try:
-            return self.pods.request(self.plan.uid, node, tmpl, ctx)
+            return self.pods.request(self, node, self.pods.templates[pod_id][0])
         except ChuteError:
             return None
 
