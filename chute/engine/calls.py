@@ -41,11 +41,11 @@ def _tagged(call: Mapping[str, Any]) -> tuple[Mapping[str, Any], frozenset[str] 
     if len(_TAGGED) >= _TAGGED_MAX:  # calls of runs long gone: start afresh
         _TAGGED.clear()
     tagged: set[str] | None = set()
-    for k, v in call.items():
-        if has_tags(k):
+    for k, v in call.items():  # (a str looked at here: has_tags' first case, inline)
+        if "{{" in k if type(k) is str else has_tags(k):
             tagged = None
             break
-        if has_tags(v):
+        if "{{" in v if type(v) is str else has_tags(v):
             tagged.add(k)
     keys = None if tagged is None else frozenset(tagged)
     plain = keys == frozenset() and not any(k in call for k in _SPECIAL)

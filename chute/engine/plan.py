@@ -97,17 +97,25 @@ def _apply_defaults(templates: list[dict[str, Any]], defaults: dict[str, Any] | 
 
 
 def _refs_in(value: Any, out: set[tuple[str, str]]) -> None:
-    """Collect (kind, name) of every templateRef inside ``value``."""
-    if isinstance(value, dict):
-        ref = value.get("templateRef")
-        if isinstance(ref, dict) and ref.get("name"):
-            kind = "ClusterWorkflowTemplate" if ref.get("clusterScope") else "WorkflowTemplate"
-            out.add((kind, ref["name"]))
-        for v in value.values():
-            _refs_in(v, out)
-    elif isinstance(value, list):
-        for v in value:
-            _refs_in(v, out)
+    """Collect (kind, name) of every templateRef inside ``value``. (A walk over the dicts
+    and lists only, with a stack: a call per string was most of it, for every task.)"""
+    stack = [value]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            ref = value.get("templateRef")
+            if isinstance(ref, dict) and ref.get("name"):
+                kind = ("ClusterWorkflowTemplate" if ref.get("clusterScope")
+                        else "WorkflowTemplate")
+                out.add((kind, ref["name"]))
+            items = value.values()
+        elif isinstance(value, list):
+            items = value
+        else:
+            continue
+        for v in items:
+            if isinstance(v, dict | list):
+                stack.append(v)
 
 
 def merge_workflow_template(spec: dict[str, Any], lookup: TemplateLookup) -> dict[str, Any]:
