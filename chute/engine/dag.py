@@ -330,7 +330,7 @@ class DagFrame(Frame):
         if node.type == P.TASK_GROUP:
             self.local.update(group_vars(prefix, node, self.group_children.get(tname, [])))
         else:
-            self.local.update(node_vars(prefix, node))
+            node_vars(prefix, node, self.local)
         if node.phase == P.OMITTED:
             inherited: set[str] = set()
             for d in self.deps[tname]:

@@ -14,9 +14,8 @@ FNV_32_OFFSET = 0x811C9DC5
 def fnv1a_32(data: bytes, h: int = FNV_32_OFFSET) -> int:
     """32-bit FNV-1a hash (what Argo uses for node ids); ``h``: the hash of the bytes
     before ``data`` (FNV-1a is a running state), to continue from."""
-    for b in data:
-        h ^= b
-        h = (h * 0x01000193) & 0xFFFFFFFF
+    for b in data:  # one statement a byte: half the time of two (a chain's every node)
+        h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
     return h
 
 

@@ -195,13 +195,14 @@ def input_vars(inputs: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
-def node_vars(prefix: str, node: Node) -> dict[str, str]:
-    """What ``steps.X.*`` / ``tasks.X.*`` expose about one finished node."""
-    out: dict[str, str] = {
-        f"{prefix}.id": node.id,
-        f"{prefix}.ip": "127.0.0.1",
-        f"{prefix}.status": node.phase,
-    }
+def node_vars(prefix: str, node: Node, out: dict[str, str] | None = None) -> dict[str, str]:
+    """What ``steps.X.*`` / ``tasks.X.*`` expose about one finished node (set in ``out``,
+    a scope's own dict, if given: no dict made and copied per decided task)."""
+    if out is None:
+        out = {}
+    out[f"{prefix}.id"] = node.id
+    out[f"{prefix}.ip"] = "127.0.0.1"
+    out[f"{prefix}.status"] = node.phase
     if node.started_at is not None:
         out[f"{prefix}.startedAt"] = rfc3339(node.started_at) or ""
     if node.finished_at is not None:
