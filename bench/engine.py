@@ -23,7 +23,9 @@ real executors push theirs, so the controller sleeps and wakes as in a real run.
 commits and waits per step. Its attempts die with the process, as reused workers' steps
 do, so the controller launches them while the commit recording them is written
 (``Controller._launch_early``); ``--durable-launches``: as for process steps, only once
-committed.
+committed. A turn of such steps only is committed with the next ones, within
+``--hold-ms`` (default: the controller's, 2; 0: each turn committed on its own:
+:mod:`chute.engine.holds`).
 """
 
 from __future__ import annotations
@@ -117,7 +119,7 @@ def run_engine(doc: dict, home: Path, max_running: int, fake: bool = False
 
 
 def run_controller(doc: dict, home: Path, max_running: int, step_s: float,
-                   ephemeral: bool = True) -> dict[str, float]:
+                   ephemeral: bool = True, hold_ms: float | None = None) -> dict[str, float]:
     """One run on the reporting fake executor: wall and driver-thread CPU seconds, and
     the controller's turns, commits and waits."""
     from chute.engine import controller as controller_module
@@ -128,6 +130,8 @@ def run_controller(doc: dict, home: Path, max_running: int, step_s: float,
     row = submit(store, load_resource(doc))
     executor = ReportingFakeExecutor(seconds=step_s, ephemeral=ephemeral)
     ctl = Controller(store, settings, executor, max_running=max_running)
+    if hold_ms is not None:
+        ctl.hold_seconds = hold_ms / 1000
     counts = {"turns": 0, "commits": 0}
     turn, commit = ctl.turn, controller_module.commit_decisions
 
@@ -169,10 +173,11 @@ def controller_main(args) -> None:
         for _ in range(args.repeat):
             with tempfile.TemporaryDirectory(dir=base) as tmp:
                 runs.append(run_controller(doc, Path(tmp), args.max_running, args.step_ms / 1000,
-                                           not args.durable_launches))
+                                           not args.durable_launches, args.hold_ms))
         med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
         print(label, json.dumps({
             "steps": n, "step_ms": args.step_ms, "early_launch": not args.durable_launches,
+            "hold_ms": args.hold_ms,
             "wall_ms_per_step": round(1000 * med["wall"] / n, 3),
             "driver_cpu_ms_per_step": round(1000 * med["cpu"] / n, 3),
             "driver_cpu_ms_per_step_all": [round(1000 * r["cpu"] / n, 3) for r in runs],
@@ -194,6 +199,8 @@ def main() -> None:
     ap.add_argument("--durable-launches", action="store_true",
                     help="--controller: launch only once committed (as process steps)")
     ap.add_argument("--repeat", type=int, default=3, help="--controller: runs per shape")
+    ap.add_argument("--hold-ms", type=float, help="--controller: the controller's held-commit "
+                    "time (default its own; 0: none)")
     ap.add_argument("--home-dir", help="--controller: where the homes go (default /dev/shm)")
     args = ap.parse_args()
     if args.controller:
