@@ -558,6 +558,7 @@ def test_many_steps_through_recycled_workers(tmp_path):
     n = 3000
     source = build_source(pid)
     with PythonExecutor(reuse=True, pool_size=2) as ex:
+        ex._pool().max_steps = 500
         t0 = time.perf_counter()
         handles = [ex.launch(LaunchSpec(
             workflow_uid="wf", node_id=f"s{i}", attempt=0, step_dir=tmp_path / f"s{i}",
@@ -577,7 +578,9 @@ def test_many_steps_through_recycled_workers(tmp_path):
         assert not pending
     assert all(r.outcome == SUCCEEDED for r in results)
     pids = {out(r) for r in results}
-    assert len(pids) >= n // 1000 + 1  # recycled after max_steps (1000) each
+    # recycled: replacements took over (each spent worker goes on until its own is up,
+    # so how many ran depends on how fast they came up; 2 would mean none did)
+    assert len(pids) >= 3, len(pids)
     print(f"{n} steps, pool of 2: {1e3 * wall / n:.3f} ms/step wall, {len(pids)} workers")
 
 

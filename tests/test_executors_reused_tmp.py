@@ -199,7 +199,11 @@ def test_a_deleted_private_tmp_is_made_again(root):
     with PythonExecutor(reuse=True, pool_size=1) as ex:
         first = run(ex, step(root, litter, name="s0", inputs={"tag": "a"}))
         old = worker_tmp(ex)
-        shutil.rmtree(old)  # e.g. its parent directory deleted from outside
+        # e.g. its parent directory deleted from outside; the worker may still be making
+        # the next step's directory there (after its reply): again until it is gone
+        end = time.monotonic() + 10
+        while os.path.exists(old):
+            shutil.rmtree(old, ignore_errors=time.monotonic() < end)
         s = step(root, litter, name="s1", inputs={"tag": "b"})
         second = run(ex, s)
         assert second.outcome == SUCCEEDED and out(second)["pid"] == out(first)["pid"]

@@ -70,7 +70,11 @@ from chute.executors.worker_proc import (
     reply_result,
 )
 
-MAX_STEPS = 1000  # steps a worker runs before it is recycled (bounds any slow leak)
+# steps a worker runs before it is recycled (bounds any slow leak). A replacement's start
+# and imports cost 0.2 s of CPU with the SDK runtime's modules alone (more with numpy or
+# pandas): every 1,000 steps that was 0.2 ms or more of CPU per step, as much as the rest
+# of a no-op step's; Celery and gunicorn do not recycle workers at all by default
+MAX_STEPS = 10_000
 READY_TIMEOUT = 60.0  # seconds the first worker of a module set may take to import them
 KEEP_RESULTS = 4096  # results kept after they were polled (a handle polled twice)
 
