@@ -24,21 +24,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from chute.dsl import component
+from worker_pool import noop, one  # bench/worker_pool.py's steps
+
 from chute.dsl.script import build_source
 from chute.executors.base import LaunchSpec
 from chute.executors.warm_worker import preload_modules
-
-
-@component
-def noop() -> None:
-    """Nothing at all."""
-
-
-@component
-def one() -> int:
-    """An output parameter, which the step writes in its private /tmp."""
-    return 1
 
 
 def instructions(n: int, source: str, outs: list[str], root: str) -> int:

@@ -108,11 +108,12 @@ def test_no_early_launch_when_the_lease_is_close_to_its_end(store):
     assert set(executor.seen.values()) == {"Running"}, executor.seen
 
 
-def test_an_early_launch_whose_run_was_taken_over_is_cancelled(store):
-    executor = Watching(store, ephemeral=True)
+def steal_at_t3(store, executor: Watching) -> list:
+    """Have another controller claim the run as its 4th step (t3) launches; the step
+    directories of the launches it claimed at (filled as it happens)."""
     stolen = []
 
-    def steal(spec):  # another controller claims the run as its 4th step (t3) launches
+    def steal(spec):
         if len(executor.seen) == 3:
             with store.write() as s:
                 q.update_workflow(s, spec.workflow_uid, lease_owner="thief",
@@ -120,15 +121,26 @@ def test_an_early_launch_whose_run_was_taken_over_is_cancelled(store):
             stolen.append(spec.step_dir)
 
     executor.before_launch = steal
+    return stolen
+
+
+def drive(ctl: Controller, uid: str) -> None:
+    """Turn ``ctl`` until it no longer drives run ``uid`` (30 s at most)."""
+    ctl.adopt(uid)
+    end = time.monotonic() + 30
+    while uid in ctl.runs and time.monotonic() < end:
+        if not ctl.turn():
+            ctl.wait_idle()
+
+
+def test_an_early_launch_whose_run_was_taken_over_is_cancelled(store):
+    executor = Watching(store, ephemeral=True)
+    stolen = steal_at_t3(store, executor)
     row = submit(store, load_resource(chain(6)))
     ctl = Controller(store, load_settings(), executor, owner="me")
     ctl.hold_seconds = 0  # each turn committed at once (held turns: test_engine_holds)
     try:
-        ctl.adopt(row.uid)
-        end = time.monotonic() + 30
-        while row.uid in ctl.runs and time.monotonic() < end:
-            if not ctl.turn():
-                ctl.wait_idle()
+        drive(ctl, row.uid)
     finally:
         executor.close()
     assert stolen, "t3 never launched"

@@ -22,7 +22,7 @@ from chute.engine.submit import submit
 from chute.spec.loader import load_resource
 from chute.store import queries as q
 from chute.store.db import open_store
-from tests.test_engine_early_launch import Watching
+from tests.test_engine_early_launch import Watching, drive, steal_at_t3
 from tests.test_engine_turns import chain, fanout
 
 
@@ -137,25 +137,12 @@ def test_a_hold_is_committed_when_its_time_is_up_not_at_the_next_event(store):
 
 def test_an_early_launch_held_when_its_run_was_taken_over_is_never_recorded(store):
     executor = Watching(store, ephemeral=True)
-    stolen = []
-
-    def steal(spec):  # another controller claims the run as its 4th step (t3) launches
-        if len(executor.seen) == 3:
-            with store.write() as s:
-                q.update_workflow(s, spec.workflow_uid, lease_owner="thief",
-                                  lease_expires_at=time.time() + 60)
-            stolen.append(spec.node_id)
-
-    executor.before_launch = steal
+    stolen = steal_at_t3(store, executor)
     row = submit(store, load_resource(chain(8)))
     ctl = Controller(store, load_settings(), executor, owner="me")
     ctl.hold_seconds = 0.5
     try:
-        ctl.adopt(row.uid)
-        end = time.monotonic() + 30
-        while row.uid in ctl.runs and time.monotonic() < end:
-            if not ctl.turn():
-                ctl.wait_idle()
+        drive(ctl, row.uid)
     finally:
         executor.close()
     assert stolen, "t3 never launched"
@@ -180,13 +167,7 @@ def test_a_run_lost_while_held_is_let_go_of(store):
     ctl = Controller(store, load_settings(), executor, owner="me")
     ctl.hold_seconds = 60.0
     try:
-        ctl.adopt(row.uid)
-        end = time.monotonic() + 30
-        while ctl.held_for() is None or len(ctl._held_starting) < 3:
-            assert time.monotonic() < end, "never held three steps"
-            if not ctl.turn():
-                ctl.wait_idle()
-        held = {req.node_id for _, req in ctl._held_starting}
+        held = _hold_three(ctl, row.uid)
         with store.write() as s:
             q.update_workflow(s, row.uid, lease_owner="thief",
                               lease_expires_at=time.time() + 60)
@@ -208,13 +189,7 @@ def test_close_commits_what_is_held(store):
     ctl = Controller(store, load_settings(), executor)
     ctl.hold_seconds = 60.0
     try:
-        ctl.adopt(row.uid)
-        end = time.monotonic() + 30
-        while ctl.held_for() is None or len(ctl._held_starting) < 3:
-            assert time.monotonic() < end, "never held three steps"
-            if not ctl.turn():
-                ctl.wait_idle()
-        held = {req.node_id for _, req in ctl._held_starting}
+        held = _hold_three(ctl, row.uid)
     finally:
         ctl.close()
         executor.close()
@@ -227,6 +202,17 @@ def test_close_commits_what_is_held(store):
     assert launched == held  # their launches recorded at close
     assert all(phases[nid] in ("Running", "Succeeded") for nid in held), phases
     assert wf.lease_owner is None  # and the lease given up after
+
+
+def _hold_three(ctl: Controller, uid: str) -> set[str]:
+    """Adopt run ``uid`` and turn until three of its steps' launches are held; their ids."""
+    ctl.adopt(uid)
+    end = time.monotonic() + 30
+    while ctl.held_for() is None or len(ctl._held_starting) < 3:
+        assert time.monotonic() < end, "never held three steps"
+        if not ctl.turn():
+            ctl.wait_idle()
+    return {req.node_id for _, req in ctl._held_starting}
 
 
 def _node(nid: str, phase: str = "Running") -> Node:
