@@ -44,7 +44,10 @@ spec:
       tasks:
       - {name: gen, template: gen}
       - {name: approve, template: approve}
-      - {name: fast-a, template: fast, arguments: {parameters: [{name: cmd, value: ". LIB; mark fast-a"}]}}
+      - name: fast-a
+        template: fast
+        dependencies: [use]
+        arguments: {parameters: [{name: cmd, value: ". LIB; mark fast-a"}]}
       - name: fast-b
         template: fast
         dependencies: [fast-a]
@@ -131,7 +134,8 @@ STEPS = {"gen": 1, "fan-1": 1, "fan-2": 1, "fan-3": 1, "flaky": 2, "memo-a": 1, 
 # Steps run in a reused worker (the second one launched early, before its commit): such a
 # step dies with its controller and its end is recorded only by the controller's commit,
 # so a crash from its start to that commit runs it again (at-least-once): at most one
-# re-run per crash, whenever the crash landed
+# re-run per crash, whenever the crash landed. They run last, alone: the turn in which
+# fast-a ends and fast-b starts has nothing else in it, so it is held (flush.held)
 REUSED = {"fast-a", "fast-b"}
 
 
