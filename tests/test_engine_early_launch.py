@@ -56,9 +56,13 @@ class Watching(ReportingFakeExecutor):
         super().cancel(handle, reason)
 
 
-def _run(store, doc, executor, **kw):
+def run_doc(store, doc, executor, hold: float | None = None, **kw):
+    """Run ``doc`` to its end on ``executor`` (``hold``: the controller's hold_seconds);
+    (workflow row, pod rows, events)."""
     row = submit(store, load_resource(doc))
     ctl = Controller(store, load_settings(), executor, **kw)
+    if hold is not None:
+        ctl.hold_seconds = hold
     try:
         ctl.run_until_done([row.uid], timeout=60)
     finally:
@@ -74,12 +78,17 @@ def _run(store, doc, executor, **kw):
 @pytest.mark.parametrize("doc", [chain(30), fanout(40)], ids=["chain", "fanout"])
 def test_ephemeral_steps_launch_before_their_commit_and_all_is_recorded(store, doc):
     executor = Watching(store, ephemeral=True)
-    wf, pods, events = _run(store, doc, executor)
+    wf, pods, events = run_doc(store, doc, executor)
     assert wf.phase == "Succeeded", wf.message
     assert len(executor.seen) == len(pods) == len(doc["spec"]["templates"][0]["dag"]["tasks"])
     # launched before the commit that records them: no row, or still Pending
     assert set(executor.seen.values()) <= {None, "Pending"}, executor.seen
     assert all(p.phase == "Succeeded" for p in pods)
+    journaled(pods, events)
+
+
+def journaled(pods, events) -> None:
+    """Every pod's start and end in the journal, each end once."""
     running = {e.node_id for e in events if e.to_phase == "Running"}
     done = [e.node_id for e in events if e.to_phase == "Succeeded" and e.node_id]
     assert {p.node_id for p in pods} <= running  # every launch journaled
@@ -88,7 +97,7 @@ def test_ephemeral_steps_launch_before_their_commit_and_all_is_recorded(store, d
 
 def test_other_steps_launch_only_once_committed_running(store):
     executor = Watching(store, ephemeral=False)
-    wf, _, _ = _run(store, chain(10), executor)
+    wf, _, _ = run_doc(store, chain(10), executor)
     assert wf.phase == "Succeeded", wf.message
     assert len(executor.seen) == 10 and set(executor.seen.values()) == {"Running"}
 
@@ -103,7 +112,7 @@ def test_no_early_launch_when_the_lease_is_close_to_its_end(store):
         return t[0]
 
     executor = Watching(store, ephemeral=True)
-    wf, _, _ = _run(store, chain(5), executor, lease_ttl=ttl, clock=clock)
+    wf, _, _ = run_doc(store, chain(5), executor, lease_ttl=ttl, clock=clock)
     assert wf.phase == "Succeeded", wf.message
     assert set(executor.seen.values()) == {"Running"}, executor.seen
 

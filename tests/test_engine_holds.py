@@ -22,7 +22,7 @@ from chute.engine.submit import submit
 from chute.spec.loader import load_resource
 from chute.store import queries as q
 from chute.store.db import open_store
-from tests.test_engine_early_launch import Watching, drive, steal_at_t3
+from tests.test_engine_early_launch import Watching, drive, journaled, run_doc, steal_at_t3
 from tests.test_engine_turns import chain, fanout
 
 
@@ -46,40 +46,16 @@ def _count_commits(monkeypatch) -> list[int]:
     return commits
 
 
-def _run(store, doc, executor, hold: float):
-    row = submit(store, load_resource(doc))
-    ctl = Controller(store, load_settings(), executor)
-    ctl.hold_seconds = hold
-    try:
-        ctl.run_until_done([row.uid], timeout=60)
-    finally:
-        ctl.close()
-        executor.close()
-    with store.read() as s:
-        wf = q.get_workflow(s, row.uid)
-        pods = [n for n in q.nodes_of(s, row.uid) if n.type == "Pod"]
-        events = q.events_of(s, row.uid)
-    return wf, pods, events
-
-
-def _journaled(pods, events) -> None:
-    """Every pod's start and end in the journal, each end once."""
-    running = {e.node_id for e in events if e.to_phase == "Running"}
-    done = [e.node_id for e in events if e.to_phase == "Succeeded" and e.node_id]
-    assert {p.node_id for p in pods} <= running
-    assert sorted(done) == sorted(set(done)) and set(done) >= {p.node_id for p in pods}
-
-
 @pytest.mark.parametrize("doc", [chain(40), fanout(60)], ids=["chain", "fanout"])
 def test_a_chain_of_reused_steps_commits_several_steps_at_once(store, doc, monkeypatch):
     commits = _count_commits(monkeypatch)
     # steps of 1 ms: a hold of 0.5 s covers many turns (bounded by HOLD_STEPS)
-    wf, pods, events = _run(store, doc, ReportingFakeExecutor(seconds=0.001, ephemeral=True),
+    wf, pods, events = run_doc(store, doc, ReportingFakeExecutor(seconds=0.001, ephemeral=True),
                             hold=0.5)
     assert wf.phase == "Succeeded", wf.message
     assert all(p.phase == "Succeeded" for p in pods) and len(pods) == len(
         doc["spec"]["templates"][0]["dag"]["tasks"])
-    _journaled(pods, events)
+    journaled(pods, events)
     started = [n for n in commits if n]
     assert sum(started) == len(pods)  # every launch recorded, once
     assert len(commits) < len(pods) / 2, commits  # several steps a commit
@@ -89,21 +65,21 @@ def test_a_chain_of_reused_steps_commits_several_steps_at_once(store, doc, monke
 
 def test_without_holds_each_turn_commits(store, monkeypatch):
     commits = _count_commits(monkeypatch)
-    wf, pods, events = _run(store, chain(20), ReportingFakeExecutor(seconds=0.001,
+    wf, pods, events = run_doc(store, chain(20), ReportingFakeExecutor(seconds=0.001,
                                                                     ephemeral=True), hold=0)
     assert wf.phase == "Succeeded", wf.message
     assert [n for n in commits if n] == [1] * 20  # a commit for each step's launch
-    _journaled(pods, events)
+    journaled(pods, events)
 
 
 def test_other_steps_are_never_held(store, monkeypatch):
     commits = _count_commits(monkeypatch)
     executor = Watching(store, ephemeral=False)
-    wf, pods, events = _run(store, chain(10), executor, hold=0.5)
+    wf, pods, events = run_doc(store, chain(10), executor, hold=0.5)
     assert wf.phase == "Succeeded", wf.message
     assert set(executor.seen.values()) == {"Running"}  # committed before each launch
     assert [n for n in commits if n] == [1] * 10
-    _journaled(pods, events)
+    journaled(pods, events)
 
 
 def test_a_hold_is_committed_when_its_time_is_up_not_at_the_next_event(store):
@@ -129,10 +105,10 @@ def test_a_hold_is_committed_when_its_time_is_up_not_at_the_next_event(store):
             return super().launch(spec)
 
     executor = Checking()
-    wf, pods, events = _run(store, chain(4), executor, hold=0.005)
+    wf, pods, events = run_doc(store, chain(4), executor, hold=0.005)
     assert wf.phase == "Succeeded", wf.message
     assert executor.at_end == {f"t{i}": "Running" for i in range(4)}, executor.at_end
-    _journaled(pods, events)
+    journaled(pods, events)
 
 
 def test_an_early_launch_held_when_its_run_was_taken_over_is_never_recorded(store):
