@@ -20,6 +20,22 @@ from tests.fixtures.engine_stack import Stack
 from tests.fixtures.postgres import postgres_server, postgres_url  # noqa: F401
 
 
+def live_workers(parent: int) -> list:
+    """The live ``--worker-of`` children of ``parent``. Other children come and go (a
+    killed worker is a zombie until reaped; an import runs ``file`` at start-up): a
+    child that is gone or a zombie by the time it is read is not one."""
+    import psutil
+
+    live = []
+    for p in psutil.Process(parent).children():
+        try:
+            if p.status() != psutil.STATUS_ZOMBIE and "--worker-of" in p.cmdline():
+                live.append(p)
+        except psutil.Error:
+            continue
+    return live
+
+
 def run_d2(tmp_path, runs: int, steps: int, workers: int, db_url: str | None,
            timeout: float) -> dict:
     """D-2 with ``workers`` controller workers; its figures."""
@@ -72,29 +88,16 @@ def test_a_killed_worker_is_replaced_and_its_runs_are_adopted(tmp_path):
     import threading
     import time
 
-    import psutil
-
     stack = Stack(tmp_path / "home", workers=2).start()
     names = [f"kw-{i}" for i in range(12)]
     try:
-        def children() -> list:
-            """The live workers (a killed one is a zombie until the parent reaps it)."""
-            live = []
-            for p in psutil.Process(stack.ctl.pid).children():
-                try:
-                    if p.status() != psutil.STATUS_ZOMBIE and "--worker-of" in p.cmdline():
-                        live.append(p)
-                except psutil.Error:
-                    continue
-            return live
-
         killed: list[int] = []
 
         def kill_one():
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
                 if any(v == "Running" for v in stack.phases(names).values()):
-                    victim = children()[0]
+                    victim = live_workers(stack.ctl.pid)[0]
                     os.kill(victim.pid, signal.SIGKILL)
                     killed.append(victim.pid)
                     return
@@ -110,10 +113,11 @@ def test_a_killed_worker_is_replaced_and_its_runs_are_adopted(tmp_path):
         # runs may beat: wait for it
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and (
-                killed[0] in [p.pid for p in children()] or len(children()) != 2):
+                killed[0] in (pids := [p.pid for p in live_workers(stack.ctl.pid)])
+                or len(pids) != 2):
             time.sleep(0.1)
-        assert killed[0] not in [p.pid for p in children()]
-        assert len(children()) == 2  # the parent replaced the dead worker
+        assert killed[0] not in pids
+        assert len(pids) == 2  # the parent replaced the dead worker
     finally:
         logs = stack.stop()
     assert f"controller worker {killed[0]} exited" in logs
@@ -233,14 +237,13 @@ def test_workers_stop_when_their_parent_dies(tmp_path):
                                   stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 60
-        while len(workers := [p for p in psutil.Process(parent.pid).children()
-                              if "--worker-of" in p.cmdline()]) < 2:
+        while len(workers := live_workers(parent.pid)) < 2:
             assert time.monotonic() < deadline, stack.ctl_log.read_text()
             time.sleep(0.1)
         os.kill(parent.pid, signal.SIGKILL)
         t0 = time.monotonic()
         parent.wait()
-        gone, alive = psutil.wait_procs(workers, timeout=30)
+        _, alive = psutil.wait_procs(workers, timeout=30)
         assert alive == [], stack.ctl_log.read_text()
         assert time.monotonic() - t0 < 20  # not the lease running out (60 s here)
         print(f"workers gone {time.monotonic() - t0:.1f} s after their parent")

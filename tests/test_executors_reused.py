@@ -159,8 +159,23 @@ def no_process_files(spec: LaunchSpec) -> bool:
                    ("launch.json", "supervisor.pid", "step.pid", "status.json"))
 
 
-def gone(pid: int) -> bool:
-    return not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
+def gone(*pids: int, within: float = 0.0) -> bool:
+    """Whether every one of ``pids`` has exited (a zombie has), waiting up to ``within``
+    seconds for it: a retired worker exits on its own after its reply, and its exit (its
+    mount namespace torn down) can take a while on a loaded machine."""
+    end = time.monotonic() + within
+    while True:
+        left = [p for p in pids if psutil.pid_exists(p) and _status(p) != "zombie"]
+        if not left or time.monotonic() >= end:
+            return not left
+        time.sleep(0.02)
+
+
+def _status(pid: int) -> str:
+    try:
+        return psutil.Process(pid).status()
+    except psutil.NoSuchProcess:
+        return "zombie"
 
 
 # ---------------------------------------------------------------- reuse and isolation
@@ -286,7 +301,7 @@ def test_a_failed_step_retires_its_worker(tmp_path):
         before = out(run(ex, step(tmp_path, exit_with, name="before", inputs={"code": 0})))
         assert run(ex, step(tmp_path, exit_with, name="x", inputs={"code": 2})).exit_code == 2
         after = out(run(ex, step(tmp_path, exit_with, name="after", inputs={"code": 0})))
-        assert before != after and gone(int(before))
+        assert before != after and gone(int(before), within=10)
 
 
 @pytest.mark.parametrize(("code", "exit_code", "sig"), [(107, 7, None), (-9, 137, 9)])
@@ -342,7 +357,7 @@ def test_cancel_stops_a_running_and_a_queued_step(tmp_path):
         ex.cancel(h, "stop it")
         r = wait(ex, h)
         assert (r.outcome, r.message) == (CANCELLED, "stop it")
-        assert gone(int(pidfile.read_text())) and gone(worker)
+        assert gone(int(pidfile.read_text())) and gone(worker, within=10)
 
 
 # ---------------------------------------------------------------- hygiene and the pool
@@ -355,7 +370,7 @@ def test_a_step_that_leaves_a_thread_is_followed_by_a_new_worker(tmp_path):
             r = run(ex, s)
             assert r.outcome == SUCCEEDED
             nxt = out(run(ex, step(tmp_path, pid, name=f"next{daemon}")))
-            assert nxt != out(r) and gone(int(out(r)))
+            assert nxt != out(r) and gone(int(out(r)), within=10)
         # a non-daemon thread is joined first, as at interpreter exit: its output is logged
         assert ("stdout", "late") in log_lines(s)
 
@@ -379,10 +394,7 @@ def test_workers_are_recycled_after_max_steps(tmp_path):
         pids.append(out(run(ex, step(tmp_path, pid, name="s3"))))
         assert pids[3] != pids[0]
         assert pool.worker_pids()[key] == [int(pids[3])]
-        end = time.monotonic() + 10
-        while not gone(first) and time.monotonic() < end:
-            time.sleep(0.05)
-        assert gone(first)
+        assert gone(first, within=10)
 
 
 def test_a_chain_never_waits_for_a_recycled_workers_replacement(tmp_path):
@@ -532,10 +544,7 @@ def test_workers_and_their_steps_die_with_the_controller(tmp_path):
         assert not gone(worker) and not gone(child)
         ctl.kill()  # no close(), no goodbye: the worker's stdin just closes
         ctl.wait()
-        end = time.monotonic() + 5
-        while not (gone(worker) and gone(child)) and time.monotonic() < end:
-            time.sleep(0.02)
-        assert gone(worker) and gone(child)
+        assert gone(worker, child, within=5)
     finally:
         ctl.kill()
         ctl.wait()
