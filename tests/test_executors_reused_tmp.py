@@ -327,3 +327,85 @@ def test_a_steps_directory_is_the_one_made_ahead_and_made_anew_elsewhere(var_tmp
             finally:
                 shutil.rmtree(shm, ignore_errors=True)
     assert not os.listdir(var_tmp / WORKERS_DIR)  # nothing left once the worker is gone
+
+
+# ---------------------------------------------------------------- held binds
+
+
+@component
+def write_to(path: str, text: str) -> str:
+    import json
+    import os
+
+    with open(path, "w") as fh:
+        fh.write(text)
+    with open("/tmp/own.txt", "w") as fh:
+        fh.write("mine")
+    return json.dumps({"pid": os.getpid(), "seen": sorted(os.listdir("/tmp"))})
+
+
+@pytest.fixture
+def env_dir(monkeypatch):
+    """A host directory right below /tmp that the controller's environment names (as a
+    shell that was there leaves ``OLDPWD``)."""
+    d = Path(tempfile.mkdtemp(prefix="chute-env-", dir="/tmp"))
+    (d / "there.txt").write_text("on the host")
+    monkeypatch.setenv("OLDPWD", str(d))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def binds(pid: int, path: Path) -> list[str]:
+    """The mount ids at ``path`` in the worker's mountinfo."""
+    lines = Path(f"/proc/{pid}/mountinfo").read_text().splitlines()
+    return [x.split()[0] for x in lines if x.split()[4] == str(path)]
+
+
+def test_a_tmp_directory_the_environment_names_is_bound_once_for_every_step(
+        env_dir, var_tmp):
+    root = var_tmp / "steps"
+    with PythonExecutor(reuse=True, pool_size=1) as ex:
+        first = out(run(ex, step(root, look, name="l0", inputs={"path": str(env_dir / "there.txt")})))
+        assert first["exists"] is True  # as a process step: the env's path is re-shared
+        pid = first["pid"]
+        (mount,) = binds(pid, env_dir)  # still bound between steps
+        w = step(root, write_to, name="w", inputs={"path": str(env_dir / "new.txt"), "text": "x"})
+        wrote = out(run(ex, w))
+        assert wrote["pid"] == pid and wrote["seen"] == [env_dir.name, "own.txt"]
+        assert (env_dir / "new.txt").read_text() == "x"  # written on the host
+        # the step's own leftovers go to its step directory; the bound directory stays
+        assert sorted(os.listdir(w.step_dir / "root" / "tmp")) == ["outputs", "own.txt"]
+        during = out(run(ex, step(root, mounts, name="m")))
+        assert during["tmp"] == ["/tmp", str(env_dir)]
+        assert binds(pid, env_dir) == [mount]  # the same bind all along: none per step
+    assert sorted(os.listdir(env_dir)) == ["new.txt", "there.txt"]  # nothing moved away
+
+
+def test_a_held_directory_is_let_go_of_when_not_named_gone_or_private(
+        env_dir, var_tmp, monkeypatch):
+    root = var_tmp / "steps"
+
+    def seen(name: str, **kw) -> list[str]:
+        """What a step (named nothing under /tmp by its own texts) finds in /tmp."""
+        spec = step(root, look, name=name, inputs={"path": "/tmp/chute-none"}, **kw)
+        found = out(run(ex, spec))
+        assert found["pid"] == pid  # one worker all along
+        return found["seen"]
+
+    with PythonExecutor(reuse=True, pool_size=1) as ex:
+        pid = out(run(ex, step(root, look, name="l0", inputs={"path": "/"})))["pid"]
+        assert seen("l1") == [env_dir.name] and len(binds(pid, env_dir)) == 1
+        # a step with a private path in it: not re-shared for that step (as sandbox)
+        assert seen("p", private_paths=[str(env_dir / "mine")]) == []
+        assert seen("l2") == [env_dir.name]
+        # the step's own variable replaces the one that named it
+        over = step(root, look, name="o", inputs={"path": "/tmp/chute-none"})
+        over.env["OLDPWD"] = "/"
+        assert out(run(ex, over))["seen"] == []
+        assert seen("l3") == [env_dir.name]
+        monkeypatch.setenv("OLDPWD", "/")  # the environment no longer names it
+        assert seen("l4") == [] and binds(pid, env_dir) == []
+        monkeypatch.setenv("OLDPWD", str(env_dir))
+        assert seen("l5") == [env_dir.name]
+        shutil.rmtree(env_dir)  # deleted on the host
+        assert seen("l6") == [] and binds(pid, env_dir) == []

@@ -31,7 +31,8 @@ step's ``env``; ``sys.argv``, ``sys.path[0]``, a fresh ``__main__``; working dir
 exception's traceback on stderr and 1; a private ``/tmp``, empty at its start: this
 process made its own mount namespace at start and binds a scratch directory over
 ``/tmp`` once (:mod:`chute.executors.worker_tmp`: host paths under ``/tmp`` the step is
-handed are bound back in for that step); after the step what it left there is moved to
+handed are bound back in for that step, or across steps where the controller's
+environment names them: :mod:`chute.executors.steady_binds`); after the step what it left there is moved to
 ``step_dir/root/tmp``, so the outputs are where a process step leaves them. Unlike a
 process step without private paths (which sees the host's), every step here gets the
 private ``/tmp``, as in its container. A step whose private paths
@@ -98,7 +99,8 @@ import warnings
 
 from chute.executors import mounts, proctree, sandbox, stepfiles, warm_runtime, warm_worker
 from chute.executors import worker_reset as reset
-from chute.executors.tmp_paths import tmp_paths
+from chute.executors.steady_binds import env_dirs
+from chute.executors.tmp_paths import named_in, tmp_paths
 from chute.executors.worker_io import LazyLog, Pump, fresh_stdio
 from chute.executors.worker_tmp import PrivateTmp
 
@@ -120,6 +122,7 @@ class Worker:
         self.base_data = dict(os.environ._data)  # type: ignore[attr-defined]
         # paths under /tmp the environment names (a step may be handed a host path there)
         self.env_paths = tmp_paths([sys.executable, *self.base_env.values()])
+        self.env_dirs = env_dirs(self.env_paths)  # ... right below /tmp: held across steps
         self.stdio_cache: dict[tuple[str, bool], tuple] = {}
         self.last_stdio: tuple = (None, None, None)  # the last step's (from the cache)
         self.step_env: dict[str, str] = {}  # the last step's own variables (to put back)
@@ -178,6 +181,7 @@ class Worker:
         os.environ.update(env)
         self.base_data = dict(os.environ._data)  # type: ignore[attr-defined]
         self.env_paths = tmp_paths([sys.executable, *env.values()])
+        self.env_dirs = env_dirs(self.env_paths)
 
     # -- one step
 
@@ -199,13 +203,14 @@ class Worker:
         secrets = spec.get("secret_values")
         sink = LazyLog(tmp.host(spec["log_path"]), hsd + "/stdout", secrets or ())
         try:
+            if self.env_dirs or tmp.held:  # (before the inputs are placed: not on the host)
+                tmp.hold(tmp.wanted(self._env_dirs(step_env), _private(spec)))
             if spec.get("input_files"):
                 tmp.place(spec["input_files"])
             kept = tmp.kept
             if sd.startswith("/tmp/") and not (kept and sd.startswith(kept) and sd.rfind(
                     "/") == len(kept)):  # (temporary directories: a run's first step)
-                tmp.keep(sd, [*(spec.get("private_paths") or []), *(spec.get(
-                    "input_files") or {}), *(spec.get("output_paths") or [])])
+                tmp.keep(sd, _private(spec))
             if tmp.handed((sd, spec.get("working_dir") or "", source, *step_env.values()),
                           self.env_paths):
                 tmp.expose(self._exposed(spec, source, {**self.base_env, **step_env},
@@ -242,6 +247,15 @@ class Worker:
         if retiring:
             reply["retiring"] = retiring
         return reply
+
+    def _env_dirs(self, step_env: dict[str, str]) -> tuple[str, ...]:
+        """The directories right below ``/tmp`` that the step's environment names (the
+        worker's, unless the step's own variables replace one that named them)."""
+        dirs = self.env_dirs
+        if step_env and dirs and any(named_in(self.base_env.get(k, "")) for k in step_env):
+            dirs = env_dirs(tmp_paths([sys.executable, *{**self.base_env,
+                                                          **step_env}.values()]))
+        return dirs
 
     def _exposed(self, spec: dict, source: str, env: dict[str, str], script: str) -> list[str]:
         """Host paths under /tmp the step is handed, bound into its /tmp (every step gets
@@ -421,6 +435,12 @@ class Worker:
         self.tmp.make_ahead()
         self.tmp.tidy()
         reset.collect_ahead()
+
+
+def _private(spec: dict) -> list[str]:
+    """The step's private paths: its own, its inputs' and its outputs'."""
+    return [*(spec.get("private_paths") or []), *(spec.get("input_files") or {}),
+            *(spec.get("output_paths") or [])]
 
 
 def _new_main(in_template: bool) -> types.ModuleType:

@@ -44,8 +44,10 @@ inputs, secrets scrubbing: tests put them in temporary directories). A host path
 ``/tmp`` that the *step* is handed (its step directory, a path in its argv, script or
 environment: ``sandbox``'s re-shared paths) is bound into the scratch at its own path:
 the directory holding the step directories once for all the steps there
-(:meth:`PrivateTmp.keep`: a run's steps, when a chute home is under ``/tmp``), any other
-for that step only (:meth:`PrivateTmp.expose`, unmounted after it); rare outside tests.
+(:meth:`PrivateTmp.keep`: a run's steps, when a chute home is under ``/tmp``), a
+directory right below ``/tmp`` that the controller's environment names once for the
+worker (:mod:`chute.executors.steady_binds`), any other for that step only
+(:meth:`PrivateTmp.expose`, unmounted after it); rare outside tests.
 A step is looked at for such paths by a look (``faccessat``, no symlink followed) at each
 ``/tmp`` entry its texts name (:meth:`PrivateTmp.handed`); only if one exists does
 ``sandbox`` say which. The next run's steps (a new directory beside the kept one) get the
@@ -67,16 +69,18 @@ import tempfile
 
 from chute.executors import mounts
 from chute.executors.dirwatch import DirWatch
+from chute.executors.steady_binds import SteadyBinds
 from chute.executors.tmp_paths import PLAIN, named_in
 
 WORKERS_DIR = ".chute-workers"
 
 
-class PrivateTmp:
+class PrivateTmp(SteadyBinds):
     """This worker's ``/tmp`` (see the module docstring). Made in the worker's own mount
     namespace before anything is mounted over ``/tmp``."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.host_fd = os.open("/tmp", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         self.host_tmp = f"/proc/self/fd/{self.host_fd}"  # the host's /tmp, below our mount
         self.path: str | None = None  # the worker's directory's host path (the pool's)
@@ -172,6 +176,7 @@ class PrivateTmp:
         if self.fd is None:
             return
         self.unkeep()
+        self.let_go_all()
         try:
             mounts.unmount("/tmp")
         except OSError:
@@ -256,6 +261,7 @@ class PrivateTmp:
                 paths.update(named_in(text))
         tops = {p.split("/", 3)[2] for p in paths
                 if kept is None or not (p == kept or p.startswith(kept + "/"))}
+        tops -= self.held_names  # (in view: held binds)
         fd = self.host_fd
         # an lstat without raising (no walk through /proc): most tops are not there
         return any(os.access(top, os.F_OK, dir_fd=fd, follow_symlinks=False) for top in tops)
@@ -268,6 +274,9 @@ class PrivateTmp:
         parent = os.path.dirname(step_dir)
         if parent == self.kept:
             return
+        if self.holds(parent):
+            self.unkeep()
+            return  # in view: a held bind shows it
         shared = parent.count("/") >= 2 and not any(
             p == parent or p.startswith(parent + "/") for p in [*private, self.path or ""])
         if shared and self._move_keep(parent):
@@ -366,7 +375,8 @@ class PrivateTmp:
         (outermost first, as ``sandbox`` lists them)."""
         kept = self.kept
         for src in paths:
-            if kept is not None and (src == kept or src.startswith(kept + "/")):
+            if kept is not None and (src == kept or src.startswith(kept + "/")) or \
+                    self.holds(src):
                 continue  # in view already
             mp = self.scratch + src[4:]
             directory = mp if os.path.isdir(self.host(src)) else os.path.dirname(mp)
@@ -423,8 +433,9 @@ class PrivateTmp:
         levels where entries were made (None: all may have)."""
         fd = self.levels[i]
         keep = self.chain[i] if i < len(self.chain) else None
+        held = self.held_names if i == 0 else frozenset()  # mount points: stay
         if changed is None or i in changed:
-            names = os.listdir(fd)
+            names = [n for n in os.listdir(fd) if n not in held] if held else os.listdir(fd)
         elif keep is None:
             return []
         else:
@@ -450,12 +461,12 @@ class PrivateTmp:
                 os.makedirs(dest, exist_ok=True)
             for name in names:
                 _move(f"{src}/{name}", f"{dest}/{name}")
-            names = [n for n in os.listdir(fd) if n != keep]
+            names = [n for n in os.listdir(fd) if n != keep and n not in held]
             if not names:
                 return []
         for name in names:  # what could not be moved (or dest None): never kept
             _remove(f"{src}/{name}")
-        return [n for n in os.listdir(fd) if n != keep]
+        return [n for n in os.listdir(fd) if n != keep and n not in held]
 
 
 def _move(src: str, dst: str) -> None:
