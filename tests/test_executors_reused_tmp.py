@@ -409,3 +409,19 @@ def test_a_held_directory_is_let_go_of_when_not_named_gone_or_private(
         assert seen("l5") == [env_dir.name]
         shutil.rmtree(env_dir)  # deleted on the host
         assert seen("l6") == [] and binds(pid, env_dir) == []
+
+
+def test_step_dirs_in_a_held_directory_are_seen_through_it(env_dir):
+    """Step directories right in the held directory (the worker's own then in
+    /tmp/.chute-workers): no kept bind of their own; the steps see them and their
+    leftovers still go to them."""
+    with PythonExecutor(reuse=True, pool_size=1) as ex:
+        specs = [step(env_dir, litter, name=f"s{i}", inputs={"tag": str(i)}) for i in range(3)]
+        seen = [out(run(ex, s)) for s in specs]
+        pid = seen[0]["pid"]
+        assert {s["pid"] for s in seen} == {pid} and len(binds(pid, env_dir)) == 1
+        assert ex.pool._workers and worker_tmp(ex).startswith(f"/tmp/{WORKERS_DIR}/")
+        for s, found in zip(specs, seen):
+            assert found["cwd"] == str(s.step_dir) and found["seen"] == [env_dir.name]
+            assert (s.step_dir / "root/tmp/leftover.txt").read_text() == found["tag"]
+        assert {p.name for p in env_dir.iterdir()} >= {"there.txt", "s0", "s1", "s2"}

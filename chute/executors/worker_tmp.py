@@ -62,20 +62,20 @@ directories): after a step that made nothing, emptying ``/tmp`` is one ``read``.
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
 import tempfile
 
 from chute.executors import mounts
 from chute.executors.dirwatch import DirWatch
+from chute.executors.kept_dirs import KeptStepDirs, missing
 from chute.executors.steady_binds import SteadyBinds
 from chute.executors.tmp_paths import PLAIN, named_in
 
 WORKERS_DIR = ".chute-workers"
 
 
-class PrivateTmp(SteadyBinds):
+class PrivateTmp(KeptStepDirs, SteadyBinds):
     """This worker's ``/tmp`` (see the module docstring). Made in the worker's own mount
     namespace before anything is mounted over ``/tmp``."""
 
@@ -94,20 +94,14 @@ class PrivateTmp(SteadyBinds):
         self.dev = -1  # its file system
         self.mounts: list[str] = []  # this step's exposed paths, bound into the scratch
         self.skeleton: list[str] = []  # mount points made for them
-        self.kept: str | None = None  # the step directories' parent, bound across steps
-        self.kept_skeleton: list[str] = []  # its mount point's chain, made in the scratch
-        self.chain: list[str] = []  # names from the scratch down to that mount point
-        self.levels: list[int] = []  # fds of the scratch and the chain's directories but
-        # the mount point: listed after each step (an fd costs less than a path's walk)
+        self.levels: list[int] = []  # fds of the scratch and the kept chain's directories
+        # but the mount point: listed after each step (an fd costs less than a path's walk)
         self.failed = False  # an unmount failed: the worker's view is not as it should be
         # entries made in the scratch and the chain's directories (one inotify instance
         # for the worker's life: closing one waits for the kernel's SRCU grace period,
         # ~13 ms, where removing a watch does not)
         self.watch: DirWatch | None = None
         self.wds: list[int] = []  # the watch of each of ``levels`` (-1: none)
-        self.stale: list[str] = []  # an old chain, moved out of the scratch: removed by
-        # tidy() after the reply (an rmdir of a former mount point takes ~0.2-2 ms)
-        self.stale_seq = 0
 
     def host(self, path: str) -> str:
         """How this process reaches the host's ``path``: under ``/tmp``, through the fd."""
@@ -266,96 +260,6 @@ class PrivateTmp(SteadyBinds):
         # an lstat without raising (no walk through /proc): most tops are not there
         return any(os.access(top, os.F_OK, dir_fd=fd, follow_symlinks=False) for top in tops)
 
-    def keep(self, step_dir: str, private: list[str]) -> None:
-        """Show the host directory holding ``step_dir`` (under the host's ``/tmp``) at its
-        own path, bound once for all the steps of that directory (a run's steps: a bind
-        and a mount point chain per step would cost more than the rest of a no-op step).
-        Not if it holds a private path or the scratch."""
-        parent = os.path.dirname(step_dir)
-        if parent == self.kept:
-            return
-        if self.holds(parent):
-            self.unkeep()
-            return  # in view: a held bind shows it
-        shared = parent.count("/") >= 2 and not any(
-            p == parent or p.startswith(parent + "/") for p in [*private, self.path or ""])
-        if shared and self._move_keep(parent):
-            return
-        self.unkeep()
-        if not shared:
-            return  # then bound per step, as any other handed path (expose())
-        mp = self.scratch + parent[4:]
-        self.kept_skeleton = _missing(mp)
-        os.makedirs(mp, exist_ok=True)
-        self.chain = parent[5:].split("/")
-        for i in range(1, len(self.chain)):
-            path = "/".join([self.scratch, *self.chain[:i]])
-            self.levels.append(os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
-            self.wds.append(self.watch.add(path) if self.watch is not None else -1)
-        mounts.bind(self.host(parent), parent)
-        self.kept = parent
-
-    def _move_keep(self, parent: str) -> bool:
-        """Keep ``parent``, a sibling of the kept directory (the next run's steps in the
-        same chute home): its mount point is the old one renamed, the chain's directories
-        and their watches stay (an unmount, a rename and a bind, ~0.15 ms, where making
-        the chain again costs mkdirs and rmdirs, ~0.5-2 ms). False if not so: as before."""
-        old = self.kept
-        if old is None or os.path.dirname(old) != os.path.dirname(parent) or \
-                not self.kept_skeleton or self.kept_skeleton[-1] != self.scratch + old[4:]:
-            return False
-        try:
-            mounts.unmount(old)
-        except OSError:
-            return False  # (unkeep() tries again, and says whether that matters)
-        self.kept = None
-        mp = self.scratch + parent[4:]
-        try:
-            os.rename(self.kept_skeleton[-1], mp)  # (an empty directory once unmounted)
-        except OSError:
-            return False
-        self.kept_skeleton[-1] = mp
-        self.chain[-1] = os.path.basename(parent)
-        mounts.bind(self.host(parent), parent)
-        self.kept = parent
-        return True
-
-    def unkeep(self) -> None:
-        """Undo :meth:`keep` (a failed unmount sets ``failed``: the worker retires). The
-        mount point's chain is moved out of the scratch, for :meth:`tidy` to remove."""
-        if self.kept is not None:
-            self.kept = None
-            try:
-                mounts.unmount("/tmp/" + "/".join(self.chain))
-            except OSError as e:  # gone already: its mount point was deleted on the host
-                self.failed = self.failed or e.errno not in (errno.EINVAL, errno.ENOENT)
-        skeleton = self.kept_skeleton
-        if skeleton and not self.failed:
-            self.stale_seq += 1
-            stale = f"{self.own}/stale-{self.stale_seq}"
-            try:
-                os.rename(skeleton[0], stale)
-                self.stale.append(stale)
-                skeleton = []
-            except OSError:
-                pass
-        for path in reversed(skeleton):
-            try:
-                os.rmdir(path)
-            except OSError:
-                pass
-        for fd in self.levels[1:]:
-            os.close(fd)
-        if self.watch is not None:
-            self.watch.remove(self.wds[1:])
-        del self.levels[1:], self.wds[1:]
-        self.kept_skeleton, self.chain = [], []
-
-    def tidy(self) -> None:
-        """After the reply: remove the chains :meth:`unkeep` moved out of the scratch."""
-        while self.stale:
-            shutil.rmtree(self.stale.pop(), ignore_errors=True)
-
     def place(self, inputs: dict[str, str]) -> None:
         """Copy each input (step path under ``/tmp`` -> host file or directory) into the
         scratch, as ``Plan.prepare`` places them (a copy: a step may change its inputs)."""
@@ -380,7 +284,7 @@ class PrivateTmp(SteadyBinds):
                 continue  # in view already
             mp = self.scratch + src[4:]
             directory = mp if os.path.isdir(self.host(src)) else os.path.dirname(mp)
-            self.skeleton += _missing(directory)
+            self.skeleton += missing(directory)
             os.makedirs(directory, exist_ok=True)
             if not os.path.lexists(mp):
                 os.close(os.open(mp, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
@@ -495,15 +399,6 @@ def _remove(path: str) -> None:
             os.unlink(path)
         except OSError:
             pass
-
-
-def _missing(path: str) -> list[str]:
-    """``path`` and its ancestors that do not exist yet, outermost first."""
-    out = []
-    while not os.path.lexists(path) and path != os.path.dirname(path):
-        out.append(path)
-        path = os.path.dirname(path)
-    return out[::-1]
 
 
 def _sweep(top: str) -> None:
