@@ -33,7 +33,7 @@ from chute.executors import rawfork  # first: it records at-fork callbacks
 
 RAW = rawfork.record()
 
-from chute.executors import warm_runtime, warm_worker
+from chute.executors import warm_runtime, warm_step, warm_worker
 
 # bench/sdk.py's no-op component, compiled (a component's source must be in a file)
 NOOP = "import sdk\nfrom chute.dsl.script import build_source\nprint(build_source(sdk.noop), end='')"
@@ -77,8 +77,8 @@ def main() -> None:
 
     def run_script():
         os.dup2(null, 1)
-        warm_worker._run_main(script, code, in_template)
-        warm_worker._finish(0)
+        warm_step.run_main(script, code, in_template)
+        warm_step.finish(0)
 
     gc.collect()
     gc.freeze()

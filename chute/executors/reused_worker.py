@@ -97,14 +97,22 @@ import time
 import types
 import warnings
 
-from chute.executors import mounts, proctree, sandbox, stepfiles, warm_runtime, warm_worker
+from chute.executors import (
+    mounts,
+    proctree,
+    sandbox,
+    stepfiles,
+    warm_runtime,
+    warm_step,
+    warm_worker,
+)
 from chute.executors import worker_reset as reset
 from chute.executors.steady_binds import env_dirs
 from chute.executors.tmp_paths import named_in, tmp_paths
 from chute.executors.worker_io import LazyLog, Pump, fresh_stdio
 from chute.executors.worker_tmp import PrivateTmp
 
-HANDLED = frozenset(warm_worker.ALL_SIGNALS - {signal.SIGKILL, signal.SIGSTOP})
+HANDLED = frozenset(warm_step.ALL_SIGNALS - {signal.SIGKILL, signal.SIGSTOP})
 # the file name steps' code is compiled under, once per source (renaming it to each step's
 # script costs ~50 us a step): an uncaught exception's report names the script there
 CODE_NAME = warm_runtime.FILENAME
@@ -314,10 +322,10 @@ class Worker:
             exec(code, main.__dict__)  # noqa: S102 - the step's own program, as `python script`
             status = 0
         except SystemExit as e:
-            status = warm_worker._exit_code(e)
+            status = warm_step.exit_code(e)
         except BaseException as e:  # noqa: BLE001 - as the interpreter: traceback, exit 1
-            tb = warm_worker._user_frames(e.__traceback__, CODE_NAME)
-            warm_worker._report(e.with_traceback(tb), script, True)  # CODE_NAME -> script
+            tb = warm_step.user_frames(e.__traceback__, CODE_NAME)
+            warm_step.report(e.with_traceback(tb), script, True)  # CODE_NAME -> script
             status = 1
         finally:
             linecache.cache.pop(script, None)
@@ -353,7 +361,7 @@ class Worker:
         if atexit._ncallbacks() != self.atexit:
             self.left.append("atexit")
             atexit._run_exitfuncs()
-        code = warm_worker.flush_stdio(code)
+        code = warm_step.flush_stdio(code)
         if reset.children_left():
             self.left.append("child processes")
             reset.kill_children()
@@ -430,7 +438,7 @@ class Worker:
         alone costs ~15 us), its ``__main__`` and its step directory (:meth:`PrivateTmp.
         make_ahead`), made now that no step sees them."""
         random.seed(int.from_bytes(os.urandom(16), "little"))
-        warm_worker._reseed()
+        warm_step.reseed()
         self.main_ahead = _new_main(True)
         self.tmp.make_ahead()
         self.tmp.tidy()
