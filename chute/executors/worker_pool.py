@@ -40,10 +40,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import heapq
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -55,13 +53,11 @@ from chute.executors import proctree
 from chute.executors.base import (
     CANCELLED,
     ERROR,
-    TIMEOUT,
     LaunchSpec,
     StepHandle,
     StepResult,
 )
 from chute.executors.local import Completions
-from chute.executors.supervisor import DEADLINE_MESSAGE
 from chute.executors.worker_proc import (
     ReplyPipes,
     Requests,
@@ -69,6 +65,7 @@ from chute.executors.worker_proc import (
     exit_result,
     reply_result,
 )
+from chute.executors.worker_stops import PoolStops
 
 # steps a worker runs before it is recycled (bounds any slow leak). A replacement's start
 # and imports cost 0.2 s of CPU with the SDK runtime's modules alone (more with numpy or
@@ -107,7 +104,7 @@ class _Job:
     done: bool = False
 
 
-class WorkerPool:
+class WorkerPool(PoolStops):
     """Reused worker processes for compiled SDK steps (see the module docstring)."""
 
     def __init__(self, python: str | None = None, completions: Completions | None = None,
@@ -474,37 +471,6 @@ class WorkerPool:
         else:
             ended.append(step_dir)
 
-    # -- deadlines and stops (watchdog thread)
-
-    def _stop(self, job: _Job, outcome: str, message: str) -> None:
-        """Begin stopping ``job`` (lock held): SIGTERM now, SIGKILL after the grace."""
-        job.stop = (outcome, message)
-        w = job.worker
-        if w is None:  # still queued: it never starts
-            self._finish(job, StepResult(outcome, None, message, finished_at=time.time()))
-            return
-        w.gone = True
-        if w.proc.returncode is None:  # not reaped: the pid is still the worker's
-            proctree.signal_step(w.pid, signal.SIGTERM, root=w.pid, scan=False)
-        self._timer(time.time() + max(job.spec.grace_seconds, 0.0), "kill", w)
-
-    def _timer(self, when: float, what: str, it: object) -> None:
-        """Wake the watchdog at ``when`` (lock held; the thread starts on first need)."""
-        self._timer_seq += 1
-        if len(self._timed) > 1024 and len(self._timed) > 4 * len(self._jobs):
-            # deadlines of steps long finished (a day's deadline on each of many steps)
-            self._timed = [t for t in self._timed
-                           if not (isinstance(t[3], _Job) and t[3].done)]
-            heapq.heapify(self._timed)
-        earliest = self._timed[0][0] if self._timed else None
-        heapq.heappush(self._timed, (when, self._timer_seq, what, it))
-        if self._watchdog is None:
-            self._watchdog = threading.Thread(target=self._watch, name="chute-worker-watchdog",
-                                              daemon=True)
-            self._watchdog.start()
-        elif earliest is None or when < earliest:
-            self._cond.notify()  # it sleeps until a later time
-
     def _feed(self) -> None:
         """Steps are queued (lock held): the feeder reads replies until none is."""
         if self._feeder is None:
@@ -526,35 +492,3 @@ class WorkerPool:
                     return
             self._pipes.wait(0.1)
             self.pump()
-
-    def _watch(self) -> None:
-        while True:
-            kills = []
-            with self._lock:
-                if self._closed:
-                    return
-                now = time.time()
-                due = []
-                while self._timed and self._timed[0][0] <= now:
-                    due.append(heapq.heappop(self._timed))
-                if any(what == "deadline" for _, _, what, _ in due):
-                    self._pump(None)  # a step that replied in time, unread: not a TIMEOUT
-                for _, _, what, it in due:
-                    if what == "deadline":
-                        job = it
-                        assert isinstance(job, _Job)
-                        if not job.done and job.stop is None:
-                            self._stop(job, TIMEOUT, DEADLINE_MESSAGE)
-                    else:
-                        kills.append(it)
-                if not kills:
-                    wait = (self._timed[0][0] if self._timed else now + 60.0) - now
-                    self._cond.wait(max(wait, 0.0))
-            for w in kills:
-                self._kill(w)
-
-    def _kill(self, w: WorkerProc) -> None:
-        """SIGKILL the worker and everything of its session and below it."""
-        w.gone = True
-        if w.proc.poll() is None:  # once reaped, its pid may be another process's
-            proctree.kill_step(w.pid, root=w.pid, scan=True, give_up=2.0)
