@@ -80,7 +80,6 @@ Known differences from the fork path (documented for users of ``reuse_worker``):
 
 from __future__ import annotations
 
-import _signal
 import atexit
 import builtins
 import fcntl
@@ -95,7 +94,6 @@ import sys
 import threading
 import time
 import types
-import warnings
 
 from chute.executors import (
     mounts,
@@ -112,13 +110,12 @@ from chute.executors.tmp_paths import named_in, tmp_paths
 from chute.executors.worker_io import LazyLog, Pump, fresh_stdio
 from chute.executors.worker_tmp import PrivateTmp
 
-HANDLED = frozenset(warm_step.ALL_SIGNALS - {signal.SIGKILL, signal.SIGSTOP})
 # the file name steps' code is compiled under, once per source (renaming it to each step's
 # script costs ~50 us a step): an uncaught exception's report names the script there
 CODE_NAME = warm_runtime.FILENAME
 
 
-class Worker:
+class Worker(reset.ProcessState):
     """This process's state between steps, and how it runs one (:meth:`run`)."""
 
     def __init__(self, pump: Pump, home: str, tmp: PrivateTmp) -> None:
@@ -138,26 +135,6 @@ class Worker:
         self.broken: str | None = None  # putting the process back failed: retire
         self.baseline()
         self.prepare()
-
-    def baseline(self) -> None:
-        """What a step must leave as it found it (taken once, after the imports)."""
-        self.threads = {t.ident for t in threading.enumerate()}
-        self.nthreads = len(self.threads)
-        self.signals = {s: _signal.getsignal(s) for s in HANDLED}
-        reset.set_signals.clear()
-        self.sigmask = _signal.pthread_sigmask(signal.SIG_BLOCK, ())
-        self.atexit = atexit._ncallbacks()
-        self.path = list(sys.path)
-        self.argv = list(sys.argv)
-        self.stdio = (sys.stdin, sys.stdout, sys.stderr)
-        self.main = sys.modules["__main__"]
-        self.recursion = sys.getrecursionlimit()
-        self.filters = list(warnings.filters)
-        self.umask = os.umask(0o022)
-        os.umask(self.umask)
-        # /dev/null, the pump's pipes, the host's /tmp (through which our file work goes)
-        self.fds = (0, 1, 2, self.tmp.host_fd)
-        self.stdfds = [os.fstat(fd).st_ino for fd in self.fds]
 
     # -- requests
 
@@ -375,26 +352,6 @@ class Worker:
             self.pump.sink = None
         return code
 
-    def _check(self) -> str | None:
-        """Before the reply: put back what may retire the worker; why it retires, if so."""
-        why = ", ".join(self.left) if self.left else None
-        if _signal.pthread_sigmask(signal.SIG_SETMASK, self.sigmask) != self.sigmask:
-            why = why or "signal mask"
-        if signal.getitimer(signal.ITIMER_REAL) != (0.0, 0.0):
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            why = why or "timer"
-        if reset.set_signals:
-            for s in reset.set_signals:
-                h = self.signals.get(s)
-                if h is not None and _signal.getsignal(s) != h:
-                    try:
-                        _signal.signal(s, h)
-                    except (OSError, ValueError, TypeError):
-                        pass
-                    why = why or "signal handlers"
-            reset.set_signals.clear()
-        return why
-
     def after(self) -> None:
         """After the reply, before the next request: put the rest back as
         :meth:`baseline` found it, and get ready for the next step (:meth:`prepare`).
@@ -404,34 +361,6 @@ class Worker:
             self.prepare()
         except Exception as e:  # noqa: BLE001 - ours: the next request is told
             self.broken = f"{type(e).__name__}: {e}"
-
-    def _restore(self, step_env: dict[str, str]) -> None:
-        os.chdir(self.home)
-        for k in step_env:  # the usual case: only the step's own variables differ
-            if k in self.base_env:
-                os.environ[k] = self.base_env[k]
-            else:
-                os.environ.pop(k, None)
-        if os.environ._data != self.base_data:  # type: ignore[attr-defined] - the step's own
-            os.environ.clear()
-            os.environ.update(self.base_env)
-        sys.argv = list(self.argv)
-        sys.path[:] = self.path
-        stdout = self.last_stdio[1]
-        if stdout is not None and not stdout.closed and stdout.line_buffering:
-            # the runtime makes stdout line-buffered: as new again for the next step (if
-            # _stdio() hands it out again), off its path
-            stdout.reconfigure(line_buffering=False)
-        sys.stdin, sys.stdout, sys.stderr = sys.__stdin__, sys.__stdout__, sys.__stderr__ = \
-            self.stdio
-        sys.modules["__main__"] = self.main
-        sys.excepthook = sys.__excepthook__
-        if sys.getrecursionlimit() != self.recursion:
-            sys.setrecursionlimit(self.recursion)
-        if warnings.filters != self.filters:
-            warnings.filters[:] = self.filters
-            warnings._filters_mutated()  # type: ignore[attr-defined]
-        os.umask(self.umask)
 
     def prepare(self) -> None:
         """Ready the next step: fresh random state (as at a fork: ``random``'s reseed
