@@ -37,7 +37,8 @@ from pathlib import Path
 from typing import Self
 
 from chute.executors.base import LaunchSpec, StepHandle, StepResult
-from chute.executors.local import Completions, LocalExecutor, _ForkServer, _forkserver_env
+from chute.executors.completions import Completions
+from chute.executors.local import LocalExecutor, _ForkServer, _forkserver_env
 from chute.executors.warm_worker import (
     declares_packages,
     is_sdk_step,

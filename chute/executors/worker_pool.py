@@ -12,7 +12,7 @@ gets and the known differences from the fork path).
 It is an Executor for the steps it takes (:class:`~chute.executors.python.PythonExecutor`
 routes them here): :meth:`launch` hands the step to an idle worker, or queues it in
 memory until one is free (never waiting for one). No thread reads the replies: the
-shared :class:`~chute.executors.local.Completions` watches the workers' stdouts
+shared :class:`~chute.executors.completions.Completions` watches the workers' stdouts
 (:mod:`chute.executors.worker_proc`), so the controller's own thread, in ``wait`` or
 ``finished()``, wakes on a reply and reads it (one wake-up per step, not a reader
 thread's and then the controller's): a :class:`~chute.executors.base.StepResult` kept for
@@ -57,7 +57,7 @@ from chute.executors.base import (
     StepHandle,
     StepResult,
 )
-from chute.executors.local import Completions
+from chute.executors.completions import Completions
 from chute.executors.worker_proc import (
     ReplyPipes,
     Requests,

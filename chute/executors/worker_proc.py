@@ -4,7 +4,7 @@ A :class:`WorkerProc` is one ``python -m chute.executors.reused_worker`` process
 request (:class:`Requests`) goes down its stdin, a reply comes back on its stdout, one
 JSON line each way.
 Its stdout is non-blocking and registered in a :class:`ReplyPipes` (an epoll set), whose
-own fd the :class:`~chute.executors.local.Completions` watches: the controller's thread
+own fd the :class:`~chute.executors.completions.Completions` watches: the controller's thread
 wakes when a worker wrote a line or ended, and reads it there and then. What a line means
 is the pool's business (:mod:`chute.executors.worker_pool`).
 """
