@@ -105,7 +105,7 @@ def test_short_attempts_are_not_held_back_to_gather_their_ends(store, monkeypatc
     # leave the 8 slots idle most of the time. Their time is measured from launch to
     # seen ended (~1 ms; tens of ms on a machine loaded enough to slow the controller)
     took = ctl.attempt_seconds
-    assert took is not None and took < 0.05
+    assert took is not None and took < 0.1
     assert ctl.coalesce_seconds() == pytest.approx(min(ctl.coalesce, took / 4))
     ctl.attempt_seconds = 0.002  # attempts of 2 ms: ends gathered for 0.5 ms, not 5
     assert ctl.coalesce_seconds() == pytest.approx(0.0005) and ctl.coalesce == 0.005
