@@ -425,3 +425,108 @@ def test_step_dirs_in_a_held_directory_are_seen_through_it(env_dir):
             assert found["cwd"] == str(s.step_dir) and found["seen"] == [env_dir.name]
             assert (s.step_dir / "root/tmp/leftover.txt").read_text() == found["tag"]
         assert {p.name for p in env_dir.iterdir()} >= {"there.txt", "s0", "s1", "s2"}
+
+
+@component
+def touch_and_list(top: str, rel: str) -> str:
+    import json
+    import os
+
+    top = "/tmp/" + top  # (made here: a path in the step's texts is bound for it)
+    with open(os.path.join(top, rel), "w") as fh:
+        fh.write("the step's")
+    found = []
+    for d, dirs, files in os.walk(top):
+        found += [os.path.relpath(os.path.join(d, n), top) for n in dirs + files]
+    return json.dumps({"pid": os.getpid(), "found": sorted(found)})
+
+
+def test_a_deeper_path_the_environment_names_is_held_and_let_go_if_its_skeleton_is_touched(
+        env_dir, var_tmp, monkeypatch):
+    """OLDPWD=/tmp/x/sub/dir (x: the step's own, but for the bound dir): held; a step that
+    writes into x has it let go of after it, its file moved to its step dir as any."""
+    deep = env_dir / "sub" / "dir"
+    deep.mkdir(parents=True)
+    (deep / "in.txt").write_text("host")
+    monkeypatch.setenv("OLDPWD", str(deep))
+    root = var_tmp / "steps"
+
+    def touch(name: str, rel: str):
+        spec = step(root, touch_and_list, name=name, inputs={"top": env_dir.name, "rel": rel})
+        return spec, out(run(ex, spec))
+
+    with PythonExecutor(reuse=True, pool_size=1) as ex:
+        spec, first = touch("a", "sub/dir/new.txt")
+        pid = first["pid"]
+        # the step sees the bound directory, not the host's other entries of x
+        assert first["found"] == ["sub", "sub/dir", "sub/dir/in.txt", "sub/dir/new.txt"]
+        assert len(binds(pid, deep)) == 1  # held between steps
+        assert (deep / "new.txt").read_text() == "the step's"  # on the host
+        assert not (spec.step_dir / "root/tmp" / env_dir.name).exists()  # nothing moved
+        spec, second = touch("b", "own.txt")
+        assert second["pid"] == pid and "own.txt" in second["found"]
+        assert not (env_dir / "own.txt").exists()  # the step's own /tmp, not the host's
+        moved = spec.step_dir / "root/tmp" / env_dir.name
+        assert (moved / "own.txt").read_text() == "the step's"  # moved out as any entry
+        assert binds(pid, deep) == []  # let go of: its skeleton was touched
+        _, third = touch("c", "sub/dir/c.txt")
+        assert third["pid"] == pid and "own.txt" not in third["found"]  # gone from /tmp
+        assert len(binds(pid, deep)) == 1  # held anew
+        assert sorted(os.listdir(deep)) == ["c.txt", "in.txt", "new.txt"]
+
+
+def test_an_interpreter_under_tmp_is_bound_once(var_tmp, tmp_path, monkeypatch):
+    """A file the environment names deep under /tmp (a venv's python there) is held."""
+    tool = tmp_path / "venv" / "bin" / "tool"
+    tool.parent.mkdir(parents=True)
+    tool.write_text("#!/bin/sh\n")
+    monkeypatch.setenv("CHUTE_TEST_TOOL", str(tool))
+    root = var_tmp / "steps"
+    with PythonExecutor(reuse=True, pool_size=1) as ex:
+        seen = [out(run(ex, step(root, look, name=f"l{i}", inputs={"path": str(tool)})))
+                for i in range(3)]
+        pid = seen[0]["pid"]
+        assert all(s["pid"] == pid and s["exists"] for s in seen)
+        assert len(binds(pid, tool)) == 1  # held, not bound per step
+
+
+def test_two_deeper_paths_in_one_entry_of_tmp_are_bound_per_step(env_dir, var_tmp,
+                                                                monkeypatch):
+    for name in ("a", "b"):
+        (env_dir / name).mkdir()
+    monkeypatch.setenv("OLDPWD", str(env_dir / "a"))
+    monkeypatch.setenv("CHUTE_TEST_OTHER", str(env_dir / "b"))
+    root = var_tmp / "steps"
+    with PythonExecutor(reuse=True, pool_size=1) as ex:
+        for i in range(2):
+            found = out(run(ex, step(root, touch_and_list, name=f"s{i}",
+                                     inputs={"top": env_dir.name, "rel": f"b/{i}.txt"})))
+            assert found["found"] == ["a", "b", *(f"b/{j}.txt" for j in range(i + 1))]
+            assert binds(found["pid"], env_dir / "a") == binds(found["pid"], env_dir / "b") == []
+
+
+def test_step_dirs_beside_a_deeper_held_path_take_its_entry_of_tmp(var_tmp, tmp_path,
+                                                                  monkeypatch):
+    """A held /tmp/x/.../deep, then a run whose step directories are under /tmp/x too:
+    the kept step directories' bind takes x (the held one is let go of, and bound for each
+    step instead); the steps see both."""
+    deep = tmp_path / "deep"
+    deep.mkdir()
+    (deep / "in.txt").write_text("host")
+    monkeypatch.setenv("OLDPWD", str(deep))
+    with PythonExecutor(reuse=True, pool_size=1) as ex:
+        first = out(run(ex, step(var_tmp / "steps", look, name="v",
+                                 inputs={"path": "/tmp/none"})))
+        pid = first["pid"]
+        assert len(binds(pid, deep)) == 1
+        for i in range(2):
+            spec = step(tmp_path / "steps", litter, name=f"s{i}", inputs={"tag": str(i)})
+            found = out(run(ex, spec))
+            assert found["pid"] == pid and found["cwd"] == str(spec.step_dir)
+            assert (spec.step_dir / "root/tmp/leftover.txt").read_text() == str(i)
+            assert binds(pid, deep) == []  # bound for the step only, as any handed path
+        seen = out(run(ex, step(tmp_path / "steps", look, name="l",
+                                inputs={"path": str(deep / "in.txt")})))
+        assert seen["pid"] == pid and seen["exists"] and seen["seen"] == [tmp_path.parts[2]]
+        assert binds(pid, deep) == []
+        assert (deep / "in.txt").read_text() == "host" and sorted(os.listdir(deep)) == ["in.txt"]

@@ -27,18 +27,21 @@ class DirWatch:
     # next look; an entry can leave a watched directory only into a watched one, or into
     # one made in a watched one (a rename to another mount fails)
     MASK = 0x100 | 0x80  # IN_CREATE | IN_MOVED_TO
+    # any change of the entries or the directory itself (IN_ATTRIB | IN_MOVED_FROM |
+    # IN_DELETE, besides): for directories the worker made that a step should not touch
+    ANY = MASK | 0x4 | 0x40 | 0x200
     IN_Q_OVERFLOW = 0x4000
 
     def __init__(self) -> None:
         self.libc = mounts.libc()
         self.fd = self.libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
 
-    def add(self, path: str) -> int:
-        """Watch ``path``: its watch descriptor (-1: not watched, it always counts as
-        changed)."""
+    def add(self, path: str, mask: int = MASK) -> int:
+        """Watch ``path`` for entries made (``mask``: :data:`ANY` for any change): its
+        watch descriptor (-1: not watched, it always counts as changed)."""
         if self.fd < 0:
             return -1
-        return max(self.libc.inotify_add_watch(self.fd, os.fsencode(path), self.MASK), -1)
+        return max(self.libc.inotify_add_watch(self.fd, os.fsencode(path), mask), -1)
 
     def remove(self, wds: list[int]) -> None:
         """Stop watching (no wait, unlike a close)."""
@@ -47,7 +50,7 @@ class DirWatch:
                 self.libc.inotify_rm_watch(self.fd, wd)
 
     def changed(self) -> set[int] | None:
-        """The watches with an entry made since the last look (None: unknown)."""
+        """The watches with an event since the last look (None: unknown)."""
         if self.fd < 0:
             return None
         wds: set[int] | None = set()

@@ -45,6 +45,9 @@ class KeptStepDirs:
         if self.holds(parent):
             self.unkeep()
             return  # in view: a held bind shows it
+        other = self.held_tops.get(parent[5:].split("/", 1)[0])
+        if other is not None:
+            self._let_go(other)  # a deeper held bind shares its entry of /tmp: now the chain's
         shared = parent.count("/") >= 2 and not any(
             p == parent or p.startswith(parent + "/") for p in [*private, self.path or ""])
         if shared and self._move_keep(parent):

@@ -445,18 +445,33 @@ def _exposed(
         top = next((t for t in tops if c.startswith(t + "/")), None)
         if top is None:
             continue  # not hidden by the private view, or a private top itself
-        depth = top.count("/") + 1  # /tmp/a: one level below the top
-        while c.count("/") > depth and not os.path.lexists(reach(c)):
-            c = os.path.dirname(c)  # reach a file to be created through its directory
-        if not os.path.lexists(reach(c)) or (c.count("/") == depth
-                                             and not os.path.isdir(reach(c))):
-            continue  # e.g. /tmp/x.txt: a scratch file, private to the step
-        if any(p == c or p.startswith(c + "/") for p in private):
-            continue  # re-sharing it would share a private path
-        out.add(c)
-    # bind parents first, and only once: a child of an exposed path is already visible
+        part = exposed_part(c, top.count("/") + 1, private, reach)
+        if part is not None:
+            out.add(part)
+    return outermost(out)
+
+
+def exposed_part(c: str, depth: int, private: list[str],
+                 reach: Callable[[str], str] = _same) -> str | None:
+    """What of ``c`` (normalised, below a private top whose entries have ``depth``
+    slashes: 2 for ``/tmp/a``) is exposed: its deepest part that exists on the host, if
+    that is a directory right below the top or anything deeper, and holds no private
+    path; None if nothing (see :func:`_exposed`)."""
+    while c.count("/") > depth and not os.path.lexists(reach(c)):
+        c = os.path.dirname(c)  # reach a file to be created through its directory
+    if not os.path.lexists(reach(c)) or (c.count("/") == depth
+                                         and not os.path.isdir(reach(c))):
+        return None  # e.g. /tmp/x.txt: a scratch file, private to the step
+    if any(p == c or p.startswith(c + "/") for p in private):
+        return None  # re-sharing it would share a private path
+    return c
+
+
+def outermost(paths) -> list[str]:
+    """``paths`` less those inside another one, outermost first: what to bind (a child of
+    a bound path is already visible)."""
     chosen: list[str] = []
-    for c in sorted(out, key=len):
+    for c in sorted(paths, key=len):
         if not any(c.startswith(e + "/") for e in chosen):
             chosen.append(c)
     return chosen

@@ -254,8 +254,8 @@ class PrivateTmp(KeptStepDirs, SteadyBinds):
                     continue  # one path, in view already (the step directory, in a run's)
                 paths.update(named_in(text))
         tops = {p.split("/", 3)[2] for p in paths
-                if kept is None or not (p == kept or p.startswith(kept + "/"))}
-        tops -= self.held_names  # (in view: held binds)
+                if (kept is None or not (p == kept or p.startswith(kept + "/")))
+                and not self.holds(p)}  # (in view: the kept and the held binds)
         fd = self.host_fd
         # an lstat without raising (no walk through /proc): most tops are not there
         return any(os.access(top, os.F_OK, dir_fd=fd, follow_symlinks=False) for top in tops)
@@ -321,9 +321,13 @@ class PrivateTmp(KeptStepDirs, SteadyBinds):
         that left nothing: one read of the watch)."""
         dest = None if root is None else root + "/tmp"
         self.left = False
-        changed = None if self.watch is None or -1 in self.wds else self.watch.changed()
+        events = None if self.watch is None else self.watch.changed()
+        touched = self.held and self.let_go_touched(events)  # then emptied as any entry
+        changed = None if events is None or -1 in self.wds else \
+            {i for i, wd in enumerate(self.wds) if wd in events}
         if changed is not None:
-            changed = {i for i, wd in enumerate(self.wds) if wd in changed}
+            if touched:
+                changed.add(0)
             if not changed:
                 return
         left = self._empty(0, dest, root, changed)
@@ -337,7 +341,7 @@ class PrivateTmp(KeptStepDirs, SteadyBinds):
         levels where entries were made (None: all may have)."""
         fd = self.levels[i]
         keep = self.chain[i] if i < len(self.chain) else None
-        held = self.held_names if i == 0 else frozenset()  # mount points: stay
+        held = self.held_tops if i == 0 else {}  # held binds' mount points: stay
         if changed is None or i in changed:
             names = [n for n in os.listdir(fd) if n not in held] if held else os.listdir(fd)
         elif keep is None:
