@@ -127,7 +127,7 @@ class Worker(reset.ProcessState):
         self.base_data = dict(os.environ._data)  # type: ignore[attr-defined]
         # paths under /tmp the environment names (a step may be handed a host path there)
         self.env_paths = tmp_paths([sys.executable, *self.base_env.values()])
-        self.env_dirs = env_dirs(self.env_paths)  # ... right below /tmp: held across steps
+        self.env_dirs = env_dirs(self.env_paths)  # what of them may be held across steps
         self.stdio_cache: dict[tuple[str, bool], tuple] = {}
         self.last_stdio: tuple = (None, None, None)  # the last step's (from the cache)
         self.step_env: dict[str, str] = {}  # the last step's own variables (to put back)
@@ -234,7 +234,7 @@ class Worker(reset.ProcessState):
         return reply
 
     def _env_dirs(self, step_env: dict[str, str]) -> tuple[str, ...]:
-        """The directories right below ``/tmp`` that the step's environment names (the
+        """The paths under ``/tmp`` that the step's environment names (the
         worker's, unless the step's own variables replace one that named them)."""
         dirs = self.env_dirs
         if step_env and dirs and any(named_in(self.base_env.get(k, "")) for k in step_env):

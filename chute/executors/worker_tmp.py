@@ -44,9 +44,9 @@ inputs, secrets scrubbing: tests put them in temporary directories). A host path
 ``/tmp`` that the *step* is handed (its step directory, a path in its argv, script or
 environment: ``sandbox``'s re-shared paths) is bound into the scratch at its own path:
 the directory holding the step directories once for all the steps there
-(:meth:`PrivateTmp.keep`: a run's steps, when a chute home is under ``/tmp``), a
-directory right below ``/tmp`` that the controller's environment names once for the
-worker (:mod:`chute.executors.steady_binds`), any other for that step only
+(:meth:`PrivateTmp.keep`: a run's steps, when a chute home is under ``/tmp``), a path
+the controller's environment names once, held across steps
+(:mod:`chute.executors.steady_binds`), any other for that step only
 (:meth:`PrivateTmp.expose`, unmounted after it); rare outside tests.
 A step is looked at for such paths by a look (``faccessat``, no symlink followed) at each
 ``/tmp`` entry its texts name (:meth:`PrivateTmp.handed`); only if one exists does
