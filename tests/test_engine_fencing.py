@@ -16,6 +16,7 @@ from chute.engine.nodes import node_id
 from chute.engine.submit import submit
 from chute.executors.local import LocalExecutor
 from chute.spec.loader import load_documents
+from chute.store import leases
 from chute.store import queries as q
 from chute.store.db import open_store
 from chute.store.models import StepExecutionRow
@@ -117,7 +118,7 @@ def test_a_duplicate_launch_drops_the_run_without_crashing(chute_home, tmp_path,
         assert ctl.adopt(row.uid) and ctl.adopt(other.uid)
         t1 = node_id("fence", "fence.t1")
         with store.write() as s:  # someone launched t1 attempt 0 already
-            q.record_launches(s, "someone", [(row.uid, t1, 0)], time.time())
+            leases.record_launches(s, "someone", [(row.uid, t1, 0)], time.time())
         with caplog.at_level(logging.WARNING, logger="chute.engine"):
             ctl.run_until_done([other.uid], timeout=30)  # the other run goes on
             for _ in range(5):
@@ -152,7 +153,7 @@ def test_the_fence_reads_the_lease_and_renews_it_only_past_half_its_time(chute_h
 
     def fence(at: float) -> tuple[set[str], float, float]:
         with store.write_conn() as c:
-            held = q.fence_workflows(c, "me", [mine.uid, theirs.uid], at, ttl)
+            held = leases.fence_workflows(c, "me", [mine.uid, theirs.uid], at, ttl)
         with store.read() as s:
             return (held, q.find_workflow(s, mine.uid).lease_expires_at,
                     q.find_workflow(s, theirs.uid).lease_expires_at)

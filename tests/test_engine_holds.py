@@ -20,6 +20,7 @@ from chute.engine.nodes import Node
 from chute.engine.state import Decisions
 from chute.engine.submit import submit
 from chute.spec.loader import load_resource
+from chute.store import leases
 from chute.store import queries as q
 from chute.store.db import open_store
 from tests.test_engine_early_launch import Watching, drive, journaled, run_doc, steal_at_t3
@@ -155,7 +156,7 @@ def test_a_run_lost_while_held_is_let_go_of(store):
         ctl.close()
         executor.close()
     with store.read() as s:
-        launched = q.launched_attempts(s, [(row.uid, nid, 0) for nid in held])
+        launched = leases.launched_attempts(s, [(row.uid, nid, 0) for nid in held])
     assert not launched  # what was held was never written
 
 
@@ -171,7 +172,7 @@ def test_close_commits_what_is_held(store):
         executor.close()
     assert ctl.held_for() is None
     with store.read() as s:
-        launched = {nid for _, nid, _ in q.launched_attempts(
+        launched = {nid for _, nid, _ in leases.launched_attempts(
             s, [(row.uid, nid, 0) for nid in held])}
         phases = {n.node_id: n.phase for n in q.nodes_of(s, row.uid)}
         wf = q.get_workflow(s, row.uid)

@@ -69,7 +69,7 @@ def test_killed_controller_is_adopted_and_no_step_runs_twice(tmp_path):
 def test_second_controller_refuses_to_start(tmp_path):
     env = _env(tmp_path / "home")
     from chute.config import load_settings
-    from chute.store import queries as q
+    from chute.store import leases
     from chute.store.db import open_store
 
     first = _chute("controller", env=env)
@@ -78,7 +78,7 @@ def test_second_controller_refuses_to_start(tmp_path):
         deadline = time.monotonic() + 60
         while True:  # until the first one holds the lease
             with store.read() as s:
-                if q.lease_holder(s, "controller", time.time()) is not None:
+                if leases.lease_holder(s, "controller", time.time()) is not None:
                     break
             assert first.poll() is None and time.monotonic() < deadline
             time.sleep(0.1)

@@ -158,15 +158,15 @@ def test_a_second_launch_of_the_same_attempt_cannot_commit(store):
 
     from sqlalchemy.exc import IntegrityError
 
-    from chute.store import queries as q
+    from chute.store import leases
 
     uid = _pending(store, 1)[0]
     with store.write_conn() as conn:
-        q.record_launches(conn, "worker-a", [(uid, "n1", 0)], time.time())
+        leases.record_launches(conn, "worker-a", [(uid, "n1", 0)], time.time())
     with pytest.raises(IntegrityError), store.write_conn() as conn:
-        q.record_launches(conn, "worker-b", [(uid, "n2", 0), (uid, "n1", 0)], time.time())
+        leases.record_launches(conn, "worker-b", [(uid, "n2", 0), (uid, "n1", 0)], time.time())
     with store.write_conn() as conn:  # the next attempt is a new launch
-        q.record_launches(conn, "worker-b", [(uid, "n1", 1)], time.time())
+        leases.record_launches(conn, "worker-b", [(uid, "n1", 1)], time.time())
     from sqlalchemy import select
 
     from chute.store.models import StepExecutionRow
@@ -185,12 +185,13 @@ def test_claims_skip_what_another_worker_is_claiming(store):
     import threading
     import time
 
+    from chute.store import leases
     from chute.store import queries as q
 
     uids = _pending(store, 4)
     got: dict[str, list[str]] = {}
     with store.write() as s:
-        got["a"] = q.claim_workflows(s, "worker-a", time.time(), 15, limit=2)
+        got["a"] = leases.claim_workflows(s, "worker-a", time.time(), 15, limit=2)
         t = threading.Thread(target=lambda: got.__setitem__("b", _claim(store, "worker-b")))
         t0 = time.monotonic()
         t.start()
@@ -212,10 +213,10 @@ def test_claims_skip_what_another_worker_is_claiming(store):
 def _claim(store, owner: str) -> list[str]:
     import time
 
-    from chute.store import queries as q
+    from chute.store import leases
 
     with store.write() as s:
-        return q.claim_workflows(s, owner, time.time(), 15, limit=8)
+        return leases.claim_workflows(s, owner, time.time(), 15, limit=8)
 
 
 def test_workers_stop_when_their_parent_dies(tmp_path):

@@ -9,6 +9,7 @@ from sqlalchemy import text
 
 from chute.config import load_settings
 from chute.errors import LeaseHeldError
+from chute.store import leases
 from chute.store import queries as q
 from chute.store.db import current_revision, head_revision, open_store
 from chute.store.models import WorkflowRow
@@ -70,20 +71,20 @@ def test_workflow_lease_is_exclusive_until_it_expires(store):
         q.create_workflow(s, _wf("w", "u2"))
     now = time.time()
     with store.write() as s:
-        assert q.claim_workflow(s, "u2", "ctl-1", now, 10)
+        assert leases.claim_workflow(s, "u2", "ctl-1", now, 10)
     with store.write() as s:
-        assert not q.claim_workflow(s, "u2", "ctl-2", now + 1, 10)
-        assert q.claimable_workflows(s, now + 1) == []
+        assert not leases.claim_workflow(s, "u2", "ctl-2", now + 1, 10)
+        assert leases.claimable_workflows(s, now + 1) == []
     with store.write() as s:  # expired: a later controller adopts it
-        assert q.claim_workflow(s, "u2", "ctl-2", now + 11, 10)
-        assert q.renew_workflow_leases(s, "ctl-1", ["u2"], now + 12, 10) == set()
+        assert leases.claim_workflow(s, "u2", "ctl-2", now + 11, 10)
+        assert leases.renew_workflow_leases(s, "ctl-1", ["u2"], now + 12, 10) == set()
 
 
 def test_second_controller_is_refused_naming_the_holder(store):
     with store.write() as s:
-        q.acquire_lease(s, "controller", "ctl-1", time.time(), 15)
+        leases.acquire_lease(s, "controller", "ctl-1", time.time(), 15)
     with pytest.raises(LeaseHeldError, match="lease held by pid"), store.write() as s:
-        q.acquire_lease(s, "controller", "ctl-2", time.time(), 15)
+        leases.acquire_lease(s, "controller", "ctl-2", time.time(), 15)
 
 
 def test_head_revision_agrees_with_alembic():

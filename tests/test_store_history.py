@@ -21,6 +21,7 @@ def test_claim_and_list_queries_use_indexes(chute_home):
 
     from chute.config import load_settings
     from chute.server.runs_view import list_runs
+    from chute.store import leases
     from chute.store import queries as q
     from chute.store.db import open_store
 
@@ -36,7 +37,7 @@ def test_claim_and_list_queries_use_indexes(chute_home):
 
     event.listen(store.engine, "before_cursor_execute", capture)
     with store.write() as s:
-        q.claim_workflows(s, "me", time.time(), 15, 8)
+        leases.claim_workflows(s, "me", time.time(), 15, 8)
     with store.read() as s:
         list_runs(s, limit=50)
         list_runs(s, phases=["Running"], limit=50)

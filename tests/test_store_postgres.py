@@ -8,6 +8,7 @@ import pytest
 
 from chute.config import load_settings
 from chute.errors import LeaseHeldError
+from chute.store import leases
 from chute.store import queries as q
 from chute.store.db import current_revision, head_revision, open_store
 from tests.fixtures.postgres import postgres_server, postgres_url  # noqa: F401
@@ -51,9 +52,9 @@ def test_migrations_journal_and_leases_on_postgres(pg_store):
     with store.read() as s:
         assert len(q.events_of(s, "u")) == 1
     with store.write() as s:
-        q.acquire_lease(s, "controller", "one", time.time(), 15)
+        leases.acquire_lease(s, "controller", "one", time.time(), 15)
     with pytest.raises(LeaseHeldError), store.write() as s:
-        q.acquire_lease(s, "controller", "two", time.time(), 15)
+        leases.acquire_lease(s, "controller", "two", time.time(), 15)
 
 
 def test_a_workflow_runs_on_postgres(pg_store):

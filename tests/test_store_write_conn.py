@@ -16,7 +16,7 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from chute.config import load_settings
-from chute.store import checkpoint
+from chute.store import checkpoint, leases
 from chute.store import queries as q
 from chute.store.db import open_store
 from chute.store.models import EventRow, StepExecutionRow, WorkflowRow
@@ -94,10 +94,10 @@ def test_a_duplicate_launch_raises_sqlalchemys_integrity_error_and_writes_nothin
                                          phase="Running", created_at=time.time(),
                                          suspended=False, labels={}, outputs={}))
     with store.write_conn() as conn:
-        q.record_launches(conn, "me", [("u", "n", 0)], time.time())
+        leases.record_launches(conn, "me", [("u", "n", 0)], time.time())
     with pytest.raises(IntegrityError), store.write_conn() as conn:
         q.record_events(conn, [_event(1)])
-        q.record_launches(conn, "me", [("u", "n", 1), ("u", "n", 0)], time.time())
+        leases.record_launches(conn, "me", [("u", "n", 1), ("u", "n", 0)], time.time())
     assert _events(store) == []
     with store.read() as s:
         assert s.scalars(select(StepExecutionRow.attempt)).all() == [0]

@@ -118,10 +118,10 @@ def _supervise(ctl, n: int, stop: threading.Event) -> None:
 
 
 def _check_parent(store, owner: str) -> None:
-    from chute.store import queries as q
+    from chute.store import leases
 
     with store.read() as s:
-        holder = q.lease_holder(s, "controller", time.time())
+        holder = leases.lease_holder(s, "controller", time.time())
     if holder is None or holder.owner != owner:
         raise LeaseHeldError("--worker-of: this worker's controller does not hold the "
                              "controller lease (workers are started by `chute controller "

@@ -102,7 +102,7 @@ def submit_cmd(
     from chute.engine.submit import store_template, submit_once
     from chute.spec.loader import load_documents, load_file
     from chute.spec.models import ClusterWorkflowTemplate, Workflow, WorkflowTemplate
-    from chute.store import queries as q
+    from chute.store import leases
 
     docs = load_documents(sys.stdin.buffer.read(), "<stdin>") if file == "-" else load_file(file)
     if client := backend.remote():  # CHUTE_SERVER: the server runs it; we only poll
@@ -123,7 +123,7 @@ def submit_cmd(
     overrides = _params(parameter)
     block = wait or watch
     with store.read() as s:
-        standalone = q.lease_holder(s, "controller", time.time()) is not None
+        standalone = leases.lease_holder(s, "controller", time.time()) is not None
     owner = _owner_id() if block and not standalone else None
     submitted = [submit_once(store, wf, overrides, owner=owner, source=file,
                              lease_ttl=lease_ttl(), idempotency_key=idempotency_key)
@@ -173,13 +173,14 @@ def _wait_adopting(store, settings, uid: str) -> str:
     its final phase."""
     from chute.engine.controller import Controller, _owner_id
     from chute.executors.python import PythonExecutor
+    from chute.store import leases
     from chute.store import queries as q
 
     while True:
         now = time.time()
         with store.read() as s:
             row = q.get_workflow(s, uid)
-            standalone = q.lease_holder(s, "controller", now) is not None
+            standalone = leases.lease_holder(s, "controller", now) is not None
         if row.phase in ("Succeeded", "Failed", "Error"):
             break
         free = row.lease_owner is None or (row.lease_expires_at or 0) < now

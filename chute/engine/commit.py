@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.exc import IntegrityError
 
 from chute.engine.pod import LaunchRequest
+from chute.store import leases
 from chute.store import queries as q
 from chute.store.db import Store
 
@@ -36,7 +37,7 @@ def commit_decisions(store: Store, owner: str, ttl: float, decisions: list[tuple
     while True:
         try:
             with store.write_conn() as s:
-                held = q.fence_workflows(s, owner, sorted(written - set(dropped)), now, ttl)
+                held = leases.fence_workflows(s, owner, sorted(written - set(dropped)), now, ttl)
                 for uid in written - set(dropped) - held:
                     dropped[uid] = LOST
                 write_decisions(s, owner, [(r, d) for r, d in decisions if r.uid not in dropped],
@@ -46,21 +47,21 @@ def commit_decisions(store: Store, owner: str, ttl: float, decisions: list[tuple
             attempts = [(r.uid, req.node_id, req.attempt) for r, req in starting
                         if r.uid not in dropped]
             with store.read() as s:
-                dup = {u for u, _, _ in q.launched_attempts(s, attempts)}
+                dup = {u for u, _, _ in leases.launched_attempts(s, attempts)}
             # a conflict we cannot pin on a launch: leave all the runs to a replay
             bad = dup or (written - set(dropped))
             for uid in bad:
                 dropped[uid] = DUPLICATE
             with store.write() as s:  # ours still: given back, re-adopted by replay
                 for uid in bad:
-                    q.release_workflow_lease(s, uid, owner)
+                    leases.release_workflow_lease(s, uid, owner)
 
 
 def write_decisions(s, owner: str, decisions: list[tuple[Run, Any]],
                     starting: list[tuple[Run, LaunchRequest]], now: float) -> None:
     """The writes of one commit, in the caller's transaction ``s``."""
     # unique (run, node, attempt): a second launch of an attempt cannot commit
-    q.record_launches(s, owner, [(r.uid, req.node_id, req.attempt) for r, req in starting],
+    leases.record_launches(s, owner, [(r.uid, req.node_id, req.attempt) for r, req in starting],
                       now)
     for run, d in decisions:
         q.write_node_objects(s, run.uid, d.new_nodes, d.changed_nodes)

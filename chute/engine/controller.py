@@ -49,6 +49,7 @@ from chute.engine.state_format import check_replayable
 from chute.engine.step_io import outcome_of
 from chute.errors import ChuteError, IncompatibleRunError, LeaseHeldError
 from chute.executors import base as X
+from chute.store import leases
 from chute.store import queries as q
 from chute.store.db import Store
 
@@ -163,7 +164,7 @@ class Controller(Leases, Launches, HeldCommits):
             return True
         now = self.clock()
         with self.store.write() as s:
-            if not q.claim_workflow(s, uid, self.owner, now, self.lease_ttl):
+            if not leases.claim_workflow(s, uid, self.owner, now, self.lease_ttl):
                 return False
             row = q.find_workflow(s, uid)
             assert row is not None
@@ -217,10 +218,10 @@ class Controller(Leases, Launches, HeldCommits):
         cannot replay is refused by name (logged once, kept in ``refused``, its lease given
         back) and the others go on."""
         with self.store.read() as s:  # most passes find nothing: take no write lock then
-            if not set(q.claimable_workflows(s, self.clock())) - set(self.refused):
+            if not set(leases.claimable_workflows(s, self.clock())) - set(self.refused):
                 return []
         with self.store.write() as s:
-            uids = q.claim_workflows(s, self.owner, self.clock(), self.lease_ttl, limit,
+            uids = leases.claim_workflows(s, self.owner, self.clock(), self.lease_ttl, limit,
                                      exclude=list(self.refused))
         if uids:
             crash_point("serve.claimed")
@@ -233,7 +234,7 @@ class Controller(Leases, Launches, HeldCommits):
                 self.refused[uid] = exc
                 log.error("not adopting: %s", exc)
                 with self.store.write() as s:
-                    q.release_workflow_lease(s, uid, self.owner)
+                    leases.release_workflow_lease(s, uid, self.owner)
         return adopted
 
     # -- the driver loop ---------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 
 from chute.engine.crashpoints import crash_point
-from chute.store import queries as q
+from chute.store import leases
 
 
 class Leases:
@@ -20,7 +20,7 @@ class Leases:
     def acquire_controller_lease(self) -> None:
         """Become *the* standalone controller, or raise LeaseHeldError (R-4)."""
         with self.store.write() as s:
-            q.acquire_lease(s, "controller", self.owner, self.clock(), self.lease_ttl)
+            leases.acquire_lease(s, "controller", self.owner, self.clock(), self.lease_ttl)
         self.named_lease = "controller"
         crash_point("serve.lease_acquired")
 
@@ -44,8 +44,8 @@ class Leases:
             uids = list(self.runs)
         now = self.clock()
         with self.store.write() as s:
-            held = q.renew_workflow_leases(s, self.owner, uids, now, self.lease_ttl)
-            if self.named_lease and not q.renew_lease(s, self.named_lease, self.owner, now,
+            held = leases.renew_workflow_leases(s, self.owner, uids, now, self.lease_ttl)
+            if self.named_lease and not leases.renew_lease(s, self.named_lease, self.owner, now,
                                                       self.lease_ttl):
                 self.named_lease = None
         crash_point("lease.renewed")
@@ -63,7 +63,7 @@ class Leases:
             self._heart.join(timeout=5)
         with self.store.write() as s:
             for uid in list(self.runs):
-                q.release_workflow_lease(s, uid, self.owner)
+                leases.release_workflow_lease(s, uid, self.owner)
             if self.named_lease:
-                q.release_lease(s, self.named_lease, self.owner)
+                leases.release_lease(s, self.named_lease, self.owner)
         crash_point("lease.released")

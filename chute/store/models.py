@@ -35,7 +35,7 @@ class WorkflowRow(Base):
     """One submitted Workflow: its resource, arguments, phase and the controller lease."""
 
     __tablename__ = "workflows"
-    # covers the controller's fence (queries.fence_workflows; migration 0010)
+    # covers the controller's fence (leases.fence_workflows; migration 0010)
     __table_args__ = (Index("ix_workflows_lease", "uid", "lease_owner", "lease_expires_at"),)
 
     uid: Mapped[str] = mapped_column(String(64), primary_key=True)
