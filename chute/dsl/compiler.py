@@ -25,7 +25,8 @@ The output is plain Argo, runnable by chute's engine and by Argo on Kubernetes:
   annotation ``chute.dev/cache-key`` instead, which only the local engine reads: it adds
   the input artifacts' content digests to the key. Steps without outputs are not cached
   (Argo caches outputs only);
-* control flow as described in :mod:`chute.dsl.control`.
+* control flow as described in :mod:`chute.dsl.control`; how a task reads a channel, and
+  how a value reaches a loop body, in :mod:`chute.dsl.references`.
 
 Wiring errors are raised while the pipeline function runs; a cycle through ``.after()`` is
 found here, and reported at the line of the ``.after()`` call that closed it.
@@ -41,19 +42,13 @@ from typing import Any
 
 import yaml
 
-from chute.dsl.channels import (
-    Channel,
-    Condition,
-    LoopItem,
-    PipelineParam,
-    TaskOutput,
-    WorkflowVariable,
-)
+from chute.dsl.channels import Channel
 from chute.dsl.component import PipelineTask
-from chute.dsl.context import Guard, Scope
-from chute.dsl.control import Collected, ParallelFor
+from chute.dsl.context import Scope
+from chute.dsl.control import ParallelFor
 from chute.dsl.errors import PipelineError
 from chute.dsl.pipeline import Pipeline
+from chute.dsl.references import ChannelReferences, tag
 from chute.dsl.script import ART_IN_DIR, ART_OUT_DIR, PARAM_OUT_DIR, build_source, code_digest
 from chute.dsl.types import encode_constant
 from chute.spec.annotations import LOCAL_CACHE_KEY, LOCAL_CACHE_NAME
@@ -65,7 +60,7 @@ RAW_ARCHIVE = ("Metrics", "ClassificationMetrics", "HTML", "Markdown")
 _TASK_REF = re.compile(r"\{\{tasks\.([A-Za-z0-9-]+)\.")
 
 
-class _Compiler:
+class _Compiler(ChannelReferences):
     def __init__(self, pipe: Pipeline, kind: str):
         self.pipe = pipe
         self.kind = kind
@@ -89,71 +84,6 @@ class _Compiler:
             name = f"{base}-{n}"
         self._tnames.add(name)
         return name
-
-    # ---- references -------------------------------------------------------------------
-
-    def ref(self, ch: Channel, scope: Scope) -> str:
-        """The Argo expression for ``ch`` inside the DAG template of ``scope``."""
-        kind = "artifacts" if ch.is_artifact else "parameters"
-        if isinstance(ch, PipelineParam):
-            return tag(f"workflow.parameters.{ch.name}")
-        if isinstance(ch, WorkflowVariable):
-            return tag(ch.expression)
-        if isinstance(ch, Collected):
-            loop = ch.channel.home().loop
-            if loop.scope is scope:
-                name = self._export(loop, ch.channel)
-                return tag(f"tasks.{loop.name}.outputs.parameters.{name}")
-        elif isinstance(ch, TaskOutput):
-            if self.b.exit_task is ch.task:
-                raise PipelineError(f"the output of the exit task '{ch.task.name}' cannot be "
-                                    "used by other tasks", ch.task.location)
-            if ch.task.scope is scope:
-                return tag(f"tasks.{ch.task.name}.outputs.{kind}.{ch.name}")
-        elif isinstance(ch, LoopItem) and ch.loop.body is scope:
-            name = _input_name(ch)
-            self.item_inputs.setdefault(id(ch.loop), {})[name] = ch.key
-            return tag(f"inputs.parameters.{name}")
-        if scope.parent is None:
-            raise AssertionError(f"unresolvable channel {ch!r}")  # checked at wiring time
-        name = _input_name(ch)
-        self.passed.setdefault(id(scope), {})[name] = ch
-        return tag(f"inputs.{kind}.{name}")
-
-    def _export(self, loop: ParallelFor, ch: Channel) -> str:
-        if not (isinstance(ch, TaskOutput) and ch.task.scope is loop.body):
-            raise PipelineError(f"Collected({ch.describe()}): the task must be directly in "
-                                f"the body of '{loop.name}' (not in a nested loop)")
-        name = f"{ch.task.name}-{ch.name}"
-        self.exports.setdefault(id(loop), {})[name] = ch
-        return name
-
-    def operand(self, value: Any, scope: Scope, quoted: bool) -> str:
-        if isinstance(value, Channel):
-            text = self.ref(value, scope)
-        else:
-            text = encode_constant(value)
-            if quoted and "'" in text:
-                raise PipelineError(f"a condition constant cannot contain a quote: {value!r}")
-        return f"'{text}'" if quoted else text
-
-    def condition(self, cond: Condition, scope: Scope) -> str:
-        numeric = any(
-            (isinstance(v, Channel) and getattr(v.type, "kind", "") in ("int", "float"))
-            or (isinstance(v, (int, float)) and not isinstance(v, bool))
-            for v in (cond.left, cond.right))
-        return (f"{self.operand(cond.left, scope, not numeric)} {cond.op} "
-                f"{self.operand(cond.right, scope, not numeric)}")
-
-    def when(self, guards: tuple[Guard, ...], scope: Scope) -> str | None:
-        if not guards:
-            return None
-        parts = [(self.condition(g.condition, scope), g.positive) for g in guards]
-        if len(parts) == 1 and parts[0][1]:
-            return parts[0][0]
-        return " && ".join(f"({t})" if pos else f"!({t})" for t, pos in parts)
-
-    # ---- templates --------------------------------------------------------------------
 
     def component_template(self, task: PipelineTask) -> str:
         comp = task.component
@@ -392,22 +322,6 @@ class _Compiler:
         spec["templates"] = [root, *self.dag_templates, *self.comp_templates]
         return {"apiVersion": API_VERSION, "kind": self.kind, "metadata": metadata,
                 "spec": spec}
-
-
-def tag(expression: str) -> str:
-    """An Argo template tag: ``{{expression}}``."""
-    return "{{" + expression + "}}"
-
-
-def _input_name(ch: Channel) -> str:
-    if isinstance(ch, LoopItem):
-        return f"{ch.loop.name}-item" + (f"-{ch.key}" if ch.key else "")
-    if isinstance(ch, Collected):
-        inner = ch.channel
-        return f"collected-{inner.task.name}-{inner.name}"  # type: ignore[attr-defined]
-    if isinstance(ch, TaskOutput):
-        return f"{ch.task.name}-{ch.name}"
-    raise AssertionError(f"channel {ch!r} is never passed down")
 
 
 def _set_args(node: dict[str, Any], params: list, arts: list) -> None:
