@@ -4,6 +4,7 @@ Shape (an immutable plan, a pure state machine, one driver loop)::
 
     plan.py        the Workflow as plain Argo JSON + stored templates + global parameters
     state.py       RunState: events in (start, pod_finished, tick), Decisions out; no IO
+    node_tree.py call_nodes.py    RunState's node bookkeeping; the node a call makes
     frame.py       what waits for children (Frame), the parallelism Gate, exit hooks
     hooks.py       lifecycle hooks (``hooks.<name>`` with an expression): fire once when true
     steps.py dag.py retry.py root.py    one module per template kind / node kind

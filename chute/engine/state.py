@@ -18,7 +18,10 @@ was Running. A succeeded step never runs twice.
 The kinds of node live in modules of their own, each driven through this class: Pod nodes
 and the launch queue in :mod:`~chute.engine.pod_nodes`, memoize in :mod:`~chute.engine.memo`,
 Suspend nodes in :mod:`~chute.engine.suspend`, DAGs, steps, retries and the root in their
-frames (:mod:`~chute.engine.dag`, ``steps``, ``retry``, ``root``).
+frames (:mod:`~chute.engine.dag`, ``steps``, ``retry``, ``root``). Two mixins of this
+class hold what they all share: the node bookkeeping (creation, links, transitions, what
+is written) in :mod:`~chute.engine.node_tree`, and the node a call makes (its template
+run as the node of its kind) in :mod:`~chute.engine.call_nodes`.
 """
 
 from __future__ import annotations
@@ -31,12 +34,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chute.engine import phases as P
+from chute.engine.call_nodes import CallNodes
 from chute.engine.frame import Frame, Gate, exit_hook, template_kind  # noqa: F401 - re-exported
 from chute.engine.hooks import Lifecycle
 from chute.engine.memo import CacheLookup, Memo
-from chute.engine.nodes import Node, node_id
-from chute.engine.params import resolve_inputs
-from chute.engine.plan import Plan, TemplateScope
+from chute.engine.node_tree import MANY_CHILDREN, NodeTree
+from chute.engine.nodes import Node
+from chute.engine.plan import Plan
 from chute.engine.pod import LaunchRequest, PodOutcome
 from chute.engine.pod_nodes import Pods
 from chute.engine.suspend import Suspends
@@ -63,14 +67,7 @@ class Decisions:
                     or self.reattach or self.cancels or self.cache_writes or self.workflow)
 
 
-#: a node with this many children or more is not rewritten for each one (_children_due)
-MANY_CHILDREN = 128
-
-NODE_TYPE = {"container": P.POD, "script": P.POD, "dag": P.DAG, "steps": P.STEPS,
-             "suspend": P.SUSPEND}
-
-
-class RunState:
+class RunState(NodeTree, CallNodes):
     """The node tree of one workflow and the rules that move it forward."""
 
     def __init__(self, plan: Plan, *, now: float, recorded: Mapping[str, Node] | None = None,
@@ -270,131 +267,7 @@ class RunState:
         """Whether the workflow reached a final phase."""
         return self.phase in P.WF_TERMINAL
 
-    # -- node bookkeeping ------------------------------------------------------------------
-
-    def add_node(self, name: str, display: str, type_: str, *, template_name: str | None,
-                 boundary_id: str | None, parent: Node | None, inputs: dict | None = None,
-                 owner: Frame | None = None, link_parent: bool = True) -> Node:
-        """Create a node (or adopt its recorded twin) and register who waits for it."""
-        nid = node_id(self.plan.name, name)
-        rec = self.recorded.get(nid)
-        node = Node(id=nid, name=name, display_name=display, type=type_,
-                    template_name=template_name, boundary_id=boundary_id,
-                    parent_id=parent.id if parent else None, inputs=inputs or {},
-                    started_at=rec.started_at if rec and rec.started_at else self.now)
-        if rec is not None:
-            node.attempt = rec.attempt
-        self.nodes[nid] = node
-        if rec is None:
-            self._new[nid] = node
-        else:
-            self._dirty[nid] = node
-        if parent is not None and link_parent:
-            # a node is created once per run, so it cannot be a child already (and a
-            # membership test would make a 10,000-item loop quadratic)
-            parent.children.append(nid)
-            self._grow(parent)
-        if owner is not None:
-            self._owner[nid] = owner
-        return node
-
-    def started_before(self, name: str) -> bool:
-        """Whether node ``name`` existed in this run before a restart: it is in the
-        recorded nodes, and not merely as a row ``chute retry`` reset that nothing created
-        again since (Pending, never started: Argo's retry deletes such a node)."""
-        rec = self.recorded.get(node_id(self.plan.name, name))
-        return rec is not None and not (rec.phase == P.PENDING and rec.started_at is None)
-
-    def touch(self, node: Node) -> None:
-        """Mark a node for persisting."""
-        if node.id not in self._new:
-            self._dirty[node.id] = node
-
-    def link(self, parent: Node, child: Node) -> None:
-        """Add ``child`` to ``parent.children`` (Argo's graph edges), once.
-
-        Checked against a set, not the list: a task of a 10,000-task fan-out is linked to
-        the one task they all depend on, and a list scan would make that quadratic."""
-        edge = (parent.id, child.id)
-        if edge not in self._edges:
-            self._edges.add(edge)
-            parent.children.append(child.id)
-            self._grow(parent)
-
-    def _grow(self, parent: Node) -> None:
-        """``parent`` has a new child: to be persisted (when: :meth:`_children_due`)."""
-        if parent.id not in self._new:
-            if parent.id not in self._grown:
-                self._fresh.add(parent.id)
-            self._grown[parent.id] = parent
-            self._grew[parent.id] = self._grew.get(parent.id, 0) + 1
-
-    def unlink(self, parent: Node, child_id: str) -> None:
-        """Take back the link of a child made since the last drain (a DAG task hangs off
-        its dependencies, not off the DAG node it was created under). A parent left as
-        it was last written is not written again for it (a chain's DAG node, each step)."""
-        children = parent.children
-        if children and children[-1] == child_id:  # linked last, most often: no list scan
-            children.pop()
-        else:
-            try:
-                children.remove(child_id)
-            except ValueError:
-                return
-        left = self._grew.get(parent.id, 0) - 1
-        self._grew[parent.id] = left
-        if left <= 0 and parent.id in self._fresh:
-            self._fresh.discard(parent.id)
-            self._grown.pop(parent.id, None)
-
-    def _children_due(self, node: Node) -> bool:
-        """Whether a node whose only change is new children is written in this drain.
-
-        A short list is, every time. A long one (a fan-out's parent, a task thousands
-        depend on) gains children over hundreds of passes; writing it in each would cost
-        the list's length each time (JSON, and the row rewritten): quadratic in the
-        fan-out. It is written once its length doubled since the last write, once it
-        stopped growing (a pass added none), and when the run ends. Children are derived
-        (a replay links them again), so a restart loses nothing while one lags."""
-        n = len(node.children)
-        return (n < MANY_CHILDREN or not self._grew.get(node.id) or self.done
-                or n >= 2 * self._children_written.get(node.id, 0))
-
-    def transition(self, node: Node, phase: str, message: str | None = None) -> None:
-        """The one way a node's phase changes: checked, journaled, persisted."""
-        old = node.phase
-        if old == phase:
-            return
-        if phase not in P.ALLOWED.get(old, ()):
-            P.check_transition(node.id, old, phase)  # raises
-        self._events.append({
-            "transition_id": f"{self.plan.uid}/{node.id}/{node.attempt}/{phase}",
-            "workflow_uid": self.plan.uid, "node_id": node.id, "from_phase": old,
-            "to_phase": phase, "at": self.now, "message": message,
-        })
-        node.phase = phase
-        if self.lifecycle.open:  # its lifecycle hooks see the new status (hooks.py)
-            self.lifecycle.changed.add(node.id)
-        if message is not None:
-            node.message = message
-        if phase in P.TERMINAL:
-            node.finished_at = self.now
-            if phase in P.FAILED_OR_ERROR:  # workflow.failures (Failures.note's own test)
-                self.failed.note(node)
-        if node.id not in self._new:  # touch(), inline: every transition comes here
-            self._dirty[node.id] = node
-
-    def finish(self, node: Node, phase: str, message: str | None = None) -> None:
-        """Move a node to a final phase and notify the frame waiting for it."""
-        rec = self.recorded.get(node.id) if self.recorded else None
-        if rec is not None and P.is_terminal(rec.phase) and rec.phase != phase:
-            # replay: a node that ended before a restart keeps the end it had, even where
-            # the order of the replay would decide differently (a DAG's first failure)
-            phase, message = rec.phase, rec.message
-        self.transition(node, phase, message)
-        owner = self._owner.pop(node.id, None)
-        if owner is not None:
-            self._queue.append(lambda: owner.child_done(self, node))
+    # -- passes: the work queue, its budget, timers ----------------------------------------
 
     def run_later(self, fn: Callable[[], None]) -> None:
         """Queue work to run after the current step (keeps the stack flat)."""
@@ -453,80 +326,6 @@ class RunState:
             self._depth -= 1
         self._left = bool(self._front or self._queue)
         self._pump_pods()
-
-    # -- executing a call ------------------------------------------------------------------
-
-    def execute(self, *, name: str, display: str, call: Mapping[str, Any], scope: TemplateScope,
-                boundary_id: str | None, parent: Node | None, owner: Frame,
-                retry_attempt: int | None = None) -> Node:
-        """Run the template a step/task/root calls, as node ``name``; returns its node."""
-        try:
-            tmpl, tscope = self.plan.resolve(call, scope)
-        except ChuteError as exc:
-            return self.error_node(name, display, call.get("template"), boundary_id, parent,
-                                   owner, str(exc))
-        if tmpl.get("retryStrategy") and retry_attempt is None:
-            from chute.engine.retry import RetryFrame
-
-            return RetryFrame(self, name=name, display=display, call=call, tmpl=tmpl,
-                              scope=scope, boundary_id=boundary_id, parent=parent,
-                              owner=owner).node
-        known = self._kinds.get(id(tmpl))  # (template, its kind): pinned, as Pods._static
-        if known is None or known[0] is not tmpl:
-            known = self._kinds[id(tmpl)] = (tmpl, template_kind(tmpl))
-        kind = known[1]
-        tname = tmpl.get("name")
-        try:
-            inputs = resolve_inputs(tmpl, call.get("arguments"), self.globals)
-        except ChuteError as exc:
-            return self.error_node(name, display, tname, boundary_id, parent, owner, str(exc),
-                                   type_=NODE_TYPE.get(kind or "", P.POD))
-        if kind in ("container", "script"):
-            return self.pods.start(self, name, display, tmpl, inputs, boundary_id, parent,
-                                   owner, retry_attempt)
-        if kind == "dag":
-            from chute.engine.dag import DagFrame
-
-            return DagFrame(self, name, display, tmpl, tscope, inputs, boundary_id, parent,
-                            owner).node
-        if kind == "steps":
-            from chute.engine.steps import StepsFrame
-
-            return StepsFrame(self, name, display, tmpl, tscope, inputs, boundary_id, parent,
-                              owner).node
-        if kind == "suspend":
-            return self.suspends.start(self, name, display, tmpl, inputs, boundary_id, parent,
-                                       owner)
-        return self.error_node(name, display, tname, boundary_id, parent, owner,
-                               f"not supported locally: {kind} template {tname!r}")
-
-    def error_node(self, name: str, display: str, template_name: str | None,
-                   boundary_id: str | None, parent: Node | None, owner: Frame, message: str,
-                   type_: str = P.SKIPPED_TYPE) -> Node:
-        """A node that could not even start (bad reference, bad parameter): phase Error."""
-        node = self.add_node(name, display, type_, template_name=template_name,
-                             boundary_id=boundary_id, parent=parent, owner=owner)
-        self.finish(node, P.ERROR, message)
-        return node
-
-    def skip_node(self, name: str, display: str, call: Mapping[str, Any], scope: TemplateScope,
-                  boundary_id: str | None, parent: Node | None, owner: Frame, phase: str,
-                  message: str) -> Node:
-        """A Skipped (``when`` false) or Omitted (``depends`` false) node; its template's
-        output parameters take their ``valueFrom.default``, as Argo does."""
-        try:
-            tmpl, _ = self.plan.resolve(call, scope)
-        except ChuteError:
-            tmpl = {}
-        node = self.add_node(name, display, P.SKIPPED_TYPE, template_name=tmpl.get("name"),
-                             boundary_id=boundary_id, parent=parent, owner=owner)
-        defaults = [{"name": p["name"], "value": p["valueFrom"]["default"]}
-                    for p in ((tmpl.get("outputs") or {}).get("parameters") or [])
-                    if (p.get("valueFrom") or {}).get("default") is not None]
-        if defaults:
-            node.outputs = {"parameters": defaults}
-        self.finish(node, phase, message)
-        return node
 
     # -- suspend and resume (the Suspend nodes are suspend.py's) ---------------------------
 
