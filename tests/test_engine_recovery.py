@@ -182,6 +182,7 @@ def _random_kills(tmp_path, seed: int, kills: int, db_url: str | None,
 R1_CI_TRIALS = 30  # RELIABILITY R-1's CI figure (full: 500, CHUTE_FAULT_TRIALS heavy)
 
 
+@pytest.mark.timeout(900)  # ~60-150 s (150 at load 10): the default 300 s is near at hand
 def test_r1_thirty_trials(tmp_path, db_url):
     """R-1 at its CI figure: 30 runs of the 50-step DAG, each killed 1-3 times at seeded
     random moments (five runs at a time, each its own workflow; on SQLite each its own
