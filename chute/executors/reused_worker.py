@@ -32,8 +32,9 @@ exception's traceback on stderr and 1; a private ``/tmp``, empty at its start: t
 process made its own mount namespace at start and binds a scratch directory over
 ``/tmp`` once (:mod:`chute.executors.worker_tmp`: host paths under ``/tmp`` the step is
 handed are bound back in for that step, or across steps where the controller's
-environment names them: :mod:`chute.executors.steady_binds`); after the step what it left there is moved to
-``step_dir/root/tmp``, so the outputs are where a process step leaves them. Unlike a
+environment names them: :mod:`chute.executors.steady_binds`); after the step what it
+left there is moved to ``step_dir/root/tmp``, so the outputs are where a process step
+leaves them. Unlike a
 process step without private paths (which sees the host's), every step here gets the
 private ``/tmp``, as in its container. A step whose private paths
 need more than that (another top, volumes, a new root) never comes here: the pool sends
