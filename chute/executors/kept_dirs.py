@@ -135,3 +135,15 @@ def missing(path: str) -> list[str]:
         out.append(path)
         path = os.path.dirname(path)
     return out[::-1]
+
+
+def remove_mount_point(path: str) -> None:
+    """Remove a mount point made for a bind, once unmounted, if nothing was put in it (an
+    empty directory, or an empty file); else leave it (a step wrote there)."""
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            os.rmdir(path)
+        elif os.path.getsize(path) == 0:
+            os.unlink(path)
+    except OSError:
+        pass

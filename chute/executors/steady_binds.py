@@ -33,6 +33,7 @@ import os
 
 from chute.executors import mounts
 from chute.executors.dirwatch import DirWatch
+from chute.executors.kept_dirs import remove_mount_point
 from chute.executors.sandbox import exposed_part, outermost
 
 
@@ -161,13 +162,7 @@ class SteadyBinds:
                 self.failed = True  # the step's view is not as it should be: retire
                 return
         if held.made:
-            try:
-                if os.path.isdir(mp) and not os.path.islink(mp):
-                    os.rmdir(mp)
-                elif os.path.getsize(mp) == 0:
-                    os.unlink(mp)
-            except OSError:
-                pass  # the step's: moved out with the rest of its /tmp
+            remove_mount_point(mp)  # (else the step's: moved out with the rest of its /tmp)
         for d in reversed(held.skeleton):
             try:
                 os.rmdir(d)

@@ -68,7 +68,7 @@ import tempfile
 
 from chute.executors import mounts
 from chute.executors.dirwatch import DirWatch
-from chute.executors.kept_dirs import KeptStepDirs, missing
+from chute.executors.kept_dirs import KeptStepDirs, missing, remove_mount_point
 from chute.executors.steady_binds import SteadyBinds
 from chute.executors.tmp_paths import PLAIN, named_in
 
@@ -303,13 +303,7 @@ class PrivateTmp(KeptStepDirs, SteadyBinds):
                 ok = False
         self.mounts.clear()
         for path in reversed(self.skeleton):
-            try:
-                if os.path.isdir(path) and not os.path.islink(path):
-                    os.rmdir(path)
-                elif os.path.getsize(path) == 0:
-                    os.unlink(path)
-            except OSError:
-                pass  # not empty: the step wrote there, keep it
+            remove_mount_point(path)  # (not empty: the step wrote there, kept)
         self.skeleton.clear()
         return ok
 
