@@ -11,6 +11,7 @@ Shape (an immutable plan, a pure state machine, one driver loop)::
     pod.py         container and script templates: LaunchRequest, outputs from results
     calls.py loops.py params.py vars.py outputs.py    substitution, loops, inputs, outputs
     controller.py  the only IO: store commits (before acting), executor, leases, adoption
+    adoption.py leases.py launches.py holds.py    the controller's mixins
     submit.py      validate + refuse what the local runtime cannot honour + write the row
     control.py     suspend / resume / stop / terminate / retry / resubmit requests
     state_format.py  which recorded runs this build can replay (IncompatibleRunError)
