@@ -33,7 +33,7 @@ import os
 
 from chute.executors import mounts
 from chute.executors.dirwatch import DirWatch
-from chute.executors.kept_dirs import remove_mount_point
+from chute.executors.kept_dirs import missing, remove_mount_point
 from chute.executors.sandbox import exposed_part, outermost
 
 
@@ -104,8 +104,9 @@ class SteadyBinds:
         if kept is not None and kept.startswith(path + "/"):
             self.unkeep()
         mp = self.scratch + path[4:]
-        skeleton = _missing_dirs(os.path.dirname(mp), self.scratch)
-        if skeleton is None:
+        parent = os.path.dirname(mp)
+        skeleton = missing(parent)
+        if (os.path.dirname(skeleton[0]) if skeleton else parent) != self.scratch:
             return  # its entry of /tmp is there already (not ours to watch): per step
         for d in skeleton:
             os.mkdir(d)
@@ -169,12 +170,3 @@ class SteadyBinds:
             except OSError:
                 break  # not empty: the step made something there (moved out likewise)
 
-
-def _missing_dirs(path: str, scratch: str) -> list[str] | None:
-    """The directories to make for ``path`` in ``scratch``, outermost first; None if
-    some are missing below one that exists (an entry of ``/tmp`` already there)."""
-    out = []
-    while path != scratch and not os.path.lexists(path):
-        out.append(path)
-        path = os.path.dirname(path)
-    return out[::-1] if path == scratch else None
