@@ -169,4 +169,3 @@ class SteadyBinds:
                 os.rmdir(d)
             except OSError:
                 break  # not empty: the step made something there (moved out likewise)
-
